@@ -1,0 +1,101 @@
+"""Adam and AdamW.
+
+Adam (D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015) for a
+direction ``d`` at step ``t = 1, 2, …``, with the operation order of ``torch.optim.Adam``:
+
+1. ``d ← d + λ w``                          (Adam: coupled L2 decay, λ = weight_decay)
+2. ``m ← β1 m + (1 − β1) d``,  ``v ← β2 v + (1 − β2) d²``
+3. ``w ← w − (η / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)``
+
+AdamW (I. Loshchilov, F. Hutter, "Decoupled Weight Decay Regularization", ICLR 2019) skips
+step 1 and instead shrinks the weights first: ``w ← w (1 − η λ)``, as ``torch.optim.AdamW``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from sampy._checks import check_betas, check_real
+from sampy.optim.base import Oracle, per_point
+
+
+class AdamState(NamedTuple):
+    """Step count ``t`` and the moment estimates ``m`` and ``v``."""
+
+    count: int
+    m: np.ndarray
+    v: np.ndarray
+
+
+class Adam:
+    """Adam with coupled (L2) weight decay. One gradient per step."""
+
+    decoupled = False
+    grad_evals_per_step = 1
+
+    def __init__(
+        self,
+        lr: float | np.ndarray = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        check_real("lr", lr, 0.0, None, low_open=True)
+        check_betas(betas)
+        check_real("eps", eps, 0.0, None)
+        check_real("weight_decay", weight_decay, 0.0, None)
+        self.lr = lr
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self._lr = per_point(lr)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
+
+    def init(self, x: np.ndarray) -> AdamState:
+        """Zero moments, step count 0."""
+        return AdamState(count=0, m=np.zeros_like(x, dtype=float), v=np.zeros_like(x, dtype=float))
+
+    def update(
+        self, x: np.ndarray, d: np.ndarray, state: AdamState
+    ) -> tuple[np.ndarray, AdamState]:
+        """Move ``x`` using ``d`` in place of the gradient."""
+        beta1, beta2 = self.betas
+        lr = self._lr
+        count = state.count + 1
+        if self.weight_decay != 0:
+            if self.decoupled:
+                x = x * (1.0 - lr * self.weight_decay)
+            else:
+                d = d + self.weight_decay * x
+        # m + (1 − β1)(d − m) is the EMA written as torch's lerp computes it.
+        m = state.m + (1.0 - beta1) * (d - state.m)
+        v = state.v * beta2 + (1.0 - beta2) * (d * d)
+        step_size = lr / (1.0 - beta1**count)
+        denom = np.sqrt(v) / (1.0 - beta2**count) ** 0.5 + self.eps
+        return x - step_size * (m / denom), AdamState(count=count, m=m, v=v)
+
+    def step(self, x: np.ndarray, state: AdamState, oracle: Oracle) -> tuple[np.ndarray, AdamState]:
+        """One gradient, one update."""
+        return self.update(x, oracle.grad(x), state)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default λ = 0.01, as ``torch.optim.AdamW``)."""
+
+    decoupled = True
+
+    def __init__(
+        self,
+        lr: float | np.ndarray = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

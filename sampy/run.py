@@ -1,0 +1,146 @@
+"""Run an optimizer from many start points at once and record what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from sampy import functions
+from sampy.functions import TestFunction
+from sampy.optim.base import Optimizer, Oracle
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """What a run did, for every start point.
+
+    Attributes:
+        xs: points, shape ``(steps + 1, *batch, d)``; a diverged point stays frozen at its last
+            good position from the step it diverged on.
+        f: the function that was minimised (``losses`` evaluates it, once, on demand).
+        grad_evals: gradient evaluations the optimizer asked the oracle for (whole batch).
+        diverged_at: per start point, the first step whose iterate was non-finite or beyond
+            ``bound`` (-1 if it never diverged), shape ``batch``.
+        bound: the divergence bound on ``max_i |x_i|``.
+    """
+
+    xs: np.ndarray
+    f: Callable[[np.ndarray], np.ndarray]
+    grad_evals: int
+    diverged_at: np.ndarray
+    bound: float
+
+    @cached_property
+    def losses(self) -> np.ndarray:
+        """Loss at every point of ``xs``, shape ``(steps + 1, *batch)``.
+
+        Computed on first use in one vectorised call: a run that only needs the points (the
+        playground, the benchmarks) does not pay for the losses.
+        """
+        with np.errstate(all="ignore"):
+            return np.asarray(self.f(self.xs), dtype=float)
+
+    @property
+    def steps(self) -> int:
+        """Number of steps taken."""
+        return self.xs.shape[0] - 1
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Boolean per start point: did it diverge?"""
+        return self.diverged_at >= 0
+
+    @property
+    def final(self) -> np.ndarray:
+        """The last points, shape ``(*batch, d)``."""
+        return self.xs[-1]
+
+    @property
+    def final_loss(self) -> np.ndarray:
+        """The loss at the last points, shape ``batch``."""
+        return self.losses[-1]
+
+    def report(self) -> str:
+        """One line on divergence, for widgets and logs."""
+        n = self.diverged_at.size
+        k = int(np.count_nonzero(self.diverged))
+        if k == 0:
+            return f"{n} start point(s), none diverged"
+        first = int(self.diverged_at[self.diverged].min())
+        return f"{k} of {n} start point(s) diverged (first at step {first})"
+
+
+def _as_function(f: TestFunction | Callable | str) -> TestFunction | Callable:
+    if isinstance(f, str):
+        return functions.get(f)
+    if not callable(f):
+        raise ValueError(f"f must be a test function, a function name or a callable, got {f!r}")
+    return f
+
+
+def run(
+    optimizer: Optimizer,
+    f: TestFunction | Callable | str,
+    x0: np.ndarray,
+    steps: int,
+    *,
+    bound: float = 1e6,
+) -> Trajectory:
+    """Run ``optimizer`` on ``f`` from every start point in ``x0`` for ``steps`` steps.
+
+    Args:
+        optimizer: any ``sampy.optim`` optimizer (``init``/``step``).
+        f: a ``TestFunction``, a registered name (``"rosenbrock"``) or a batched
+            ``autograd.numpy`` callable (gradient by autograd).
+        x0: start points, shape ``(d,)`` or ``(*batch, d)``.
+        steps: number of steps (≥ 0).
+        bound: a point with a non-finite coordinate or ``max|x_i| > bound`` is marked diverged
+            and frozen; nothing raises.
+    """
+    f = _as_function(f)
+    x0 = np.array(x0, dtype=float)
+    if x0.ndim == 0:
+        raise ValueError("x0 must have shape (d,) or (*batch, d), got a scalar")
+    dim = getattr(f, "dim", None)
+    if dim is not None and x0.shape[-1] != dim:
+        raise ValueError(
+            f"x0 must have last dimension {dim} (the dimension of {f.name!r}), "
+            f"got shape {x0.shape}"
+        )
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if not bound > 0:
+        raise ValueError(f"bound must be > 0, got {bound!r}")
+    if not np.all(np.isfinite(x0)):
+        raise ValueError("x0 must be finite")
+
+    oracle = Oracle(f)
+    batch = x0.shape[:-1]
+    xs = np.empty((steps + 1, *x0.shape))
+    xs[0] = x0
+    diverged_at = np.full(batch, -1, dtype=int)
+    active = np.ones(batch, dtype=bool)
+    bound_sq = float(bound) ** 2
+    x, state = x0, optimizer.init(x0)
+    with np.errstate(all="ignore"):
+        for k in range(1, steps + 1):
+            x_new, state = optimizer.step(x, state, oracle)
+            # Cheap whole-batch test first: every |x_i| <= ‖x‖ <= bound if Σx² <= bound², and
+            # NaN/inf make the comparison False. Only then the exact per-point check.
+            if not np.vdot(x_new, x_new) <= bound_sq:
+                bad = ~(np.abs(x_new).max(axis=-1) <= bound)
+                newly = bad & active
+                diverged_at[newly] = k
+                active = active & ~bad
+                x_new = np.where(active[..., None], x_new, x)
+                if not active.any():
+                    xs[k:] = x_new
+                    break
+            xs[k] = x_new
+            x = x_new
+    return Trajectory(
+        xs=xs, f=f, grad_evals=oracle.calls, diverged_at=diverged_at, bound=bound
+    )
