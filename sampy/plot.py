@@ -1,0 +1,128 @@
+"""Matplotlib drawings of landscapes and trajectories, shared by the book and the playground.
+
+Every function draws into an ``Axes`` it is given (or a new one) and returns the artists it
+made, so a widget can update those artists instead of rebuilding the figure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm, Normalize
+
+from sampy.functions import TestFunction
+from sampy.run import Trajectory
+
+
+def grid(f: TestFunction, resolution: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, Y, Z)`` of a 2-D function on its plotting domain, one vectorised evaluation."""
+    if f.dim != 2:
+        raise ValueError(f"f must be 2-dimensional to draw its landscape, got dim={f.dim}")
+    (x0, x1), (y0, y1) = f.domain
+    X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    Z = np.asarray(f(np.stack([X, Y], axis=-1)), dtype=float)
+    return X, Y, Z
+
+
+def landscape(
+    f: TestFunction,
+    ax: Axes | None = None,
+    *,
+    resolution: int = 200,
+    levels: int = 30,
+    log: bool = False,
+    cmap: str = "viridis",
+    mark_minima: bool = True,
+    colorbar: bool = False,
+):
+    """Filled contours of ``f`` over its domain, with its known minima marked.
+
+    ``log=True`` colours by ``log(f − fmin + δ)``, which separates the levels near a minimum
+    (valleys such as Rosenbrock's are otherwise one colour).
+    """
+    ax = ax if ax is not None else plt.subplots(figsize=(5, 4))[1]
+    X, Y, Z = grid(f, resolution)
+    if log:
+        floor = np.nanmin(Z) if not np.isfinite(f.fmin) else f.fmin
+        # δ = 1e-6 of the range keeps log finite at the minimum and still resolves the valley.
+        shifted = Z - floor + 1e-6 * max(1.0, float(np.nanmax(Z) - floor))
+        norm = LogNorm(vmin=float(np.nanmin(shifted)), vmax=float(np.nanmax(shifted)))
+        contours = ax.contourf(
+            X, Y, shifted, levels=np.geomspace(norm.vmin, norm.vmax, levels), norm=norm, cmap=cmap
+        )
+    else:
+        norm = Normalize(vmin=float(np.nanmin(Z)), vmax=float(np.nanmax(Z)))
+        contours = ax.contourf(X, Y, Z, levels=levels, norm=norm, cmap=cmap)
+    if mark_minima and len(f.minima):
+        ax.plot(f.minima[:, 0], f.minima[:, 1], "w*", markersize=11, markeredgecolor="k")
+        for label, point in zip(f.minima_labels, f.minima, strict=False):
+            ax.annotate(label, point, textcoords="offset points", xytext=(6, 6), color="w")
+    if colorbar:
+        ax.figure.colorbar(contours, ax=ax)
+    ax.set_xlim(*f.domain[0])
+    ax.set_ylim(*f.domain[1])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    return contours
+
+
+def trajectories(
+    traj: Trajectory | np.ndarray,
+    ax: Axes,
+    *,
+    color: str | None = None,
+    label: str | None = None,
+    max_paths: int = 50,
+    linewidth: float = 1.5,
+) -> list:
+    """Draw the paths of a run (at most ``max_paths`` start points) with start and end marks.
+
+    Returns the artists: one line per path plus one scatter of end points, so callers can
+    ``set_data`` them later. The label goes on the first path only.
+    """
+    xs = traj.xs if isinstance(traj, Trajectory) else np.asarray(traj)
+    paths = xs.reshape(xs.shape[0], -1, xs.shape[-1])[:, :max_paths]
+    artists = []
+    for i in range(paths.shape[1]):
+        (line,) = ax.plot(
+            paths[:, i, 0],
+            paths[:, i, 1],
+            "-",
+            color=color,
+            linewidth=linewidth,
+            label=label if i == 0 else None,
+        )
+        color = line.get_color()
+        artists.append(line)
+    artists.append(ax.scatter(paths[0, :, 0], paths[0, :, 1], s=18, color=color, marker="o"))
+    artists.append(
+        ax.scatter(paths[-1, :, 0], paths[-1, :, 1], s=50, color=color, marker="X", edgecolor="k")
+    )
+    return artists
+
+
+def loss_curves(trajs: Sequence[Trajectory], labels: Sequence[str], ax: Axes) -> list:
+    """Mean loss over the start points against the step, one line per run."""
+    artists = []
+    for traj, label in zip(trajs, labels, strict=True):
+        mean = traj.losses.reshape(traj.losses.shape[0], -1).mean(axis=1)
+        artists += ax.plot(np.arange(mean.size), mean, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    return artists
+
+
+_FONT_AWESOME_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>\s*", re.IGNORECASE)
+
+
+def animation_html(anim, default_mode: str = "once") -> str:
+    """A kernel-free player (matplotlib's ``to_jshtml``) with no request leaving the page.
+
+    matplotlib's player links Font Awesome from a CDN for its button icons; the book's theme
+    already ships Font Awesome, so the link is dropped to keep the page fully offline.
+    """
+    return _FONT_AWESOME_LINK.sub("", anim.to_jshtml(default_mode=default_mode))
