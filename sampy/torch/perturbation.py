@@ -1,0 +1,98 @@
+"""The SAM ascent step in torch: the mirror of ``sampy.optim.perturbation``.
+
+Same functions, same order of operations, but over a list of parameter tensors instead of one
+array per point: every norm is **global** over all tensors of all parameter groups (one number
+for the whole model), computed with ``torch._foreach_*`` kernels and no host synchronisation
+(no ``.item()``, no Python branching on tensor values).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from sampy.optim.perturbation import dual_norm_exponent
+
+__all__ = ["dual_direction", "dual_norm_exponent", "lp_norm", "norm_ball_perturbation"]
+
+
+def _global(norms: tuple[Tensor, ...] | list[Tensor], p: float) -> Tensor:
+    """Combine per-tensor p-norms into the p-norm of all tensors together."""
+    return torch.linalg.vector_norm(torch.stack(list(norms)), ord=p)
+
+
+def lp_norm(us: list[Tensor], p: float) -> Tensor:
+    """``‖u‖_p`` over all tensors in ``us`` (a 0-dim tensor)."""
+    if p == 2 or p == 1 or math.isinf(p):
+        return _global(torch._foreach_norm(us, ord=p), p)
+    # Scale by the largest entry first so |u|^p cannot overflow for large p.
+    top = _global(torch._foreach_norm(us, ord=math.inf), math.inf)
+    safe = torch.where(top > 0, top, torch.ones_like(top))
+    return top * _global(torch._foreach_norm(torch._foreach_div(us, safe), ord=p), p)
+
+
+def dual_direction(
+    groups: list[list[Tensor]], p: float, radii: list[float], eps: float
+) -> list[list[Tensor]]:
+    """The maximiser of ``⟨ε, u⟩`` over ``‖ε‖_p ≤ radius``, the norm global over all groups.
+
+    ``groups[i]`` are the tensors of parameter group ``i`` and ``radii[i]`` its radius (ρ is a
+    per-group setting, as in davda54/sam; the normalising norm is shared by all groups).
+    """
+    us = [u for group in groups for u in group]
+    if p == 2:
+        norm = lp_norm(us, 2)
+        return [torch._foreach_mul(g, r / (norm + eps)) for g, r in zip(groups, radii, strict=True)]
+    if math.isinf(p):
+        return [
+            torch._foreach_mul(torch._foreach_sign(g), r)
+            for g, r in zip(groups, radii, strict=True)
+        ]
+    if p == 1:
+        top = lp_norm(us, math.inf)
+        ties = [[(u.abs() == top).to(u.dtype) for u in g] for g in groups]
+        count = _global(torch._foreach_norm([t for g in ties for t in g], ord=1), 1)
+        out = []
+        for g, t, r in zip(groups, ties, radii, strict=True):
+            signed = torch._foreach_mul(torch._foreach_sign(g), t)
+            out.append(torch._foreach_mul(signed, r / count))
+        return out
+    q = dual_norm_exponent(p)
+    qnorm = lp_norm(us, q) + eps
+    out = []
+    for g, r in zip(groups, radii, strict=True):
+        magnitude = torch._foreach_pow(torch._foreach_div(torch._foreach_abs(g), qnorm), q - 1.0)
+        out.append(torch._foreach_mul(torch._foreach_mul(torch._foreach_sign(g), magnitude), r))
+    return out
+
+
+def norm_ball_perturbation(
+    params: list[list[Tensor]],
+    grads: list[list[Tensor]],
+    rhos: list[float],
+    p: float = 2.0,
+    adaptive: list[bool] | None = None,
+    eta: list[float] | None = None,
+    eps: float = 1e-12,
+) -> list[list[Tensor]]:
+    """SAM's (or, per group, ASAM's) perturbation ε for every parameter tensor.
+
+    Mirrors ``sampy.optim.perturbation.norm_ball_perturbation``: without ``adaptive`` it is
+    ``dual_direction(g)``; with it, ``T = |w| + η`` and ``ε = T · dual_direction(T g)``.
+    """
+    adaptive = adaptive or [False] * len(params)
+    eta = eta or [0.0] * len(params)
+    scales = [
+        torch._foreach_add(torch._foreach_abs(ps), e) if a else None
+        for ps, a, e in zip(params, adaptive, eta, strict=True)
+    ]
+    us = [
+        gs if s is None else torch._foreach_mul(s, gs) for gs, s in zip(grads, scales, strict=True)
+    ]
+    directions = dual_direction(us, p, rhos, eps)
+    return [
+        d if s is None else torch._foreach_mul(s, d)
+        for d, s in zip(directions, scales, strict=True)
+    ]
