@@ -62,7 +62,9 @@ def check_bool(name: str, value: object) -> None:
 def check_betas(betas: object) -> None:
     """Adam's ``(beta1, beta2)``: two numbers in [0, 1)."""
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2) with entries in [0, 1), got {betas!r}")
+        raise ValueError(
+            f"betas must be a pair (beta1, beta2) with entries in [0, 1), got {betas!r}"
+        )
     check_real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
     check_real("betas[1]", betas[1], 0.0, 1.0, high_open=True)
 

@@ -107,8 +107,7 @@ def run(
     dim = getattr(f, "dim", None)
     if dim is not None and x0.shape[-1] != dim:
         raise ValueError(
-            f"x0 must have last dimension {dim} (the dimension of {f.name!r}), "
-            f"got shape {x0.shape}"
+            f"x0 must have last dimension {dim} (the dimension of {f.name!r}), got shape {x0.shape}"
         )
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -141,6 +140,4 @@ def run(
                     break
             xs[k] = x_new
             x = x_new
-    return Trajectory(
-        xs=xs, f=f, grad_evals=oracle.calls, diverged_at=diverged_at, bound=bound
-    )
+    return Trajectory(xs=xs, f=f, grad_evals=oracle.calls, diverged_at=diverged_at, bound=bound)

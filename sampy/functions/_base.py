@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import autograd
-import autograd.numpy as anp
 import numpy as np
 
 Gradient = Callable[[np.ndarray], np.ndarray]
