@@ -37,6 +37,8 @@ def check_real(
     rng = _describe_range(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, (Real, np.ndarray, np.generic)):
         raise ValueError(f"{name} must be a real number in {rng}, got {value!r}")
+    if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be real numbers in {rng}, got dtype {value.dtype}")
     arr = np.asarray(value, dtype=float)
     if np.any(np.isnan(arr)):
         raise ValueError(f"{name} must be a real number in {rng}, got {value!r}")

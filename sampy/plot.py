@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
 
 from sampy.functions import TestFunction
 from sampy.run import Trajectory
@@ -126,3 +128,57 @@ def animation_html(anim, default_mode: str = "once") -> str:
     already ships Font Awesome, so the link is dropped to keep the page fully offline.
     """
     return _FONT_AWESOME_LINK.sub("", anim.to_jshtml(default_mode=default_mode))
+
+
+def path_animation(
+    f: TestFunction,
+    paths: np.ndarray,
+    *,
+    fixed: np.ndarray | None = None,
+    titles: Sequence[str] | None = None,
+    labels: tuple[str, str] = ("fixed", "moving"),
+    figsize: tuple[float, float] = (5.6, 3.0),
+    dpi: int = 75,
+    interval: int = 700,
+    levels: int = 15,
+    log: bool = False,
+) -> FuncAnimation:
+    """A ``FuncAnimation`` whose frame ``i`` draws the path ``paths[:, i]`` over ``f``.
+
+    Made for sweeps: run one vectorised ``sampy.run`` with one setting per start point (for
+    example ``rho`` as an array) and animate over the settings; ``fixed`` (a path of shape
+    ``(steps + 1, 2)``, e.g. plain gradient descent) is drawn in every frame for comparison.
+    Pass the result to ``animation_html`` for a player that works without a kernel.
+
+    The figure is a bare ``matplotlib.figure.Figure``, not a pyplot one, so a notebook does
+    not also show the last frame as a stray static image. Its PNG frames are inlined in the
+    page: keep ``figsize``, ``dpi`` and the number of frames small.
+    """
+    paths = np.asarray(paths, dtype=float)
+    if paths.ndim != 3 or paths.shape[-1] != 2:
+        raise ValueError(f"paths must have shape (steps + 1, frames, 2), got {paths.shape}")
+    frames = paths.shape[1]
+    if titles is not None and len(titles) != frames:
+        raise ValueError(f"titles must have one entry per frame ({frames}), got {len(titles)}")
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    # Few contour levels: large flat colour areas compress well, and every frame is inlined.
+    landscape(f, ax, resolution=150, levels=levels, log=log)
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=float)
+        ax.plot(fixed[:, 0], fixed[:, 1], "--", color="white", linewidth=1.5, label=labels[0])
+        ax.plot(*fixed[-1], "X", color="white", markeredgecolor="k", markersize=8)
+    (line,) = ax.plot([], [], "-", color="tab:orange", linewidth=2, label=labels[1])
+    (end,) = ax.plot([], [], "X", color="tab:orange", markeredgecolor="k", markersize=9)
+    ax.plot(*paths[0, 0], "o", color="white", markeredgecolor="k", markersize=6)
+    ax.legend(loc="upper right", fontsize=8, facecolor="0.6")
+    title = ax.set_title("", fontsize=10)
+
+    def draw(i: int) -> list:
+        line.set_data(paths[:, i, 0], paths[:, i, 1])
+        end.set_data(paths[-1:, i, 0], paths[-1:, i, 1])
+        title.set_text(titles[i] if titles is not None else f"frame {i}")
+        return [line, end, title]
+
+    return FuncAnimation(fig, draw, frames=frames, interval=interval, blit=False)

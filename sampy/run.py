@@ -123,18 +123,21 @@ def run(
     diverged_at = np.full(batch, -1, dtype=int)
     active = np.ones(batch, dtype=bool)
     bound_sq = float(bound) ** 2
+    frozen = False
     x, state = x0, optimizer.init(x0)
     with np.errstate(all="ignore"):
         for k in range(1, steps + 1):
             x_new, state = optimizer.step(x, state, oracle)
             # Cheap whole-batch test first: every |x_i| <= ‖x‖ <= bound if Σx² <= bound², and
-            # NaN/inf make the comparison False. Only then the exact per-point check.
-            if not np.vdot(x_new, x_new) <= bound_sq:
+            # NaN/inf make the comparison False. Only then the exact per-point check, which
+            # also runs on every step once a point has diverged, to keep it frozen.
+            if frozen or not np.vdot(x_new, x_new) <= bound_sq:
                 bad = ~(np.abs(x_new).max(axis=-1) <= bound)
                 newly = bad & active
                 diverged_at[newly] = k
                 active = active & ~bad
                 x_new = np.where(active[..., None], x_new, x)
+                frozen = not active.all()
                 if not active.any():
                     xs[k:] = x_new
                     break

@@ -73,10 +73,12 @@ class SharpnessAware:
     grad_evals_per_step = 2
 
     def __init__(self, base: BaseOptimizer, ascent: AscentRule, descent: DescentRule) -> None:
-        if not isinstance(base, BaseOptimizer):
+        # A class passes the protocol check (it has the methods), so reject classes explicitly:
+        # torch users write base_optimizer=torch.optim.SGD; here the base is an instance.
+        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
             raise ValueError(
-                f"base must be a base optimizer with init/update/step (e.g. sampy.optim.SGD), "
-                f"got {base!r}"
+                f"base must be a base optimizer instance with init/update/step "
+                f"(e.g. sampy.optim.SGD(lr=0.01)), got {base!r}"
             )
         self.base = base
         self.ascent = ascent
