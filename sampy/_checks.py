@@ -6,7 +6,6 @@ messages are the same everywhere: they name the parameter, show the value and st
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import numpy as np
@@ -59,18 +58,3 @@ def check_bool(name: str, value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is a bool."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_betas(betas: object) -> None:
-    """Adam's ``(beta1, beta2)``: two numbers in [0, 1)."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(
-            f"betas must be a pair (beta1, beta2) with entries in [0, 1), got {betas!r}"
-        )
-    check_real("betas[0]", betas[0], 0.0, 1.0, high_open=True)
-    check_real("betas[1]", betas[1], 0.0, 1.0, high_open=True)
-
-
-def is_inf(p: float) -> bool:
-    """True for p = infinity (the l-infinity ball)."""
-    return math.isinf(p)

@@ -17,8 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sampy._checks import check_betas, check_real
 from sampy.optim.base import Oracle, per_point
+from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sgd import LR, WEIGHT_DECAY
 
 
 class AdamState(NamedTuple):
@@ -34,6 +35,20 @@ class Adam:
 
     decoupled = False
     grad_evals_per_step = 1
+    HYPERPARAMETERS = (
+        LR,
+        Hyper(
+            "betas",
+            (0.9, 0.999),
+            "EMA rates (β1, β2) of the moments",
+            0.0,
+            1.0,
+            high_open=True,
+            kind="pair",
+        ),
+        Hyper("eps", 1e-8, "added to √v in the denominator", 0.0, None),
+        WEIGHT_DECAY,
+    )
 
     def __init__(
         self,
@@ -42,10 +57,7 @@ class Adam:
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        check_real("lr", lr, 0.0, None, low_open=True)
-        check_betas(betas)
-        check_real("eps", eps, 0.0, None)
-        check_real("weight_decay", weight_decay, 0.0, None)
+        validate(self.HYPERPARAMETERS, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         self.lr = lr
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = eps
@@ -90,6 +102,10 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default λ = 0.01, as ``torch.optim.AdamW``)."""
 
     decoupled = True
+    HYPERPARAMETERS = (
+        *Adam.HYPERPARAMETERS[:3],
+        Hyper("weight_decay", 1e-2, "decoupled weight decay λ", 0.0, None),
+    )
 
     def __init__(
         self,

@@ -25,14 +25,26 @@ from typing import Any
 
 import numpy as np
 
-from sampy._checks import check_bool, check_p, check_real
 from sampy.optim.base import BaseOptimizer, per_point
+from sampy.optim.hyper import Hyper, validate
 from sampy.optim.perturbation import norm_ball_perturbation
 from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+RHO = Hyper("rho", 0.05, "radius ρ of the perturbation ball", 0.0, None, per_point=True)
+PERTURB_EPS = Hyper("perturb_eps", 1e-12, "guard in ρ/(‖g‖ + eps) against a zero gradient", 0.0)
+NORM_BALL = (
+    RHO,
+    Hyper("p", 2.0, "norm of the ball (1 ≤ p ≤ ∞)", 1.0, None),
+    Hyper("adaptive", False, "ASAM's ball ‖T⁻¹ε‖ ≤ ρ with T = |w| + η", kind="bool"),
+    Hyper("eta", 0.0, "η in ASAM's T = |w| + η", 0.0, None),
+    PERTURB_EPS,
+)
 
 
 class NormBallAscent:
     """Ascent rule: the first-order worst case in the (adaptive) p-norm ball of radius ρ."""
+
+    HYPERPARAMETERS = NORM_BALL
 
     def __init__(
         self,
@@ -42,11 +54,10 @@ class NormBallAscent:
         eta: float = 0.0,
         perturb_eps: float = 1e-12,
     ) -> None:
-        check_real("rho", rho, 0.0, None)
-        check_p(p)
-        check_bool("adaptive", adaptive)
-        check_real("eta", eta, 0.0, None)
-        check_real("perturb_eps", perturb_eps, 0.0, None)
+        validate(
+            self.HYPERPARAMETERS,
+            dict(rho=rho, p=p, adaptive=adaptive, eta=eta, perturb_eps=perturb_eps),
+        )
         self.rho = rho
         self.p = float(p)
         self.adaptive = bool(adaptive)
@@ -77,6 +88,8 @@ class SAM(SharpnessAware):
         eta: η ≥ 0 of ASAM's ``T`` (0 = the davda54 / pytorch-optimizer form).
         perturb_eps: the guard in ``ρ / (‖g‖ + perturb_eps)`` (1e-12 as davda54).
     """
+
+    HYPERPARAMETERS = NORM_BALL
 
     def __init__(
         self,

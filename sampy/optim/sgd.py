@@ -18,8 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sampy._checks import check_bool, check_real
 from sampy.optim.base import Oracle, per_point
+from sampy.optim.hyper import Hyper, validate
+
+LR = Hyper("lr", 1e-3, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True)
+WEIGHT_DECAY = Hyper("weight_decay", 0.0, "weight decay λ", 0.0, None)
 
 
 class SGDState(NamedTuple):
@@ -32,6 +35,13 @@ class SGD:
     """Gradient descent, the base optimizer of most SAM papers. One gradient per step."""
 
     grad_evals_per_step = 1
+    HYPERPARAMETERS = (
+        LR,
+        Hyper("momentum", 0.0, "momentum μ (0 = none)", 0.0, 1.0),
+        Hyper("dampening", 0.0, "dampening τ of the momentum buffer", 0.0, 1.0),
+        Hyper("nesterov", False, "Nesterov's form of momentum", kind="bool"),
+        WEIGHT_DECAY,
+    )
 
     def __init__(
         self,
@@ -41,11 +51,16 @@ class SGD:
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        check_real("lr", lr, 0.0, None, low_open=True)
-        check_real("momentum", momentum, 0.0, 1.0)
-        check_real("dampening", dampening, 0.0, 1.0)
-        check_bool("nesterov", nesterov)
-        check_real("weight_decay", weight_decay, 0.0, None)
+        validate(
+            self.HYPERPARAMETERS,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                nesterov=nesterov,
+                weight_decay=weight_decay,
+            ),
+        )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
         self.lr = lr

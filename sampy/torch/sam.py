@@ -35,7 +35,8 @@ from typing import Any
 
 import torch
 
-from sampy._checks import check_bool, check_p, check_real
+from sampy.optim.hyper import validate
+from sampy.optim.sam import NORM_BALL
 from sampy.torch.perturbation import norm_ball_perturbation
 
 
@@ -54,6 +55,8 @@ class SAM(torch.optim.Optimizer):
         **base_kwargs: passed to ``base_optimizer`` (``lr``, ``momentum``, ...).
     """
 
+    HYPERPARAMETERS = NORM_BALL
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -65,11 +68,10 @@ class SAM(torch.optim.Optimizer):
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
     ) -> None:
-        check_real("rho", rho, 0.0, None)
-        check_p(p)
-        check_bool("adaptive", adaptive)
-        check_real("eta", eta, 0.0, None)
-        check_real("perturb_eps", perturb_eps, 0.0, None)
+        validate(
+            self.HYPERPARAMETERS,
+            dict(rho=rho, p=p, adaptive=adaptive, eta=eta, perturb_eps=perturb_eps),
+        )
         if not (
             isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)
         ):
@@ -81,8 +83,7 @@ class SAM(torch.optim.Optimizer):
         defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **base_kwargs)
         super().__init__(params, defaults)
         for group in self.param_groups:
-            check_real("rho", group["rho"], 0.0, None)
-            check_real("eta", group["eta"], 0.0, None)
+            validate(self.HYPERPARAMETERS, {k: group[k] for k in ("rho", "adaptive", "eta")})
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         # One list of groups for both: schedulers and add_param_group act on both at once.
         self.param_groups = self.base_optimizer.param_groups

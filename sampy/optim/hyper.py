@@ -1,0 +1,117 @@
+"""Hyperparameter specifications: one place that knows each knob's default, range and meaning.
+
+Every optimizer class lists its knobs as ``HYPERPARAMETERS``; its constructor validates them
+with ``validate`` and the torch twin validates the same specs, so the ranges live once. The
+variant registry (``sampy.variants()``), the book's table of variants, the explorer's controls
+and the "every bad value raises" tests are all generated from these specs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from sampy._checks import check_bool, check_real
+
+Kind = Literal["real", "int", "bool", "choice", "pair"]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter: name, default, valid range, and what it means.
+
+    ``low``/``high`` bound a real or int knob (``None`` = unbounded; ``low_open``/``high_open``
+    exclude the end; a ``pair`` such as Adam's ``betas`` applies the range to both entries).
+    ``log`` says a slider for it should be logarithmic. ``per_point`` says the
+    NumPy reference accepts an array with one value per start point (a hyperparameter grid).
+    """
+
+    name: str
+    default: Any
+    meaning: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    kind: Kind = "real"
+    choices: tuple[Any, ...] = ()
+    log: bool = False
+    per_point: bool = False
+
+    def check(self, value: Any) -> None:
+        """Raise ``ValueError`` naming this hyperparameter unless ``value`` is valid."""
+        if self.kind == "bool":
+            check_bool(self.name, value)
+        elif self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+        elif self.kind == "pair":
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise ValueError(f"{self.name} must be a pair with entries in {self.range_text()}")
+            for i, entry in enumerate(value):
+                Hyper(
+                    f"{self.name}[{i}]", 0, "", self.low, self.high, self.low_open, self.high_open
+                ).check(entry)
+        else:
+            if isinstance(value, np.ndarray) and not self.per_point:
+                raise ValueError(f"{self.name} must be a single number, got an array")
+            check_real(
+                self.name,
+                value,
+                self.low,
+                self.high,
+                low_open=self.low_open,
+                high_open=self.high_open,
+            )
+            if self.kind == "int" and not float(np.asarray(value)).is_integer():
+                raise ValueError(f"{self.name} must be an integer, got {value!r}")
+
+    def range_text(self) -> str:
+        """The valid range as text, e.g. ``[0, inf)`` or ``{'kozistr', 'gcsam'}``."""
+        if self.kind == "bool":
+            return "True / False"
+        if self.kind == "choice":
+            return " / ".join(repr(c) for c in self.choices)
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{left}{lo}, {hi}{right}"
+
+    def invalid_values(self) -> list[Any]:
+        """Values just outside the range (for the tests that every bad value raises)."""
+        if self.kind == "bool":
+            return ["yes", 1.5]
+        if self.kind == "choice":
+            return ["no-such-choice"]
+        if self.kind == "pair":
+            inside = self.default[0]
+            return [(inside,), *[(inside, bad) for bad in self._outside()]]
+        return [math.nan, "0.1", *self._outside()]
+
+    def _outside(self) -> list[Any]:
+        bad: list[Any] = []
+        if self.low is not None:
+            bad.append(self.low if self.low_open else self.low - max(1e-3, abs(self.low) * 1e-3))
+        if self.high is not None:
+            bad.append(
+                self.high if self.high_open else self.high + max(1e-3, abs(self.high) * 1e-3)
+            )
+        if self.kind == "int":
+            bad.append(self.default + 0.5)
+        return bad
+
+
+def validate(specs: tuple[Hyper, ...], values: dict[str, Any]) -> None:
+    """Check every value against its spec (``values`` maps names to the given values)."""
+    for spec in specs:
+        if spec.name in values:
+            spec.check(values[spec.name])
+
+
+def defaults(specs: tuple[Hyper, ...]) -> dict[str, Any]:
+    """``{name: default}`` of the specs."""
+    return {spec.name: spec.default for spec in specs}
