@@ -1,14 +1,25 @@
 """sampy: Sharpness-Aware Minimization, derived, implemented twice and explored.
 
 - ``sampy.functions``: batched test functions with known minima;
-- ``sampy.optim``: the NumPy reference optimizers (SGD, Adam, AdamW, SAM/ASAM/p-norm SAM);
+- ``sampy.optim``: the NumPy reference optimizers (SGD, Adam, AdamW and the SAM family);
+- ``sampy.variants()``: the table of SAM variants (paper, rules, cost, hyperparameters);
 - ``sampy.run``: trajectories from many start points at once;
 - ``sampy.torch``: the torch twins (``import sampy.torch``; needs PyTorch).
 """
 
 from sampy import functions, optim
 from sampy.run import Trajectory, run
+from sampy.variants import Variant, variant, variants
 
 __version__ = "0.1.0"
 
-__all__ = ["Trajectory", "__version__", "functions", "optim", "run"]
+__all__ = [
+    "Trajectory",
+    "Variant",
+    "__version__",
+    "functions",
+    "optim",
+    "run",
+    "variant",
+    "variants",
+]

@@ -16,7 +16,7 @@ import numpy as np
 
 from sampy._checks import check_bool, check_real
 
-Kind = Literal["real", "int", "bool", "choice", "pair"]
+Kind = Literal["real", "int", "bool", "choice", "tuple", "subset"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Hyper:
     """One hyperparameter: name, default, valid range, and what it means.
 
     ``low``/``high`` bound a real or int knob (``None`` = unbounded; ``low_open``/``high_open``
-    exclude the end; a ``pair`` such as Adam's ``betas`` applies the range to both entries).
+    exclude the end). A ``tuple`` (Adam's ``betas``) has ``size`` entries, each in the range; a
+    ``subset`` is a non-empty tuple of distinct integers in the range.
     ``log`` says a slider for it should be logarithmic. ``per_point`` says the
     NumPy reference accepts an array with one value per start point (a hyperparameter grid).
     """
@@ -40,6 +41,7 @@ class Hyper:
     choices: tuple[Any, ...] = ()
     log: bool = False
     per_point: bool = False
+    size: int = 0
 
     def check(self, value: Any) -> None:
         """Raise ``ValueError`` naming this hyperparameter unless ``value`` is valid."""
@@ -48,13 +50,8 @@ class Hyper:
         elif self.kind == "choice":
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
-        elif self.kind == "pair":
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
-                raise ValueError(f"{self.name} must be a pair with entries in {self.range_text()}")
-            for i, entry in enumerate(value):
-                Hyper(
-                    f"{self.name}[{i}]", 0, "", self.low, self.high, self.low_open, self.high_open
-                ).check(entry)
+        elif self.kind in ("tuple", "subset"):
+            self._check_entries(value)
         else:
             if isinstance(value, np.ndarray) and not self.per_point:
                 raise ValueError(f"{self.name} must be a single number, got an array")
@@ -69,12 +66,39 @@ class Hyper:
             if self.kind == "int" and not float(np.asarray(value)).is_integer():
                 raise ValueError(f"{self.name} must be an integer, got {value!r}")
 
+    def _check_entries(self, value: Any) -> None:
+        entry_kind = "int" if self.kind == "subset" else "real"
+        if not isinstance(value, (tuple, list)) or len(value) == 0:
+            raise ValueError(f"{self.name} must be a tuple, got {value!r}")
+        if self.kind == "tuple" and len(value) != self.size:
+            raise ValueError(f"{self.name} must have {self.size} entries, got {value!r}")
+        if self.kind == "subset" and len(set(value)) != len(value):
+            raise ValueError(f"{self.name} must not repeat entries, got {value!r}")
+        for i, entry in enumerate(value):
+            spec = Hyper(
+                f"{self.name}[{i}]",
+                0,
+                "",
+                self.low,
+                self.high,
+                self.low_open,
+                self.high_open,
+                kind=entry_kind,
+            )
+            spec.check(entry)
+
     def range_text(self) -> str:
         """The valid range as text, e.g. ``[0, inf)`` or ``{'kozistr', 'gcsam'}``."""
         if self.kind == "bool":
             return "True / False"
         if self.kind == "choice":
             return " / ".join(repr(c) for c in self.choices)
+        prefix = {"tuple": f"{self.size} entries in ", "subset": "distinct integers in "}
+        if self.kind in prefix:
+            return (
+                prefix[self.kind]
+                + Hyper("", 0, "", self.low, self.high, self.low_open, self.high_open).range_text()
+            )
         left = "(" if self.low_open or self.low is None else "["
         right = ")" if self.high_open or self.high is None else "]"
         lo = "-inf" if self.low is None else f"{self.low:g}"
@@ -87,9 +111,9 @@ class Hyper:
             return ["yes", 1.5]
         if self.kind == "choice":
             return ["no-such-choice"]
-        if self.kind == "pair":
-            inside = self.default[0]
-            return [(inside,), *[(inside, bad) for bad in self._outside()]]
+        if self.kind in ("tuple", "subset"):
+            head = tuple(self.default[:-1])
+            return [(), *[(*head, bad) for bad in self._outside()]]
         return [math.nan, "0.1", *self._outside()]
 
     def _outside(self) -> list[Any]:
@@ -100,8 +124,8 @@ class Hyper:
             bad.append(
                 self.high if self.high_open else self.high + max(1e-3, abs(self.high) * 1e-3)
             )
-        if self.kind == "int":
-            bad.append(self.default + 0.5)
+        if self.kind in ("int", "subset"):
+            bad.append((self.low if self.low is not None else 0) + 0.5)
         return bad
 
 

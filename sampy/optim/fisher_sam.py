@@ -1,0 +1,44 @@
+"""Fisher SAM: the SAM ball measured in the Fisher information metric.
+
+M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness Aware
+Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
+
+1. ``g = ∇L(w)``;  ``F = diag(1 + η g²)`` (diagonal Fisher proxy from the squared gradient)
+2. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)`` — the maximiser of ``εᵀg`` over ``εᵀFε ≤ ρ²``
+3. ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
+
+Reduces to: SAM when η = 0; the base optimizer when ρ = 0. The proxy's exact constants are
+VARIANTS.md §19's and unverified against the paper's code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sampy.optim.ascents import FisherAscent
+from sampy.optim.base import BaseOptimizer
+from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sam import PERTURB_EPS, RHO
+from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class FisherSAM(SharpnessAware):
+    """Fisher SAM around a base optimizer. Two gradient evaluations per step."""
+
+    HYPERPARAMETERS = (
+        RHO,
+        Hyper("fisher_eta", 1.0, "scale η of the Fisher proxy 1 + η g² (0 = SAM)", 0.0, None),
+        PERTURB_EPS,
+    )
+
+    def __init__(
+        self,
+        base: BaseOptimizer,
+        rho: float | np.ndarray = 0.05,
+        fisher_eta: float = 1.0,
+        perturb_eps: float = 1e-12,
+    ) -> None:
+        validate(
+            self.HYPERPARAMETERS, dict(rho=rho, fisher_eta=fisher_eta, perturb_eps=perturb_eps)
+        )
+        super().__init__(base, FisherAscent(rho, fisher_eta, perturb_eps), PerturbedGradient())

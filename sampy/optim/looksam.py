@@ -1,0 +1,102 @@
+"""LookSAM: compute SAM's extra direction every k steps and reuse it in between.
+
+Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable
+Sharpness-Aware Minimization", CVPR 2022, arXiv:2203.02714. Global form of VARIANTS.md §9.2,
+with its own step counter t = 0, 1, … (step 0 is a SAM step):
+
+1. ``g = ∇L(w)``
+2. if ``t mod k = 0`` (2 evaluations):
+   ``g_s = ∇L(w + ρ g/(‖g‖ + eps))``;  ``g_v = g_s − (⟨g_s, g⟩/(‖g‖² + eps)) g``  (⟂ g);
+   ``d = g_s``
+3. else (1 evaluation): ``d = g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v``
+4. ``w ← base.update(w, d)`` at ``w``
+
+On average ``1 + 1/k`` gradient evaluations per step. Unlike pytorch-optimizer's and
+rollovd's LookSAM, the weights are restored only on SAM steps (they restore a stale copy on
+every step, discarding the progress of the reuse steps), and the projection uses global,
+eps-guarded norms (theirs are per tensor with no eps).
+Reduces to: SAM when k = 1; the base optimizer on g at reuse steps when α = 0; the base
+optimizer when ρ = 0 (then ``g_v = 0``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from sampy.optim.base import BaseOptimizer, Oracle, per_point
+from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("...i,...i->...", a, b)[..., None]
+
+
+class LookSAMState(NamedTuple):
+    """Step counter, the stored orthogonal direction ``g_v`` and the base optimizer's state."""
+
+    count: int
+    g_v: np.ndarray | None
+    base: object
+
+
+class LookSAM:
+    """LookSAM around a base optimizer: 2 evaluations every k-th step, 1 otherwise."""
+
+    HYPERPARAMETERS = (
+        RHO,
+        Hyper("k", 10, "a SAM step every k steps", 1, None, kind="int"),
+        Hyper("alpha", 0.7, "weight α of the reused direction", 0.0, None),
+        Hyper("adaptive", False, "ASAM's ball on SAM steps", kind="bool"),
+        PERTURB_EPS,
+    )
+
+    def __init__(
+        self,
+        base: BaseOptimizer,
+        rho: float | np.ndarray = 0.1,
+        k: int = 10,
+        alpha: float = 0.7,
+        adaptive: bool = False,
+        perturb_eps: float = 1e-12,
+    ) -> None:
+        validate(
+            self.HYPERPARAMETERS,
+            dict(rho=rho, k=k, alpha=alpha, adaptive=adaptive, perturb_eps=perturb_eps),
+        )
+        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
+            raise ValueError(f"base must be a base optimizer instance, got {base!r}")
+        self.base = base
+        self.ascent = NormBallAscent(rho=rho, adaptive=adaptive, perturb_eps=perturb_eps)
+        self.k = int(k)
+        self.alpha = alpha
+        self._alpha = per_point(alpha)
+        self.perturb_eps = perturb_eps
+
+    @property
+    def grad_evals_per_step(self) -> float:
+        """Average gradient evaluations per step: ``1 + 1/k``."""
+        return 1.0 + 1.0 / self.k
+
+    def init(self, x: np.ndarray) -> LookSAMState:
+        """Counter 0, no stored direction yet."""
+        return LookSAMState(count=0, g_v=None, base=self.base.init(x))
+
+    def step(
+        self, x: np.ndarray, state: LookSAMState, oracle: Oracle
+    ) -> tuple[np.ndarray, LookSAMState]:
+        """A SAM step (t mod k = 0) or a reuse step."""
+        g = oracle.grad(x)
+        g_v = state.g_v
+        if state.count % self.k == 0:
+            e, _ = self.ascent(x, g, None)
+            g_s = oracle.grad(x + e)
+            g_v = g_s - _dot(g_s, g) / (_dot(g, g) + self.perturb_eps) * g
+            d = g_s
+        else:
+            scale = np.sqrt(_dot(g, g)) / (np.sqrt(_dot(g_v, g_v)) + 1e-8)
+            d = g + self._alpha * scale * g_v
+        x, base_state = self.base.update(x, d, state.base)
+        return x, LookSAMState(count=state.count + 1, g_v=g_v, base=base_state)

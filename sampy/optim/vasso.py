@@ -1,0 +1,45 @@
+"""VaSSO: variance-suppressed sharpness-aware optimization.
+
+B. Li, G. B. Giannakis, "Enhancing Sharpness-Aware Optimization Through Variance
+Suppression", NeurIPS 2023, arXiv:2309.15639. The stochastic gradient is a noisy ascent
+direction; perturb along an EMA of gradients instead. Two gradient evaluations per step:
+
+1. ``g = ∇L(w)``;  ``d_t = (1 − θ) d_{t−1} + θ g``  (``d_0 = 0``)
+2. ``ε = ρ d_t/(‖d_t‖ + eps)``;  ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
+
+The "+" counterpart of F-SAM's ``g − σ m``. Reduces to: SAM when θ = 1; the base optimizer
+when ρ = 0. The default θ = 0.4 is our choice (VARIANTS.md §19 leaves the constants
+unverified).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sampy.optim.ascents import VarianceSuppressedAscent
+from sampy.optim.base import BaseOptimizer
+from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sam import PERTURB_EPS, RHO
+from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class VaSSO(SharpnessAware):
+    """VaSSO around a base optimizer. Two gradient evaluations per step."""
+
+    HYPERPARAMETERS = (
+        RHO,
+        Hyper("theta", 0.4, "EMA weight θ of the new gradient (1 = SAM)", 0.0, 1.0, low_open=True),
+        PERTURB_EPS,
+    )
+
+    def __init__(
+        self,
+        base: BaseOptimizer,
+        rho: float | np.ndarray = 0.05,
+        theta: float = 0.4,
+        perturb_eps: float = 1e-12,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, dict(rho=rho, theta=theta, perturb_eps=perturb_eps))
+        super().__init__(
+            base, VarianceSuppressedAscent(rho, theta, perturb_eps), PerturbedGradient()
+        )

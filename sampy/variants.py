@@ -1,0 +1,340 @@
+"""The registry of SAM variants: the single table the book and the explorer are generated from.
+
+``sampy.variants()`` lists every variant with its reference class, paper, ascent rule,
+descent rule, base, gradient evaluations per step and hyperparameters (defaults, ranges,
+meaning — taken from the class's ``HYPERPARAMETERS``, so nothing is typed twice). The tests
+check that every variant class in ``sampy.optim`` is listed here and that the measured number
+of gradient evaluations matches ``evals_per_step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sampy import optim
+from sampy.optim.hyper import Hyper
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the table of variants.
+
+    Attributes:
+        name: the variant's name (the class name, or e.g. ``ASAM`` for a preset of ``SAM``).
+        cls: the NumPy reference class; ``cls(base, **preset, **hyperparameters)``.
+        paper: authors, title, venue, year (or the seed document for seed-only variants).
+        bibkey: the key in ``book/references.bib`` (None for seed-only variants).
+        ascent: where the second gradient is taken.
+        descent: which direction the base optimizer gets.
+        base: how parameters move.
+        grad_evals: gradient evaluations per step, as text (``"2"``, ``"1 + 1/k"``).
+        evals_per_step: the same as a function of the hyperparameters (for the tests).
+        preset: hyperparameters fixed by this row (``adaptive=True`` for ASAM).
+        family: the book chapter the variant belongs to.
+    """
+
+    name: str
+    cls: type
+    paper: str
+    bibkey: str | None
+    ascent: str
+    descent: str
+    base: str
+    grad_evals: str
+    evals_per_step: Callable[[dict[str, Any]], float]
+    family: str
+    preset: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hyperparameters(self) -> tuple[Hyper, ...]:
+        """The knobs a user sets (the class's specs minus the preset ones, defaults updated)."""
+        out = []
+        for spec in self.cls.HYPERPARAMETERS:
+            if spec.name in self.preset:
+                continue
+            out.append(spec)
+        return tuple(out)
+
+    def defaults(self) -> dict[str, Any]:
+        """Default value of every free hyperparameter."""
+        return {spec.name: spec.default for spec in self.hyperparameters}
+
+    def make(self, base: Any, **hyperparameters: Any) -> Any:
+        """The optimizer: ``cls(base, **preset, **hyperparameters)``."""
+        return self.cls(base, **self.preset, **hyperparameters)
+
+
+def _two(_: dict[str, Any]) -> float:
+    return 2.0
+
+
+_BASE = "any base (SGD, Adam, …) at w"
+_SAM_ASCENT = "ε = ρ g/‖g‖"
+_SEED3 = "lhchau/sam-hessian research notes (seed 003), no paper"
+
+_VARIANTS: tuple[Variant, ...] = (
+    Variant(
+        "SAM",
+        optim.SAM,
+        "Foret, Kleiner, Mobahi, Neyshabur, Sharpness-Aware Minimization for Efficiently "
+        "Improving Generalization, ICLR 2021",
+        "foret2021sam",
+        "ε = ρ sign(g)|g|^{q−1}/‖g‖_q^{q−1} (p = 2: ρ g/‖g‖)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "SAM",
+    ),
+    Variant(
+        "ASAM",
+        optim.SAM,
+        "Kwon, Kim, Park, Choi, ASAM: Adaptive Sharpness-Aware Minimization for "
+        "Scale-Invariant Learning of Deep Neural Networks, ICML 2021",
+        "kwon2021asam",
+        "ε = ρ T²g/‖Tg‖, T = |w| + η",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "adaptive",
+        preset={"adaptive": True},
+    ),
+    Variant(
+        "USAM",
+        optim.USAM,
+        "Andriushchenko, Flammarion, Towards Understanding Sharpness-Aware Minimization, ICML 2022",
+        "andriushchenko2022understanding",
+        "ε = ρ g (not normalised)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "SAM",
+    ),
+    Variant(
+        "FisherSAM",
+        optim.FisherSAM,
+        "Kim, Li, Hu, Hospedales, Fisher SAM: Information Geometry and Sharpness Aware "
+        "Minimisation, ICML 2022",
+        "kim2022fisher",
+        "ε = ρ F⁻¹g/√(gᵀF⁻¹g), F = diag(1 + η g²)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "adaptive",
+    ),
+    Variant(
+        "GSAM",
+        optim.GSAM,
+        "Zhuang, Gong, Yuan, Cui, Adam, Dvornek, Tatikonda, Duncan, Liu, Surrogate Gap "
+        "Guided Sharpness-Aware Minimization, ICLR 2022",
+        "zhuang2022gsam",
+        _SAM_ASCENT + " (ρ_t follows the lr)",
+        "d = g̃ − α g_⊥, g_⊥ = part of g orthogonal to g̃",
+        _BASE,
+        "2",
+        _two,
+        "direction",
+    ),
+    Variant(
+        "WSAM",
+        optim.WSAM,
+        "Yue, Jiang, Ye, Gao, Liu, Zhang, Sharpness-Aware Minimization Revisited: Weighted "
+        "Sharpness as a Regularization Term, KDD 2023",
+        "yue2023wsam",
+        _SAM_ASCENT,
+        "d = α g̃ + (1 − α) g, α = γ/(1−γ) (or decoupled)",
+        _BASE,
+        "2",
+        _two,
+        "direction",
+    ),
+    Variant(
+        "FriendlySAM",
+        optim.FriendlySAM,
+        "Li, Zhou, He, Cheng, Huang, Friendly Sharpness-Aware Minimization, CVPR 2024",
+        "li2024friendly",
+        "ε = ρ d/‖d‖, d = g − σ·EMA(g)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "direction",
+    ),
+    Variant(
+        "VaSSO",
+        optim.VaSSO,
+        "Li, Giannakis, Enhancing Sharpness-Aware Optimization Through Variance Suppression, "
+        "NeurIPS 2023",
+        "li2023vasso",
+        "ε = ρ d/‖d‖, d = EMA_θ(g)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "direction",
+    ),
+    Variant(
+        "RandomSAM",
+        optim.RandomSAM,
+        "Li, Yan, Lei, Wu, Fang, Yang, Huang, Efficient Generalization Improvement Guided by "
+        "Random Weight Perturbation, arXiv:2211.11489, 2022",
+        "li2022rwp",
+        "ε = ρ z, z ~ N(0, I) (or a random direction)",
+        "d = λ g + (1 − λ) g̃",
+        _BASE,
+        "2",
+        _two,
+        "direction",
+    ),
+    Variant(
+        "LookSAM",
+        optim.LookSAM,
+        "Liu, Mai, Chen, Hsieh, You, Towards Efficient and Scalable Sharpness-Aware "
+        "Minimization, CVPR 2022",
+        "liu2022looksam",
+        _SAM_ASCENT + " every k-th step",
+        "SAM steps: d = g̃; others: d = g + α(‖g‖/‖g_v‖) g_v with the stored g_v ⟂ g",
+        _BASE,
+        "1 + 1/k",
+        lambda h: 1.0 + 1.0 / h["k"],
+        "cheaper",
+    ),
+    Variant(
+        "SAME",
+        optim.SAME,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = g̃ with checkpoint k scaled by c",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "CustomSAME",
+        optim.CustomSAME,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = g̃ ⊙ c[checkpoint], one factor per checkpoint",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SAMCkpt",
+        optim.SAMCkpt,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d_i = g̃_i in the chosen checkpoints, g_i elsewhere",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SAMDirection",
+        optim.SAMDirection,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = sign(g̃) ⊙ |g|",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SAMMagnitude",
+        optim.SAMMagnitude,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = |g̃| ⊙ sign(g)",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SAMAgree",
+        optim.SAMAgree,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = g̃ ⊙ 1[g̃ ⊙ g > 0]",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SGDAgree",
+        optim.SGDAgree,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = g ⊙ 1[g̃ ⊙ g > 0]",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "ClampSAM",
+        optim.ClampSAM,
+        _SEED3 + " (the spec's interpretation of CLAMPSAM)",
+        None,
+        "ε = clip(ρ g/‖g‖, −τ, τ)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "ClipSAM",
+        optim.ClipSAM,
+        _SEED3,
+        None,
+        _SAM_ASCENT,
+        "d = sign(g̃) ⊙ min(|g̃|, c|g|)",
+        _BASE,
+        "2",
+        _two,
+        "anatomy",
+    ),
+    Variant(
+        "SAMAnatomy",
+        optim.SAMAnatomy,
+        _SEED3,
+        None,
+        "ε1 = ρ g/‖g‖, then ε2 = ρ m/‖m‖ with m = g where g̃/g > 0",
+        "d = ∇L(w + ε2)",
+        _BASE,
+        "3",
+        lambda h: 3.0,
+        "anatomy",
+    ),
+)
+
+
+def variants() -> list[Variant]:
+    """Every registered SAM variant, in the book's order."""
+    return list(_VARIANTS)
+
+
+def variant(name: str) -> Variant:
+    """The registered variant called ``name``."""
+    for row in _VARIANTS:
+        if row.name == name:
+            return row
+    raise ValueError(f"unknown variant name {name!r}; choose one of {[v.name for v in _VARIANTS]}")
