@@ -1,0 +1,82 @@
+# sampy: build the book, run the tests, serve the playground, run the benchmarks.
+# Each target installs what it needs on a machine that only has python3 (3.11+), apt and npm,
+# and reuses it on the next run: .venv/.installed and _vendor/.stamp are only rebuilt when
+# the files they depend on change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PORT ?= 8866
+CHROMIUM := /usr/bin/chromium
+REQUIREMENTS := $(wildcard requirements*.txt)
+
+# Put the venv first on PATH for every recipe, so that Jupyter finds the venv's kernel and
+# tools, whether or not the caller activated it.
+export PATH := $(BIN):$(PATH)
+# An exported MPLBACKEND (e.g. agg) reaches the notebook kernels, and then plt.show()
+# silently outputs nothing: the book builds "fine" with every figure missing.
+unexport MPLBACKEND
+
+.PHONY: help venv vendor chromium book test lint playground bench clean clean-all
+
+help:
+	@echo "make book        build the Jupyter Book into _build/html (installs what it needs)"
+	@echo "make test        ruff + pytest, including the book build and headless-browser tests"
+	@echo "make playground  serve playground/explorer.ipynb with Voila on 127.0.0.1:$(PORT)"
+	@echo "make bench       run benchmarks/run_all.py"
+	@echo "make clean       remove build outputs (make clean-all also removes .venv and node_modules)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(addprefix -r ,$(REQUIREMENTS))
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $@
+
+vendor: _vendor/.stamp
+
+_vendor/.stamp: package.json package-lock.json scripts/vendor_js.sh
+	bash scripts/vendor_js.sh
+
+# Debian's chromium for the Playwright tests (never `playwright install`: it downloads a
+# browser build from outside the package registries).
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+# --all: a fresh Sphinx environment, so every notebook runs against the current sampy (an
+# incremental build re-executes only the pages whose own source changed).
+book: venv vendor
+	$(BIN)/jupyter-book build . -W --keep-going --all
+	@echo "$(CURDIR)/_build/html/index.html"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The book is built (once) by the test session itself: tests/test_book.py.
+test: venv vendor chromium lint
+	$(BIN)/python -m pytest
+
+playground: venv
+	$(BIN)/voila playground/explorer.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf _build _vendor _vendor.tmp .pytest_cache .ruff_cache *.egg-info
+	find . -path ./.venv -prune -o -path ./node_modules -prune -o \
+	  -name __pycache__ -type d -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,227 @@
+"""The built book: it builds with no warning, every page is there with its figures, and it
+works in a real browser with nothing loaded from outside 127.0.0.1.
+
+The book is built once per session (``book`` fixture in conftest.py); the first tests read
+the HTML, the ``browser`` ones open it in headless Debian chromium.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from book_helpers import BOOK_ROOT, BookBuild, local_only_context, read_page, toc_docnames
+
+pytestmark = pytest.mark.book
+
+DOCNAMES = toc_docnames(BOOK_ROOT)
+EXPLORER = "book/explorer"
+BIBLIOGRAPHY = "book/bibliography"
+
+# Figures each page must show at least: <img> from _images/ or inline PNGs. The build
+# "succeeds" with every figure missing when a kernel cannot display them (MPLBACKEND=agg),
+# so this is what notices. CHAPTER AUTHORS: raise a number when you add a figure.
+# A jshtml scrubber or a widgets.Image does not count here (they are no <img src> in the
+# HTML); the explorer tests below check those.
+EXPECTED_MIN_FIGURES = {
+    "sharp_flat": 2,
+    "deriving_sam": 1,
+    "sam_toys": 3,
+    "explorer": 1,
+}
+
+# What the @jupyter-widgets/html-manager bundle asks for and nobody ships: its Font Awesome
+# font files (icons only; the theme has its own copy). Harmless 404s on 127.0.0.1.
+KNOWN_LOCAL_404 = ("@jupyter-widgets/html-manager/dist/",)
+# sphinx-thebe 0.3.1 (loaded by Jupyter Book even with Thebe off) writes its inline
+# `const THEBE_JS_URL = ...` config script twice on every page; the second one throws.
+# html-manager 1.0.6 typesets widget descriptions with the MathJax 2 API (MathJax.Hub.Queue),
+# which MathJax 3 lacks: the description shows as plain text and the widget still renders.
+KNOWN_JS_ERRORS = (
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    "Cannot read properties of undefined (reading 'Queue')",
+)
+
+
+def page_path(book: BookBuild, docname: str) -> Path:
+    """The built HTML file of a document named as in _toc.yml."""
+    return book.html / f"{docname}.html"
+
+
+def stem(docname: str) -> str:
+    """``book/sam_toys`` -> ``sam_toys``, the key used in EXPECTED_MIN_FIGURES."""
+    return docname.rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def test_build_has_no_sphinx_warnings(book: BookBuild) -> None:
+    # -W already fails the build on a Sphinx warning; this keeps holding if the flag is ever
+    # dropped, and it checks the saved log when SAMPY_BOOK_REUSE=1 skips the build.
+    assert not book.warnings, "\n".join(book.warnings)
+    print(f"book built in {book.seconds:.1f} s")
+
+
+def test_every_toc_page_was_built(book: BookBuild) -> None:
+    missing = [d for d in DOCNAMES if not page_path(book, d).is_file()]
+    assert not missing, f"pages in _toc.yml without HTML: {missing}"
+
+
+def test_no_static_folder_at_the_root(book: BookBuild) -> None:
+    # With a _static/ folder at the root, Jupyter Book puts every .js/.css of every
+    # html_static_path folder on every page: 4 MB of widget JavaScript, twice on widget pages.
+    assert not (book.root / "_static").exists(), "put custom assets in _vendor/ instead"
+
+
+def test_widget_javascript_only_on_widget_pages(book: BookBuild) -> None:
+    for docname in DOCNAMES:
+        page = read_page(page_path(book, docname))
+        loads = [a["src"] for a in page.find("script") if "embed-amd.js" in a.get("src", "")]
+        state = page.find("script", type="application/vnd.jupyter.widget-state+json")
+        assert len(loads) == (1 if state else 0), f"{docname} loads {loads}"
+
+
+def test_expected_figures_name_real_pages() -> None:
+    stems = {stem(d) for d in DOCNAMES}
+    assert set(EXPECTED_MIN_FIGURES) <= stems, "EXPECTED_MIN_FIGURES names a page not in _toc.yml"
+
+
+@pytest.mark.parametrize("name, minimum", sorted(EXPECTED_MIN_FIGURES.items()))
+def test_page_has_its_figures(book: BookBuild, name: str, minimum: int) -> None:
+    matches = [d for d in DOCNAMES if stem(d) == name]
+    if len(matches) != 1:
+        pytest.fail(f"EXPECTED_MIN_FIGURES: {name!r} names {len(matches)} pages of _toc.yml")
+    [docname] = matches
+    path = page_path(book, docname)
+    figures = read_page(path).figures()
+    assert len(figures) >= minimum, (
+        f"{docname} shows {len(figures)} figure(s), expected at least {minimum}. "
+        "Is MPLBACKEND exported? Did a cell stop calling plt.show()?"
+    )
+    for src in figures:
+        if not src.startswith("data:"):
+            image = (path.parent / src).resolve()
+            assert image.is_file() and image.stat().st_size > 0, f"{docname}: {src} is empty"
+
+
+def test_no_page_loads_anything_from_outside(book: BookBuild) -> None:
+    remote = {
+        str(path.relative_to(book.html)): fetches
+        for path in sorted(book.html.rglob("*.html"))
+        if (fetches := read_page(path).remote_fetches())
+    }
+    assert not remote, f"the book must read offline; remote fetches: {remote}"
+
+
+def test_jshtml_font_awesome_link_is_stripped(book: BookBuild) -> None:
+    # matplotlib's to_jshtml() output links Font Awesome 4.4 on a CDN; the page code must
+    # remove that <link> (the theme already ships the icons). Said on its own so that the
+    # failure message tells the chapter author how.
+    for docname in DOCNAMES:
+        links = [a["href"] for a in read_page(page_path(book, docname)).find("link")]
+        bad = [h for h in links if "font-awesome" in h]
+        assert not bad, (
+            f"{docname} links {bad}: strip it from the jshtml, e.g. "
+            "re.sub(r'<link[^>]*font-awesome[^>]*>', '', anim.to_jshtml())"
+        )
+
+
+def test_explorer_embeds_exactly_one_widget_state(book: BookBuild) -> None:
+    page = read_page(page_path(book, EXPLORER))
+    states = page.find("script", type="application/vnd.jupyter.widget-state+json")
+    assert len(states) == 1
+    assert page.find("script", type="application/vnd.jupyter.widget-view+json")
+
+
+def test_explorer_has_a_jshtml_scrubber(book: BookBuild) -> None:
+    page = read_page(page_path(book, EXPLORER))
+    assert any(a.get("id", "").startswith("_anim_img") for a in page.find("img"))
+    assert any(a.get("id", "").startswith("_anim_slider") for a in page.find("input"))
+
+
+def test_bibliography_lists_entries(book: BookBuild) -> None:
+    page = read_page(page_path(book, BIBLIOGRAPHY))
+    entries = [a for _, a in page.tags if a.get("role") == "doc-biblioentry"]
+    assert entries, "the bibliography page lists no reference"
+
+
+# --------------------------------------------------------------------------- in a browser
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_renders_offline(browser, book: BookBuild, book_url: str, docname: str) -> None:
+    """Math typeset by the vendored MathJax, every image decoded, nothing from outside."""
+    page_info = read_page(page_path(book, docname))
+    with local_only_context(browser) as (context, net):
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        start = time.perf_counter()
+        page.goto(f"{book_url}/{docname}.html", wait_until="load")
+
+        if page_info.find("script", type="application/vnd.jupyter.widget-view+json"):
+            # The html-manager draws widgets after the load event; their images come later.
+            page.wait_for_selector(".jupyter-widgets", state="attached")
+        if page_info.has_math():
+            page.wait_for_selector("mjx-container", state="attached")
+            # startup.promise resolves once the initial typesetting pass is done.
+            page.evaluate("() => MathJax.startup.promise")
+            assert page.locator("mjx-container").count() > 0
+        assert page.locator("mjx-merror, [data-mjx-error]").count() == 0, "MathJax errors"
+
+        # Images load asynchronously (widget images come from blob: URLs made by JS).
+        page.wait_for_function(
+            "() => [...document.images].every(img => img.complete)", timeout=30_000
+        )
+        broken = page.evaluate(
+            "() => [...document.images].filter(img => img.naturalWidth === 0)"
+            ".map(img => img.id || img.src.slice(0, 80))"
+        )
+        assert not broken, f"{docname}: images that did not load: {broken}"
+        seconds = time.perf_counter() - start
+
+    assert not net.blocked, f"{docname} tried to leave 127.0.0.1: {net.blocked}"
+    unexpected = [e for e in net.local_errors if not any(k in e for k in KNOWN_LOCAL_404)]
+    assert not unexpected, f"{docname}: failed local requests {unexpected}"
+    unexpected = [e for e in errors if e not in KNOWN_JS_ERRORS]
+    assert not unexpected, f"{docname}: JavaScript errors {unexpected}"
+    print(f"{docname}: rendered in {seconds:.2f} s")
+
+
+@pytest.mark.browser
+def test_explorer_scrubber_changes_frame(browser, book_url: str) -> None:
+    """The jshtml player works with no kernel: arrow keys on its range input change frames."""
+    with local_only_context(browser) as (context, net):
+        page = context.new_page()
+        page.goto(f"{book_url}/{EXPLORER}.html", wait_until="load")
+        frame = page.locator("img[id^=_anim_img]").first
+        slider = page.locator("input[type=range][id^=_anim_slider]").first
+        page.wait_for_function(
+            "el => el.getAttribute('src')", arg=frame.element_handle(), timeout=30_000
+        )
+        before = frame.get_attribute("src")
+        slider.focus()
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "([el, before]) => el.getAttribute('src') !== before",
+            arg=[frame.element_handle(), before],
+            timeout=10_000,
+        )
+        assert slider.input_value() != "0"
+    assert not net.blocked, net.blocked
+
+
+@pytest.mark.browser
+def test_explorer_widget_renders_from_embedded_state(browser, book_url: str) -> None:
+    """The vendored html-manager draws the ipywidgets slider from the saved widget state."""
+    with local_only_context(browser) as (context, net):
+        page = context.new_page()
+        page.goto(f"{book_url}/{EXPLORER}.html", wait_until="load")
+        page.wait_for_selector(".widget-slider", timeout=30_000)
+        assert page.locator(".widget-slider .noUi-handle").count() > 0
+        assert "Error displaying widget" not in page.content()
+    assert not net.blocked, net.blocked
