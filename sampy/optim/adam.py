@@ -58,7 +58,7 @@ class Adam:
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        validate(self.HYPERPARAMETERS, locals())
         self.lr = lr
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = eps

@@ -85,3 +85,17 @@ def per_point(value: float | np.ndarray) -> float | np.ndarray:
     if isinstance(value, np.ndarray):
         return value[..., None]
     return value
+
+
+def check_base(base: object) -> None:
+    """Raise ``ValueError`` unless ``base`` is a base optimizer *instance*.
+
+    A class passes the protocol check (it has the methods), so classes are rejected
+    explicitly: torch users write ``base_optimizer=torch.optim.SGD``, here the base is
+    ``SGD(lr=0.01)``.
+    """
+    if isinstance(base, type) or not isinstance(base, BaseOptimizer):
+        raise ValueError(
+            f"base must be a base optimizer instance with init/update/step "
+            f"(e.g. sampy.optim.SGD(lr=0.01)), got {base!r}"
+        )

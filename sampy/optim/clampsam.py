@@ -66,9 +66,7 @@ class ClampSAM(SharpnessAware):
         renorm: bool = False,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS, dict(rho=rho, tau=tau, renorm=renorm, perturb_eps=perturb_eps)
-        )
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(base, ClampedAscent(rho, tau, renorm, perturb_eps), PerturbedGradient())
 
 
@@ -103,7 +101,7 @@ class ClipSAM(SharpnessAware):
         condition: float = 10.0,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, condition=condition, perturb_eps=perturb_eps))
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base, NormBallAscent(rho=rho, perturb_eps=perturb_eps), RatioClip(condition)
         )

@@ -38,7 +38,5 @@ class FisherSAM(SharpnessAware):
         fisher_eta: float = 1.0,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS, dict(rho=rho, fisher_eta=fisher_eta, perturb_eps=perturb_eps)
-        )
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(base, FisherAscent(rho, fisher_eta, perturb_eps), PerturbedGradient())

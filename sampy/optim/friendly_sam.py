@@ -51,15 +51,6 @@ class FriendlySAM(SharpnessAware):
         momentum_order: str = "official_code",
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(
-                rho=rho,
-                sigma=sigma,
-                lmbda=lmbda,
-                momentum_order=momentum_order,
-                perturb_eps=perturb_eps,
-            ),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         ascent = FriendlyAscent(rho, sigma, lmbda, momentum_order, perturb_eps)
         super().__init__(base, ascent, PerturbedGradient())

@@ -133,7 +133,7 @@ class GSAM(SharpnessAware):
         eta: float = 0.0,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(alpha=alpha))
+        validate(self.HYPERPARAMETERS, locals())
         ball = dict(rho=rho, p=p, adaptive=adaptive, eta=eta, perturb_eps=perturb_eps)
         if rho_schedule is None:
             ascent = NormBallAscent(**ball)

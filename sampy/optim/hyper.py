@@ -45,6 +45,8 @@ class Hyper:
 
     def check(self, value: Any) -> None:
         """Raise ``ValueError`` naming this hyperparameter unless ``value`` is valid."""
+        if value is None and self.default is None:
+            return  # an optional knob that is switched off (e.g. WSAM's max_norm)
         if self.kind == "bool":
             check_bool(self.name, value)
         elif self.kind == "choice":
@@ -130,7 +132,11 @@ class Hyper:
 
 
 def validate(specs: tuple[Hyper, ...], values: dict[str, Any]) -> None:
-    """Check every value against its spec (``values`` maps names to the given values)."""
+    """Check every value against its spec.
+
+    ``values`` maps names to values; names without a spec are ignored, so a constructor
+    validates all its arguments with ``validate(self.HYPERPARAMETERS, locals())``.
+    """
     for spec in specs:
         if spec.name in values:
             spec.check(values[spec.name])

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sampy.optim.base import BaseOptimizer, Oracle, per_point
+from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
 
@@ -62,12 +62,8 @@ class LookSAM:
         adaptive: bool = False,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(rho=rho, k=k, alpha=alpha, adaptive=adaptive, perturb_eps=perturb_eps),
-        )
-        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
-            raise ValueError(f"base must be a base optimizer instance, got {base!r}")
+        validate(self.HYPERPARAMETERS, locals())
+        check_base(base)
         self.base = base
         self.ascent = NormBallAscent(rho=rho, adaptive=adaptive, perturb_eps=perturb_eps)
         self.k = int(k)

@@ -47,5 +47,5 @@ class RandomSAM(SharpnessAware):
         mix: float = 0.0,
         seed: int = 0,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, kind=kind, mix=mix, seed=seed))
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(base, RandomAscent(rho, kind, int(seed)), MixedDescent(mix))

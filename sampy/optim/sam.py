@@ -54,10 +54,7 @@ class NormBallAscent:
         eta: float = 0.0,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(rho=rho, p=p, adaptive=adaptive, eta=eta, perturb_eps=perturb_eps),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         self.rho = rho
         self.p = float(p)
         self.adaptive = bool(adaptive)

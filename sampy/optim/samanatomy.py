@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sampy.optim.base import BaseOptimizer, Oracle, per_point
+from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.checkpoints import ratio
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.perturbation import dual_direction
@@ -44,9 +44,8 @@ class SAMAnatomy:
     def __init__(
         self, base: BaseOptimizer, rho: float | np.ndarray = 0.05, perturb_eps: float = 1e-8
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, perturb_eps=perturb_eps))
-        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
-            raise ValueError(f"base must be a base optimizer instance, got {base!r}")
+        validate(self.HYPERPARAMETERS, locals())
+        check_base(base)
         self.base = base
         self.rho = rho
         self._radius = per_point(rho)

@@ -37,47 +37,6 @@ RATIO = (
 )
 
 
-class SAME(SharpnessAware):
-    """SAM with one checkpoint of the gradient amplified by ``factor``."""
-
-    HYPERPARAMETERS = (
-        RHO,
-        Hyper("checkpoint", 1, "the checkpoint k ∈ {1, 2, 3, 4} to scale", 1, 4, kind="int"),
-        Hyper("factor", 2.0, "factor c for that checkpoint (1 = SAM)", 0.0, None),
-        *RATIO,
-        PERTURB_EPS,
-    )
-
-    def __init__(
-        self,
-        base: BaseOptimizer,
-        rho: float | np.ndarray = 0.05,
-        checkpoint: int = 1,
-        factor: float = 2.0,
-        ratio_eps: float = 1e-8,
-        ratio_mode: str = "sign_safe",
-        perturb_eps: float = 1e-12,
-    ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(
-                rho=rho,
-                checkpoint=checkpoint,
-                factor=factor,
-                ratio_eps=ratio_eps,
-                ratio_mode=ratio_mode,
-                perturb_eps=perturb_eps,
-            ),
-        )
-        factors = [1.0] * 5
-        factors[int(checkpoint)] = float(factor)
-        super().__init__(
-            base,
-            NormBallAscent(rho=rho, perturb_eps=perturb_eps),
-            CheckpointScaling(tuple(factors), ratio_eps, ratio_mode),
-        )
-
-
 class CustomSAME(SharpnessAware):
     """SAM with one factor per checkpoint (ckpt0…ckpt4)."""
 
@@ -105,21 +64,39 @@ class CustomSAME(SharpnessAware):
         ratio_mode: str = "sign_safe",
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(
-                rho=rho,
-                factors=factors,
-                ratio_eps=ratio_eps,
-                ratio_mode=ratio_mode,
-                perturb_eps=perturb_eps,
-            ),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base,
             NormBallAscent(rho=rho, perturb_eps=perturb_eps),
             CheckpointScaling(tuple(factors), ratio_eps, ratio_mode),
         )
+
+
+class SAME(CustomSAME):
+    """SAM with one checkpoint of the gradient amplified by ``factor``."""
+
+    HYPERPARAMETERS = (
+        RHO,
+        Hyper("checkpoint", 1, "the checkpoint k ∈ {1, 2, 3, 4} to scale", 1, 4, kind="int"),
+        Hyper("factor", 2.0, "factor c for that checkpoint (1 = SAM)", 0.0, None),
+        *RATIO,
+        PERTURB_EPS,
+    )
+
+    def __init__(
+        self,
+        base: BaseOptimizer,
+        rho: float | np.ndarray = 0.05,
+        checkpoint: int = 1,
+        factor: float = 2.0,
+        ratio_eps: float = 1e-8,
+        ratio_mode: str = "sign_safe",
+        perturb_eps: float = 1e-12,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        factors = [1.0] * 5
+        factors[int(checkpoint)] = float(factor)
+        super().__init__(base, rho, tuple(factors), ratio_eps, ratio_mode, perturb_eps)
 
 
 class SAMCkpt(SharpnessAware):
@@ -148,16 +125,7 @@ class SAMCkpt(SharpnessAware):
         ratio_mode: str = "sign_safe",
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(
-                rho=rho,
-                checkpoints=checkpoints,
-                ratio_eps=ratio_eps,
-                ratio_mode=ratio_mode,
-                perturb_eps=perturb_eps,
-            ),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base,
             NormBallAscent(rho=rho, perturb_eps=perturb_eps),

@@ -51,16 +51,7 @@ class SGD:
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(
-                lr=lr,
-                momentum=momentum,
-                dampening=dampening,
-                nesterov=nesterov,
-                weight_decay=weight_decay,
-            ),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
         self.lr = lr

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from sampy.optim.base import BaseOptimizer, Oracle
+from sampy.optim.base import BaseOptimizer, Oracle, check_base
 
 
 class AscentRule(Protocol):
@@ -73,13 +73,7 @@ class SharpnessAware:
     grad_evals_per_step = 2
 
     def __init__(self, base: BaseOptimizer, ascent: AscentRule, descent: DescentRule) -> None:
-        # A class passes the protocol check (it has the methods), so reject classes explicitly:
-        # torch users write base_optimizer=torch.optim.SGD; here the base is an instance.
-        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
-            raise ValueError(
-                f"base must be a base optimizer instance with init/update/step "
-                f"(e.g. sampy.optim.SGD(lr=0.01)), got {base!r}"
-            )
+        check_base(base)
         self.base = base
         self.ascent = ascent
         self.descent = descent

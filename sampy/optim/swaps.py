@@ -58,7 +58,7 @@ class _Swap(SharpnessAware):
     def __init__(
         self, base: BaseOptimizer, rho: float | np.ndarray = 0.05, perturb_eps: float = 1e-12
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, perturb_eps=perturb_eps))
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base, NormBallAscent(rho=rho, perturb_eps=perturb_eps), _Rule(self.combine)
         )
@@ -100,7 +100,7 @@ class _Agree(SharpnessAware):
         fill: str = "zero",
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, fill=fill, perturb_eps=perturb_eps))
+        validate(self.HYPERPARAMETERS, locals())
         keep_sam = self.keep_sam
 
         def combine(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:

@@ -28,6 +28,6 @@ class USAM(SharpnessAware):
     )
 
     def __init__(self, base: BaseOptimizer, rho: float | np.ndarray = 0.05) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho))
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(base, UnnormalizedAscent(rho), PerturbedGradient())
         self.rho = rho

@@ -39,7 +39,7 @@ class VaSSO(SharpnessAware):
         theta: float = 0.4,
         perturb_eps: float = 1e-12,
     ) -> None:
-        validate(self.HYPERPARAMETERS, dict(rho=rho, theta=theta, perturb_eps=perturb_eps))
+        validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base, VarianceSuppressedAscent(rho, theta, perturb_eps), PerturbedGradient()
         )

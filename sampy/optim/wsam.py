@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sampy.optim.base import BaseOptimizer, Oracle, per_point
+from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
 
@@ -80,12 +80,8 @@ class WSAM:
         max_norm: float | None = None,
         perturb_eps: float = 1e-12,
     ) -> None:
-        given = dict(rho=rho, gamma=gamma, adaptive=adaptive, decouple=decouple)
-        if max_norm is not None:
-            given["max_norm"] = max_norm
-        validate(self.HYPERPARAMETERS, {**given, "perturb_eps": perturb_eps})
-        if isinstance(base, type) or not isinstance(base, BaseOptimizer):
-            raise ValueError(f"base must be a base optimizer instance, got {base!r}")
+        validate(self.HYPERPARAMETERS, locals())
+        check_base(base)
         self.base = base
         self.ascent = NormBallAscent(rho=rho, adaptive=adaptive, perturb_eps=perturb_eps)
         self.gamma = gamma

@@ -68,10 +68,7 @@ class SAM(torch.optim.Optimizer):
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
     ) -> None:
-        validate(
-            self.HYPERPARAMETERS,
-            dict(rho=rho, p=p, adaptive=adaptive, eta=eta, perturb_eps=perturb_eps),
-        )
+        validate(self.HYPERPARAMETERS, locals())
         if not (
             isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)
         ):
