@@ -25,9 +25,9 @@ BIBLIOGRAPHY = "book/bibliography"
 # A jshtml scrubber or a widgets.Image does not count here (they are no <img src> in the
 # HTML); the explorer tests below check those.
 EXPECTED_MIN_FIGURES = {
-    "sharp_flat": 2,
-    "deriving_sam": 1,
-    "sam_toys": 3,
+    "sharp_flat": 4,
+    "deriving_sam": 2,
+    "sam_toys": 5,
     "explorer": 1,
 }
 
