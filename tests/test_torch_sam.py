@@ -55,11 +55,23 @@ def _torch_trajectory(f, x0, steps, base_cls, base_kwargs, **sam_kwargs):
     return np.array(xs)
 
 
+# Start and learning-rate scale where the default (a fixed offset from the last minimum, the
+# bases' lr) is not a well-conditioned run: Beale's valley floor makes SAM bounce chaotically
+# from the default start, and Goldstein-Price's gradients (~1e3) diverge at lr 1e-3.
+SETTINGS = {"beale": ((2.5, 0.3), 1.0), "goldstein_price": ((0.1, -1.1), 0.003)}
+
+
 def _start(f) -> np.ndarray:
     # Near a minimum, where every landscape is smooth, but far enough that 200 steps do not
     # reach the bouncing regime at the minimum (there ε = ρ g/‖g‖ flips with the sign of a
     # vanishing g, which amplifies rounding; VARIANTS.md §25 on chaotic drift).
+    if f.name in SETTINGS:
+        return np.array(SETTINGS[f.name][0])
     return f.minima[-1] + np.array([OFFSET, -OFFSET])
+
+
+def _lr_scale(f) -> float:
+    return SETTINGS.get(f.name, (None, 1.0))[1]
 
 
 @pytest.mark.parametrize("base", sorted(BASES))
@@ -68,6 +80,7 @@ def _start(f) -> np.ndarray:
 def test_twin_follows_reference_trajectory(name, mode, base):
     f = sampy.functions.get(name)
     np_cls, torch_cls, kwargs = BASES[base]
+    kwargs = {**kwargs, "lr": kwargs["lr"] * _lr_scale(f)}
     sam_kwargs = {"rho": 0.05, **MODES[mode]}
     x0 = _start(f)
     reference = sampy.run(SAM(np_cls(**kwargs), **sam_kwargs), f, x0, STEPS)
@@ -75,7 +88,7 @@ def test_twin_follows_reference_trajectory(name, mode, base):
     assert not reference.diverged.any()
     np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
     # The run must actually move, or equality would be trivial.
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-3
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-4
 
 
 def test_rho_zero_is_the_base_optimizer_bit_for_bit():

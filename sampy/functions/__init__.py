@@ -6,7 +6,7 @@
 array([[0., 0.]])
 """
 
-from sampy.functions import classic, toys  # noqa: F401  (registers the functions)
+from sampy.functions import catalogue, classic, toys  # noqa: F401  (registers the functions)
 from sampy.functions._base import (
     TestFunction,
     autograd_value_and_grad,

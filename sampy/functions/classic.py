@@ -121,9 +121,7 @@ def rosenbrock(dim: int = 2, a: float = 1.0, b: float = 100.0) -> TestFunction:
         fn=value,
         dim=d,
         # The usual (-2, 2) x (-1, 3) box, shifted so that the minimiser (a, a²) stays inside.
-        domain=(
-            ((a - 3.0, a + 1.0), (a * a - 2.0, a * a + 2.0)) if d == 2 else ((-2.0, 2.0),) * d
-        ),
+        domain=(((a - 3.0, a + 1.0), (a * a - 2.0, a * a + 2.0)) if d == 2 else ((-2.0, 2.0),) * d),
         minima=minimum[None, :],
         fmin=0.0,
         analytic_grad=grad,
