@@ -1,0 +1,1 @@
+"""Reproducible speed measurements of sampy, printed as ratios: see README.md."""
