@@ -109,6 +109,15 @@ def rosenbrock(dim: int = 2, a: float = 1.0, b: float = 100.0) -> TestFunction:
         return anp.sum(b * (tail - head**2) ** 2 + (a - head) ** 2, axis=-1)
 
     def grad(x):
+        if d == 2:
+            # The 2-D formula without slicing into a zero array: several times faster on
+            # the playground's hot path.
+            u = x[..., 0]
+            valley = x[..., 1] - u * u
+            out = np.empty_like(x)
+            out[..., 0] = -4.0 * b * u * valley - 2.0 * (a - u)
+            out[..., 1] = 2.0 * b * valley
+            return out
         head, tail = x[..., :-1], x[..., 1:]
         valley = tail - head * head
         grad = np.zeros_like(x)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sampy.optim.base import per_point
-from sampy.optim.perturbation import dual_direction
+from sampy.optim.perturbation import dual_direction, per_point_dot
 
 
 def _unit(v: np.ndarray, radius: Any, eps: float) -> np.ndarray:
@@ -117,7 +117,7 @@ class FisherAscent:
     def __call__(self, x: np.ndarray, g: np.ndarray, state: None) -> tuple[np.ndarray, None]:
         """``(ε, None)``."""
         precond = g / (1.0 + self.fisher_eta * g * g)
-        length = np.sqrt(np.einsum("...i,...i->...", g, precond))[..., None]
+        length = np.sqrt(per_point_dot(g, precond))
         return precond * (self.rho / (length + self.eps)), None
 
 

@@ -26,19 +26,16 @@ import numpy as np
 
 from sampy.optim.base import BaseOptimizer, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import NORM_BALL, NormBallAscent
 from sampy.optim.sharpness_aware import SharpnessAware
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("...i,...i->...", a, b)[..., None]
-
-
 def orthogonal_part(g: np.ndarray, h: np.ndarray, eps: float) -> np.ndarray:
     """The part of ``g`` orthogonal to ``h`` in GSAM's eps-guarded form (per point)."""
-    g_norm = np.sqrt(_dot(g, g))
-    h_norm = np.sqrt(_dot(h, h))
-    cos = _dot(g, h) / (h_norm * g_norm + eps)
+    g_norm = np.sqrt(per_point_dot(g, g))
+    h_norm = np.sqrt(per_point_dot(h, h))
+    cos = per_point_dot(g, h) / (h_norm * g_norm + eps)
     return g - cos * g_norm * h / (h_norm + eps)
 
 

@@ -27,11 +27,8 @@ import numpy as np
 
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("...i,...i->...", a, b)[..., None]
 
 
 class LookSAMState(NamedTuple):
@@ -89,10 +86,10 @@ class LookSAM:
         if state.count % self.k == 0:
             e, _ = self.ascent(x, g, None)
             g_s = oracle.grad(x + e)
-            g_v = g_s - _dot(g_s, g) / (_dot(g, g) + self.perturb_eps) * g
+            g_v = g_s - per_point_dot(g_s, g) / (per_point_dot(g, g) + self.perturb_eps) * g
             d = g_s
         else:
-            scale = np.sqrt(_dot(g, g)) / (np.sqrt(_dot(g_v, g_v)) + 1e-8)
+            scale = np.sqrt(per_point_dot(g, g)) / (np.sqrt(per_point_dot(g_v, g_v)) + 1e-8)
             d = g + self._alpha * scale * g_v
         x, base_state = self.base.update(x, d, state.base)
         return x, LookSAMState(count=state.count + 1, g_v=g_v, base=base_state)

@@ -21,6 +21,15 @@ import math
 import numpy as np
 
 
+def per_point_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``⟨a, b⟩`` per point (over the last axis), kept as a trailing axis of length 1.
+
+    ``np.vecdot`` is a ufunc: a fraction of a microsecond for one point, where ``einsum`` and
+    ``sum(a*b, -1)`` spend more in Python than in arithmetic (the playground's N = 1 case).
+    """
+    return np.vecdot(a, b)[..., None]
+
+
 def dual_norm_exponent(p: float) -> float:
     """The Hölder conjugate ``q`` of ``p`` (``1/p + 1/q = 1``; ∞ for p = 1, 1 for p = ∞)."""
     if p == 1:
@@ -34,8 +43,7 @@ def lp_norm(u: np.ndarray, p: float) -> np.ndarray:
     """``‖u‖_p`` over the last axis, kept as a trailing axis of length 1."""
     a = np.abs(u)
     if p == 2:
-        # einsum is several times faster than sum(u*u, -1) when the last axis is short.
-        return np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
+        return np.sqrt(per_point_dot(u, u))
     if math.isinf(p):
         return np.max(a, axis=-1, keepdims=True)
     if p == 1:
@@ -52,9 +60,7 @@ def dual_direction(u: np.ndarray, p: float, radius: float | np.ndarray, eps: flo
     ``radius`` is a number or an array with a trailing axis of length 1 (one radius per point).
     """
     if p == 2:
-        # Inlined lp_norm(u, 2): this line is the hot path of every SAM step.
-        norm = np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
-        return u * (radius / (norm + eps))
+        return u * (radius / (np.sqrt(per_point_dot(u, u)) + eps))
     if math.isinf(p):
         return radius * np.sign(u)
     a = np.abs(u)

@@ -73,6 +73,8 @@ class SGD:
 
     def update(self, x: np.ndarray, d: np.ndarray, state: SGDState) -> tuple[np.ndarray, SGDState]:
         """Move ``x`` along ``d`` (in place of the gradient)."""
+        if self.momentum == 0 and self.weight_decay == 0:
+            return x - self._lr * d, state  # plain gradient descent: nothing to remember
         if self.weight_decay != 0:
             d = d + self.weight_decay * x
         buf = state.momentum

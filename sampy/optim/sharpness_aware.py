@@ -93,4 +93,10 @@ class SharpnessAware:
         g_adv = oracle.grad(x + e)
         d, descent_state = self.descent(g, g_adv, state.descent)
         x, base_state = self.base.update(x, d, state.base)
+        if (
+            ascent_state is state.ascent
+            and descent_state is state.descent
+            and base_state is state.base
+        ):
+            return x, state  # stateless rules and base (plain SAM): no new tuple per step
         return x, SharpnessAwareState(ascent=ascent_state, descent=descent_state, base=base_state)

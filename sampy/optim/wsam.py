@@ -25,12 +25,13 @@ import numpy as np
 
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
 
 
 def clip_by_global_norm(g: np.ndarray, max_norm: float) -> np.ndarray:
     """``torch.nn.utils.clip_grad_norm_``: scale by ``min(1, max_norm/(‖g‖ + 1e-6))`` per point."""
-    norm = np.sqrt(np.einsum("...i,...i->...", g, g))[..., None]
+    norm = np.sqrt(per_point_dot(g, g))
     return g * np.minimum(1.0, max_norm / (norm + 1e-6))
 
 
