@@ -34,16 +34,21 @@ def lp_norm(us: list[Tensor], p: float) -> Tensor:
 
 
 def dual_direction(
-    groups: list[list[Tensor]], p: float, radii: list[float], eps: float
+    groups: list[list[Tensor]], p: float, radii: list[float], eps: float, inplace: bool = False
 ) -> list[list[Tensor]]:
     """The maximiser of ``⟨ε, u⟩`` over ``‖ε‖_p ≤ radius``, the norm global over all groups.
 
     ``groups[i]`` are the tensors of parameter group ``i`` and ``radii[i]`` its radius (ρ is a
     per-group setting, as in davda54/sam; the normalising norm is shared by all groups).
+    ``inplace=True`` may overwrite ``groups`` with the result (done for p = 2, SAM's hot path).
     """
     us = [u for group in groups for u in group]
     if p == 2:
         norm = lp_norm(us, 2)
+        if inplace:
+            for g, r in zip(groups, radii, strict=True):
+                torch._foreach_mul_(g, r / (norm + eps))
+            return groups
         return [torch._foreach_mul(g, r / (norm + eps)) for g, r in zip(groups, radii, strict=True)]
     if math.isinf(p):
         return [
@@ -76,11 +81,13 @@ def norm_ball_perturbation(
     adaptive: list[bool] | None = None,
     eta: list[float] | None = None,
     eps: float = 1e-12,
+    inplace: bool = False,
 ) -> list[list[Tensor]]:
     """SAM's (or, per group, ASAM's) perturbation ε for every parameter tensor.
 
     Mirrors ``sampy.optim.perturbation.norm_ball_perturbation``: without ``adaptive`` it is
     ``dual_direction(g)``; with it, ``T = |w| + η`` and ``ε = T · dual_direction(T g)``.
+    ``inplace=True`` allows the result to be written into ``grads`` (they are consumed).
     """
     adaptive = adaptive or [False] * len(params)
     eta = eta or [0.0] * len(params)
@@ -91,7 +98,8 @@ def norm_ball_perturbation(
     us = [
         gs if s is None else torch._foreach_mul(s, gs) for gs, s in zip(grads, scales, strict=True)
     ]
-    directions = dual_direction(us, p, rhos, eps)
+    # In place only where us are the caller's grads (no adaptive scaling made new tensors).
+    directions = dual_direction(us, p, rhos, eps, inplace=inplace and not any(adaptive))
     return [
         d if s is None else torch._foreach_mul(s, d)
         for d, s in zip(directions, scales, strict=True)

@@ -85,14 +85,19 @@ class SAM(torch.optim.Optimizer):
         # One list of groups for both: schedulers and add_param_group act on both at once.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
-        self._perturbed: list[torch.Tensor] | None = None
+        self._perturbed: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._saved_cache: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def _params_with_grad(self) -> list[list[torch.Tensor]]:
         return [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Save ``w`` and move to ``w + ε`` (needs the clean gradient in ``p.grad``)."""
+        """Save ``w`` and move to ``w + ε`` (needs the clean gradient in ``p.grad``).
+
+        With ``zero_grad=True`` the clean gradients are not needed afterwards, so ε is computed
+        in their storage instead of in new tensors.
+        """
         params = self._params_with_grad()
         grads = [[p.grad for p in ps] for ps in params]
         e = norm_ball_perturbation(
@@ -103,28 +108,40 @@ class SAM(torch.optim.Optimizer):
             [group["adaptive"] for group in self.param_groups],
             [group["eta"] for group in self.param_groups],
             self.perturb_eps,
+            inplace=zero_grad,
         )
         flat = [p for ps in params for p in ps]
-        saved = [self._saved_copy(p) for p in flat]
+        saved = self._saved_copies(flat)
         torch._foreach_copy_(saved, flat)
         torch._foreach_add_(flat, [x for es in e for x in es])
-        self._perturbed = flat
+        self._perturbed = (flat, saved)
         if zero_grad:
-            self.zero_grad()
+            # What zero_grad() does for these tensors, without its profiler and group loops.
+            for p in flat:
+                p.grad = None
 
-    def _saved_copy(self, p: torch.Tensor) -> torch.Tensor:
-        state = self.state[p]
-        if "old_p" not in state or state["old_p"].shape != p.shape:
-            state["old_p"] = torch.empty_like(p)
-        return state["old_p"]
+    def _saved_copies(self, flat: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The ``old_p`` buffers of ``flat``: allocated once, reused while ``flat`` is unchanged."""
+        cached = self._saved_cache
+        if cached is not None and len(cached[0]) == len(flat):
+            if all(a is b for a, b in zip(cached[0], flat, strict=True)):
+                return cached[1]
+        saved = []
+        for p in flat:
+            state = self.state[p]
+            if "old_p" not in state or state["old_p"].shape != p.shape:
+                state["old_p"] = torch.empty_like(p)
+            saved.append(state["old_p"])
+        self._saved_cache = (flat, saved)
+        return saved
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Return to the saved ``w`` exactly and take the base step with ``g̃`` in ``p.grad``."""
         if self._perturbed is None:
             raise RuntimeError("second_step() called without first_step(): nothing to restore")
-        flat = self._perturbed
-        torch._foreach_copy_(flat, [self.state[p]["old_p"] for p in flat])
+        flat, saved = self._perturbed
+        torch._foreach_copy_(flat, saved)
         self._perturbed = None
         self.base_optimizer.step()
         if zero_grad:
@@ -162,5 +179,6 @@ class SAM(torch.optim.Optimizer):
         if base is None:
             raise ValueError("state_dict has no 'base_optimizer' entry; was it saved by sampy SAM?")
         super().load_state_dict(state_dict)
+        self._saved_cache = None  # the state's old_p tensors were replaced
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
