@@ -8,8 +8,8 @@
 """
 
 from sampy import functions, optim
+from sampy.registry import Variant, hyperparameters_html, table_html, variant, variants
 from sampy.run import Trajectory, run
-from sampy.variants import Variant, variant, variants
 
 __version__ = "0.1.0"
 
@@ -18,8 +18,10 @@ __all__ = [
     "Variant",
     "__version__",
     "functions",
+    "hyperparameters_html",
     "optim",
     "run",
+    "table_html",
     "variant",
     "variants",
 ]

@@ -29,6 +29,7 @@ EXPECTED_MIN_FIGURES = {
     "deriving_sam": 2,
     "sam_toys": 5,
     "explorer": 1,
+    "family": 1,
 }
 
 # What the @jupyter-widgets/html-manager bundle asks for and nobody ships: its Font Awesome

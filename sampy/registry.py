@@ -9,7 +9,8 @@ of gradient evaluations matches ``evals_per_step``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,3 +339,45 @@ def variant(name: str) -> Variant:
         if row.name == name:
             return row
     raise ValueError(f"unknown variant name {name!r}; choose one of {[v.name for v in _VARIANTS]}")
+
+
+def _cell(text: str) -> str:
+    return f"<td>{html.escape(str(text))}</td>"
+
+
+def table_html(rows: Sequence[Variant] | None = None) -> str:
+    """The table of variants as HTML: name, ascent, descent, base, evaluations, paper."""
+    rows = variants() if rows is None else rows
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "variant",
+            "ascent: where is ∇ taken?",
+            "descent: what the base gets",
+            "∇ per step",
+            "paper",
+        )
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(_cell(c) for c in (v.name, v.ascent, v.descent, v.grad_evals, v.paper))
+        + "</tr>"
+        for v in rows
+    )
+    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def hyperparameters_html(rows: Sequence[Variant] | None = None) -> str:
+    """Every variant's hyperparameters as HTML: default, valid range and meaning."""
+    rows = variants() if rows is None else rows
+    head = "".join(
+        f"<th>{h}</th>" for h in ("variant", "hyperparameter", "default", "range", "meaning")
+    )
+    body = []
+    for v in rows:
+        for spec in v.hyperparameters:
+            cells = (v.name, spec.name, repr(spec.default), spec.range_text(), spec.meaning)
+            body.append("<tr>" + "".join(_cell(c) for c in cells) + "</tr>")
+    return (
+        f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
