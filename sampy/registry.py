@@ -34,6 +34,8 @@ class Variant:
         evals_per_step: the same as a function of the hyperparameters (for the tests).
         preset: hyperparameters fixed by this row (``adaptive=True`` for ASAM).
         family: the book chapter the variant belongs to.
+        takes_base: False for variants with a built-in base optimizer (MSAM, the
+            schedule-free ones); their ``make`` ignores the ``base`` argument.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Variant:
     evals_per_step: Callable[[dict[str, Any]], float]
     family: str
     preset: dict[str, Any] = field(default_factory=dict)
+    takes_base: bool = True
 
     @property
     def hyperparameters(self) -> tuple[Hyper, ...]:
@@ -63,8 +66,14 @@ class Variant:
         return {spec.name: spec.default for spec in self.hyperparameters}
 
     def make(self, base: Any, **hyperparameters: Any) -> Any:
-        """The optimizer: ``cls(base, **preset, **hyperparameters)``."""
+        """The optimizer: ``cls(base, **preset, **hyperparameters)`` (no base if built in)."""
+        if not self.takes_base:
+            return self.cls(**self.preset, **hyperparameters)
         return self.cls(base, **self.preset, **hyperparameters)
+
+
+def _one(_: dict[str, Any]) -> float:
+    return 1.0
 
 
 def _two(_: dict[str, Any]) -> float:
@@ -204,6 +213,74 @@ _VARIANTS: tuple[Variant, ...] = (
         "1 + 1/k",
         lambda h: 1.0 + 1.0 / h["k"],
         "cheaper",
+    ),
+    Variant(
+        "MSAM",
+        optim.MSAM,
+        "Becker, Altrock, Risse, Momentum-SAM: Sharpness Aware Minimization without "
+        "Computational Overhead, arXiv:2401.12033, 2024",
+        "becker2024msam",
+        "w̃ = w − ρ v/‖v‖ (negative momentum; parameters stored at w̃, no extra gradient)",
+        "d = ∇L(w̃) + λ w̃ (the only gradient, at the perturbed point)",
+        "SGD with momentum (built in)",
+        "1",
+        _one,
+        "cheaper",
+        takes_base=False,
+    ),
+    Variant(
+        "AdamWMSAM",
+        optim.AdamWMSAM,
+        "Becker, Altrock, Risse, Momentum-SAM: Sharpness Aware Minimization without "
+        "Computational Overhead, arXiv:2401.12033, 2024",
+        "becker2024msam",
+        "w̃ = w − ρ m/‖m‖ (Adam's first moment; stored at w̃)",
+        "d = ∇L(w̃) (the only gradient)",
+        "AdamW, decay after the step (built in)",
+        "1",
+        _one,
+        "cheaper",
+        takes_base=False,
+    ),
+    Variant(
+        "ScheduleFreeAdamW",
+        optim.ScheduleFreeAdamW,
+        "Defazio, Yang, Mehta, Mishchenko, Khaled, Cutkosky, The Road Less Scheduled, NeurIPS 2024",
+        "defazio2024road",
+        "none (gradient at y = β1 x + (1 − β1) z)",
+        "d = ∇L(y)",
+        "schedule-free AdamW: z step, x average, y interpolation",
+        "1",
+        _one,
+        "schedule-free",
+        takes_base=False,
+    ),
+    Variant(
+        "SeedAdamWMSAMSF",
+        optim.SeedAdamWMSAMSF,
+        "opooladz/Momentum-SAM-ScheduleFree README (seed 004), no paper",
+        None,
+        "θ' = θ + ρ x/‖x‖ (along +momentum, never removed)",
+        "g = ∇L(θ) + ∇L(θ') (README loop; or one of the two)",
+        "AdamW step from θ', then θ ← (1 − c)θ + cθ'' (built in)",
+        "2 (sum_two), 1 otherwise",
+        lambda h: 2.0 if h["grad_mode"] == "sum_two" else 1.0,
+        "schedule-free",
+        takes_base=False,
+    ),
+    Variant(
+        "AdamWMSAMScheduleFree",
+        optim.AdamWMSAMScheduleFree,
+        "sampy's correction of seed 004: MSAM's ascent (Becker et al. 2024) on Schedule-Free "
+        "AdamW (Defazio et al., NeurIPS 2024), no paper",
+        None,
+        "ỹ = y − ρ m/‖m‖ (gradient EMA; removed before each update)",
+        "d = ∇L(ỹ) (the only gradient)",
+        "Schedule-Free AdamW at y (built in)",
+        "1",
+        _one,
+        "schedule-free",
+        takes_base=False,
     ),
     Variant(
         "SAME",

@@ -8,6 +8,7 @@ from sampy.optim.friendly_sam import FriendlySAM
 from sampy.optim.gsam import GSAM, proportional_rho
 from sampy.optim.hyper import Hyper
 from sampy.optim.looksam import LookSAM
+from sampy.optim.msam import MSAM, AdamWMSAM
 from sampy.optim.perturbation import (
     dual_direction,
     dual_norm_exponent,
@@ -18,6 +19,8 @@ from sampy.optim.random_sam import RandomSAM
 from sampy.optim.sam import SAM, NormBallAscent
 from sampy.optim.samanatomy import SAMAnatomy
 from sampy.optim.same import SAME, CustomSAME, SAMCkpt
+from sampy.optim.schedule_free import ScheduleFreeAdamW
+from sampy.optim.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
 from sampy.optim.sgd import SGD, SGDState
 from sampy.optim.sharpness_aware import (
     PerturbedGradient,
@@ -38,6 +41,7 @@ from sampy.optim.wsam import WSAM
 
 __all__ = [
     "GSAM",
+    "MSAM",
     "SAM",
     "SAMDIRECTION",
     "SAME",
@@ -48,6 +52,8 @@ __all__ = [
     "Adam",
     "AdamState",
     "AdamW",
+    "AdamWMSAM",
+    "AdamWMSAMScheduleFree",
     "BaseOptimizer",
     "ClampSAM",
     "ClipSAM",
@@ -68,6 +74,8 @@ __all__ = [
     "SAMMagnitude",
     "SGDAgree",
     "SGDState",
+    "ScheduleFreeAdamW",
+    "SeedAdamWMSAMSF",
     "SharpnessAware",
     "SharpnessAwareState",
     "VaSSO",
