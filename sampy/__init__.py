@@ -7,7 +7,7 @@
 - ``sampy.torch``: the torch twins (``import sampy.torch``; needs PyTorch).
 """
 
-from sampy import functions, optim
+from sampy import functions, optim, problems
 from sampy.registry import Variant, hyperparameters_html, table_html, variant, variants
 from sampy.run import Trajectory, run
 
@@ -20,6 +20,7 @@ __all__ = [
     "functions",
     "hyperparameters_html",
     "optim",
+    "problems",
     "run",
     "table_html",
     "variant",

@@ -10,12 +10,14 @@ of gradient evaluations matches ``evals_per_step``.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sampy import optim
 from sampy.optim.hyper import Hyper
+from sampy.problems import DEFAULT_N
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class Variant:
         evals_per_step: the same as a function of the hyperparameters (for the tests).
         preset: hyperparameters fixed by this row (``adaptive=True`` for ASAM).
         family: the book chapter the variant belongs to.
-        takes_base: False for variants with a built-in base optimizer (MSAM, the
+        takes_base: False for variants with a built-in base optimizer (MSAM, BSAM, the
             schedule-free ones); their ``make`` ignores the ``base`` argument.
+        needs_examples: True for variants that need a sum-of-examples problem (per-example or
+            per-group gradients, ``sampy.problems``) rather than a plain test function.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Variant:
     family: str
     preset: dict[str, Any] = field(default_factory=dict)
     takes_base: bool = True
+    needs_examples: bool = False
 
     @property
     def hyperparameters(self) -> tuple[Hyper, ...]:
@@ -213,6 +218,101 @@ _VARIANTS: tuple[Variant, ...] = (
         "1 + 1/k",
         lambda h: 1.0 + 1.0 / h["k"],
         "cheaper",
+    ),
+    Variant(
+        "MSharpnessSAM",
+        optim.MSharpnessSAM,
+        "Andriushchenko, Flammarion, Towards Understanding Sharpness-Aware Minimization, ICML 2022",
+        "andriushchenko2022understanding",
+        "ε_j = ρ g_j/‖g_j‖ per micro-batch B_j of m examples",
+        "d = Σ_j (|B_j|/n) g̃_j",
+        _BASE,
+        "2⌈n/m⌉",
+        lambda h: 2.0 * math.ceil(DEFAULT_N / min(h["m"], DEFAULT_N)),
+        "SAM",
+        needs_examples=True,
+    ),
+    Variant(
+        "MultiStepSAM",
+        optim.MultiStepSAM,
+        "Andriushchenko, Flammarion, Towards Understanding Sharpness-Aware Minimization, "
+        "ICML 2022 (multi-step ascent; optax.contrib.sam sync_period)",
+        "andriushchenko2022understanding",
+        "k steps w_{j+1} = w_j + ρ g(w_j)/‖g(w_j)‖ from w_0 = w",
+        "d = ∇L(w_k)",
+        _BASE,
+        "k + 1",
+        lambda h: h["ascent_steps"] + 1.0,
+        "SAM",
+    ),
+    Variant(
+        "ESAM",
+        optim.ESAM,
+        "Du, Yan, Feng, Zhou, Zhen, Goh, Tan, Efficient Sharpness-aware Minimization for "
+        "Improved Training of Neural Networks, ICLR 2022",
+        "du2022esam",
+        "ε = (ρ/β) k ⊙ g/‖g‖, k_i ~ Bernoulli(β) (SWP)",
+        "d = ∇ mean loss of the ⌊γn⌋ examples whose loss rises most (SDS)",
+        _BASE,
+        "2 (+ 2 forward passes)",
+        _two,
+        "cheaper",
+        needs_examples=True,
+    ),
+    Variant(
+        "SSAMF",
+        optim.SSAMF,
+        "Mi, Shen, Ren, Zhou, Sun, Ji, Tao, Make Sharpness-Aware Minimization Stronger: A "
+        "Sparsified Perturbation Approach, NeurIPS 2022",
+        "mi2022ssam",
+        "ε = ρ m ⊙ g/‖g‖, m = top-(1−s) of the Fisher Σ_i (∇ℓ_i)²",
+        "d = g̃",
+        _BASE,
+        "2 + N_s/update_freq",
+        lambda h: 2.0 + min(h["num_samples"], DEFAULT_N) / h["update_freq"],
+        "cheaper",
+        needs_examples=True,
+    ),
+    Variant(
+        "SSAMD",
+        optim.SSAMD,
+        "Mi, Shen, Ren, Zhou, Sun, Ji, Tao, Make Sharpness-Aware Minimization Stronger: A "
+        "Sparsified Perturbation Approach, NeurIPS 2022",
+        "mi2022ssam",
+        "ε = ρ m ⊙ g/‖g‖, m by drop-and-grow (dynamic sparse)",
+        "d = g̃",
+        _BASE,
+        "2",
+        _two,
+        "cheaper",
+    ),
+    Variant(
+        "ImbSAM",
+        optim.ImbSAM,
+        "Zhou, Qu, Xu, Shen, ImbSAM: A Closer Look at Sharpness-Aware Minimization in "
+        "Class-Imbalanced Recognition, ICCV 2023",
+        "zhou2023imbsam",
+        "ε = ρ g_t/‖g_t‖, g_t = ∇L_tail (tail examples, weight c)",
+        "d = ∇L_tail(w + ε) + ∇L_head(w)",
+        _BASE,
+        "3",
+        lambda h: 3.0,
+        "direction",
+        needs_examples=True,
+    ),
+    Variant(
+        "BSAM",
+        optim.BSAM,
+        "Möllenhoff, Khan, SAM as an Optimal Relaxation of Bayes, ICLR 2023",
+        "mollenhoff2023bsam",
+        "θ ~ N(w, 1/(N s)); ε = ρ ∇L(θ)/s (not normalised)",
+        "m ← EMA(g̃ + δ w)",
+        "its own (Adam-like): w ← w − α m/s, s ← EMA(√s|g| + γ + δ)",
+        "2M (M = batchsplit)",
+        lambda h: 2.0 * h["batchsplit"],
+        "adaptive",
+        takes_base=False,
+        needs_examples=True,
     ),
     Variant(
         "MSAM",

@@ -105,8 +105,11 @@ def run(
 
     Args:
         optimizer: any ``sampy.optim`` optimizer (``init``/``step``).
-        f: a ``TestFunction``, a registered name (``"rosenbrock"``) or a batched
-            ``autograd.numpy`` callable (gradient by autograd).
+        f: a ``TestFunction``, a registered name (``"rosenbrock"``), a batched
+            ``autograd.numpy`` callable (gradient by autograd), or a problem from
+            ``sampy.problems`` (a ``SumOfExamples`` for the variants that need examples, a
+            ``NoisyGradient`` for stochastic gradients); ``losses`` are then the mean (and
+            noise-free) loss.
         x0: start points, shape ``(d,)`` or ``(*batch, d)``.
         steps: number of steps (≥ 0).
         bound: a point with a non-finite coordinate or ``max|x_i| > bound`` is marked diverged

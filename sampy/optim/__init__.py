@@ -2,13 +2,17 @@
 
 from sampy.optim.adam import Adam, AdamState, AdamW
 from sampy.optim.base import BaseOptimizer, Optimizer, Oracle
+from sampy.optim.bsam import BSAM, BSAMState
 from sampy.optim.clampsam import ClampSAM, ClipSAM
+from sampy.optim.esam import ESAM, ESAMState, top_k_mask
 from sampy.optim.fisher_sam import FisherSAM
 from sampy.optim.friendly_sam import FriendlySAM
 from sampy.optim.gsam import GSAM, proportional_rho
 from sampy.optim.hyper import Hyper
+from sampy.optim.imbsam import ImbSAM
 from sampy.optim.looksam import LookSAM
 from sampy.optim.msam import MSAM, AdamWMSAM
+from sampy.optim.msharpness import MSharpnessSAM, MultiStepSAM
 from sampy.optim.perturbation import (
     dual_direction,
     dual_norm_exponent,
@@ -27,6 +31,7 @@ from sampy.optim.sharpness_aware import (
     SharpnessAware,
     SharpnessAwareState,
 )
+from sampy.optim.ssam import SSAMD, SSAMF, SSAMState
 from sampy.optim.swaps import (
     SAMDIRECTION,
     SAMMAGNITUDE,
@@ -40,6 +45,8 @@ from sampy.optim.vasso import VaSSO
 from sampy.optim.wsam import WSAM
 
 __all__ = [
+    "BSAM",
+    "ESAM",
     "GSAM",
     "MSAM",
     "SAM",
@@ -47,6 +54,8 @@ __all__ = [
     "SAME",
     "SAMMAGNITUDE",
     "SGD",
+    "SSAMD",
+    "SSAMF",
     "USAM",
     "WSAM",
     "Adam",
@@ -54,14 +63,19 @@ __all__ = [
     "AdamW",
     "AdamWMSAM",
     "AdamWMSAMScheduleFree",
+    "BSAMState",
     "BaseOptimizer",
     "ClampSAM",
     "ClipSAM",
     "CustomSAME",
+    "ESAMState",
     "FisherSAM",
     "FriendlySAM",
     "Hyper",
+    "ImbSAM",
     "LookSAM",
+    "MSharpnessSAM",
+    "MultiStepSAM",
     "NormBallAscent",
     "Optimizer",
     "Oracle",
@@ -74,6 +88,7 @@ __all__ = [
     "SAMMagnitude",
     "SGDAgree",
     "SGDState",
+    "SSAMState",
     "ScheduleFreeAdamW",
     "SeedAdamWMSAMSF",
     "SharpnessAware",
@@ -84,4 +99,5 @@ __all__ = [
     "lp_norm",
     "norm_ball_perturbation",
     "proportional_rho",
+    "top_k_mask",
 ]
