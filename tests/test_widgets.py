@@ -14,6 +14,7 @@ import re
 import warnings
 from pathlib import Path
 
+import ipywidgets as widgets
 import nbformat
 import numpy as np
 import pytest
@@ -22,12 +23,18 @@ from PIL import Image
 import sampy
 from sampy import plot
 from sampy.optim import SAM, SGD
+from sampy.optim.hyper import Hyper
 from sampy.widgets import (
-    OPTIMIZERS,
+    ALIASES,
+    MAX_KNOBS,
     Explorer,
     ExplorerResult,
     PathPicture,
     explore,
+    knob_range,
+    knob_specs,
+    make_knob,
+    methods,
     render,
     time_update,
     two_d_function_names,
@@ -78,12 +85,61 @@ def test_sam_with_rho_zero_is_its_base() -> None:
     np.testing.assert_allclose(result.run.xs, result.baseline_run.xs)
 
 
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", [*methods(), *ALIASES])
 def test_every_menu_entry_runs(optimizer: str) -> None:
     result = explore(optimizer=optimizer, rho=0.05, **PARTING)
     assert np.all(np.isfinite(result.run.xs))
     assert result.method == optimizer
     assert len(result.lines) == (1 if optimizer == "SGD" else 2)
+
+
+def plain_rows() -> list[sampy.Variant]:
+    return [row for row in sampy.variants() if not row.needs_examples]
+
+
+def test_method_menu_is_sgd_and_every_plain_registry_row() -> None:
+    # Generated from the registry: a new row that runs on a test function shows up by itself.
+    expected = ["SGD", *(row.name for row in plain_rows())]
+    assert methods() == expected
+    assert list(Explorer().optimizer_menu.options) == expected
+    assert "ASAM" in expected and "LookSAM" in expected
+    assert not {row.name for row in sampy.variants() if row.needs_examples} & set(expected)
+
+
+def test_hyperparameters_reach_the_registry_row() -> None:
+    result = explore(optimizer="LookSAM", hyperparameters={"rho": 0.1, "k": 5}, **PARTING)
+    row = sampy.variant("LookSAM")
+    direct = sampy.run(row.make(SGD(lr=0.01), rho=0.1, k=5), "sharp_flat", [0.8, -0.2], 300)
+    np.testing.assert_array_equal(result.run.xs, direct.xs)
+    assert result.settings["hyperparameters"] == {**row.defaults(), "rho": 0.1, "k": 5}
+
+
+def test_rho_argument_and_hyperparameters_agree() -> None:
+    by_name = explore(optimizer="SAM", rho=0.1, **PARTING)
+    by_dict = explore(optimizer="SAM", hyperparameters={"rho": 0.1}, **PARTING)
+    np.testing.assert_array_equal(by_name.run.xs, by_dict.run.xs)
+    # The named argument overrides the dict (Explorer.settings() + {"rho": ...} works).
+    both = explore(optimizer="SAM", rho=0.1, hyperparameters={"rho": 0.3}, **PARTING)
+    np.testing.assert_array_equal(both.run.xs, by_name.run.xs)
+    # An alias's fixed value wins over both.
+    alias = explore(optimizer="SAM p=∞", hyperparameters={"p": 2.0}, p=3.0, **PARTING)
+    assert alias.settings["hyperparameters"]["p"] == math.inf
+
+
+def test_builtin_base_takes_the_lr_and_is_compared_with_rho_zero() -> None:
+    row = sampy.variant("MSAM")
+    assert not row.takes_base
+    result = explore(optimizer="MSAM", **{**PARTING, "lr": 0.02})
+    start = np.array([0.8, -0.2])
+    method = sampy.run(row.make(None, **{**row.defaults(), "lr": 0.02}), "sharp_flat", start, 300)
+    baseline = sampy.run(
+        row.make(None, **{**row.defaults(), "lr": 0.02, "rho": 0.0}), "sharp_flat", start, 300
+    )
+    np.testing.assert_array_equal(result.run.xs, method.xs)
+    np.testing.assert_array_equal(result.baseline_run.xs, baseline.xs)
+    assert result.lines[1].startswith("MSAM ρ=0 (no SAM)")
+    # A built-in base without rho is compared with the base optimizer alone.
+    assert explore(optimizer="ScheduleFreeAdamW", **PARTING).baseline == "SGD"
 
 
 def test_sgd_entry_is_one_run() -> None:
@@ -128,6 +184,10 @@ def test_divergence_is_reported_not_raised(function: str, lr: float, x0: tuple) 
         ({"function": "no_such_function"}, "no_such_function"),
         ({"function": sampy.functions.get("sphere", dim=3)}, "2-D"),
         ({"optimizer": "SAM", "p": 0.5}, "p"),
+        ({"optimizer": "SAM", "hyperparameters": {"k": 3}}, "'k'"),
+        ({"optimizer": "LookSAM", "hyperparameters": {"k": 0}}, "k"),
+        ({"optimizer": "WSAM", "hyperparameters": {"gamma": 1.0}}, "gamma"),
+        ({"optimizer": "MSharpnessSAM"}, "optimizer"),  # needs a sum-of-examples problem
     ],
 )
 def test_invalid_settings_raise_value_error_naming_them(settings: dict, named: str) -> None:
@@ -231,8 +291,156 @@ def test_switching_method() -> None:
     assert image_bytes(explorer) != before
     assert explorer.status.value.startswith("ASAM:")
     explorer.optimizer_menu.value = "SGD"
-    assert explorer.rho_slider.disabled  # SGD takes no ascent step
+    assert explorer.rho_slider is None and explorer.knobs == {}  # no ascent step, no knobs
     assert "no SAM" not in explorer.status.value  # one run, one line
+
+
+def check_knob(spec: Hyper, knob: object) -> None:
+    """The control matches its spec: kind, label, default, a range inside the valid one."""
+    widget_type = {
+        "bool": widgets.Checkbox,
+        "choice": widgets.Dropdown,
+        "int": widgets.IntSlider,
+        "real": widgets.FloatLogSlider if spec.log else widgets.FloatSlider,
+    }[spec.kind]
+    assert type(knob) is widget_type, (spec.name, type(knob))
+    assert spec.name in knob.description
+    assert spec.meaning in knob.tooltip
+    assert knob.value == spec.default
+    if spec.kind == "choice":
+        assert tuple(knob.options) == spec.choices
+    if spec.kind in ("real", "int") and not spec.log:
+        lo, hi, _ = knob_range(spec)
+        assert (knob.min, knob.max) == (lo, hi)
+        assert knob.min <= spec.default <= knob.max
+        spec.check(knob.min)  # both ends are valid values
+        spec.check(knob.max)
+        if spec.high is None and spec.kind == "real":
+            assert knob.max == max(1.0, 4 * spec.default)  # the documented rule
+        if spec.high is None and spec.kind == "int":
+            assert knob.max == max(knob.min + 10, 4 * spec.default)
+
+
+@pytest.mark.parametrize("method", methods())
+def test_switching_to_each_method_builds_its_knobs_from_its_specs(method: str) -> None:
+    explorer = Explorer(optimizer="SGD" if method != "SGD" else "SAM")
+    before = image_bytes(explorer)
+    explorer.optimizer_menu.value = method
+    specs = knob_specs(method)
+    row = None if method == "SGD" else sampy.variant(method)
+    # Which specs get a knob: rho first, then spec order; small kinds only; at most 5.
+    assert len(specs) <= MAX_KNOBS
+    if row is not None:
+        names = [spec.name for spec in row.hyperparameters]
+        assert [spec.name for spec in specs[1:]] == sorted(
+            (spec.name for spec in specs[1:]), key=names.index
+        )
+        if "rho" in names:
+            assert specs[0].name == "rho"
+        assert all(spec in row.hyperparameters for spec in specs)
+        assert "lr" not in [spec.name for spec in specs]  # the lr slider sets it
+    assert list(explorer.knobs) == [spec.name for spec in specs]
+    assert list(explorer.knob_box.children[:-1]) == list(explorer.knobs.values())
+    for spec in specs:
+        assert spec.kind in ("real", "int", "bool", "choice")
+        assert spec.name not in ("seed", "eps") and not spec.name.endswith("_eps")
+        check_knob(spec, explorer.knobs[spec.name])
+    # It drew a new picture, and said something sensible.
+    after = image_bytes(explorer)
+    assert after != before
+    decode(after)
+    assert explorer.status.value.startswith(f"{method}:"), explorer.status.value
+    if row is not None and not row.takes_base:
+        assert "own learning rate" in explorer.knob_note.value
+
+
+def a_new_value(knob: object) -> object:
+    """A value of the control other than its current one."""
+    if isinstance(knob, widgets.Checkbox):
+        return not knob.value
+    if isinstance(knob, widgets.Dropdown):
+        return next(option for option in knob.options if option != knob.value)
+    middle = (knob.min + knob.max) / 2
+    if isinstance(knob, widgets.IntSlider):
+        middle = round(middle)
+    return middle if middle != knob.value else knob.max
+
+
+@pytest.mark.parametrize("method", methods()[1:])
+def test_changing_a_generated_knob_redraws(method: str) -> None:
+    explorer = Explorer(optimizer=method)
+    first = next(iter(explorer.knobs.values()))  # rho, where the method has one
+    before = image_bytes(explorer)
+    first.value = a_new_value(first)
+    assert "Invalid" not in explorer.status.value
+    assert image_bytes(explorer) != before
+    assert explorer.settings()["hyperparameters"][first.description] == first.value
+
+
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [("LookSAM", "k"), ("SAM", "adaptive"), ("RandomSAM", "kind"), ("SAM", "p")],
+)
+def test_every_kind_of_knob_redraws(method: str, name: str) -> None:
+    explorer = Explorer(optimizer=method)
+    before = image_bytes(explorer)
+    knob = explorer.knobs[name]
+    knob.value = a_new_value(knob)
+    assert image_bytes(explorer) != before, explorer.status.value
+
+
+def test_knob_ranges_follow_the_rule() -> None:
+    def real(default: float, **bounds: object) -> Hyper:
+        return Hyper("x", default, "", **bounds)
+
+    assert knob_range(real(0.05, low=0.0)) == (0.0, 1.0, 0.005)  # [0, max(1, 4 default)]
+    assert knob_range(real(2.0, low=1.0)) == (1.0, 8.0, 0.05)
+    assert knob_range(real(0.9, low=0.0, high=1.0, high_open=True)) == (0.0, 0.995, 0.005)
+    assert knob_range(real(0.5, low=0.0, low_open=True, high=1.0))[0] == 0.005
+    assert knob_range(real(0.0)) == (-1.0, 1.0, 0.01)  # unbounded both ways
+    assert knob_range(real(0.05, low=0.0), value=3.0)[1] == 3.0  # widened to the value
+    assert knob_range(Hyper("k", 10, "", low=1, kind="int")) == (1.0, 40.0, 1.0)
+    assert knob_range(Hyper("n", 100, "", low=0, low_open=True, kind="int"))[:2] == (1.0, 400.0)
+    assert knob_range(Hyper("c", 1, "", low=1, high=4, kind="int"))[:2] == (1.0, 4.0)
+    # A log spec (a built-in base's lr) gets a log slider around its default.
+    lr = next(spec for spec in sampy.variant("MSAM").hyperparameters if spec.name == "lr")
+    knob = make_knob(lr)
+    assert isinstance(knob, widgets.FloatLogSlider)
+    assert (knob.min, knob.max, knob.value) == pytest.approx((-3.0, 1.0, 0.1))
+
+
+def test_explorer_takes_hyperparameters_even_without_a_knob() -> None:
+    explorer = Explorer(optimizer="RandomSAM", rho=0.2, hyperparameters={"seed": 3, "mix": 0.5})
+    assert "seed" not in explorer.knobs  # no knob for a seed, but the value is used
+    hyperparameters = {"seed": 3, "rho": 0.2, "kind": "gaussian", "mix": 0.5}
+    assert explorer.settings()["hyperparameters"] == hyperparameters
+    assert explorer.refresh().settings["hyperparameters"]["seed"] == 3
+    explorer.optimizer_menu.value = "SAM"  # a new method starts from its defaults
+    knobs = {spec.name: spec.default for spec in knob_specs("SAM")}
+    assert explorer.settings()["hyperparameters"] == knobs
+    with pytest.raises(ValueError, match="'nope'"):
+        Explorer(hyperparameters={"nope": 1})
+    with pytest.raises(ValueError, match="optimizer"):
+        Explorer(optimizer="SAM p=∞")  # an alias of explore(), no menu entry
+
+
+def test_a_diverging_knob_reports_in_status() -> None:
+    # USAM's ascent is rho * g, not normalised: on quadratic (curvature 10, lr 0.05) its step
+    # multiplies by 1 - lr (10 + rho 100), which leaves [-1, 1] once rho > 0.2.
+    explorer = Explorer(function="quadratic", optimizer="USAM")
+    assert "diverged" not in explorer.status.value
+    explorer.rho_slider.value = 1.0
+    assert re.search(r"USAM: .*diverged at step \d+", explorer.status.value)
+    assert "SGD (no SAM)" in explorer.status.value and explorer.status.value.count("diverged") == 1
+    decode(image_bytes(explorer))
+
+
+def test_an_invalid_combination_is_shown_not_raised() -> None:
+    explorer = Explorer(optimizer="LookSAM")
+    before = image_bytes(explorer)
+    assert explorer.refresh(hyperparameters={"k": 0}) is None
+    assert "Invalid setting" in explorer.status.value and "k" in explorer.status.value
+    assert image_bytes(explorer) == before
 
 
 def test_diverging_setting_reports_in_status() -> None:
@@ -255,8 +463,9 @@ def test_invalid_values_show_a_message() -> None:
     decode(image_bytes(explorer))
 
 
-def test_time_update_returns_one_time_per_update() -> None:
-    times = time_update(n=3, steps=20)
+@pytest.mark.parametrize("optimizer", ["SAM", "LookSAM", "SGD"])
+def test_time_update_returns_one_time_per_update(optimizer: str) -> None:
+    times = time_update(n=3, steps=20, optimizer=optimizer)  # SGD has no rho: lr is moved
     assert times.shape == (3,) and np.all(times > 0)
 
 
