@@ -1,15 +1,20 @@
 """NumPy reference optimizers: base optimizers and the SAM family, functional and batched."""
 
+from sampy.optim.accumulation import WithAccumulation
 from sampy.optim.adam import Adam, AdamState, AdamW
 from sampy.optim.base import BaseOptimizer, Optimizer, Oracle
 from sampy.optim.bsam import BSAM, BSAMState
 from sampy.optim.clampsam import ClampSAM, ClipSAM
+from sampy.optim.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
+from sampy.optim.ema import EMAState, WithEMA, ema_weights
 from sampy.optim.esam import ESAM, ESAMState, top_k_mask
 from sampy.optim.fisher_sam import FisherSAM
 from sampy.optim.friendly_sam import FriendlySAM
+from sampy.optim.gc import centralize
 from sampy.optim.gsam import GSAM, proportional_rho
 from sampy.optim.hyper import Hyper
 from sampy.optim.imbsam import ImbSAM
+from sampy.optim.knobs import WithKnobs, with_knobs
 from sampy.optim.looksam import LookSAM
 from sampy.optim.msam import MSAM, AdamWMSAM
 from sampy.optim.msharpness import MSharpnessSAM, MultiStepSAM
@@ -40,6 +45,14 @@ from sampy.optim.swaps import (
     SAMMagnitude,
     SGDAgree,
 )
+from sampy.optim.transforms import (
+    Partition,
+    TransformedAscent,
+    TransformedBase,
+    WithGradientTransform,
+    scale_loss,
+    unscale_gradient,
+)
 from sampy.optim.usam import USAM
 from sampy.optim.vasso import VaSSO
 from sampy.optim.wsam import WSAM
@@ -68,6 +81,7 @@ __all__ = [
     "ClampSAM",
     "ClipSAM",
     "CustomSAME",
+    "EMAState",
     "ESAMState",
     "FisherSAM",
     "FriendlySAM",
@@ -79,6 +93,7 @@ __all__ = [
     "NormBallAscent",
     "Optimizer",
     "Oracle",
+    "Partition",
     "PerturbedGradient",
     "RandomSAM",
     "SAMAgree",
@@ -93,11 +108,25 @@ __all__ = [
     "SeedAdamWMSAMSF",
     "SharpnessAware",
     "SharpnessAwareState",
+    "TransformedAscent",
+    "TransformedBase",
     "VaSSO",
+    "WithAccumulation",
+    "WithEMA",
+    "WithGradientTransform",
+    "WithKnobs",
+    "centralize",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_by_value",
     "dual_direction",
     "dual_norm_exponent",
+    "ema_weights",
     "lp_norm",
     "norm_ball_perturbation",
     "proportional_rho",
+    "scale_loss",
     "top_k_mask",
+    "unscale_gradient",
+    "with_knobs",
 ]
