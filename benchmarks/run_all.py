@@ -1,8 +1,8 @@
 """Run every sampy benchmark and print one table per measurement, then a summary of goals.
 
-    python benchmarks/run_all.py                 # everything (``make bench``), ~2-3 minutes
+    python benchmarks/run_all.py                 # everything (``make bench``), ~3-5 minutes
     python benchmarks/run_all.py --quick         # fewer repetitions: a smoke test
-    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch or explorer
+    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer or variants
 
 Every number except the explorer's millisecond budget is a ratio against a baseline timed
 in the same process, interleaved with it, as medians: see ``benchmarks/README.md``.
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "toy": "benchmarks.toy",
     "torch": "benchmarks.torch_step",
     "explorer": "benchmarks.explorer",
+    "variants": "benchmarks.variants",
 }
 
 

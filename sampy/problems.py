@@ -292,10 +292,8 @@ class LogisticRegression(SumOfExamples):
         coef = -t * _sigmoid(-margin)
         return coef[..., None] * feats + self.l2 * points
 
-    def value_and_grad(
-        self, x: np.ndarray, examples: Examples = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean loss and gradient by two matrix products (no ``(..., n, d)`` tensor)."""
+    def _margins(self, x: np.ndarray, examples: Examples):
+        """Weights, features, labels and margins ``t⟨w, x⟩`` of the selected examples."""
         x = np.asarray(x, dtype=float)
         weights = self._weights(x, examples)
         idx = np.arange(self.n) if weights is not None else self._indices(examples)
@@ -303,18 +301,30 @@ class LogisticRegression(SumOfExamples):
         margin = t * (x @ feats.T)
         if weights is None:
             weights = np.full(margin.shape[-1], 1.0 / idx.size)
-        losses = np.logaddexp(0.0, -margin)
-        coef = -t * _sigmoid(-margin) * weights
+        return x, weights, feats, t, margin
+
+    def _mean_loss(self, x, weights, margin) -> np.ndarray:
         ridge = 0.5 * self.l2 * np.einsum("...i,...i->...", x, x)
-        return np.sum(weights * losses, axis=-1) + ridge, coef @ feats + self.l2 * x
+        return np.sum(weights * np.logaddexp(0.0, -margin), axis=-1) + ridge
+
+    def _mean_grad(self, x, weights, feats, t, margin) -> np.ndarray:
+        return (-t * _sigmoid(-margin) * weights) @ feats + self.l2 * x
+
+    def value_and_grad(
+        self, x: np.ndarray, examples: Examples = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean loss and gradient by two matrix products (no ``(..., n, d)`` tensor)."""
+        x, weights, feats, t, margin = self._margins(x, examples)
+        return self._mean_loss(x, weights, margin), self._mean_grad(x, weights, feats, t, margin)
 
     def grad(self, x: np.ndarray, examples: Examples = None) -> np.ndarray:
-        """Mean gradient over the selected examples, shape ``(..., d)``."""
-        return self.value_and_grad(x, examples)[1]
+        """Mean gradient over the selected examples, shape ``(..., d)`` (no loss computed)."""
+        return self._mean_grad(*self._margins(x, examples))
 
     def loss(self, x: np.ndarray, examples: Examples = None) -> np.ndarray:
-        """Mean loss over the selected examples, shape ``(...)``."""
-        return self.value_and_grad(x, examples)[0]
+        """Mean loss over the selected examples, shape ``(...)`` (no gradient computed)."""
+        x, weights, _, _, margin = self._margins(x, examples)
+        return self._mean_loss(x, weights, margin)
 
     @staticmethod
     def _newton_minimum(features: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray | None:
