@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import sampy
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -14,10 +16,10 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_readme_has_the_two_commands_and_both_examples():
+def test_readme_has_the_two_commands_and_its_examples():
     text = README.read_text(encoding="utf-8")
     assert "make book" in text and "make test" in text
-    assert len(_python_blocks()) == 2
+    assert len(_python_blocks()) == 3
 
 
 def test_numpy_example_runs_and_sam_prefers_the_flat_minimum(capsys):
@@ -40,3 +42,12 @@ def test_torch_example_trains_the_model():
     model = namespace["model"]
     final = torch.nn.functional.cross_entropy(model(inputs), targets).item()
     assert final < 0.5 * torch.log(torch.tensor(10.0)).item()
+
+
+def test_knobs_example_builds_an_optimizer_that_runs():
+    block = next(b for b in _python_blocks() if "with_knobs" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    traj = sampy.run(namespace["opt"], "rosenbrock", [[-1.0, 1.5], [0.5, 0.2]], 50)
+    assert not traj.diverged.any()
+    assert traj.grad_evals == 100  # GSAM: two gradients per step, knobs add none
