@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sampy.optim.base import per_point
+from sampy.optim.base import copy_rng, per_point
 from sampy.optim.perturbation import dual_direction, per_point_dot
 
 
@@ -140,7 +140,8 @@ class RandomAscent:
     def __call__(
         self, x: np.ndarray, g: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.random.Generator]:
-        """``(ε, rng)``."""
+        """``(ε, rng)`` — drawn from a copy, so the given state is never changed."""
+        rng = copy_rng(rng)
         z = rng.standard_normal(np.shape(x))
         if self.kind == "gaussian":
             return self.rho * z, rng

@@ -30,7 +30,6 @@ when handed a direction ``d`` in place of the gradient. SAM-type methods only ch
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
@@ -146,7 +145,10 @@ def copy_rng(rng: np.random.Generator) -> np.random.Generator:
     so ``step`` never mutates the state it was given: stepping twice from one state gives the
     same result, and states stay plain values.
     """
-    return copy.deepcopy(rng)
+    # Copying the bit generator's state is several times cheaper than a deepcopy.
+    bit_generator = type(rng.bit_generator)()
+    bit_generator.state = rng.bit_generator.state
+    return np.random.Generator(bit_generator)
 
 
 @runtime_checkable

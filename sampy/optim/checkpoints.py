@@ -10,7 +10,8 @@ falls in one of four checkpoints (lhchau/sam-hessian research notes; VARIANTS.md
 
 Boundaries (r = 0, ±1) and undefined ratios are "ckpt0". ``mode="seed_code"`` computes
 ``r = g̃/(g + ratio_eps)`` as the seed's code does (the eps ignores the sign of g);
-``mode="sign_safe"`` uses ``g + ratio_eps·sign(g)`` and puts ``|g| < ratio_eps`` in ckpt0.
+``mode="sign_safe"`` uses ``g + ratio_eps·sign(g)`` and puts ``|g| ≤ ratio_eps`` in ckpt0 (so
+with ``ratio_eps = 0`` exactly the zero coordinates).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def ratio(g: np.ndarray, g_adv: np.ndarray, ratio_eps: float = 1e-8, mode: str =
         if mode == "seed_code":
             return g_adv / (g + ratio_eps)
         sign = np.where(g >= 0, 1.0, -1.0)
-        return np.where(np.abs(g) < ratio_eps, np.nan, g_adv / (g + ratio_eps * sign))
+        return np.where(np.abs(g) <= ratio_eps, np.nan, g_adv / (g + ratio_eps * sign))
 
 
 def checkpoints(

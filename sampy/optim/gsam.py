@@ -26,7 +26,7 @@ import numpy as np
 
 from sampy.optim.base import BaseOptimizer, per_point
 from sampy.optim.hyper import Hyper, validate
-from sampy.optim.perturbation import per_point_dot
+from sampy.optim.perturbation import norm_ball_perturbation, per_point_dot
 from sampy.optim.sam import NORM_BALL, NormBallAscent
 from sampy.optim.sharpness_aware import SharpnessAware
 
@@ -67,12 +67,14 @@ class ScheduledNormBallAscent(NormBallAscent):
         return 0
 
     def __call__(self, x: np.ndarray, g: np.ndarray, state: int) -> tuple[np.ndarray, int]:
-        """``(ε with ρ = rho_schedule(t), t + 1)``."""
+        """``(ε with ρ = rho_schedule(t), t + 1)``.
+
+        ρ_t is not validated: an unclamped warm-up gives ρ_t < 0 (a descent "perturbation"),
+        as big_vision's GSAM does (VARIANTS.md §6.3).
+        """
         rho = self.rho_schedule(state)
-        scaled = NormBallAscent(
-            rho=rho, p=self.p, adaptive=self.adaptive, eta=self.eta, perturb_eps=self.perturb_eps
-        )
-        return scaled(x, g, None)[0], state + 1
+        e = norm_ball_perturbation(x, g, rho, self.p, self.adaptive, self.eta, self.perturb_eps)
+        return e, state + 1
 
 
 def proportional_rho(

@@ -6,7 +6,7 @@ with its own step counter t = 0, 1, … (step 0 is a SAM step):
 
 1. ``g = ∇L(w)``
 2. if ``t mod k = 0`` (2 evaluations):
-   ``g_s = ∇L(w + ρ g/(‖g‖ + eps))``;  ``g_v = g_s − (⟨g_s, g⟩/(‖g‖² + eps)) g``  (⟂ g);
+   ``g_s = ∇L(w + ρ g/(‖g‖ + eps))``;  ``g_v = g_s − (⟨g_s, g⟩/‖g‖²) g``  (⟂ g; 0 if g = 0);
    ``d = g_s``
 3. else (1 evaluation): ``d = g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v``
 4. ``w ← base.update(w, d)`` at ``w``
@@ -28,7 +28,19 @@ import numpy as np
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.perturbation import per_point_dot
-from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
+from sampy.optim.sam import PERTURB_EPS, NormBallAscent
+
+
+def _projection_coefficient(g_s: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``⟨g_s, g⟩/‖g‖²`` per point, 0 where g = 0.
+
+    No eps in the denominator (the spec's ``‖g‖² + eps`` form): with ρ = 0, g_s = g and the
+    coefficient must be exactly 1 so that g_v = 0 and the reuse steps are base steps; an eps
+    would leave g·eps/‖g‖², which the reuse scaling ‖g‖/(‖g_v‖ + 1e-8) then amplifies.
+    """
+    gg = per_point_dot(g, g)
+    positive = gg > 0
+    return np.where(positive, per_point_dot(g_s, g) / np.where(positive, gg, 1.0), 0.0)
 
 
 class LookSAMState(NamedTuple):
@@ -43,7 +55,7 @@ class LookSAM:
     """LookSAM around a base optimizer: 2 evaluations every k-th step, 1 otherwise."""
 
     HYPERPARAMETERS = (
-        RHO,
+        Hyper("rho", 0.1, "radius ρ of the SAM steps' ball", 0.0, None, per_point=True),
         Hyper("k", 10, "a SAM step every k steps", 1, None, kind="int"),
         Hyper("alpha", 0.7, "weight α of the reused direction", 0.0, None),
         Hyper("adaptive", False, "ASAM's ball on SAM steps", kind="bool"),
@@ -86,7 +98,7 @@ class LookSAM:
         if state.count % self.k == 0:
             e, _ = self.ascent(x, g, None)
             g_s = oracle.grad(x + e)
-            g_v = g_s - per_point_dot(g_s, g) / (per_point_dot(g, g) + self.perturb_eps) * g
+            g_v = g_s - _projection_coefficient(g_s, g) * g
             d = g_s
         else:
             scale = np.sqrt(per_point_dot(g, g)) / (np.sqrt(per_point_dot(g_v, g_v)) + 1e-8)
