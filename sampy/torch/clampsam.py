@@ -1,0 +1,76 @@
+"""ClampSAM and ClipSAM as ``torch.optim.Optimizer``s: twins of ``sampy.optim.clampsam``.
+
+Seed 003's notes (lhchau/sam-hessian, "Project1"); ``ClampSAM`` is VARIANTS.md §17.8's
+interpretation of the seed's buggy ``CLAMPSAM``. Two gradient evaluations per step:
+
+- ``ClampSAM``: ``ε = clip(ρ g/(‖g‖ + eps), −τ, τ)`` element-wise (with ``renorm`` rescaled to
+  ``‖ε‖ = ρ``; ``first_step``); base step with ``g̃ = ∇L(w + ε)`` at ``w`` (``second_step``).
+  τ ≥ ρ clips nothing, so it is SAM.
+- ``ClipSAM``: SAM's ascent; the descent coordinates keep the sign of ``g̃`` and are limited to
+  ``c`` times the clean ones, ``|d_i| = min(|g̃_i|, c|g_i|)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from sampy.optim import clampsam as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import ClampedAscent, NormBallAscent, RatioClip
+from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+class ClampSAM(SharpnessAware):
+    """SAM with the ascent clipped coordinate-wise to ``[−tau, tau]``."""
+
+    HYPERPARAMETERS = reference.ClampSAM.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        tau: float = 0.02,
+        renorm: bool = False,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=ClampedAscent(tau, renorm, perturb_eps),
+            descent=PerturbedGradient(),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )
+
+
+class ClipSAM(SharpnessAware):
+    """SAM whose descent coordinates are limited to ``condition`` times SGD's."""
+
+    HYPERPARAMETERS = reference.ClipSAM.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        condition: float = 10.0,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=RatioClip(condition),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )

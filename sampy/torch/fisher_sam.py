@@ -1,0 +1,49 @@
+"""Fisher SAM as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.FisherSAM``.
+
+M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness Aware
+Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
+
+1. ``g = ∇L(w)``;  ``F = diag(1 + η g²)``
+2. ``ε = ρ F⁻¹g/(√(gᵀF⁻¹g) + eps)``; ``w ← w + ε``          — ``first_step``
+3. ``g̃ = ∇L(w + ε)``;  base step with ``g̃`` at ``w``        — ``second_step``
+
+The inner product ``gᵀF⁻¹g`` is global over all groups. Reduces to SAM when η = 0; to the
+base optimizer when ρ = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from sampy.optim import fisher_sam as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import FisherAscent
+from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class FisherSAM(SharpnessAware):
+    """Fisher SAM around a torch optimizer (``rho`` per group)."""
+
+    HYPERPARAMETERS = reference.FisherSAM.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        fisher_eta: float = 1.0,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=FisherAscent(fisher_eta, perturb_eps),
+            descent=PerturbedGradient(),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )

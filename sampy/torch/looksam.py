@@ -1,0 +1,152 @@
+"""LookSAM as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.LookSAM``.
+
+Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable
+Sharpness-Aware Minimization", CVPR 2022, arXiv:2203.02714. Global form of VARIANTS.md §9.2,
+with its own step counter t = 0, 1, … (``shared["step"]``, saved by ``state_dict()``):
+
+1. ``g = ∇L(w)``
+2. SAM step, ``t mod k = 0`` (2 evaluations): ``ε = ρ g/(‖g‖ + eps)`` (``first_step``);
+   ``g_s = ∇L(w + ε)``; restore ``w``; ``g_v = g_s − (⟨g_s, g⟩/‖g‖²) g`` (0 if g = 0), kept
+   per parameter in ``state[p]["g_v"]``; ``d = g_s``                       (``second_step``)
+3. reuse step (1 evaluation): ``d = g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v``      (``second_step``)
+4. base step with ``d`` at ``w``; ``t ← t + 1``
+
+Evaluation pattern: ``step(closure)`` calls the closure twice on SAM steps and once on reuse
+steps (``1 + 1/k`` on average). By hand::
+
+    loss_fn(model(x), y).backward()
+    if opt.is_sam_step:                      # t mod k == 0
+        opt.first_step(zero_grad=True)
+        loss_fn(model(x), y).backward()
+    opt.second_step(zero_grad=True)
+
+The pytorch-optimizer pattern (``first_step``, backward, ``second_step`` on every step) also
+works: on a reuse step ``first_step(zero_grad=True)`` only clears the gradients and the second
+backward recomputes g at the unperturbed w (an evaluation spent for nothing). Norms and the
+projection are global over all groups (pytorch-optimizer projects per tensor), and ``w`` is
+restored only after a SAM step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sampy.optim import looksam as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import NormBallAscent, flat, global_dot, global_norm, regroup
+from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+def projection_coefficient(g_s: list[Tensor], g: list[Tensor]) -> Tensor:
+    """``⟨g_s, g⟩/‖g‖²``, 0 where g = 0 (no eps: ρ = 0 must give exactly g_v = 0)."""
+    gg = global_dot(g, g)
+    positive = gg > 0
+    return torch.where(positive, global_dot(g_s, g) / torch.where(positive, gg, 1.0), 0.0)
+
+
+class LookSAM(SharpnessAware):
+    """LookSAM around a torch optimizer: 2 evaluations every k-th step, 1 otherwise.
+
+    Args:
+        params: parameters or parameter groups (a group may set its own ``rho``/``adaptive``).
+        base_optimizer: the class of the base optimizer.
+        rho: radius ρ of the SAM steps' ball.
+        k: a SAM step every k steps (k = 1 is SAM).
+        alpha: weight α of the reused direction.
+        adaptive: ASAM's ball on SAM steps.
+        perturb_eps: the guard in ``ρ/(‖g‖ + eps)``.
+        **base_kwargs: passed to ``base_optimizer``.
+    """
+
+    HYPERPARAMETERS = reference.LookSAM.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.1,
+        k: int = 10,
+        alpha: float = 0.7,
+        adaptive: bool = False,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        self.k = int(k)
+        self.alpha = alpha
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=PerturbedGradient(),  # on SAM steps d = g_s; g is kept for the projection
+            group_hyperparameters=dict(rho=rho, adaptive=adaptive),
+            **base_kwargs,
+        )
+        self.shared["step"] = 0
+
+    @property
+    def grad_evals_per_step(self) -> float:  # type: ignore[override]
+        """Average gradient evaluations per step: ``1 + 1/k``."""
+        return 1.0 + 1.0 / self.k
+
+    @property
+    def is_sam_step(self) -> bool:
+        """Whether the coming step takes the second gradient (``t mod k = 0``)."""
+        return self.shared.get("step", 0) % self.k == 0
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """SAM step: keep ``g``, save ``w``, move to ``w + ε``. Reuse step: only ``zero_grad``."""
+        if not self.is_sam_step:
+            if zero_grad:
+                self.zero_grad()
+            return
+        params = self._params_with_grad()
+        grads = [[p.grad for p in ps] for ps in params]
+        e = self.ascent(self._context(params), grads, inplace=False)
+        self._stash_clean_grads(params, zero_grad)
+        self._save_and_perturb(params, e)
+        if zero_grad:
+            self._zero_grads(params)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """SAM step: restore ``w``, store ``g_v``, base step with ``g_s``. Reuse step: base step
+        with ``g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v`` (``g`` is the gradient in ``p.grad``)."""
+        if self.is_sam_step:
+            params, g, g_s = self._restore(need_clean=True)
+            g_s_flat = flat(g_s)
+            if g_s_flat:
+                coef = projection_coefficient(g_s_flat, flat(g))
+                g_v = torch._foreach_sub(g_s_flat, torch._foreach_mul(flat(g), coef))
+                for p, v in zip(flat(params), g_v, strict=True):
+                    self.state[p]["g_v"] = v
+        else:
+            params = [[p for p in ps if "g_v" in self.state[p]] for ps in self._params_with_grad()]
+            grads = [p.grad for p in flat(params)]
+            if grads:
+                g_v = [self.state[p]["g_v"] for p in flat(params)]
+                scale = global_norm(grads) / (global_norm(g_v) + 1e-8)
+                d = torch._foreach_add(grads, torch._foreach_mul(g_v, self.alpha * scale))
+                self._set_grads(params, regroup(d, params))
+        self.base_optimizer.step()
+        self.shared["step"] = self.shared.get("step", 0) + 1
+        if zero_grad:
+            self.zero_grad()
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
+        """One LookSAM step; the closure runs twice on SAM steps and once on reuse steps.
+
+        Returns the loss at ``w``.
+        """
+        closure = self._require(closure)
+        loss = closure()
+        if self.is_sam_step:
+            self.first_step(zero_grad=True)
+            closure()
+        self.second_step()
+        return loss

@@ -1,0 +1,118 @@
+"""SAMAnatomy as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.SAMAnatomy``.
+
+From seed 003's code (lhchau/sam-hessian ``samanatomy.py``; no paper; VARIANTS.md §17.7).
+Three gradient evaluations per step:
+
+1. ``g = ∇L(w)``;  ``ε1 = ρ g/(‖g‖ + eps)``; ``w ← w + ε1``             — ``first_step``
+2. ``g1 = ∇L(w + ε1)``;  ``m = g ⊙ 1[g1/(g + eps) > 0]``;
+   ``ε2 = ρ m/(‖m‖ + eps)``; ``w ← saved w + ε2``                        — ``second_ascent_step``
+3. ``g2 = ∇L(w + ε2)``;  restore ``w``; base step with ``g2``            — ``second_step``
+
+Evaluation pattern: ``step(closure)`` calls the closure three times. By hand::
+
+    loss_fn(model(x), y).backward()
+    opt.first_step(zero_grad=True)
+    loss_fn(model(x), y).backward()
+    opt.second_ascent_step(zero_grad=True)
+    loss_fn(model(x), y).backward()
+    opt.second_step(zero_grad=True)
+
+When no coordinate has a ratio ≤ 0, ``ε2 = ε1`` and the update equals SAM's; ρ = 0 gives the
+base optimizer. The seed uses eps = 1e-8 in both places; so does this class by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sampy.optim import samanatomy as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import NormBallAscent, radii, ratio, unit
+from sampy.torch.sharpness_aware import CLEAN_GRAD, PerturbedGradient, SharpnessAware
+
+
+class SAMAnatomy(SharpnessAware):
+    """SAM with a second, sign-filtered ascent around a torch optimizer (``rho`` per group)."""
+
+    HYPERPARAMETERS = reference.SAMAnatomy.HYPERPARAMETERS
+    grad_evals_per_step = 3
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        perturb_eps: float = 1e-8,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        self.perturb_eps = perturb_eps
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=PerturbedGradient(),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )
+        self._ascents_done = 0
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Keep ``g``, save ``w``, move to ``w + ε1``."""
+        params = self._params_with_grad()
+        grads = [[p.grad for p in ps] for ps in params]
+        e = self.ascent(self._context(params), grads, inplace=False)
+        self._stash_clean_grads(params, zero_grad)
+        self._save_and_perturb(params, e)
+        self._ascents_done = 1
+        if zero_grad:
+            self._zero_grads(params)
+
+    @torch.no_grad()
+    def second_ascent_step(self, zero_grad: bool = False) -> None:
+        """With ``g1`` in ``p.grad``: move to ``w + ε2``, ε2 from the same-sign part of ``g``."""
+        if self._perturbed is None or self._ascents_done != 1:
+            raise RuntimeError("second_ascent_step() must follow first_step()")
+        params, flat_params, saved = self._perturbed
+        kept = []
+        for ps in params:
+            group = []
+            for p in ps:
+                g = self.state[p].pop(CLEAN_GRAD)
+                g1 = p.grad if p.grad is not None else torch.zeros_like(g)  # lost in pass 2
+                same_sign = ratio(g, g1, self.perturb_eps, "seed_code") > 0
+                group.append(torch.where(same_sign, g, torch.zeros_like(g)))
+            kept.append(group)
+        e2 = unit(kept, radii(self._context(params)), self.perturb_eps, inplace=True)
+        torch._foreach_copy_(flat_params, saved)
+        torch._foreach_add_(flat_params, [x for es in e2 for x in es])
+        self._ascents_done = 2
+        if zero_grad:
+            self._zero_grads(params)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore ``w`` and take the base step with ``g2`` in ``p.grad``."""
+        if self._ascents_done != 2:
+            raise RuntimeError(
+                "second_step() must follow first_step() and second_ascent_step() "
+                "(SAMAnatomy takes three gradients per step)"
+            )
+        self._ascents_done = 0
+        super().second_step(zero_grad)
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
+        """One step; the closure runs three times (at w, w + ε1, w + ε2). Returns the loss at w."""
+        closure = self._require(closure)
+        loss = closure()
+        self.first_step(zero_grad=True)
+        closure()
+        self.second_ascent_step(zero_grad=True)
+        closure()
+        self.second_step()
+        return loss

@@ -1,0 +1,114 @@
+"""SAME, CustomSAME and SAMCkpt as ``torch.optim.Optimizer``s: twins of ``sampy.optim.same``.
+
+From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.2-4).
+Two gradient evaluations per step: SAM's ascent ``ε = ρ g/(‖g‖ + eps)`` (``first_step``), then
+with ``ck = checkpoints(g, g̃)`` (the element-wise ratio ``g̃/g``, ``sampy.optim.checkpoints``)
+a descent rule at the unperturbed ``w`` (``second_step``):
+
+- ``SAME``:       ``d = g̃ ⊙ (1 + (c − 1)·1[ck = k])`` — amplify checkpoint k by c.
+- ``CustomSAME``: ``d = g̃ ⊙ c[ck]`` with one factor per checkpoint 0…4.
+- ``SAMCkpt``:    ``d_i = g̃_i`` in the selected checkpoints, ``g_i`` elsewhere.
+
+The clean gradient is kept between the passes (by reference with ``zero_grad=True``).
+Reduce to SAM when c = 1, all factors are 1, or all checkpoints 0…4 are selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from sampy.optim import same as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import CheckpointHybrid, CheckpointScaling, NormBallAscent
+from sampy.torch.sharpness_aware import SharpnessAware
+
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+class CustomSAME(SharpnessAware):
+    """SAM with one factor per checkpoint (ckpt0…ckpt4)."""
+
+    HYPERPARAMETERS = reference.CustomSAME.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        factors: tuple[float, float, float, float, float] = (1.0, 2.0, 1.0, 0.5, 2.0),
+        ratio_eps: float = 1e-8,
+        ratio_mode: str = "sign_safe",
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=CheckpointScaling(tuple(factors), ratio_eps, ratio_mode),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )
+
+
+class SAME(CustomSAME):
+    """SAM with one checkpoint of the gradient amplified by ``factor``."""
+
+    HYPERPARAMETERS = reference.SAME.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        checkpoint: int = 1,
+        factor: float = 2.0,
+        ratio_eps: float = 1e-8,
+        ratio_mode: str = "sign_safe",
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        factors = [1.0] * 5
+        factors[int(checkpoint)] = float(factor)
+        super().__init__(
+            params,
+            base_optimizer,
+            rho=rho,
+            factors=tuple(factors),
+            ratio_eps=ratio_eps,
+            ratio_mode=ratio_mode,
+            perturb_eps=perturb_eps,
+            **base_kwargs,
+        )
+
+
+class SAMCkpt(SharpnessAware):
+    """A SAM/SGD hybrid: SAM's coordinate in the selected checkpoints, SGD's elsewhere."""
+
+    HYPERPARAMETERS = reference.SAMCkpt.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        checkpoints: tuple[int, ...] = (1,),
+        ratio_eps: float = 1e-8,
+        ratio_mode: str = "sign_safe",
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=CheckpointHybrid(tuple(checkpoints), ratio_eps, ratio_mode),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )

@@ -1,0 +1,297 @@
+"""The torch twin of ``sampy.optim.sharpness_aware``: an ascent rule, a descent rule, a base.
+
+One step, with the gradients in ``p.grad`` (the same five lines as the reference):
+
+1. ``g = ∇L(w)``                  — ``closure()`` (or your own ``loss.backward()``)
+2. ``ε = ascent(w, g)``; ``w ← w + ε``              — ``first_step()``
+3. ``g̃ = ∇L(w + ε)``              — ``closure()`` again
+4. ``w ← saved w``; ``d = descent(g, g̃)``           — ``second_step()`` ...
+5. ``base_optimizer.step()`` with ``d`` in ``p.grad``  — ... at the ORIGINAL ``w``
+
+Rules are small objects over lists of tensors (one list per parameter group, only the
+parameters that have a gradient). Every norm and inner product is global over all groups,
+computed with ``torch._foreach_*`` kernels and kept on the device: no ``.item()``, no Python
+branch on a tensor value, so a step never waits for the device. Rules with memory keep it in
+``RuleContext.state[p]`` (per-parameter tensors: an EMA, a stored direction) or in
+``RuleContext.shared`` (counters); both are saved by ``state_dict()``.
+
+The clean gradient ``g`` is kept between the two passes only when the descent rule reads it
+(``needs_clean_grad``); with ``first_step(zero_grad=True)`` it is kept by reference (the
+``p.grad`` tensor itself, which the next backward no longer writes into), never copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sam import NORM_BALL
+
+Groups = list[list[Tensor]]
+"""Tensors per parameter group (the parameters with a gradient, in group order)."""
+
+CLEAN_GRAD = "clean_grad"  # state key of the stashed clean gradient (between the passes)
+
+
+@dataclass
+class RuleContext:
+    """What a rule may read and where it keeps its memory.
+
+    Attributes:
+        groups: the parameter-group dicts (per-group hyperparameters such as ``rho``).
+        params: the parameters with a gradient, per group (aligned with the gradients).
+        state: the optimizer's per-parameter state (``state[p]`` is a dict of tensors).
+        shared: per-optimizer scalars (step counters), saved by ``state_dict()``.
+    """
+
+    groups: list[dict[str, Any]]
+    params: Groups
+    state: Any
+    shared: dict[str, Any]
+
+
+class AscentRule(Protocol):
+    """Chooses the perturbation ``ε`` from the parameters and their clean gradient."""
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ε`` per group; ``inplace=True`` allows writing it into ``grads`` (consumed)."""
+        ...
+
+
+class DescentRule(Protocol):
+    """Chooses the direction handed to the base optimizer from ``g`` and ``g̃``."""
+
+    needs_clean_grad: bool
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group (may return the ``g_adv`` tensors themselves)."""
+        ...
+
+
+class PerturbedGradient:
+    """SAM's descent rule: hand the gradient at the perturbed point to the base, ``d = g̃``."""
+
+    needs_clean_grad = False
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d = g̃`` (no copy: ``p.grad`` stays as it is)."""
+        return g_adv
+
+
+def check_base_optimizer(base_optimizer: Any) -> None:
+    """Raise ``ValueError`` unless ``base_optimizer`` is a ``torch.optim.Optimizer`` class."""
+    if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
+        raise ValueError(
+            f"base_optimizer must be a torch.optim.Optimizer class, got {base_optimizer!r}"
+        )
+
+
+class SharpnessAware(torch.optim.Optimizer):
+    """Compose an ascent rule, a descent rule and a torch base optimizer into a SAM-type step.
+
+    Args:
+        params: parameters or parameter groups.
+        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        ascent: the ascent rule (where the second gradient is taken).
+        descent: the descent rule (which direction the base optimizer gets).
+        group_hyperparameters: the per-group hyperparameters and their defaults (``rho`` and,
+            where the variant has them, ``adaptive`` and ``eta``): a group may set its own, a
+            scheduler may change them; they are validated with ``HYPERPARAMETERS``.
+        **base_kwargs: passed to ``base_optimizer`` (``lr``, ``momentum``, ...).
+
+    ``param_groups`` are shared with the base optimizer; ``state_dict()`` holds this
+    optimizer's state (rule buffers), the shared counters and the base optimizer's state.
+    """
+
+    HYPERPARAMETERS: tuple[Hyper, ...] = NORM_BALL
+    grad_evals_per_step: float = 2
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        *,
+        ascent: AscentRule,
+        descent: DescentRule,
+        group_hyperparameters: dict[str, Any],
+        **base_kwargs: Any,
+    ) -> None:
+        check_base_optimizer(base_optimizer)
+        self.ascent = ascent
+        self.descent = descent
+        super().__init__(params, {**group_hyperparameters, **base_kwargs})
+        for group in self.param_groups:
+            validate(self.HYPERPARAMETERS, {k: group[k] for k in group_hyperparameters})
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        # The groups are shared, so a base optimizer reading a key of ours (Adadelta's rho)
+        # would silently take our value: refuse instead.
+        clash = sorted(set(group_hyperparameters) & set(self.base_optimizer.defaults))
+        if clash:
+            raise ValueError(
+                f"base_optimizer {base_optimizer.__name__} has its own {clash[0]!r}, which "
+                f"would clash with this optimizer's {clash[0]!r} in the shared param_groups"
+            )
+        # One list of groups for both: schedulers and add_param_group act on both at once.
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+        self.shared: dict[str, Any] = {}
+        self._perturbed: tuple[Groups, list[Tensor], list[Tensor]] | None = None
+        self._saved_cache: tuple[list[Tensor], list[Tensor]] | None = None
+
+    # -- helpers shared by every variant ---------------------------------------------------
+
+    def _params_with_grad(self) -> Groups:
+        return [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
+
+    def _context(self, params: Groups) -> RuleContext:
+        return RuleContext(self.param_groups, params, self.state, self.shared)
+
+    def _saved_copies(self, flat: list[Tensor]) -> list[Tensor]:
+        """The ``old_p`` buffers of ``flat``: allocated once, reused while ``flat`` is unchanged."""
+        cached = self._saved_cache
+        if cached is not None and len(cached[0]) == len(flat):
+            if all(a is b for a, b in zip(cached[0], flat, strict=True)):
+                return cached[1]
+        saved = []
+        for p in flat:
+            state = self.state[p]
+            if "old_p" not in state or state["old_p"].shape != p.shape:
+                state["old_p"] = torch.empty_like(p)
+            saved.append(state["old_p"])
+        self._saved_cache = (flat, saved)
+        return saved
+
+    def _save_and_perturb(self, params: Groups, e: Groups) -> None:
+        """Save ``w`` (a copy, so the restore is exact) and move to ``w + ε``."""
+        flat = [p for ps in params for p in ps]
+        saved = self._saved_copies(flat)
+        torch._foreach_copy_(saved, flat)
+        torch._foreach_add_(flat, [x for es in e for x in es])
+        self._perturbed = (params, flat, saved)
+
+    def _stash_clean_grads(self, params: Groups, zero_grad: bool) -> None:
+        """Keep ``g`` for the descent rule: by reference after ``zero_grad``, else a copy."""
+        for ps in params:
+            for p in ps:
+                self.state[p][CLEAN_GRAD] = p.grad if zero_grad else p.grad.clone()
+
+    def _restore(self, need_clean: bool | None = None) -> tuple[Groups, Groups | None, Groups]:
+        """Return to the saved ``w``; ``(params, g, g̃)`` for the parameters with both grads.
+
+        ``g`` is the stashed clean gradient (None unless ``need_clean``, by default the descent
+        rule's ``needs_clean_grad``); the stash is emptied either way.
+        """
+        if self._perturbed is None:
+            raise RuntimeError("second_step() called without first_step(): nothing to restore")
+        params, flat, saved = self._perturbed
+        torch._foreach_copy_(flat, saved)
+        self._perturbed = None
+        if need_clean is None:
+            need_clean = self.descent.needs_clean_grad
+        pairs = [
+            [(p, self.state[p].pop(CLEAN_GRAD, None) if need_clean else None) for p in ps]
+            for ps in params
+        ]
+        # A parameter may lose its gradient in the second pass (a data-dependent graph).
+        pairs = [[(p, g) for p, g in ps if p.grad is not None] for ps in pairs]
+        params = [[p for p, _ in ps] for ps in pairs]
+        g_adv = [[p.grad for p in ps] for ps in params]
+        if not need_clean:
+            return params, None, g_adv
+        return params, [[g for _, g in ps] for ps in pairs], g_adv
+
+    @staticmethod
+    def _set_grads(params: Groups, d: Groups) -> None:
+        """Hand ``d`` to the base optimizer through ``p.grad`` (by reference, no copy)."""
+        for ps, ds in zip(params, d, strict=True):
+            for p, x in zip(ps, ds, strict=True):
+                if x is not p.grad:
+                    p.grad = x
+
+    def _zero_grads(self, params: Groups) -> None:
+        # What zero_grad() does for these tensors, without its profiler and group loops.
+        for ps in params:
+            for p in ps:
+                p.grad = None
+
+    # -- the step ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Save ``w`` and move to ``w + ε`` (needs the clean gradient in ``p.grad``).
+
+        With ``zero_grad=True`` the clean gradients are not needed afterwards (unless the descent
+        rule reads them, then they are kept by reference), so ε may be computed in their storage.
+        """
+        params = self._params_with_grad()
+        grads = [[p.grad for p in ps] for ps in params]
+        keep = self.descent.needs_clean_grad
+        e = self.ascent(self._context(params), grads, inplace=zero_grad and not keep)
+        if keep:
+            self._stash_clean_grads(params, zero_grad)
+        self._save_and_perturb(params, e)
+        if zero_grad:
+            self._zero_grads(params)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Return to the saved ``w`` exactly and take the base step with ``d = descent(g, g̃)``."""
+        params, g, g_adv = self._restore()
+        self._set_grads(params, self.descent(self._context(params), g, g_adv))
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+    def _require(self, closure: Callable[[], Tensor] | None) -> Callable[[], Tensor]:
+        if closure is None:
+            raise ValueError(
+                f"closure is required: {type(self).__name__} needs {self.grad_evals_per_step:g} "
+                "gradients per step (on average); pass a closure that computes the loss and calls "
+                "backward(), or call first_step()/second_step() yourself"
+            )
+        return torch.enable_grad()(closure)
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
+        """A whole step: ``closure()`` at ``w``, ``first_step``, ``closure()`` at ``w + ε``,
+        ``second_step``. Returns the loss at ``w``.
+
+        The closure must compute the loss and call ``backward()`` (it may zero the gradients
+        first; ``first_step`` already did); it runs twice.
+        """
+        closure = self._require(closure)
+        loss = closure()
+        self.first_step(zero_grad=True)
+        closure()
+        self.second_step()
+        return loss
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rule buffers, shared counters and the base optimizer's state (momentum, moments)."""
+        state = super().state_dict()
+        state["shared"] = dict(self.shared)
+        state["base_optimizer"] = self.base_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load all three and re-bind the shared ``param_groups`` (davda54/sam PR #39)."""
+        state_dict = dict(state_dict)
+        base = state_dict.pop("base_optimizer", None)
+        if base is None:
+            raise ValueError(
+                f"state_dict has no 'base_optimizer' entry; was it saved by sampy "
+                f"{type(self).__name__}?"
+            )
+        shared = state_dict.pop("shared", {})
+        super().load_state_dict(state_dict)
+        self._saved_cache = None  # the state's old_p tensors were replaced
+        self._perturbed = None
+        self.shared = dict(shared)
+        self.base_optimizer.load_state_dict(base)
+        self.base_optimizer.param_groups = self.param_groups

@@ -1,0 +1,108 @@
+"""Magnitude/direction swaps and sign-agreement masks: twins of ``sampy.optim.swaps``.
+
+From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.5-6).
+Two gradient evaluations per step, SAM's ascent (``first_step``), then a descent rule on
+``(g, g̃)`` at the unperturbed ``w`` (``second_step``):
+
+- ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` (the seed's code calls it ``SAMMAGNITUDE``)
+- ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` (the seed's ``SAMDIRECTION``)
+- ``SAMAgree``: ``d = g̃ ⊙ 1[g̃ ⊙ g > 0]`` (``fill="other"``: ``g`` elsewhere)
+- ``SGDAgree``: ``d = g ⊙ 1[g̃ ⊙ g > 0]`` (``fill="other"``: ``g̃`` elsewhere)
+
+If ``g̃ = g`` all four give SGD's step; ``sign(0) = 0`` zeroes a coordinate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from sampy.optim import swaps as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import (
+    AgreementRule,
+    NormBallAscent,
+    SAMDirectionRule,
+    SAMMagnitudeRule,
+)
+from sampy.torch.sharpness_aware import DescentRule, SharpnessAware
+
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+class _Swap(SharpnessAware):
+    HYPERPARAMETERS = reference.SAMDirection.HYPERPARAMETERS
+    rule: type[DescentRule] = SAMDirectionRule
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=self.rule(),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )
+
+
+class SAMDirection(_Swap):
+    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (seed code: SAMMAGNITUDE)."""
+
+    rule = SAMDirectionRule
+
+
+class SAMMagnitude(_Swap):
+    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (seed code: SAMDIRECTION)."""
+
+    rule = SAMMagnitudeRule
+
+
+# The seed's class names, which its own notes say are swapped relative to their meaning.
+SAMMAGNITUDE = SAMDirection
+SAMDIRECTION = SAMMagnitude
+
+
+class _Agree(SharpnessAware):
+    HYPERPARAMETERS = reference.SAMAgree.HYPERPARAMETERS
+    keep_sam = True
+
+    def __init__(
+        self,
+        params: Params,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        fill: str = "zero",
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=NormBallAscent(perturb_eps=perturb_eps),
+            descent=AgreementRule(self.keep_sam, fill),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )
+
+
+class SAMAgree(_Agree):
+    """SAM's coordinates where they agree in sign with SGD's (``fill="other"``: SGD's elsewhere)."""
+
+    keep_sam = True
+
+
+class SGDAgree(_Agree):
+    """SGD's coordinates where they agree in sign with SAM's (``fill="other"``: SAM's elsewhere)."""
+
+    keep_sam = False

@@ -1,0 +1,49 @@
+"""VaSSO as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.VaSSO``.
+
+B. Li, G. B. Giannakis, "Enhancing Sharpness-Aware Optimization Through Variance
+Suppression", NeurIPS 2023, arXiv:2309.15639. Two gradient evaluations per step:
+
+1. ``g = ∇L(w)``;  ``d_t = (1 − θ) d_{t−1} + θ g`` (``d_0 = 0``)
+2. ``ε = ρ d_t/(‖d_t‖ + eps)``; ``w ← w + ε``               — ``first_step``
+3. ``g̃ = ∇L(w + ε)``;  base step with ``g̃`` at ``w``        — ``second_step``
+
+``d_t`` is a per-parameter tensor in ``state[p]["d"]`` (saved by ``state_dict()``).
+Reduces to SAM when θ = 1; to the base optimizer when ρ = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from sampy.optim import vasso as reference
+from sampy.optim.hyper import validate
+from sampy.torch.rules import VarianceSuppressedAscent
+from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class VaSSO(SharpnessAware):
+    """VaSSO around a torch optimizer (``rho`` per group; the norm of ``d_t`` is global)."""
+
+    HYPERPARAMETERS = reference.VaSSO.HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        rho: float = 0.05,
+        theta: float = 0.4,
+        perturb_eps: float = 1e-12,
+        **base_kwargs: Any,
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(
+            params,
+            base_optimizer,
+            ascent=VarianceSuppressedAscent(theta, perturb_eps),
+            descent=PerturbedGradient(),
+            group_hyperparameters=dict(rho=rho),
+            **base_kwargs,
+        )

@@ -1,0 +1,752 @@
+"""The torch twins of the SAM variants against the NumPy reference, their contract and peers.
+
+Every test is generated from ``ROWS``: one row per (reference class, torch class,
+hyperparameters). Adding a row covers a new variant in the twin, checkpoint, multi-tensor,
+manual-API, skipped-parameter, validation and closure tests.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import sampy  # noqa: E402
+import sampy.torch as st  # noqa: E402
+from sampy import optim as ref  # noqa: E402
+from sampy.torch import (  # noqa: E402
+    clampsam,
+    fisher_sam,
+    friendly_sam,
+    gsam,
+    looksam,
+    samanatomy,
+    same,
+    swaps,
+    usam,
+    vasso,
+    wsam,
+)
+from sampy.torch.sharpness_aware import SharpnessAware  # noqa: E402
+
+MODULES = (
+    clampsam,
+    fisher_sam,
+    friendly_sam,
+    gsam,
+    looksam,
+    samanatomy,
+    same,
+    swaps,
+    usam,
+    vasso,
+    wsam,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A reference class, its torch twin and the hyperparameters the tests run them with."""
+
+    id: str
+    reference: type
+    twin: type
+    hyper: dict[str, Any] = field(default_factory=dict)
+
+
+def _decaying_rho(t: int) -> float:
+    return 0.05 - 1e-4 * t
+
+
+ROWS = [
+    Row("GSAM", ref.GSAM, gsam.GSAM, {"alpha": 0.4}),
+    Row("GSAM-schedule", ref.GSAM, gsam.GSAM, {"alpha": 0.2, "rho_schedule": _decaying_rho}),
+    Row("GSAM-asam", ref.GSAM, gsam.GSAM, {"alpha": 0.4, "adaptive": True, "eta": 0.01}),
+    # Decoupled WSAM moves by lr·α·(g̃ − g) ≈ lr·α·ρ·H outside the base optimizer: with
+    # Rosenbrock's H ~ 1e3 and γ = 0.9 (α = 9) that dwarfs Adam's steps and the run turns
+    # chaotic (the twins separate from 1e-12 by ×10 every few steps). ρ = 0.02, γ = 0.6 is tame.
+    Row("WSAM", ref.WSAM, wsam.WSAM, {"rho": 0.02, "gamma": 0.6}),
+    Row(
+        "WSAM-coupled-clip",
+        ref.WSAM,
+        wsam.WSAM,
+        {"decouple": False, "gamma": 0.7, "max_norm": 1.0},
+    ),
+    Row(
+        "WSAM-asam-clip",
+        ref.WSAM,
+        wsam.WSAM,
+        {"rho": 0.02, "gamma": 0.6, "adaptive": True, "max_norm": 5.0},
+    ),
+    # ε = ρ g carries the gradient's units: ρ = 0.05 throws Rosenbrock's |g| ≈ 500 far away.
+    Row("USAM", ref.USAM, usam.USAM, {"rho": 1e-3}),
+    Row("FriendlySAM", ref.FriendlySAM, friendly_sam.FriendlySAM),
+    Row(
+        "FriendlySAM-paper",
+        ref.FriendlySAM,
+        friendly_sam.FriendlySAM,
+        {"momentum_order": "paper", "sigma": 0.5},
+    ),
+    Row("VaSSO", ref.VaSSO, vasso.VaSSO),
+    Row("FisherSAM", ref.FisherSAM, fisher_sam.FisherSAM),
+    Row("LookSAM", ref.LookSAM, looksam.LookSAM, {"rho": 0.05, "k": 3}),
+    Row("SAME", ref.SAME, same.SAME),
+    Row("CustomSAME", ref.CustomSAME, same.CustomSAME),
+    Row("SAMCkpt", ref.SAMCkpt, same.SAMCkpt, {"checkpoints": (1, 2)}),
+    Row("SAMDirection", ref.SAMDirection, swaps.SAMDirection),
+    Row("SAMMagnitude", ref.SAMMagnitude, swaps.SAMMagnitude),
+    Row("SAMAgree", ref.SAMAgree, swaps.SAMAgree, {"fill": "other"}),
+    Row("SGDAgree", ref.SGDAgree, swaps.SGDAgree),
+    Row("ClampSAM", ref.ClampSAM, clampsam.ClampSAM),
+    Row("ClampSAM-renorm", ref.ClampSAM, clampsam.ClampSAM, {"renorm": True}),
+    Row("ClipSAM", ref.ClipSAM, clampsam.ClipSAM, {"condition": 1.5}),
+    Row("SAMAnatomy", ref.SAMAnatomy, samanatomy.SAMAnatomy),
+]
+IDS = [row.id for row in ROWS]
+TWINS = sorted({row.twin for row in ROWS}, key=lambda cls: cls.__name__)
+
+BASES = {
+    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
+    "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-3}),
+}
+STEPS = 200
+OFFSET = 0.3
+# Well-conditioned runs on five kinds of landscape (curved valley, four minima, multimodal,
+# camel-shaped, ill-conditioned quadratic). Excluded, measured with every row and both bases
+# from the default start (last minimum + (0.3, -0.3)): ackley and rastrigin (LookSAM's reuse
+# scale ‖g‖/‖g_v‖ amplifies rounding to 1e-9; FisherSAM/WSAM drift after ~100 steps), beale
+# and styblinski_tang (FriendlySAM + SGD: d = g − m is a difference of nearly equal vectors near
+# the minimum, so ε's direction is chaotic), goldstein_price (|g| ~ 1e3; USAM diverges).
+# Every excluded case agrees to 1e-13 for the first 50 steps, then jumps: chaos, not a mismatch.
+FUNCTIONS = (
+    "rosenbrock",
+    "himmelblau",
+    "levy",
+    "six_hump_camel",
+    "three_hump_camel",
+    "ill_conditioned",
+)
+# Starts away from the defaults: near Rosenbrock's and Himmelblau's minima FisherSAM and
+# FriendlySAM with SGD bounce chaotically (drift 1e-2 after 150 steps); these starts give
+# long, smooth runs (the classic Rosenbrock start, and Himmelblau's central maximum).
+STARTS = {"rosenbrock": (-1.0, 1.5), "himmelblau": (0.0, 0.0)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread, or two threads spin against each other (20× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _start(f) -> np.ndarray:
+    if f.name in STARTS:
+        return np.array(STARTS[f.name])
+    return f.minima[-1] + np.array([OFFSET, -OFFSET])
+
+
+def _backward(opt: torch.optim.Optimizer, loss: Callable[[], torch.Tensor]):
+    """The closure every test uses: zero the gradients, evaluate, backward; counts its calls."""
+
+    def closure() -> torch.Tensor:
+        closure.calls += 1
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    closure.calls = 0
+    return closure
+
+
+def _torch_trajectory(f, x0, steps, row: Row, base_cls, base_kwargs):
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = row.twin([x], base_cls, **row.hyper, **base_kwargs)
+    loss = st.as_torch_loss(f)
+    closure = _backward(opt, lambda: loss(x))
+    xs = [x.detach().numpy().copy()]
+    for _ in range(steps):
+        opt.step(closure)
+        xs.append(x.detach().numpy().copy())
+    return np.array(xs), closure.calls
+
+
+# -- the table covers every class, with the reference's names and defaults --------------------
+
+
+def test_every_torch_variant_class_has_a_row_with_the_reference_name_and_defaults():
+    public = {
+        obj
+        for module in MODULES
+        for name, obj in vars(module).items()
+        if isinstance(obj, type)
+        and issubclass(obj, SharpnessAware)
+        and obj.__module__ == module.__name__
+        and not name.startswith("_")
+    }
+    assert public == set(TWINS)
+    for row in ROWS:
+        assert row.twin.__name__ == row.reference.__name__
+        assert row.twin.HYPERPARAMETERS is row.reference.HYPERPARAMETERS
+        twin = inspect.signature(row.twin).parameters
+        reference = inspect.signature(row.reference).parameters
+        assert list(twin)[:2] == ["params", "base_optimizer"]
+        assert twin["base_optimizer"].default is torch.optim.SGD
+        assert list(twin)[2:-1] == list(reference)[1:], row.id
+        for spec in row.reference.HYPERPARAMETERS:
+            assert twin[spec.name].default == spec.default, (row.id, spec.name)
+
+
+# -- (1) twins: the torch class follows the NumPy reference -----------------------------------
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_twin_follows_reference_trajectory(name, row, base):
+    f = sampy.functions.get(name)
+    np_cls, torch_cls, kwargs = BASES[base]
+    x0 = _start(f)
+    reference = sampy.run(row.reference(np_cls(**kwargs), **row.hyper), f, x0, STEPS)
+    twin, calls = _torch_trajectory(f, x0, STEPS, row, torch_cls, kwargs)
+    assert not reference.diverged.any()
+    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
+    # The run must actually move, or equality would be trivial; and the closure runs exactly as
+    # often as the reference asks for gradients (LookSAM 1 + 1/k, SAMAnatomy 3 per step).
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-4
+    assert calls == reference.grad_evals
+
+
+# -- small models: several tensors in two parameter groups ------------------------------------
+
+
+def _mlp(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    ).double()
+
+
+def _data(seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(32, 5, generator=gen, dtype=torch.float64)
+    return inputs, torch.randint(0, 3, (32,), generator=gen)
+
+
+INPUTS, TARGETS = _data()
+
+
+def _groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    params = list(model.parameters())
+    return [{"params": params[:2]}, {"params": params[2:]}]
+
+
+def _mlp_loss(model: torch.nn.Module) -> Callable[[], torch.Tensor]:
+    return lambda: torch.nn.functional.cross_entropy(model(INPUTS), TARGETS)
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+# -- (2) state_dict: save mid-run, load into a fresh optimizer, continue bit-identically -------
+
+
+STATE_BASES = {
+    # Plain SGD keeps no state: what carries over is the rule state alone (EMAs, g_v, counters).
+    "sgd": (torch.optim.SGD, {"lr": 0.1}),
+    "adam": (torch.optim.Adam, {"lr": 1e-2}),
+}
+
+
+@pytest.mark.parametrize("base", sorted(STATE_BASES))
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_state_dict_round_trip_continues_bit_identically(row, base):
+    base_cls, kwargs = STATE_BASES[base]
+    model = _mlp()
+    opt = row.twin(_groups(model), base_cls, **row.hyper, **kwargs)
+    closure = _backward(opt, _mlp_loss(model))
+    for _ in range(5):  # LookSAM (k = 3) is saved in the middle of a cycle
+        opt.step(closure)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    for _ in range(5):
+        opt.step(closure)
+    expected = _flat(model)
+
+    def resumed(load: bool) -> torch.Tensor:
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=False)
+        model2 = _mlp(seed=123)
+        model2.load_state_dict(saved["model"])
+        opt2 = row.twin(_groups(model2), base_cls, **row.hyper, **kwargs)
+        if load:
+            opt2.load_state_dict(saved["opt"])
+            assert opt2.base_optimizer.param_groups is opt2.param_groups
+        closure2 = _backward(opt2, _mlp_loss(model2))
+        for _ in range(5):
+            opt2.step(closure2)
+        return _flat(model2)
+
+    assert torch.equal(resumed(load=True), expected)
+    rule_state = bool(opt.shared) or any(
+        key not in ("old_p",) for state in opt.state.values() for key in state
+    )
+    if rule_state or base == "adam":
+        # The saved state matters: a fresh optimizer from the same weights goes elsewhere.
+        assert not torch.equal(resumed(load=False), expected)
+
+
+# -- (3) global norms: several tensors equal the reference on the flattened vector --------------
+
+
+def _flat_oracle(model: torch.nn.Module) -> sampy.optim.Oracle:
+    params = list(model.parameters())
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+
+    def loss_of(w):
+        w1, b1, w2, b2 = [t.reshape(s) for t, s in zip(torch.split(w, sizes), shapes, strict=True)]
+        hidden = torch.tanh(INPUTS @ w1.T + b1)
+        return torch.nn.functional.cross_entropy(hidden @ w2.T + b2, TARGETS)
+
+    def value_and_grad(x):
+        w = torch.tensor(x, requires_grad=True)
+        value = loss_of(w)
+        (grad,) = torch.autograd.grad(value, w)
+        return value.detach().numpy(), grad.numpy()
+
+    oracle = sampy.optim.Oracle(lambda x: value_and_grad(x)[0])
+    oracle._grad = lambda x: value_and_grad(x)[1]
+    return oracle
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_multi_tensor_model_uses_one_global_norm_like_the_flat_reference(row):
+    """A model with 4 tensors in 2 groups equals the reference on the flattened vector."""
+    model = _mlp()
+    oracle = _flat_oracle(model)
+    opt = row.reference(ref.SGD(lr=0.1, momentum=0.9), **row.hyper)
+    x = _flat(model).numpy().copy()
+    state = opt.init(x)
+    twin = row.twin(_groups(model), torch.optim.SGD, **row.hyper, lr=0.1, momentum=0.9)
+    closure = _backward(twin, _mlp_loss(model))
+    for _ in range(20):
+        x, state = opt.step(x, state, oracle)
+        twin.step(closure)
+    np.testing.assert_allclose(_flat(model).numpy(), x, rtol=0, atol=1e-12)
+    assert closure.calls == oracle.calls
+
+
+# -- the step by hand, skipped parameters, no host synchronisation ----------------------------
+
+
+def _manual_step(opt: SharpnessAware, backward: Callable[[], None]) -> None:
+    """One step through the public two- (three-) phase API, as a training loop writes it."""
+    backward()
+    if isinstance(opt, looksam.LookSAM):
+        if opt.is_sam_step:
+            opt.first_step(zero_grad=True)
+            backward()
+    elif isinstance(opt, samanatomy.SAMAnatomy):
+        opt.first_step(zero_grad=True)
+        backward()
+        opt.second_ascent_step(zero_grad=True)
+        backward()
+    else:
+        opt.first_step(zero_grad=True)
+        backward()
+    opt.second_step(zero_grad=True)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_manual_steps_equal_step_with_closure(row):
+    models = [_mlp(), _mlp()]
+    opts = [row.twin(_groups(m), torch.optim.SGD, **row.hyper, lr=0.1) for m in models]
+    closure = _backward(opts[0], _mlp_loss(models[0]))
+    for _ in range(5):
+        opts[0].step(closure)
+        _manual_step(opts[1], lambda: _mlp_loss(models[1])().backward())
+    assert torch.equal(_flat(models[0]), _flat(models[1]))
+
+
+def test_looksam_also_accepts_the_pytorch_optimizer_calling_pattern():
+    """first_step, backward, second_step on every step: a reuse step recomputes g at w."""
+    models = [_mlp(), _mlp()]
+    opts = [looksam.LookSAM(_groups(m), rho=0.05, k=3, lr=0.1) for m in models]
+    closure = _backward(opts[0], _mlp_loss(models[0]))
+    for _ in range(7):
+        opts[0].step(closure)
+        _mlp_loss(models[1])().backward()
+        opts[1].first_step(zero_grad=True)
+        _mlp_loss(models[1])().backward()
+        opts[1].second_step(zero_grad=True)
+    assert torch.equal(_flat(models[0]), _flat(models[1]))
+    assert closure.calls == 7 + 3  # SAM steps at t = 0, 3, 6
+    assert opts[0].state_dict()["shared"] == {"step": 7}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_parameters_without_gradient_are_skipped(row):
+    used = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    unused = torch.tensor([5.0], dtype=torch.float64, requires_grad=True)
+    opt = row.twin([used, unused], torch.optim.SGD, **row.hyper, lr=0.1)
+    closure = _backward(opt, lambda: (used**4).sum() + used.prod())
+    for _ in range(4):
+        opt.step(closure)
+    assert unused.grad is None and unused.item() == 5.0
+    assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
+
+
+_SYNCING = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_a_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
+    """No ``.item()`` or Python branch on a tensor inside first/second step (a device sync)."""
+    model = _mlp()
+    opt = row.twin(_groups(model), torch.optim.SGD, **row.hyper, lr=0.1, momentum=0.9)
+    loss = _mlp_loss(model)
+    _manual_step(opt, lambda: loss().backward())  # warm-up: lazily built buffers and tables
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a tensor value was read on the host during a step")
+
+    steps = ("first_step", "second_ascent_step", "second_step")
+    for name in steps:
+        if hasattr(opt, name):
+            method = getattr(opt, name)
+
+            def guarded(*args, _method=method, **kwargs):
+                with monkeypatch.context() as patch:
+                    for attr in _SYNCING:
+                        patch.setattr(torch.Tensor, attr, forbidden)
+                    return _method(*args, **kwargs)
+
+            setattr(opt, name, guarded)
+    for _ in range(4):
+        _manual_step(opt, lambda: loss().backward())
+
+
+# -- (5) bad hyperparameters and (6) a missing closure -----------------------------------------
+
+
+BAD = [
+    pytest.param(cls, spec.name, bad, id=f"{cls.__name__}-{spec.name}-{bad!r}")
+    for cls in TWINS
+    for spec in cls.HYPERPARAMETERS
+    for bad in spec.invalid_values()
+]
+
+
+@pytest.mark.parametrize(("cls", "name", "bad"), BAD)
+def test_bad_hyperparameters_raise_value_error_naming_them(cls, name, bad):
+    x = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=name):
+        cls([x], lr=0.1, **{name: bad})
+
+
+@pytest.mark.parametrize("cls", TWINS, ids=lambda cls: cls.__name__)
+def test_bad_base_optimizer_and_clashing_group_keys_raise_value_error(cls):
+    x = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match="base_optimizer"):
+        cls([x], base_optimizer=object, lr=0.1)
+    # Adadelta reads group["rho"] itself: sharing the groups would hand it our radius.
+    with pytest.raises(ValueError, match="rho"):
+        cls([x], base_optimizer=torch.optim.Adadelta, lr=0.1)
+
+
+def test_gsam_rejects_a_schedule_that_is_not_callable():
+    x = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match="rho_schedule"):
+        gsam.GSAM([x], rho_schedule=0.05, lr=0.1)
+
+
+@pytest.mark.parametrize("cls", TWINS, ids=lambda cls: cls.__name__)
+def test_step_without_closure_and_second_step_out_of_order_fail_clearly(cls):
+    x = torch.ones(2, requires_grad=True)
+    opt = cls([x], lr=0.1)
+    with pytest.raises(ValueError, match="closure"):
+        opt.step()
+    with pytest.raises(RuntimeError, match="first_step"):
+        opt.second_step()
+
+
+def test_samanatomy_phases_must_come_in_order():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    opt = samanatomy.SAMAnatomy([x], lr=0.1)
+    with pytest.raises(RuntimeError, match="first_step"):
+        opt.second_ascent_step()
+    (x**2).sum().backward()
+    opt.first_step(zero_grad=True)
+    (x**2).sum().backward()
+    with pytest.raises(RuntimeError, match="second_ascent_step"):
+        opt.second_step()
+
+
+# -- (4) peers: pytorch-optimizer, where it implements the same algorithm ----------------------
+#
+# pytorch-optimizer (4.1.0) computes the global gradient norm of ε in float32 even for float64
+# parameters (VARIANTS.md §25). The equality tests reproduce the peer in float64 by swapping its
+# norm helper for a float64 one (``_float64_peer``); ``test_peers_as_shipped_...`` bounds what
+# the float32 norm alone changes.
+
+po = pytest.importorskip("pytorch_optimizer")
+import pytorch_optimizer.optimizer.sam as po_sam  # noqa: E402
+from pytorch_optimizer.lr_scheduler.proportion import ProportionScheduler  # noqa: E402
+
+PEER_X0 = (-1.0, 1.5)
+PEER_BASES = {
+    "sgd-momentum": (torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
+    "adam": (torch.optim.Adam, {"lr": 1e-3}),
+}
+
+
+def _float64_norm(param_groups, device=None, *, weight_adaptive=False):
+    """pytorch-optimizer's ``get_global_gradient_norm`` (squared, shape (1,)) in float64."""
+    grads = []
+    for group in param_groups:
+        adaptive = weight_adaptive and group.get("adaptive", False)
+        grads += [
+            p.grad * p.abs() if adaptive else p.grad for p in group["params"] if p.grad is not None
+        ]
+    return torch.stack([g.norm() for g in grads]).square().sum().reshape(1)
+
+
+@pytest.fixture
+def _float64_peer(monkeypatch):
+    monkeypatch.setattr(po_sam, "get_global_gradient_norm", _float64_norm)
+
+
+class _Holder(torch.nn.Module):
+    """The model pytorch-optimizer's GSAM and WSAM want: it holds the point, returns it."""
+
+    def __init__(self, x0) -> None:
+        super().__init__()
+        self.x = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.x
+
+
+ROSENBROCK = st.as_torch_loss(sampy.functions.get("rosenbrock"))
+
+
+def _twin_run(cls, steps, base_cls, base_kwargs, **hyper) -> np.ndarray:
+    model = _Holder(PEER_X0)
+    opt = cls(model.parameters(), base_cls, **hyper, **base_kwargs)
+    closure = _backward(opt, lambda: ROSENBROCK(model.x))
+    xs = []
+    for _ in range(steps):
+        opt.step(closure)
+        xs.append(model.x.detach().numpy().copy())
+    return np.array(xs)
+
+
+def _peer_run(cls, steps, base_cls, base_kwargs, **hyper) -> np.ndarray:
+    """pytorch-optimizer's SAM-style classes: gradient at w first, then ``step(closure)``."""
+    model = _Holder(PEER_X0)
+    takes_model = cls is po.WSAM
+    args = (model, model.parameters()) if takes_model else (model.parameters(),)
+    opt = cls(*args, base_cls, **hyper, **base_kwargs)
+    closure = _backward(opt, lambda: ROSENBROCK(model.x))
+    xs = []
+    for _ in range(steps):
+        if not takes_model:  # WSAM's step evaluates the first gradient itself
+            closure()
+        opt.step(closure)
+        xs.append(model.x.detach().numpy().copy())
+    return np.array(xs)
+
+
+def _peer_gsam_run(steps, base_cls, base_kwargs, alpha, rho) -> np.ndarray:
+    """pytorch-optimizer's GSAM, driven through ``set_closure()``/``step()`` with a model."""
+    model = _Holder(PEER_X0)
+    base = base_cls(model.parameters(), **base_kwargs)
+    lr = base_kwargs["lr"]
+    constant = torch.optim.lr_scheduler.LambdaLR(base, lambda t: 1.0)
+    rho_scheduler = ProportionScheduler(constant, lr, lr, max_value=rho, min_value=rho)
+    opt = po.GSAM(model.parameters(), base, model, rho_scheduler, alpha=alpha)
+    opt.set_closure(lambda outputs, targets: ROSENBROCK(outputs), torch.zeros(1), torch.zeros(1))
+    xs = []
+    for _ in range(steps):
+        opt.step()
+        xs.append(model.x.detach().numpy().copy())
+    return np.array(xs)
+
+
+@pytest.mark.usefixtures("_float64_peer")
+@pytest.mark.parametrize("base", sorted(PEER_BASES))
+def test_gsam_matches_pytorch_optimizer(base):
+    base_cls, kwargs = PEER_BASES[base]
+    ours = _twin_run(gsam.GSAM, STEPS, base_cls, kwargs, rho=0.05, alpha=0.4)
+    theirs = _peer_gsam_run(STEPS, base_cls, kwargs, alpha=0.4, rho=0.05)
+    # Theirs un-perturbs by subtracting ε (w + ε − ε ≠ w in the last bit); ours copies w back.
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.usefixtures("_float64_peer")
+@pytest.mark.parametrize("decouple", [True, False])
+@pytest.mark.parametrize("base", sorted(PEER_BASES))
+def test_wsam_matches_pytorch_optimizer(base, decouple):
+    base_cls, kwargs = PEER_BASES[base]
+    hyper = {"rho": 0.02, "gamma": 0.6, "decouple": decouple}  # tame: see the WSAM row
+    ours = _twin_run(wsam.WSAM, STEPS, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.WSAM, STEPS, base_cls, kwargs, **hyper)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.usefixtures("_float64_peer")
+def test_wsam_max_norm_differs_from_pytorch_optimizer_as_documented():
+    """VARIANTS.md §7.2: the official code clips g and g̃; pytorch-optimizer clips only g̃."""
+    base_cls, kwargs = PEER_BASES["sgd-momentum"]
+    hyper = {"rho": 0.05, "gamma": 0.7, "max_norm": 1.0}
+    ours = _twin_run(wsam.WSAM, 1, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.WSAM, 1, base_cls, kwargs, **hyper)
+    unclipped = _twin_run(wsam.WSAM, 1, base_cls, kwargs, **{**hyper, "max_norm": None})
+    assert np.abs(ours - theirs).max() > 1e-3
+    assert np.abs(theirs - unclipped).max() > 1e-3  # they do clip something: g̃
+
+
+class _ModifiedEMA:
+    """§12.3's F-SAM ascent: ``d = g − σ m``, then ``m ← λ m + (1 − λ) d`` (EMA of d)."""
+
+    def __init__(self, rho: float, sigma: float, lmbda: float) -> None:
+        self.rho, self.sigma, self.lmbda = rho, sigma, lmbda
+
+    def init(self, x):
+        return None
+
+    def __call__(self, x, g, m):
+        if m is None:
+            d, m = g, g.copy()
+        else:
+            d = g - self.sigma * m
+            m = self.lmbda * m + (1.0 - self.lmbda) * d
+        return ref.dual_direction(d, 2.0, self.rho, 1e-12), m
+
+
+@pytest.mark.usefixtures("_float64_peer")
+@pytest.mark.parametrize(("sigma", "lmbda"), [(1.0, 0.9), (0.5, 0.3)])
+def test_friendly_sam_matches_pytorch_optimizer(sigma, lmbda):
+    """pytorch-optimizer 4.1.0 keeps the EMA of the raw gradient, as the official code does.
+
+    VARIANTS.md §12.3 says it averages the modified ``d = g − σ m`` instead; that rule (built
+    below on the NumPy reference) departs from ours after step 2, so the equality over 200 steps
+    shows 4.1.0 no longer does it (both its foreach and per-tensor paths lerp toward raw g).
+    """
+    base_cls, kwargs = PEER_BASES["sgd-momentum"]
+    hyper = {"rho": 0.05, "sigma": sigma, "lmbda": lmbda}
+    ours = _twin_run(friendly_sam.FriendlySAM, STEPS, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.FriendlySAM, STEPS, base_cls, kwargs, **hyper)
+    np.testing.assert_allclose(ours[:1], theirs[:1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+    modified = sampy.run(
+        ref.SharpnessAware(ref.SGD(**kwargs), _ModifiedEMA(**hyper), ref.PerturbedGradient()),
+        sampy.functions.get("rosenbrock"),
+        np.array(PEER_X0),
+        3,
+    ).xs[1:]
+    assert np.abs(modified[:2] - ours[:2]).max() < 1e-12  # steps 1 and 2 agree
+    assert np.abs(modified[2] - ours[2]).max() > 1e-9  # step 3 sees the other EMA
+
+
+@pytest.mark.usefixtures("_float64_peer")
+@pytest.mark.parametrize("base", sorted(PEER_BASES))
+def test_looksam_with_k_1_matches_pytorch_optimizer_on_one_and_on_many_tensors(base):
+    base_cls, kwargs = PEER_BASES[base]
+    hyper = {"rho": 0.05, "k": 1}
+    ours = _twin_run(looksam.LookSAM, STEPS, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.LookSAM, STEPS, base_cls, kwargs, **hyper)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    # Every step is a SAM step, so their per-tensor projection is never used.
+    assert np.array_equal(*_looksam_on_the_mlp(k=1))
+
+
+def _looksam_on_the_mlp(k: int, steps: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    runs = []
+    for cls in (looksam.LookSAM, po.LookSAM):
+        model = _mlp()
+        opt = cls(model.parameters(), torch.optim.SGD, rho=0.1, k=k, lr=0.1, momentum=0.9)
+        closure = _backward(opt, _mlp_loss(model))
+        for _ in range(steps):
+            if cls is po.LookSAM:
+                closure()
+            opt.step(closure)
+        runs.append(_flat(model).numpy())
+    return runs[0], runs[1]
+
+
+@pytest.mark.usefixtures("_float64_peer")
+def test_looksam_with_k_above_1_differs_from_pytorch_optimizer_only_across_tensors():
+    """VARIANTS.md §9.2: pytorch-optimizer projects g_s and rescales g_v per tensor.
+
+    On one tensor the per-tensor and the global projection coincide (agreement to rounding,
+    which the reuse scale ‖g‖/‖g_v‖ amplifies). §9.2's stale-weight restore on reuse steps is
+    not in 4.1.0 (it pops ``old_p`` when it restores), or the one-tensor runs would differ.
+    """
+    base_cls, kwargs = PEER_BASES["sgd-momentum"]
+    hyper = {"rho": 0.05, "k": 3}
+    ours = _twin_run(looksam.LookSAM, STEPS, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.LookSAM, STEPS, base_cls, kwargs, **hyper)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+    ours, theirs = _looksam_on_the_mlp(k=3)
+    assert np.abs(ours - theirs).max() > 1e-3
+
+
+def test_peers_as_shipped_differ_only_by_their_float32_norm():
+    """Without the float64 swap the peers drift from the twins by float32 rounding of ‖g‖."""
+    base_cls, kwargs = PEER_BASES["sgd-momentum"]
+    runs = {
+        "GSAM": (
+            _twin_run(gsam.GSAM, 10, base_cls, kwargs, rho=0.05, alpha=0.4),
+            _peer_gsam_run(10, base_cls, kwargs, alpha=0.4, rho=0.05),
+        ),
+        "WSAM": (
+            _twin_run(wsam.WSAM, 10, base_cls, kwargs, rho=0.05),
+            _peer_run(po.WSAM, 10, base_cls, kwargs, rho=0.05),
+        ),
+        "FriendlySAM": (
+            _twin_run(friendly_sam.FriendlySAM, 10, base_cls, kwargs),
+            _peer_run(po.FriendlySAM, 10, base_cls, kwargs),
+        ),
+        "LookSAM": (
+            _twin_run(looksam.LookSAM, 10, base_cls, kwargs, rho=0.05, k=1),
+            _peer_run(po.LookSAM, 10, base_cls, kwargs, rho=0.05, k=1),
+        ),
+    }
+    for name, (ours, theirs) in runs.items():
+        gap = np.abs(ours - theirs).max()
+        assert 0 < gap < 1e-7, (name, gap)
+
+
+# -- CUDA, where there is one ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_cuda_step_matches_cpu(row):
+    results = []
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        opt = row.twin(_groups(model), torch.optim.SGD, **row.hyper, lr=0.1, momentum=0.9)
+        x, y = INPUTS.to(device), TARGETS.to(device)
+        closure = _backward(opt, lambda model=model, x=x, y=y: _ce(model, x, y))
+        for _ in range(5):
+            opt.step(closure)
+        results.append(_flat(model).cpu())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-9)
+
+
+def _ce(model, x, y):
+    return torch.nn.functional.cross_entropy(model(x), y)
