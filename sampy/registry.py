@@ -40,6 +40,9 @@ class Variant:
             schedule-free ones); their ``make`` ignores the ``base`` argument.
         needs_examples: True for variants that need a sum-of-examples problem (per-example or
             per-group gradients, ``sampy.problems``) rather than a plain test function.
+
+    ``twin()`` is the torch twin's class (``sampy.torch.<cls name>``), or None where none is
+    written yet.
     """
 
     name: str
@@ -69,6 +72,12 @@ class Variant:
     def defaults(self) -> dict[str, Any]:
         """Default value of every free hyperparameter."""
         return {spec.name: spec.default for spec in self.hyperparameters}
+
+    def twin(self) -> type | None:
+        """The torch twin (imports torch), or None if the variant has none yet."""
+        import sampy.torch
+
+        return getattr(sampy.torch, self.cls.__name__, None)
 
     def make(self, base: Any, **hyperparameters: Any) -> Any:
         """The optimizer: ``cls(base, **preset, **hyperparameters)`` (no base if built in)."""

@@ -1,7 +1,63 @@
-"""Torch twins of the ``sampy.optim`` reference optimizers (needs PyTorch)."""
+"""Torch twins of the ``sampy.optim`` reference optimizers (needs PyTorch).
+
+Every class has the same name, hyperparameters and defaults as its NumPy reference and is an
+ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its twin.
+"""
 
 from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
+from sampy.torch.clampsam import ClampSAM, ClipSAM
+from sampy.torch.fisher_sam import FisherSAM
+from sampy.torch.friendly_sam import FriendlySAM
 from sampy.torch.functional import as_torch_loss
+from sampy.torch.gsam import GSAM
+from sampy.torch.looksam import LookSAM
+from sampy.torch.msam import MSAM, AdamWMSAM
 from sampy.torch.sam import SAM
+from sampy.torch.samanatomy import SAMAnatomy
+from sampy.torch.same import SAME, CustomSAME, SAMCkpt
+from sampy.torch.schedule_free import ScheduleFreeAdamW
+from sampy.torch.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
+from sampy.torch.sharpness_aware import SharpnessAware
+from sampy.torch.swaps import (
+    SAMDIRECTION,
+    SAMMAGNITUDE,
+    SAMAgree,
+    SAMDirection,
+    SAMMagnitude,
+    SGDAgree,
+)
+from sampy.torch.usam import USAM
+from sampy.torch.vasso import VaSSO
+from sampy.torch.wsam import WSAM
 
-__all__ = ["SAM", "as_torch_loss", "disable_running_stats", "enable_running_stats"]
+__all__ = [
+    "GSAM",
+    "MSAM",
+    "SAM",
+    "SAMDIRECTION",
+    "SAME",
+    "SAMMAGNITUDE",
+    "USAM",
+    "WSAM",
+    "AdamWMSAM",
+    "AdamWMSAMScheduleFree",
+    "ClampSAM",
+    "ClipSAM",
+    "CustomSAME",
+    "FisherSAM",
+    "FriendlySAM",
+    "LookSAM",
+    "SAMAgree",
+    "SAMAnatomy",
+    "SAMCkpt",
+    "SAMDirection",
+    "SAMMagnitude",
+    "SGDAgree",
+    "ScheduleFreeAdamW",
+    "SeedAdamWMSAMSF",
+    "SharpnessAware",
+    "VaSSO",
+    "as_torch_loss",
+    "disable_running_stats",
+    "enable_running_stats",
+]
