@@ -30,17 +30,18 @@ learning-rate schedulers can drive either object.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
-from sampy.torch.perturbation import norm_ball_perturbation
+from sampy.torch.rules import NormBallAscent
+from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
 
 
-class SAM(torch.optim.Optimizer):
+class SAM(SharpnessAware):
     """Sharpness-Aware Minimization (ASAM with ``adaptive=True``) around a torch optimizer.
 
     Args:
@@ -69,116 +70,13 @@ class SAM(torch.optim.Optimizer):
         **base_kwargs: Any,
     ) -> None:
         validate(self.HYPERPARAMETERS, locals())
-        if not (
-            isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)
-        ):
-            raise ValueError(
-                f"base_optimizer must be a torch.optim.Optimizer class, got {base_optimizer!r}"
-            )
         self.p = float(p)
         self.perturb_eps = float(perturb_eps)
-        defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **base_kwargs)
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            validate(self.HYPERPARAMETERS, {k: group[k] for k in ("rho", "adaptive", "eta")})
-        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
-        # One list of groups for both: schedulers and add_param_group act on both at once.
-        self.param_groups = self.base_optimizer.param_groups
-        self.defaults.update(self.base_optimizer.defaults)
-        self._perturbed: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-        self._saved_cache: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-
-    def _params_with_grad(self) -> list[list[torch.Tensor]]:
-        return [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
-
-    @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> None:
-        """Save ``w`` and move to ``w + ε`` (needs the clean gradient in ``p.grad``).
-
-        With ``zero_grad=True`` the clean gradients are not needed afterwards, so ε is computed
-        in their storage instead of in new tensors.
-        """
-        params = self._params_with_grad()
-        grads = [[p.grad for p in ps] for ps in params]
-        e = norm_ball_perturbation(
+        super().__init__(
             params,
-            grads,
-            [group["rho"] for group in self.param_groups],
-            self.p,
-            [group["adaptive"] for group in self.param_groups],
-            [group["eta"] for group in self.param_groups],
-            self.perturb_eps,
-            inplace=zero_grad,
+            base_optimizer,
+            ascent=NormBallAscent(p=p, perturb_eps=perturb_eps),
+            descent=PerturbedGradient(),
+            group_hyperparameters=dict(rho=rho, adaptive=adaptive, eta=eta),
+            **base_kwargs,
         )
-        flat = [p for ps in params for p in ps]
-        saved = self._saved_copies(flat)
-        torch._foreach_copy_(saved, flat)
-        torch._foreach_add_(flat, [x for es in e for x in es])
-        self._perturbed = (flat, saved)
-        if zero_grad:
-            # What zero_grad() does for these tensors, without its profiler and group loops.
-            for p in flat:
-                p.grad = None
-
-    def _saved_copies(self, flat: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The ``old_p`` buffers of ``flat``: allocated once, reused while ``flat`` is unchanged."""
-        cached = self._saved_cache
-        if cached is not None and len(cached[0]) == len(flat):
-            if all(a is b for a, b in zip(cached[0], flat, strict=True)):
-                return cached[1]
-        saved = []
-        for p in flat:
-            state = self.state[p]
-            if "old_p" not in state or state["old_p"].shape != p.shape:
-                state["old_p"] = torch.empty_like(p)
-            saved.append(state["old_p"])
-        self._saved_cache = (flat, saved)
-        return saved
-
-    @torch.no_grad()
-    def second_step(self, zero_grad: bool = False) -> None:
-        """Return to the saved ``w`` exactly and take the base step with ``g̃`` in ``p.grad``."""
-        if self._perturbed is None:
-            raise RuntimeError("second_step() called without first_step(): nothing to restore")
-        flat, saved = self._perturbed
-        torch._foreach_copy_(flat, saved)
-        self._perturbed = None
-        self.base_optimizer.step()
-        if zero_grad:
-            self.zero_grad()
-
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        """A whole SAM step: ``closure()`` at ``w``, ``first_step``, ``closure()`` at ``w + ε``,
-        ``second_step``. Returns the loss at ``w``.
-
-        The closure must compute the loss and call ``backward()`` (it may zero the gradients
-        first); it runs twice.
-        """
-        if closure is None:
-            raise ValueError(
-                "closure is required: SAM needs two gradients per step; pass a closure that "
-                "computes the loss and calls backward(), or call first_step()/second_step()"
-            )
-        closure = torch.enable_grad()(closure)
-        loss = closure()
-        self.first_step(zero_grad=True)
-        closure()
-        self.second_step()
-        return loss
-
-    def state_dict(self) -> dict[str, Any]:
-        """SAM's state and the base optimizer's (momentum buffers, Adam moments, ...)."""
-        state = super().state_dict()
-        state["base_optimizer"] = self.base_optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load both states and re-bind the shared ``param_groups`` (davda54/sam PR #39)."""
-        state_dict = dict(state_dict)
-        base = state_dict.pop("base_optimizer", None)
-        if base is None:
-            raise ValueError("state_dict has no 'base_optimizer' entry; was it saved by sampy SAM?")
-        super().load_state_dict(state_dict)
-        self._saved_cache = None  # the state's old_p tensors were replaced
-        self.base_optimizer.load_state_dict(base)
-        self.base_optimizer.param_groups = self.param_groups
