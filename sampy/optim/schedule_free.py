@@ -96,6 +96,19 @@ class ScheduleFreeState(NamedTuple):
     weight_sum: float | np.ndarray
 
 
+def averaging_weight(weight: Real, weight_sum: Real) -> Real:
+    """``c = weight / weight_sum``, and 1 while every weight so far is 0.
+
+    A tiny learning rate makes ``lr_max ** weight_lr_power`` underflow to 0 (lr = 1e-170, say);
+    the official code then divides 0 by 0. With c = 1 the average x simply follows z until the
+    weights become representable.
+    """
+    if isinstance(weight_sum, np.ndarray):
+        positive = weight_sum > 0
+        return np.where(positive, weight / np.where(positive, weight_sum, 1.0), 1.0)
+    return weight / weight_sum if weight_sum > 0 else 1.0
+
+
 class ScheduleFreeAdamW:
     """Schedule-Free AdamW (reference three-sequence form). One gradient per step.
 
@@ -176,7 +189,7 @@ class ScheduleFreeAdamW:
         lr_max = np.maximum(lr_max, lr) if isinstance(lr, np.ndarray) else max(lr_max, lr)
         weight = (k + 1) ** self.r * lr_max**self.weight_lr_power
         weight_sum = weight_sum + weight
-        return lr, bias2, lr_max, weight_sum, weight / weight_sum
+        return lr, bias2, lr_max, weight_sum, averaging_weight(weight, weight_sum)
 
     def update(
         self, y: np.ndarray, d: np.ndarray, state: ScheduleFreeState

@@ -66,6 +66,7 @@ from sampy.optim.schedule_free import (
     SCHEDULE_FREE_HYPERPARAMETERS,
     ScheduleFreeAdamW,
     ScheduleFreeState,
+    averaging_weight,
 )
 
 GRAD_MODES = ("sum_two", "perturbed_only", "clean_only")
@@ -209,7 +210,7 @@ class SeedAdamWMSAMSF:
         alpha_max = np.maximum(state.alpha_max, alpha)
         weight = t**self.r * alpha_max**self.weight_lr_power
         weight_sum = state.weight_sum + weight
-        c = weight / weight_sum if self.interpolate else 1.0
+        c = averaging_weight(weight, weight_sum) if self.interpolate else 1.0
         theta = (1.0 - c) * theta + c * theta_2
         return theta, SeedState(count=t, x=x, m=m, v=v, alpha_max=alpha_max, weight_sum=weight_sum)
 

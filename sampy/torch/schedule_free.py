@@ -52,6 +52,7 @@ from torch import Tensor
 
 from sampy.optim import schedule_free as reference
 from sampy.optim.hyper import validate
+from sampy.optim.schedule_free import averaging_weight
 from sampy.torch.msam import CheckedOptimizer, Closure, Params, run_closure, with_grad
 
 
@@ -183,7 +184,7 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         weight = (k + 1) ** group["r"] * lr_max ** group["weight_lr_power"]
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         group["k"] = k + 1
-        return lr, bias2, weight / weight_sum
+        return lr, bias2, averaging_weight(weight, weight_sum)
 
     @staticmethod
     def _update(

@@ -64,6 +64,7 @@ from torch import Tensor
 from sampy.optim import seed004 as reference
 from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
+from sampy.optim.schedule_free import averaging_weight
 from sampy.torch.msam import (
     CheckedOptimizer,
     Closure,
@@ -265,7 +266,7 @@ class SeedAdamWMSAMSF(CheckedOptimizer):
         alpha_max = group["alpha_max"] = max(group["alpha_max"], alpha)
         weight = t ** group["r"] * alpha_max ** group["weight_lr_power"]
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
-        c = weight / weight_sum if group["interpolate"] else 1.0
+        c = averaging_weight(weight, weight_sum) if group["interpolate"] else 1.0
         torch._foreach_mul_(params, 1.0 - c)
         torch._foreach_add_(params, theta_2, alpha=c)
 
