@@ -21,10 +21,7 @@ import importlib
 import io
 import time
 
-try:
-    from benchmarks._common import NOISY, Table, cell, median, ms, noisy, spread
-except ImportError:  # run as a script from inside benchmarks/
-    from _common import NOISY, Table, cell, median, ms, noisy, spread
+from benchmarks._common import NOISY, Table, cell, median, ms, noisy, spread
 
 STEPS = 300
 GOAL_MS = 60.0

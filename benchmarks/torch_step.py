@@ -25,30 +25,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-try:
-    from benchmarks._common import (
-        NOISY,
-        Table,
-        cell,
-        interleaved,
-        median,
-        ms,
-        noisy,
-        spread,
-        usable_cores,
-    )
-except ImportError:  # run as a script from inside benchmarks/
-    from _common import (
-        NOISY,
-        Table,
-        cell,
-        interleaved,
-        median,
-        ms,
-        noisy,
-        spread,
-        usable_cores,
-    )
+from benchmarks._common import (
+    NOISY,
+    Table,
+    cell,
+    interleaved,
+    median,
+    ms,
+    noisy,
+    spread,
+    usable_cores,
+)
 
 RHO = 0.05
 LR = 0.01

@@ -25,32 +25,18 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
-try:
-    from benchmarks._common import (
-        NOISY,
-        OpenBLASThreads,
-        Table,
-        cell,
-        interleaved,
-        median,
-        noisy,
-        rate,
-        spread,
-    )
-except ImportError:  # run as a script from inside benchmarks/
-    from _common import (
-        NOISY,
-        OpenBLASThreads,
-        Table,
-        cell,
-        interleaved,
-        median,
-        noisy,
-        rate,
-        spread,
-    )
-
 import sampy
+from benchmarks._common import (
+    NOISY,
+    OpenBLASThreads,
+    Table,
+    cell,
+    interleaved,
+    median,
+    noisy,
+    rate,
+    spread,
+)
 from sampy.optim import SAM, SGD
 
 LR = 1e-3

@@ -47,34 +47,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-try:
-    from benchmarks._common import (
-        NOISY,
-        OpenBLASThreads,
-        Table,
-        cell,
-        interleaved,
-        median,
-        noisy,
-        rate,
-        spread,
-    )
-    from benchmarks.toy import limit_sam, limit_sam_inplace
-except ImportError:  # run as a script from inside benchmarks/
-    from _common import (
-        NOISY,
-        OpenBLASThreads,
-        Table,
-        cell,
-        interleaved,
-        median,
-        noisy,
-        rate,
-        spread,
-    )
-    from toy import limit_sam, limit_sam_inplace
-
 import sampy
+from benchmarks._common import (
+    NOISY,
+    OpenBLASThreads,
+    Table,
+    cell,
+    interleaved,
+    median,
+    noisy,
+    rate,
+    spread,
+)
+from benchmarks.toy import limit_sam, limit_sam_inplace
 from sampy.optim import SGD
 
 LR = 1e-3
