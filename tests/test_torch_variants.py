@@ -18,6 +18,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from twin_helpers import (  # noqa: E402
+    FUNCTIONS,
+    STEPS,
+    SYNCING,
+    counting_closure,
+    data,
+    flat,
+    mlp,
+    start,
+    two_groups,
+)
+
 import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
 from sampy import optim as ref  # noqa: E402
@@ -116,27 +128,6 @@ BASES = {
     "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
     "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-3}),
 }
-STEPS = 200
-OFFSET = 0.3
-# Well-conditioned runs on five kinds of landscape (curved valley, four minima, multimodal,
-# camel-shaped, ill-conditioned quadratic). Excluded, measured with every row and both bases
-# from the default start (last minimum + (0.3, -0.3)): ackley and rastrigin (LookSAM's reuse
-# scale ‖g‖/‖g_v‖ amplifies rounding to 1e-9; FisherSAM/WSAM drift after ~100 steps), beale
-# and styblinski_tang (FriendlySAM + SGD: d = g − m is a difference of nearly equal vectors near
-# the minimum, so ε's direction is chaotic), goldstein_price (|g| ~ 1e3; USAM diverges).
-# Every excluded case agrees to 1e-13 for the first 50 steps, then jumps: chaos, not a mismatch.
-FUNCTIONS = (
-    "rosenbrock",
-    "himmelblau",
-    "levy",
-    "six_hump_camel",
-    "three_hump_camel",
-    "ill_conditioned",
-)
-# Starts away from the defaults: near Rosenbrock's and Himmelblau's minima FisherSAM and
-# FriendlySAM with SGD bounce chaotically (drift 1e-2 after 150 steps); these starts give
-# long, smooth runs (the classic Rosenbrock start, and Himmelblau's central maximum).
-STARTS = {"rosenbrock": (-1.0, 1.5), "himmelblau": (0.0, 0.0)}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -148,24 +139,8 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _start(f) -> np.ndarray:
-    if f.name in STARTS:
-        return np.array(STARTS[f.name])
-    return f.minima[-1] + np.array([OFFSET, -OFFSET])
-
-
-def _backward(opt: torch.optim.Optimizer, loss: Callable[[], torch.Tensor]):
-    """The closure every test uses: zero the gradients, evaluate, backward; counts its calls."""
-
-    def closure() -> torch.Tensor:
-        closure.calls += 1
-        opt.zero_grad()
-        value = loss()
-        value.backward()
-        return value
-
-    closure.calls = 0
-    return closure
+_start = start
+_backward = counting_closure
 
 
 def _torch_trajectory(f, x0, steps, row: Row, base_cls, base_kwargs):
@@ -229,33 +204,14 @@ def test_twin_follows_reference_trajectory(name, row, base):
 # -- small models: several tensors in two parameter groups ------------------------------------
 
 
-def _mlp(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
-    ).double()
-
-
-def _data(seed: int = 1):
-    gen = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(32, 5, generator=gen, dtype=torch.float64)
-    return inputs, torch.randint(0, 3, (32,), generator=gen)
-
-
-INPUTS, TARGETS = _data()
-
-
-def _groups(model: torch.nn.Module) -> list[dict[str, Any]]:
-    params = list(model.parameters())
-    return [{"params": params[:2]}, {"params": params[2:]}]
+_mlp = mlp
+_groups = two_groups
+_flat = flat
+INPUTS, TARGETS = data()
 
 
 def _mlp_loss(model: torch.nn.Module) -> Callable[[], torch.Tensor]:
     return lambda: torch.nn.functional.cross_entropy(model(INPUTS), TARGETS)
-
-
-def _flat(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 # -- (2) state_dict: save mid-run, load into a fresh optimizer, continue bit-identically -------
@@ -407,7 +363,7 @@ def test_parameters_without_gradient_are_skipped(row):
     assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
 
 
-_SYNCING = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+_SYNCING = SYNCING
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
