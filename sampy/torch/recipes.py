@@ -156,8 +156,7 @@ def amp_sam_step(
             found_second[device] = flag.clone()
     skipped = scaler.step(view) is None  # the one host sync; second_step() only if finite
     if skipped:
-        with torch.no_grad():
-            optimizer._restore()  # back to the saved w, exactly; nothing is stepped
+        optimizer.restore()  # back to the saved w, exactly; nothing is stepped
     _clear_grads(optimizer)
     scaler.update()
     return loss.detach(), skipped

@@ -106,6 +106,11 @@ class SAMAnatomy(SharpnessAware):
         self._ascents_done = 0
         super().second_step(zero_grad)
 
+    def restore(self) -> None:
+        """Undo the ascent(s) of this step without a base step (see ``SharpnessAware``)."""
+        super().restore()
+        self._ascents_done = 0
+
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
         """One step; the closure runs three times (at w, w + ε1, w + ε2). Returns the loss at w."""
         closure = self._require(closure)

@@ -205,6 +205,21 @@ class SharpnessAware(torch.optim.Optimizer):
             return params, None, g_adv
         return params, [[g for _, g in ps] for ps in pairs], g_adv
 
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Undo ``first_step()`` without a base step: back to the saved ``w``, bit for bit.
+
+        For a step that must be abandoned after the perturbation — a mixed-precision pass that
+        overflowed (``sampy.torch.recipes.amp_sam_step``), a NaN loss at ``w + ε``. The stashed
+        clean gradient is dropped, the base optimizer and the rule state are untouched, and the
+        next ``first_step()`` starts afresh. Raises ``RuntimeError`` when nothing is perturbed.
+        """
+        self._restore(need_clean=False)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    self.state[p].pop(CLEAN_GRAD, None)
+
     @staticmethod
     def _set_grads(params: Groups, d: Groups) -> None:
         """Hand ``d`` to the base optimizer through ``p.grad`` (by reference, no copy)."""
