@@ -541,6 +541,28 @@ def _peer_gsam_run(steps, base_cls, base_kwargs, alpha, rho) -> np.ndarray:
 
 
 @pytest.mark.usefixtures("_float64_peer")
+@pytest.mark.parametrize("adaptive", [False, True], ids=["SAM", "ASAM"])
+@pytest.mark.parametrize("base", sorted(PEER_BASES))
+def test_sam_and_asam_match_pytorch_optimizer(base, adaptive):
+    """pytorch-optimizer's SAM: ε = ρ T²g/(‖Tg‖ + 1e-12), T = |w| (ASAM) or 1; ours with η = 0."""
+    base_cls, kwargs = PEER_BASES[base]
+    hyper = {"rho": 0.05, "adaptive": adaptive}
+    ours = _twin_run(st.SAM, STEPS, base_cls, kwargs, **hyper)
+    theirs = _peer_run(po.SAM, STEPS, base_cls, kwargs, **hyper)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert np.abs(ours[-1] - np.array(PEER_X0)).max() > 1e-2  # the runs went somewhere
+    models = [_mlp(), _mlp()]
+    for model, cls in zip(models, (st.SAM, po.SAM), strict=True):
+        opt = cls(model.parameters(), torch.optim.SGD, **hyper, lr=0.1, momentum=0.9)
+        closure = _backward(opt, _mlp_loss(model))
+        for _ in range(6):
+            if cls is po.SAM:
+                closure()
+            opt.step(closure)
+    np.testing.assert_allclose(_flat(models[0]), _flat(models[1]), rtol=0, atol=1e-13)
+
+
+@pytest.mark.usefixtures("_float64_peer")
 @pytest.mark.parametrize("base", sorted(PEER_BASES))
 def test_gsam_matches_pytorch_optimizer(base):
     base_cls, kwargs = PEER_BASES[base]
