@@ -12,9 +12,6 @@ import sampy
 
 # Rows whose twin is not written yet (issue: torch twins of every variant). Shrinks to empty.
 WITHOUT_TWIN = {
-    "RandomSAM",
-    "MSharpnessSAM",
-    "MultiStepSAM",
     "ESAM",
     "SSAMF",
     "SSAMD",

@@ -12,6 +12,8 @@ from sampy.torch.functional import as_torch_loss
 from sampy.torch.gsam import GSAM
 from sampy.torch.looksam import LookSAM
 from sampy.torch.msam import MSAM, AdamWMSAM
+from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM
+from sampy.torch.random_sam import RandomSAM
 from sampy.torch.sam import SAM
 from sampy.torch.samanatomy import SAMAnatomy
 from sampy.torch.same import SAME, CustomSAME, SAMCkpt
@@ -47,6 +49,9 @@ __all__ = [
     "FisherSAM",
     "FriendlySAM",
     "LookSAM",
+    "MSharpnessSAM",
+    "MultiStepSAM",
+    "RandomSAM",
     "SAMAgree",
     "SAMAnatomy",
     "SAMCkpt",
