@@ -15,8 +15,6 @@ WITHOUT_TWIN = {
     "ESAM",
     "SSAMF",
     "SSAMD",
-    "ImbSAM",
-    "BSAM",
 }
 
 

@@ -5,11 +5,13 @@ ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its 
 """
 
 from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
+from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
 from sampy.torch.fisher_sam import FisherSAM
 from sampy.torch.friendly_sam import FriendlySAM
 from sampy.torch.functional import as_torch_loss
 from sampy.torch.gsam import GSAM
+from sampy.torch.imbsam import ImbSAM
 from sampy.torch.looksam import LookSAM
 from sampy.torch.msam import MSAM, AdamWMSAM
 from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM
@@ -33,6 +35,7 @@ from sampy.torch.vasso import VaSSO
 from sampy.torch.wsam import WSAM
 
 __all__ = [
+    "BSAM",
     "GSAM",
     "MSAM",
     "SAM",
@@ -48,6 +51,7 @@ __all__ = [
     "CustomSAME",
     "FisherSAM",
     "FriendlySAM",
+    "ImbSAM",
     "LookSAM",
     "MSharpnessSAM",
     "MultiStepSAM",

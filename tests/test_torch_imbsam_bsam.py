@@ -1,0 +1,830 @@
+"""The torch twins of ImbSAM and bSAM against their NumPy references, their contract and reductions.
+
+Both twins take an example closure (``sampy.torch.examples``): on a ``SumOfExamples`` problem it
+is built with ``sampy.torch.functional.as_torch_example_losses``, so the twin sees the
+reference's per-example numbers and the trajectories agree to rounding over 200 steps. bSAM
+draws noise: the twin tests use ``noise="numpy"``, which draws the reference's numbers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from twin_helpers import (  # noqa: E402
+    FUNCTIONS,
+    STEPS,
+    SYNCING,
+    counting_closure,
+    data,
+    flat,
+    mlp,
+    start,
+    two_groups,
+)
+
+import sampy  # noqa: E402
+from sampy import optim as ref  # noqa: E402
+from sampy.problems import TAIL, LogisticRegression, SumOfExamples, make_logistic_problem  # noqa: E402
+from sampy.torch.bsam import BSAM  # noqa: E402
+from sampy.torch.functional import as_torch_example_losses, as_torch_loss  # noqa: E402
+from sampy.torch.imbsam import ImbSAM  # noqa: E402
+from sampy.torch.sam import SAM  # noqa: E402
+
+F = torch.nn.functional
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread (two would spin against each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- problems with head and tail examples ------------------------------------------------------
+
+
+def _random_split() -> LogisticRegression:
+    """Tail examples drawn at random, unrelated to the labels (40 % of 48)."""
+    base = make_logistic_problem(n=48, dim=3, noise=0.1, l2=0.01, seed=5)
+    groups = np.where(np.random.default_rng(7).random(48) < 0.4, "tail", "head")
+    return LogisticRegression(base.features, base.labels, 0.01, groups=groups)
+
+
+SPLITS: dict[str, Callable[[], SumOfExamples]] = {
+    "imbalance-0.25": lambda: make_logistic_problem(imbalance=0.25, l2=0.01, noise=0.1),
+    "imbalance-0.6-3d": lambda: make_logistic_problem(
+        n=40, dim=3, imbalance=0.6, noise=0.2, seed=2
+    ),
+    "random-groups": _random_split,
+}
+X0 = {2: np.array([2.0, -1.5]), 3: np.array([1.5, -1.0, 0.5])}
+BASES = {
+    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    "adam": (ref.Adam, torch.optim.Adam, {"lr": 0.05}),
+}
+
+
+def _example_run(make_opt, problem: SumOfExamples, x0, steps: int, step_args):
+    """The twin on ``problem``: trajectory, closure calls (forwards) and backward passes."""
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = make_opt([x])
+    losses = as_torch_example_losses(problem)
+    counts = {"forward": 0, "backward": 0}
+
+    def closure(indices=None):
+        counts["forward"] += 1
+        return losses(x, indices)
+
+    x.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
+    xs = [x.detach().numpy().copy()]
+    for _ in range(steps):
+        opt.step(closure, *step_args)
+        xs.append(x.detach().numpy().copy())
+    return np.array(xs), counts
+
+
+def _tail(problem: SumOfExamples, as_indices: bool = False) -> torch.Tensor:
+    mask = torch.as_tensor(problem.groups == TAIL)
+    return mask.nonzero().reshape(-1) if as_indices else mask
+
+
+# -- signatures --------------------------------------------------------------------------------
+
+
+def test_signatures_mirror_the_references():
+    for twin, reference in ((ImbSAM, ref.ImbSAM), (BSAM, ref.BSAM)):
+        assert twin.__name__ == reference.__name__
+        assert twin.HYPERPARAMETERS is reference.HYPERPARAMETERS
+    imb, imb_ref = (inspect.signature(c).parameters for c in (ImbSAM, ref.ImbSAM))
+    assert list(imb)[:2] == ["params", "base_optimizer"]
+    assert list(imb)[2:-1] == list(imb_ref)[1:]  # then **base_kwargs
+    bsam, bsam_ref = (inspect.signature(c).parameters for c in (BSAM, ref.BSAM))
+    assert list(bsam) == ["params", *bsam_ref, "noise"]  # its own base: no base_optimizer
+    assert bsam["noise"].default == "torch"
+    for twin, reference in ((imb, imb_ref), (bsam, bsam_ref)):
+        for name, param in reference.items():
+            if name != "base":
+                assert twin[name].default == param.default, name
+    x = torch.zeros(2, requires_grad=True)
+    assert BSAM([x], batchsplit=3).grad_evals_per_step == 6
+    assert ImbSAM([x], lr=0.1).grad_evals_per_step == 3
+
+
+# -- (1) twins: ImbSAM --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_imbsam_follows_reference_trajectory(split, base):
+    problem = SPLITS[split]()
+    np_cls, torch_cls, kwargs = BASES[base]
+    x0 = X0[problem.dim]
+    reference = sampy.run(ref.ImbSAM(np_cls(**kwargs), rho=0.1), problem, x0, STEPS)
+    twin, counts = _example_run(
+        lambda ps: ImbSAM(ps, torch_cls, rho=0.1, **kwargs), problem, x0, STEPS, (_tail(problem),)
+    )
+    assert not reference.diverged.any()
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
+    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
+    # One backward per gradient the reference asks for (3 a step), from two forwards a step.
+    assert counts["backward"] == reference.grad_evals == 3 * STEPS
+    assert counts["forward"] == 2 * STEPS
+
+
+@pytest.mark.parametrize("groups", ["all-head", "all-tail"])
+def test_imbsam_with_one_empty_side_spends_what_the_reference_spends(groups):
+    base = make_logistic_problem(imbalance=0.5, noise=0.1, l2=0.01)
+    label = "tail" if groups == "all-tail" else "head"
+    problem = LogisticRegression(base.features, base.labels, 0.01, groups=[label] * base.n)
+    x0 = X0[2]
+    # Not as far as the minimum: there SAM's ε = ρ g/‖g‖ flips direction chaotically.
+    hyper = {"rho": 0.1, "tail_weight": 1.5}
+    reference = sampy.run(ref.ImbSAM(ref.SGD(lr=0.05), **hyper), problem, x0, STEPS)
+    twin, counts = _example_run(
+        lambda ps: ImbSAM(ps, lr=0.05, **hyper), problem, x0, STEPS, (_tail(problem),)
+    )
+    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
+    assert counts["backward"] == reference.grad_evals == (1 if label == "head" else 2) * STEPS
+    assert counts["forward"] == (1 if label == "head" else 2) * STEPS
+
+
+def test_imbsam_tail_indices_equal_the_tail_mask():
+    problem = SPLITS["random-groups"]()
+    runs = [
+        _example_run(
+            lambda ps: ImbSAM(ps, torch.optim.Adam, lr=0.05),
+            problem,
+            X0[3],
+            30,
+            (_tail(problem, as_indices),),
+        )[0]
+        for as_indices in (False, True)
+    ]
+    assert np.array_equal(runs[0], runs[1])
+
+
+# -- (1) twins: bSAM ----------------------------------------------------------------------------
+
+BSAM_PLAIN = {
+    "code": {"lr": 0.05, "num_data": 100.0, "rho": 0.01, "seed": 3},
+    "paper-tuned": {
+        "lr": 0.02,
+        "num_data": 1000.0,
+        "rho": 0.05,
+        "weight_decay": 1e-3,
+        "damping": 0.5,
+        "betas": (0.8, 0.99),
+        "s_init": 2.0,
+        "update_order": "paper",
+        "seed": 1,
+    },
+    "small-lr": {"lr": 0.005, "num_data": 50.0, "rho": 0.001, "seed": 4},
+}
+# Rosenbrock's gradient at the classic start is ~1e3: the noisy samples throw the larger steps
+# off (the reference diverges), so only the small-lr row runs there.
+BSAM_PLAIN_CASES = [
+    (name, setting)
+    for setting in sorted(BSAM_PLAIN)
+    for name in FUNCTIONS
+    if name != "rosenbrock" or setting == "small-lr"
+]
+
+
+@pytest.mark.parametrize(("name", "setting"), BSAM_PLAIN_CASES)
+def test_bsam_follows_reference_trajectory_on_test_functions(name, setting):
+    """batchsplit=1 with an ordinary closure (it calls backward) and num_data given."""
+    f = sampy.functions.get(name)
+    hyper = {**BSAM_PLAIN[setting], "batchsplit": 1}
+    x0 = start(f)
+    reference = sampy.run(ref.BSAM(**hyper), f, x0, STEPS)
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = BSAM([x], **hyper, noise="numpy")
+    loss = as_torch_loss(f)
+    closure = counting_closure(opt, lambda: loss(x))
+    xs = [x.detach().numpy().copy()]
+    for _ in range(STEPS):
+        opt.step(closure)
+        xs.append(x.detach().numpy().copy())
+    assert not reference.diverged.any()
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
+    np.testing.assert_allclose(np.array(xs), reference.xs, rtol=0, atol=1e-10)
+    assert closure.calls == reference.grad_evals == 2 * STEPS
+
+
+BSAM_EXAMPLES = {
+    "M1": {"batchsplit": 1, "lr": 0.05, "rho": 0.05, "seed": 1},
+    "M4-code": {"batchsplit": 4, "lr": 0.05, "rho": 0.05, "seed": 2},
+    "M5-uneven-paper": {
+        "batchsplit": 5,  # 64 = 13 + 13 + 13 + 13 + 12: weights |B_b|/n differ
+        "lr": 0.1,
+        "rho": 0.2,
+        "weight_decay": 1e-2,
+        "update_order": "paper",
+        "seed": 3,
+    },
+    "M3-N-given": {"batchsplit": 3, "lr": 0.05, "rho": 0.05, "num_data": 200.0, "seed": 4},
+}
+
+
+@pytest.mark.parametrize("setting", sorted(BSAM_EXAMPLES))
+def test_bsam_follows_reference_trajectory_on_a_sum_of_examples(setting):
+    """An example closure with batch_size=n: sub-batches, weights |B_b|/n and N = n as there."""
+    problem = make_logistic_problem(imbalance=0.5, l2=0.01, noise=0.1)
+    hyper = BSAM_EXAMPLES[setting]
+    x0 = X0[2]
+    reference = sampy.run(ref.BSAM(**hyper), problem, x0, STEPS)
+    twin, counts = _example_run(
+        lambda ps: BSAM(ps, **hyper, noise="numpy"), problem, x0, STEPS, (problem.n,)
+    )
+    assert not reference.diverged.any()
+    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
+    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
+    evals = 2 * hyper["batchsplit"] * STEPS
+    assert counts["forward"] == counts["backward"] == reference.grad_evals == evals
+
+
+def test_bsam_calls_the_closure_with_array_split_sub_batches():
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    seen: list[list[int]] = []
+
+    def closure(indices=None):
+        seen.append(indices.tolist())
+        return (x.sum() * torch.ones(len(indices), dtype=torch.float64)) ** 2
+
+    BSAM([x], batchsplit=3, num_data=math.inf).step(closure, batch_size=7)
+    parts = [b.tolist() for b in np.array_split(np.arange(7), 3)]
+    assert seen == [parts[0], parts[0], parts[1], parts[1], parts[2], parts[2]]
+
+
+# -- reductions --------------------------------------------------------------------------------
+
+INPUTS, TARGETS = data()
+TAIL_MASK = TARGETS == 2  # one of the three classes is the tail
+
+
+def _ce(model: torch.nn.Module, indices: torch.Tensor | None = None) -> torch.Tensor:
+    x, y = (INPUTS, TARGETS) if indices is None else (INPUTS[indices], TARGETS[indices])
+    return F.cross_entropy(model(x), y, reduction="none")
+
+
+def _imbsam_on_mlp(tail: torch.Tensor, steps: int = 10, **hyper: Any) -> torch.Tensor:
+    model = mlp()
+    opt = ImbSAM(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9, **hyper)
+    for _ in range(steps):
+        opt.step(lambda indices=None: _ce(model, indices), tail)
+    return flat(model)
+
+
+def _plain_on_mlp(cls, loss: Callable[[torch.nn.Module], torch.Tensor], steps=10, **kw):
+    model = mlp()
+    opt = cls(model.parameters(), lr=0.1, momentum=0.9, **kw)
+    closure = counting_closure(opt, lambda: loss(model))
+    for _ in range(steps):
+        opt.step(closure)
+    return flat(model)
+
+
+def test_imbsam_with_an_empty_tail_is_the_base_on_the_head_loss():
+    ours = _imbsam_on_mlp(torch.zeros(32, dtype=torch.bool))
+    base = _plain_on_mlp(torch.optim.SGD, lambda m: _ce(m).mean())
+    torch.testing.assert_close(ours, base, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("tail_weight", [1.0, 2.0])
+def test_imbsam_with_an_empty_head_is_sam_on_the_tail_loss(tail_weight):
+    """tail_weight = 1 is SAM itself; otherwise SAM on c·L (eps 1e-16 in both)."""
+    ours = _imbsam_on_mlp(torch.ones(32, dtype=torch.bool), tail_weight=tail_weight)
+    sam = _plain_on_mlp(
+        SAM,
+        lambda m: tail_weight * _ce(m).mean(),
+        base_optimizer=torch.optim.SGD,
+        rho=0.05,
+        perturb_eps=1e-16,
+    )
+    torch.testing.assert_close(ours, sam, rtol=0, atol=1e-12)
+    # The reduction is not trivial: a head example makes a difference.
+    assert not torch.allclose(ours, _imbsam_on_mlp(TARGETS != 0, tail_weight=tail_weight))
+
+
+def test_imbsam_with_rho_0_is_the_base_on_the_sum_of_both_losses():
+    ours = _imbsam_on_mlp(TAIL_MASK, rho=0.0)
+    weights = torch.where(TAIL_MASK, 2.0 / 32, 1.0 / 32).double()
+    base = _plain_on_mlp(torch.optim.SGD, lambda m: (_ce(m) * weights).sum())
+    torch.testing.assert_close(ours, base, rtol=0, atol=1e-12)
+    assert not torch.allclose(ours, _imbsam_on_mlp(TAIL_MASK, rho=0.05))
+
+
+def _adam_like(f, x0, steps, lr, betas, weight_decay, damping, s_init, order):
+    """VARIANTS.md §8.3's deterministic limit, written from the formulas (ρ = 0, N = ∞)."""
+    x, m, s = x0.astype(float), np.zeros_like(x0), np.full_like(x0, s_init)
+    xs = [x]
+    for _ in range(steps):
+        g = f.grad(x)
+        m = betas[0] * m + (1 - betas[0]) * (g + weight_decay * x)
+        s_new = betas[1] * s + (1 - betas[1]) * (np.sqrt(s) * np.abs(g) + damping + weight_decay)
+        x = x - lr * m / (s if order == "code" else s_new)
+        s = s_new
+        xs.append(x)
+    return np.array(xs)
+
+
+@pytest.mark.parametrize("order", ["code", "paper"])
+@pytest.mark.parametrize("name", ["himmelblau", "six_hump_camel", "ill_conditioned"])
+def test_bsam_without_rho_and_noise_is_the_deterministic_adam_like_method(name, order):
+    f = sampy.functions.get(name)
+    hyper = {"lr": 0.05, "betas": (0.8, 0.99), "weight_decay": 1e-2, "damping": 0.3}
+    x0 = start(f)
+    expected = _adam_like(f, x0, 100, s_init=1.5, order=order, **hyper)
+    runs = []
+    for seed, noise in ((0, "torch"), (9, "torch"), (1, "numpy")):
+        x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        opt = BSAM(
+            [x],
+            rho=0.0,
+            num_data=math.inf,
+            s_init=1.5,
+            batchsplit=1,
+            update_order=order,
+            seed=seed,
+            noise=noise,
+            **hyper,
+        )
+        closure = counting_closure(opt, lambda x=x: as_torch_loss(f)(x))
+        xs = [x.detach().numpy().copy()]
+        for _ in range(100):
+            opt.step(closure)
+            xs.append(x.detach().numpy().copy())
+        runs.append(np.array(xs))
+    np.testing.assert_allclose(runs[0], expected, rtol=0, atol=1e-12)
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])  # no noise
+    assert np.abs(expected[-1] - x0).max() > 1e-2
+
+
+@pytest.mark.parametrize("noise", ["torch", "numpy"])
+def test_bsam_samples_have_the_posterior_variance(noise):
+    """``Var(θ − w) = 1/(N s)``: the first sample of a 20 000-coordinate parameter."""
+    w0 = torch.linspace(-1.0, 1.0, 20_000, dtype=torch.float64)
+    x = w0.clone().requires_grad_(True)
+    opt = BSAM([x], num_data=400.0, s_init=4.0, batchsplit=1, noise=noise, seed=11)
+    samples = []
+
+    def closure():
+        samples.append(x.detach().clone())
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    deviation = samples[0] - w0
+    assert abs(deviation.std().item() - math.sqrt(1.0 / (400.0 * 4.0))) < 0.02 * 0.025
+    assert abs(deviation.mean().item()) < 5e-4
+
+
+# -- (2) state_dict round trip ---------------------------------------------------------------
+
+BATCH = len(TARGETS)
+
+
+def _bsam_on_mlp(model: torch.nn.Module, noise: str = "torch") -> BSAM:
+    return BSAM(
+        two_groups(model), lr=0.01, rho=0.05, num_data=1000.0, batchsplit=2, noise=noise, seed=5
+    )
+
+
+def _bsam_step(opt: BSAM, model: torch.nn.Module) -> None:
+    opt.step(lambda indices=None: _ce(model, indices), batch_size=BATCH)
+
+
+def _imbsam_step(opt: ImbSAM, model: torch.nn.Module) -> None:
+    opt.step(lambda indices=None: _ce(model, indices), TAIL_MASK)
+
+
+STATEFUL: dict[str, tuple[Callable, Callable]] = {
+    "imbsam-adam": (lambda m: ImbSAM(two_groups(m), torch.optim.Adam, lr=1e-2), _imbsam_step),
+    "imbsam-sgd-momentum": (
+        lambda m: ImbSAM(two_groups(m), torch.optim.SGD, lr=0.1, momentum=0.9),
+        _imbsam_step,
+    ),
+    "bsam-torch-noise": (lambda m: _bsam_on_mlp(m, "torch"), _bsam_step),
+    "bsam-numpy-noise": (lambda m: _bsam_on_mlp(m, "numpy"), _bsam_step),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATEFUL))
+def test_state_dict_round_trip_continues_bit_identically(case):
+    make, step = STATEFUL[case]
+    model = mlp()
+    opt = make(model)
+    for _ in range(3):
+        step(opt, model)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    for _ in range(3):
+        step(opt, model)
+    expected = flat(model)
+
+    def resumed(load: bool) -> torch.Tensor:
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=False)
+        model2 = mlp(seed=123)
+        model2.load_state_dict(saved["model"])
+        opt2 = make(model2)
+        if load:
+            opt2.load_state_dict(saved["opt"])
+        for _ in range(3):
+            step(opt2, model2)
+        return flat(model2)
+
+    assert torch.equal(resumed(load=True), expected)
+    assert not torch.equal(resumed(load=False), expected)
+
+
+def test_bsam_state_dict_carries_the_noise_state():
+    """m and s alone do not resume: the generator must go on from where it was."""
+    model = mlp()
+    opt = _bsam_on_mlp(model)
+    _bsam_step(opt, model)
+    saved_model, saved = {k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict()
+    _bsam_step(opt, model)
+    expected = flat(model)
+    model2 = mlp()
+    model2.load_state_dict(saved_model)
+    opt2 = _bsam_on_mlp(model2)
+    opt2.load_state_dict({**saved, "noise": _bsam_on_mlp(mlp()).state_dict()["noise"]})
+    _bsam_step(opt2, model2)
+    assert not torch.equal(flat(model2), expected)
+    with pytest.raises(ValueError, match="noise"):
+        _bsam_on_mlp(mlp(), "numpy").load_state_dict(saved)  # saved with noise="torch"
+    with pytest.raises(ValueError, match="noise"):
+        opt2.load_state_dict({k: v for k, v in saved.items() if k != "noise"})
+
+
+# -- (3) several tensors in two groups equal the reference on the flattened vector -----------
+
+
+class MLPExamples(SumOfExamples):
+    """``mlp()``'s per-example cross-entropy on ``data()``, a ``SumOfExamples`` of the weights."""
+
+    def __init__(self, groups=None) -> None:
+        model = mlp()
+        self.shapes = [p.shape for p in model.parameters()]
+        self.sizes = [p.numel() for p in model.parameters()]
+        super().__init__(len(TARGETS), sum(self.sizes), groups=groups)
+
+    def _loss(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        w1, b1, w2, b2 = (
+            t.reshape(s) for t, s in zip(torch.split(w, self.sizes), self.shapes, strict=True)
+        )
+        logits = torch.tanh(x @ w1.T + b1) @ w2.T + b2
+        return F.cross_entropy(logits[None], y[None])
+
+    def _apply(self, fn, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
+        pts = torch.as_tensor(np.array(points, dtype=float))
+        k = len(examples)
+        batch = pts.reshape(-1, k, self.dim)
+        idx = torch.as_tensor(np.asarray(examples))
+        inner = torch.func.vmap(fn, in_dims=(0, 0, 0))
+        out = torch.func.vmap(inner, in_dims=(0, None, None))(batch, INPUTS[idx], TARGETS[idx])
+        return out.reshape(*pts.shape[:-1], *out.shape[2:]).numpy()
+
+    def losses_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
+        return self._apply(self._loss, points, examples)
+
+    def grads_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
+        return self._apply(torch.func.grad(self._loss), points, examples)
+
+
+MULTI: dict[str, tuple[Callable, Callable, Callable]] = {
+    "imbsam": (
+        lambda: ref.ImbSAM(ref.SGD(lr=0.1, momentum=0.9), rho=0.1),
+        lambda m: ImbSAM(two_groups(m), torch.optim.SGD, rho=0.1, lr=0.1, momentum=0.9),
+        _imbsam_step,
+    ),
+    "bsam": (
+        lambda: ref.BSAM(lr=0.01, rho=0.05, num_data=1000.0, batchsplit=2, seed=5),
+        lambda m: _bsam_on_mlp(m, "numpy"),
+        _bsam_step,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MULTI))
+def test_multi_tensor_model_equals_the_flat_reference(case):
+    make_ref, make_twin, step = MULTI[case]
+    problem = MLPExamples(groups=np.where(TAIL_MASK.numpy(), "tail", "head"))
+    oracle = sampy.optim.Oracle(problem)
+    model = mlp()
+    x = flat(model).numpy().copy()
+    reference = make_ref()
+    state = reference.init(x)
+    twin = make_twin(model)
+    for _ in range(10):
+        x, state = reference.step(x, state, oracle)
+        step(twin, model)
+    np.testing.assert_allclose(flat(model).numpy(), x, rtol=0, atol=1e-10)
+    assert np.abs(x - flat(mlp()).numpy()).max() > 1e-3
+
+
+# -- the step by hand, skipped parameters, no host synchronisation ----------------------------
+
+
+def test_imbsam_manual_steps_equal_step_with_closure():
+    models = [mlp(), mlp()]
+    opts = [ImbSAM(two_groups(m), torch.optim.SGD, lr=0.1, momentum=0.9) for m in models]
+    for _ in range(5):
+        _imbsam_step(opts[0], models[0])
+        tail = opts[1].first_step(_ce(models[1]), TAIL_MASK)
+        opts[1].second_step(_ce(models[1], tail), zero_grad=True)
+    assert torch.equal(flat(models[0]), flat(models[1]))
+    assert all(p.grad is None for p in models[1].parameters())
+    # with an empty tail the second forward is skipped
+    tail = opts[1].first_step(_ce(models[1]), torch.zeros(32, dtype=torch.bool))
+    assert tail.numel() == 0
+    opts[1].second_step(None)
+
+
+def test_imbsam_phases_must_come_in_order():
+    model = mlp()
+    opt = ImbSAM(model.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError, match="first_step"):
+        opt.second_step(None)
+    tail = opt.first_step(_ce(model), TAIL_MASK)
+    with pytest.raises(RuntimeError, match="second_step"):
+        opt.first_step(_ce(model), TAIL_MASK)
+    with pytest.raises(ValueError, match="tail losses"):
+        opt.second_step(None)
+    opt.second_step(_ce(model, tail))
+
+
+def _used_and_unused():
+    used = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    unused = torch.tensor([5.0], dtype=torch.float64, requires_grad=True)
+    frozen = torch.tensor([3.0], dtype=torch.float64)  # requires_grad=False: never touched
+    seen_frozen: list[float] = []
+
+    def closure(indices=None):
+        seen_frozen.append(frozen.item())
+        rows = torch.arange(4.0, dtype=torch.float64)[:, None] + 1.0
+        losses = ((rows * used) ** 2).sum(-1) + used.prod() * frozen
+        return losses if indices is None else losses[indices]
+
+    return used, unused, frozen, seen_frozen, closure
+
+
+@pytest.mark.parametrize("case", ["imbsam", "bsam", "bsam-plain"])
+def test_parameters_without_gradient_are_skipped(case):
+    used, unused, frozen, seen_frozen, closure = _used_and_unused()
+    params = [used, unused, frozen]
+    if case == "imbsam":
+        opt = ImbSAM(params, lr=1e-3)
+        step = lambda: opt.step(closure, torch.tensor([True, False, True, False]))  # noqa: E731
+    elif case == "bsam":
+        opt = BSAM(params, lr=1e-3, rho=1e-3, num_data=100.0, batchsplit=2)
+        step = lambda: opt.step(closure, batch_size=4)  # noqa: E731
+    else:
+        opt = BSAM(params, lr=1e-3, rho=1e-3, num_data=100.0, batchsplit=1)
+
+        def plain():
+            loss = closure().mean()
+            loss.backward()
+            return loss
+
+        step = lambda: opt.step(plain)  # noqa: E731
+    for _ in range(4):
+        step()
+    assert unused.grad is None and unused.item() == 5.0
+    assert frozen.grad is None and frozen.item() == 3.0 and set(seen_frozen) == {3.0}
+    assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
+    if case != "imbsam":
+        assert set(opt.state) == {used, unused}  # sampled, but only `used` moved
+        assert torch.equal(opt.state[unused]["m"], torch.zeros(1, dtype=torch.float64))
+
+
+def test_zero_and_nan_gradients_do_not_crash():
+    x = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
+
+    def flat_losses(indices=None):
+        return 0.0 * x.sum() * torch.ones(4 if indices is None else len(indices)).double()
+
+    ImbSAM([x], lr=0.1).step(flat_losses, torch.tensor([True, False, True, False]))
+    assert torch.equal(x, torch.tensor([0.5, -0.5], dtype=torch.float64))  # g = 0, ε = 0, d = 0
+    BSAM([x], num_data=10.0, batchsplit=2).step(flat_losses, batch_size=4)
+    assert torch.isfinite(x).all()
+
+    def nan_losses(indices=None):
+        return x.sum() * torch.full((4 if indices is None else len(indices),), math.nan).double()
+
+    ImbSAM([x], lr=0.1).step(nan_losses, torch.tensor([True, False, True, False]))
+    BSAM([x], num_data=10.0, batchsplit=2).step(nan_losses, batch_size=4)
+
+
+def _forbid_host_reads(monkeypatch, method):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a tensor value was read on the host during a step")
+
+    def guarded(*args, **kwargs):
+        with monkeypatch.context() as patch:
+            for attr in (*SYNCING, "nonzero"):
+                patch.setattr(torch.Tensor, attr, forbidden)
+            patch.setattr(torch, "nonzero", forbidden)
+            return method(*args, **kwargs)
+
+    return guarded
+
+
+def test_imbsam_step_with_tail_indices_reads_no_tensor_value_on_the_host(monkeypatch):
+    model = mlp()
+    opt = ImbSAM(two_groups(model), torch.optim.SGD, lr=0.1, momentum=0.9)
+    indices = TAIL_MASK.nonzero().reshape(-1)
+    opt.step(lambda i=None: _ce(model, i), indices)  # warm-up: lazily built buffers
+    opt.step = _forbid_host_reads(monkeypatch, opt.step)
+    for _ in range(3):
+        opt.step(lambda i=None: _ce(model, i), indices)
+
+
+def test_imbsam_step_with_a_tail_mask_reads_only_its_indices(monkeypatch):
+    """The documented cost: ``nonzero()`` of the mask once a step (a sync for a GPU mask)."""
+    model = mlp()
+    opt = ImbSAM(two_groups(model), torch.optim.SGD, lr=0.1, momentum=0.9)
+    calls = []
+    nonzero = torch.Tensor.nonzero
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return nonzero(self, *args, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a tensor value was read on the host during a step")
+
+    with monkeypatch.context() as patch:
+        for attr in SYNCING:
+            patch.setattr(torch.Tensor, attr, forbidden)
+        patch.setattr(torch.Tensor, "nonzero", counted)
+        for _ in range(3):
+            opt.step(lambda i=None: _ce(model, i), TAIL_MASK)
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("batchsplit", [1, 2])
+def test_bsam_step_with_torch_noise_reads_no_tensor_value_on_the_host(monkeypatch, batchsplit):
+    model = mlp()
+    opt = BSAM(two_groups(model), lr=0.01, num_data=1000.0, batchsplit=batchsplit)
+    if batchsplit == 1:
+        closure = counting_closure(opt, lambda: _ce(model).mean())
+        step = lambda: opt.step(closure)  # noqa: E731
+    else:
+        step = lambda: _bsam_step(opt, model)  # noqa: E731
+    step()
+    guarded = _forbid_host_reads(monkeypatch, step)
+    for _ in range(3):
+        guarded()
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+BAD = [
+    pytest.param(cls, spec.name, bad, id=f"{cls.__name__}-{spec.name}-{bad!r}")
+    for cls in (ImbSAM, BSAM)
+    for spec in cls.HYPERPARAMETERS
+    for bad in spec.invalid_values()
+]
+
+
+@pytest.mark.parametrize(("cls", "name", "bad"), BAD)
+def test_bad_hyperparameters_raise_value_error_naming_them(cls, name, bad):
+    x = torch.ones(2, requires_grad=True)
+    kwargs = {"lr": 0.1} if cls is ImbSAM else {}
+    with pytest.raises(ValueError, match=name):
+        cls([x], **{**kwargs, name: bad})
+
+
+def test_bad_options_raise_value_error_naming_them():
+    x = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match="noise"):
+        BSAM([x], noise="cuda")
+    with pytest.raises(ValueError, match="base_optimizer"):
+        ImbSAM([x], base_optimizer=object, lr=0.1)
+    with pytest.raises(ValueError, match="rho"):
+        ImbSAM([x], base_optimizer=torch.optim.Adadelta, lr=0.1)
+    opt = BSAM([x])
+    with pytest.raises(ValueError, match="lr"):
+        opt.add_param_group({"params": [torch.ones(1, requires_grad=True)], "lr": -1.0})
+
+
+def test_missing_closure_or_tail_fail_clearly():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    losses = lambda indices=None: x.sum() * torch.ones(4, dtype=torch.float64)  # noqa: E731
+    with pytest.raises(ValueError, match="closure"):
+        ImbSAM([x], lr=0.1).step()
+    with pytest.raises(ValueError, match="closure"):
+        ImbSAM([x], lr=0.1).step(None, torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="tail"):
+        ImbSAM([x], lr=0.1).step(losses)
+    with pytest.raises(ValueError, match="closure"):
+        BSAM([x], num_data=10.0).step()
+    with pytest.raises(ValueError, match="closure"):
+        BSAM([x], num_data=10.0, batchsplit=1).step()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        torch.ones(5, dtype=torch.bool),  # one too many
+        torch.ones(2, 2, dtype=torch.bool),
+        torch.ones(4),  # float
+        torch.zeros(2, 2, dtype=torch.int64),
+        torch.arange(6),  # more indices than examples
+        [True, False, True, False],  # not a tensor
+    ],
+    ids=["mask-too-long", "mask-2d", "float", "indices-2d", "too-many-indices", "list"],
+)
+def test_imbsam_wrong_tail_gives_a_clear_error(tail):
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    opt = ImbSAM([x], lr=0.1)
+    with pytest.raises(ValueError, match="tail"):
+        opt.step(lambda indices=None: x.sum() * torch.ones(4, dtype=torch.float64), tail)
+    assert opt._pending is None  # nothing half done: a correct step works
+    opt.step(
+        lambda i=None: (x * x).sum() * torch.ones(4 if i is None else len(i)),
+        torch.ones(4, dtype=torch.bool),
+    )
+
+
+def test_bsam_closure_contract_errors_are_clear():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+
+    def losses(indices=None):
+        return (x**2).sum() * torch.ones(6 if indices is None else len(indices)).double()
+
+    def plain():
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(ValueError, match="batch_size"):
+        BSAM([x], batchsplit=2).step(losses)
+    with pytest.raises(ValueError, match="num_data"):
+        BSAM([x], batchsplit=1).step(plain)
+    with pytest.raises(ValueError, match="batchsplit"):
+        BSAM([x], batchsplit=8).step(losses, batch_size=6)
+    with pytest.raises(ValueError, match="example closure"):
+        BSAM([x], batchsplit=2).step(plain, batch_size=6)
+    with pytest.raises(ValueError, match="batch_size"):
+        BSAM([x], batchsplit=2).step(losses, batch_size=0)
+    with pytest.raises(ValueError, match="6 losses"):
+        BSAM([x], batchsplit=1).step(losses, batch_size=5)
+    with pytest.raises(ValueError, match="1-D"):
+        BSAM([x], batchsplit=1, num_data=10.0).step(lambda: torch.ones(2, 2))
+    # batchsplit=1 takes either closure; both give the same step when they agree.
+    ones = [torch.ones(2, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    BSAM([ones[0]], batchsplit=1, num_data=10.0, seed=1).step(
+        lambda: (ones[0] ** 2).sum().backward() or (ones[0] ** 2).sum()
+    )
+    BSAM([ones[1]], batchsplit=1, num_data=10.0, seed=1).step(lambda: (ones[1] ** 2).sum()[None])
+    assert torch.equal(ones[0], ones[1]) and not torch.equal(ones[0], torch.ones(2).double())
+
+
+# -- CUDA, where there is one ----------------------------------------------------------------
+
+
+def _run_on(device: str, steps: int = 4) -> torch.Tensor:
+    """ImbSAM (tail indices) and bSAM (torch noise) on ``device``; no sync after the warm-up."""
+    models = [mlp().to(device), mlp().to(device)]
+    x, y = INPUTS.to(device), TARGETS.to(device)
+    tail = TAIL_MASK.nonzero().reshape(-1).to(device)
+    imb = ImbSAM(two_groups(models[0]), torch.optim.SGD, lr=0.1, momentum=0.9)
+    bsam = BSAM(two_groups(models[1]), lr=0.01, num_data=math.inf, batchsplit=2)
+
+    def losses(model, indices=None):
+        xs, ys = (x, y) if indices is None else (x[indices], y[indices])
+        return F.cross_entropy(model(xs), ys, reduction="none")
+
+    for t in range(steps):
+        strict = device == "cuda" and t > 0
+        if strict:
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            imb.step(lambda i=None: losses(models[0], i), tail)
+            bsam.step(lambda i=None: losses(models[1], i), batch_size=len(y))
+        finally:
+            if strict:
+                torch.cuda.set_sync_debug_mode(0)
+    return torch.cat([flat(m).cpu() for m in models])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_steps_match_cpu_and_do_not_synchronise():
+    torch.testing.assert_close(_run_on("cuda"), _run_on("cpu"), rtol=1e-9, atol=1e-9)
