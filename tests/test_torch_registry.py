@@ -10,13 +10,6 @@ pytest.importorskip("torch")
 
 import sampy
 
-# Rows whose twin is not written yet (issue: torch twins of every variant). Shrinks to empty.
-WITHOUT_TWIN = {
-    "ESAM",
-    "SSAMF",
-    "SSAMD",
-}
-
 
 def _defaults(cls: type) -> dict:
     return {
@@ -29,9 +22,6 @@ def _defaults(cls: type) -> dict:
 @pytest.mark.parametrize("row", sampy.variants(), ids=lambda row: row.name)
 def test_twin_mirrors_the_reference_signature(row):
     twin = row.twin()
-    if row.name in WITHOUT_TWIN:
-        assert twin is None, f"{row.name} has a twin now: remove it from WITHOUT_TWIN"
-        return
     assert twin is not None, f"{row.name} has no torch twin in sampy.torch"
     reference = _defaults(row.cls)
     mirrored = _defaults(twin)

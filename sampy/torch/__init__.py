@@ -7,6 +7,7 @@ ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its 
 from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
+from sampy.torch.esam import ESAM
 from sampy.torch.fisher_sam import FisherSAM
 from sampy.torch.friendly_sam import FriendlySAM
 from sampy.torch.functional import as_torch_loss
@@ -22,6 +23,7 @@ from sampy.torch.same import SAME, CustomSAME, SAMCkpt
 from sampy.torch.schedule_free import ScheduleFreeAdamW
 from sampy.torch.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
 from sampy.torch.sharpness_aware import SharpnessAware
+from sampy.torch.ssam import SSAMD, SSAMF
 from sampy.torch.swaps import (
     SAMDIRECTION,
     SAMMAGNITUDE,
@@ -36,12 +38,15 @@ from sampy.torch.wsam import WSAM
 
 __all__ = [
     "BSAM",
+    "ESAM",
     "GSAM",
     "MSAM",
     "SAM",
     "SAMDIRECTION",
     "SAME",
     "SAMMAGNITUDE",
+    "SSAMD",
+    "SSAMF",
     "USAM",
     "WSAM",
     "AdamWMSAM",

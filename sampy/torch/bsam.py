@@ -79,7 +79,7 @@ from sampy.optim import bsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.examples import ExampleLosses, example_losses
 from sampy.torch.msam import CheckedOptimizer, Params
-from sampy.torch.noise import make_noise
+from sampy.torch.noise import SavesNoise, make_noise
 
 Closure = Callable[..., Tensor]
 Active = list[tuple[dict[str, Any], list[Tensor]]]  # (group, its parameters that require grad)
@@ -108,7 +108,7 @@ def _accumulate(
             acc[p] = x
 
 
-class BSAM(CheckedOptimizer):
+class BSAM(SavesNoise, CheckedOptimizer):
     """Bayesian SAM (official algorithm), its own base optimizer. ``2 · batchsplit`` passes.
 
     Args:
@@ -152,7 +152,7 @@ class BSAM(CheckedOptimizer):
         self.update_order = update_order
         self.seed = int(seed)
         self.noise = noise
-        self._noise = make_noise(noise, self.seed)
+        self.noise_source = make_noise(noise, self.seed)
         defaults = dict(
             lr=lr,
             betas=(float(betas[0]), float(betas[1])),
@@ -309,7 +309,7 @@ class BSAM(CheckedOptimizer):
         total: Tensor | None = None
         for indices, weight in zip(batches, weights, strict=True):
             # 1. θ_b = w + sqrt(1/(N s)) ⊙ e_b
-            draw = self._noise.normal(sum(sizes), flat[0])
+            draw = self.noise_source.normal(sum(sizes), flat[0])
             e = [x.view_as(p) for x, p in zip(torch.split(draw, sizes), flat, strict=True)]
             torch._foreach_copy_(flat, saved)
             torch._foreach_add_(flat, torch._foreach_mul(std, e))
@@ -386,20 +386,3 @@ class BSAM(CheckedOptimizer):
         """``s ← β2 s + (1 − β2) target``."""
         torch._foreach_mul_(s, beta2)
         torch._foreach_add_(s, target, alpha=1.0 - beta2)
-
-    # -- checkpoints -------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        """m and s per tensor, the groups, and the noise generator's state."""
-        state = super().state_dict()
-        state["noise"] = self._noise.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load m, s, the groups and the noise generator's state (a resume draws on)."""
-        state_dict = dict(state_dict)
-        noise = state_dict.pop("noise", None)
-        if noise is None:
-            raise ValueError("state_dict has no 'noise' entry; was it saved by sampy BSAM?")
-        super().load_state_dict(state_dict)
-        self._noise.load_state_dict(noise)

@@ -46,15 +46,14 @@ from torch import Tensor
 from sampy.optim import msharpness as reference
 from sampy.optim.hyper import validate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
-from sampy.torch.noise import make_noise
-from sampy.torch.random_sam import NoiseStateMixin
+from sampy.torch.noise import SavesNoise, make_noise
 from sampy.torch.rules import NormBallAscent, flat
 from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
 
 ACCUMULATED = "d"  # state key of the accumulated direction d = Σ_j (|B_j|/n) g̃_j
 
 
-class MSharpnessSAM(NoiseStateMixin, SharpnessAware):
+class MSharpnessSAM(SavesNoise, SharpnessAware):
     """m-sharpness SAM: every micro-batch of m examples is perturbed with its own gradient.
 
     Args:

@@ -48,11 +48,9 @@ from torch import Tensor
 
 from sampy.optim import random_sam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.noise import Noise, make_noise
+from sampy.torch.noise import Noise, SavesNoise, make_noise
 from sampy.torch.rules import flat, radii, regroup, unit
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
-
-NOISE_KEY = "noise"  # state_dict key of the generator state
 
 
 class RandomAscent:
@@ -108,34 +106,7 @@ class MixedDescent:
         return g
 
 
-class NoiseStateMixin:
-    """Saves and loads ``self.noise_source``'s generator state with the optimizer state.
-
-    Put it before ``SharpnessAware`` in the bases of a twin that draws random numbers.
-    """
-
-    noise_source: Noise
-
-    def state_dict(self) -> dict[str, Any]:
-        """The optimizer state plus the generator state under ``"noise"``."""
-        state = super().state_dict()  # type: ignore[misc]
-        state[NOISE_KEY] = self.noise_source.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the optimizer state and continue the saved generator."""
-        state_dict = dict(state_dict)
-        noise = state_dict.pop(NOISE_KEY, None)
-        if noise is None:
-            raise ValueError(
-                f"state_dict has no {NOISE_KEY!r} entry (the generator state); was it saved by "
-                f"sampy {type(self).__name__}?"
-            )
-        super().load_state_dict(state_dict)  # type: ignore[misc]
-        self.noise_source.load_state_dict(noise)
-
-
-class RandomSAM(NoiseStateMixin, SharpnessAware):
+class RandomSAM(SavesNoise, SharpnessAware):
     """SAM with a random perturbation around a torch optimizer (``rho`` per group).
 
     Args:

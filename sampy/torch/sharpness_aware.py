@@ -304,9 +304,35 @@ class SharpnessAware(torch.optim.Optimizer):
                 f"{type(self).__name__}?"
             )
         shared = state_dict.pop("shared", {})
+        kept_dtypes = _non_float_state_dtypes(state_dict)
         super().load_state_dict(state_dict)
+        # torch casts every loaded state tensor to its (float) parameter's dtype: masks and
+        # counters must come back as they were saved.
+        for p, key, dtype in kept_dtypes(self.param_groups):
+            self.state[p][key] = self.state[p][key].to(dtype)
         self._saved_cache = None  # the state's old_p tensors were replaced
         self._perturbed = None
         self.shared = dict(shared)
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
+
+
+def _non_float_state_dtypes(state_dict: dict[str, Any]):
+    """``(param, key, dtype)`` of the saved non-float state tensors, once the groups are known.
+
+    Returns a function of the live ``param_groups``: the saved ids map to the parameters in
+    group order, as ``torch.optim.Optimizer.load_state_dict`` maps them.
+    """
+    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+    wanted = [
+        (i, key, value.dtype)
+        for i, entry in state_dict["state"].items()
+        for key, value in entry.items()
+        if isinstance(value, Tensor) and not value.is_floating_point() and key != "step"
+    ]
+
+    def resolve(param_groups: list[dict[str, Any]]) -> list[tuple[Tensor, str, torch.dtype]]:
+        params = dict(zip(saved_ids, (p for g in param_groups for p in g["params"]), strict=False))
+        return [(params[i], key, dtype) for i, key, dtype in wanted if i in params]
+
+    return resolve
