@@ -7,6 +7,7 @@ ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its 
 from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
+from sampy.torch.distributed import ddp_sam_step, ddp_step_plan
 from sampy.torch.esam import ESAM
 from sampy.torch.fisher_sam import FisherSAM
 from sampy.torch.friendly_sam import FriendlySAM
@@ -72,6 +73,8 @@ __all__ = [
     "SharpnessAware",
     "VaSSO",
     "as_torch_loss",
+    "ddp_sam_step",
+    "ddp_step_plan",
     "disable_running_stats",
     "enable_running_stats",
 ]
