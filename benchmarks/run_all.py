@@ -1,10 +1,11 @@
 """Run every sampy benchmark and print one table per measurement, then a summary of goals.
 
-    python benchmarks/run_all.py                 # everything (``make bench``), ~3-5 minutes
+    python benchmarks/run_all.py                 # everything (``make bench``), ~6-9 minutes
     python benchmarks/run_all.py --quick         # fewer repetitions: a smoke test
-    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer or variants
+    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer, variants,
+                                                 # torch_variants or basins
 
-Every number except the explorer's millisecond budget is a ratio against a baseline timed
+Every number except the explorer's and the basin map's time budgets is a ratio against a baseline timed
 in the same process, interleaved with it, as medians: see ``benchmarks/README.md``.
 Exits 0 whether or not the goals are met (``--strict``: exit 1 if one is missed).
 """
@@ -23,6 +24,8 @@ BENCHMARKS = {
     "torch": "benchmarks.torch_step",
     "explorer": "benchmarks.explorer",
     "variants": "benchmarks.variants",
+    "torch_variants": "benchmarks.torch_variants",
+    "basins": "benchmarks.basins",
 }
 
 
