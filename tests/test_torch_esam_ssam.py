@@ -327,6 +327,20 @@ def test_top_k_is_stable_and_global_with_nan_last():
     assert top_k_mask(scores, 5).tolist() == reference.tolist()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_linear_time_top_k_mask_equals_the_reference_stable_sort(dtype):
+    """Many ties (integer scores), NaNs and ±inf: every k from 0 to n, as the NumPy mirror."""
+    gen = np.random.default_rng(5)
+    scores = gen.integers(0, 6, 300).astype(float)
+    scores[gen.choice(300, 25, replace=False)] = math.nan
+    scores[gen.choice(300, 5, replace=False)] = math.inf
+    scores[:3] = [math.nan, -1.0, math.inf]
+    as_tensor = torch.tensor(scores, dtype=dtype)
+    for k in range(301):
+        expected = ref.esam.top_k_mask(scores, k)
+        assert top_k_mask(as_tensor, k).numpy().tolist() == expected.tolist(), k
+
+
 @pytest.mark.parametrize(
     ("gamma", "expected"),
     [(0.5, [1, 2, 5]), (0.45, [1, 2]), (0.34, [1, 2]), (0.01, [1]), (0.99, [0, 1, 2, 3, 4, 5])],
