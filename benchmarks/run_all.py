@@ -5,8 +5,9 @@
     python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer, variants,
                                                  # torch_variants or basins
 
-Every number except the explorer's and the basin map's time budgets is a ratio against a baseline timed
-in the same process, interleaved with it, as medians: see ``benchmarks/README.md``.
+Every number except the explorer's and the basin map's time budgets is a ratio against a
+baseline timed in the same process, interleaved with it, as medians: see
+``benchmarks/README.md``.
 Exits 0 whether or not the goals are met (``--strict``: exit 1 if one is missed).
 """
 

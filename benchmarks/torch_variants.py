@@ -29,7 +29,8 @@ batch size), and
 with ``fwd`` = forward + mean loss alone, timed in the same rounds. A plain closure call has
 F = B = 1, so this is the formula above; for micro-batches it is linear in the examples, which
 small batches do not reach (per-call overhead): m-SAM's and bSAM's ratios show that price.
-ImbSAM gets a fixed half/half ``tail`` mask, bSAM ``batch_size`` and ``num_data = 50,000``.
+ImbSAM gets a fixed half/half ``tail`` mask, bSAM and m-SAM ``batch_size``, bSAM
+``num_data = 50,000``.
 A row without a twin reads "no twin yet"; a twin that raises is reported in its row (a missed
 goal), never fatal.
 
@@ -428,7 +429,7 @@ def _step_arguments(opt, problem: Problem) -> dict[str, Any]:
             continue
         if p.name == "tail":
             extra["tail"] = tail_mask(problem.n, problem.x.device)
-        elif p.name == "batch_size":  # bSAM splits the batch into its sub-batches
+        elif p.name == "batch_size":  # bSAM and m-SAM split the batch; no counting forward
             extra["batch_size"] = problem.n
         elif p.name == "num_data":
             extra["num_data"] = NUM_DATA

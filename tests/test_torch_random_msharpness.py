@@ -734,3 +734,26 @@ def test_cuda_step_matches_cpu_with_the_numpy_draws(cls, hyper):
             opt.step(closure)
         results.append(flat(model).cpu())
     torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("m", [8, 10])
+def test_msharpness_given_the_batch_size_skips_the_counting_forward(m):
+    """``step(closure, batch_size=n)``: the same steps, 2⌈n/m⌉ closure calls instead of +1."""
+    runs = []
+    for batch_size in (None, N):
+        model = mlp()
+        opt = MSharpnessSAM(two_groups(model), rho=0.1, m=m, shuffle=True, lr=0.1, momentum=0.9)
+        closure = _mlp_losses(model)
+        losses = []
+        for _ in range(3):
+            before = _mlp_loss(model)().detach()
+            losses.append((opt.step(closure, batch_size=batch_size), before))
+        runs.append((flat(model), closure.calls, losses))
+    (w_counted, calls_counted, _), (w_given, calls_given, losses) = runs
+    assert torch.equal(w_counted, w_given)
+    per_step = 2 * math.ceil(N / m)
+    assert (calls_counted, calls_given) == (3 * (per_step + 1), 3 * per_step)
+    for returned, at_w in losses:  # the weighted micro-batch means are the batch mean at w
+        torch.testing.assert_close(returned, at_w, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="batch_size"):
+        opt.step(closure, batch_size=0)

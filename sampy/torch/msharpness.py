@@ -73,8 +73,9 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
     ``step`` takes an **example closure** (``sampy.torch.examples``): ``closure(indices=None)``
     returns the un-reduced losses of the batch's examples ``indices`` (all n, in order, for
     None); it neither zeroes the gradients nor calls ``backward`` — the optimizer does. A step
-    calls it once with ``None`` without a graph (to learn n; its mean is the loss returned),
-    then twice per micro-batch (at ``w`` and at ``w + ε_j``), each followed by a backward::
+    calls it twice per micro-batch (at ``w`` and at ``w + ε_j``), each followed by a backward;
+    given ``batch_size=n`` that is all, otherwise it first calls ``closure(None)`` once without
+    a graph to learn n (one extra forward)::
 
         opt = MSharpnessSAM(model.parameters(), torch.optim.SGD, rho=0.05, m=32, lr=0.1)
 
@@ -83,7 +84,7 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
                 xb, yb = (x, y) if indices is None else (x[indices], y[indices])
                 return torch.nn.functional.cross_entropy(model(xb), yb, reduction="none")
 
-            loss = opt.step(losses)   # 2⌈n/m⌉ forward/backward passes, one base step
+            loss = opt.step(losses, batch_size=len(y))  # 2⌈n/m⌉ passes, one base step
 
     By hand (no extra forward; every backward is of the micro-batch's *mean* loss)::
 
@@ -187,23 +188,35 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
         if zero_grad:
             self.zero_grad()
 
-    def step(self, closure: ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
+    def step(  # type: ignore[override]
+        self, closure: ExampleLosses | None = None, batch_size: int | None = None
+    ) -> Tensor:
         """One m-SAM step with an example closure; returns the mean loss at ``w`` (detached).
 
-        ``closure(None)`` runs once without a graph (n and the returned loss), then
-        ``closure(indices)`` twice per micro-batch, each followed by ``mean().backward()``.
+        ``closure(indices)`` runs twice per micro-batch, each followed by ``mean().backward()``;
+        the loss returned is ``Σ_j (|B_j|/n) · mean ℓ_{B_j}(w)`` from the passes at ``w``.
+        Without ``batch_size`` (the n of the batch) ``closure(None)`` first runs once without
+        a graph to count the examples.
         """
         closure = require_example_closure(type(self).__name__, closure)
-        losses = example_losses(torch.no_grad()(closure))
-        n = losses.numel()
+        if batch_size is None:
+            n = example_losses(torch.no_grad()(closure)).numel()
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        else:
+            n = batch_size
         self._zero_grads([list(group["params"]) for group in self.param_groups])
-        for idx in self.micro_batches(n, losses.device):
-            example_losses(closure, idx).mean().backward()
+        total = None
+        for idx in self.micro_batches(n):
+            at_w = example_losses(closure, idx).mean()
+            at_w.backward()
+            part = at_w.detach() * (idx.numel() / n)
+            total = part if total is None else total + part
             self.first_step(zero_grad=True)
             example_losses(closure, idx).mean().backward()
             self.accumulate(idx.numel() / n, zero_grad=True)
         self.second_step()
-        return losses.detach().mean()
+        return total
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the state (a step in progress is abandoned)."""
