@@ -58,7 +58,7 @@ def load_digits_split(seed: int) -> tuple[torch.Tensor, ...]:
     except ImportError:
         sys.exit(
             "examples/ddp_train.py needs scikit-learn for sklearn.datasets.load_digits: "
-            "pip install scikit-learn (it is pinned in requirements.txt)"
+            "pip install scikit-learn (requirements.txt pins it; `make test` installs it)"
         )
     digits = load_digits()
     x = torch.tensor(digits.data, dtype=torch.float32) / 16.0

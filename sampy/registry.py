@@ -74,10 +74,36 @@ class Variant:
         return {spec.name: spec.default for spec in self.hyperparameters}
 
     def twin(self) -> type | None:
-        """The torch twin (imports torch), or None if the variant has none yet."""
+        """The torch twin's class (imports torch), or None if the variant has none yet.
+
+        The class alone lacks the row's preset (ASAM's twin is ``sampy.torch.SAM``): build the
+        optimizer with ``make_twin``.
+        """
         import sampy.torch
 
         return getattr(sampy.torch, self.cls.__name__, None)
+
+    def make_twin(self, params: Any, base_optimizer: Any = None, **kwargs: Any) -> Any:
+        """The torch twin: ``twin(params, base_optimizer, **preset, **kwargs)``.
+
+        ``base_optimizer`` is a ``torch.optim.Optimizer`` class (default ``torch.optim.SGD``)
+        and must be None for the variants with a built-in base; ``kwargs`` holds the
+        hyperparameters and the base optimizer's own arguments (``lr``, ``momentum``, ...).
+        """
+        cls = self.twin()
+        if cls is None:
+            raise ValueError(f"{self.name} has no torch twin")
+        if not self.takes_base:
+            if base_optimizer is not None:
+                raise ValueError(
+                    f"base_optimizer: {self.name} has a built-in base, got {base_optimizer!r}"
+                )
+            return cls(params, **self.preset, **kwargs)
+        if base_optimizer is None:
+            import torch
+
+            base_optimizer = torch.optim.SGD
+        return cls(params, base_optimizer, **self.preset, **kwargs)
 
     def make(self, base: Any, **hyperparameters: Any) -> Any:
         """The optimizer: ``cls(base, **preset, **hyperparameters)`` (no base if built in)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import autograd
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "hessian",
     "hessian_trace",
     "hessian_vector_product",
+    "m_sharpness",
     "power_iteration_top_eigenvalue",
     "project_to_ball",
     "sharpness",
@@ -176,8 +178,8 @@ def project_to_ball(e: np.ndarray, rho: float | np.ndarray, p: float = 2.0) -> n
 
 
 def _value_and_grad(f: Function, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(f, TestFunction):
-        return f.value_and_grad(x)
+    if isinstance(f, TestFunction) or callable(getattr(f, "value_and_grad", None)):
+        return f.value_and_grad(x)  # analytic gradients: test functions and sums of examples
     return autograd_value_and_grad(f, x)
 
 
@@ -291,3 +293,43 @@ def sharpness(f: Function, x: np.ndarray, rho: float, p: float = 2.0, **kwargs) 
     x = _points(x)
     worst = worst_case_loss(f, x, rho, p, **kwargs)
     return worst - np.asarray(f(x), dtype=float)
+
+
+class _MicroBatch:
+    """The mean loss of a subset of a sum-of-examples problem, as a function of ``x``."""
+
+    def __init__(self, problem: Any, examples: np.ndarray) -> None:
+        self.problem = problem
+        self.examples = examples
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.problem.loss(x, self.examples)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.problem.value_and_grad(x, self.examples)
+
+
+def m_sharpness(
+    problem: Any, x: np.ndarray, rho: float, m: int, p: float = 2.0, **kwargs
+) -> np.ndarray:
+    """m-sharpness: ``Σ_j (|B_j|/n) max_{‖ε_j‖_p ≤ ρ} L_{B_j}(x + ε_j) − L(x)``.
+
+    The sharpness that SAM with per-micro-batch perturbations (m-SAM) penalises: the
+    ``n`` examples of a ``sampy.problems.SumOfExamples`` are split into consecutive
+    micro-batches ``B_j`` of ``m`` (the last one smaller), each perturbed on its own; ``m ≥ n``
+    is :func:`sharpness`. It is at least the batch's sharpness, since the average of the
+    micro-batch maxima bounds the maximum of the average (M. Andriushchenko, N. Flammarion,
+    "Towards Understanding Sharpness-Aware Minimization", ICML 2022; Foret et al., ICLR 2021,
+    §4.1). Worst cases come from :func:`worst_case_loss` (``kwargs`` go there).
+    """
+    check_real("rho", rho, low=0.0)
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    x = _points(x)
+    order = np.arange(problem.n)
+    total = np.zeros(x.shape[:-1])
+    for start in range(0, problem.n, int(m)):
+        examples = order[start : start + int(m)]
+        worst = worst_case_loss(_MicroBatch(problem, examples), x, rho, p, **kwargs)
+        total = total + worst * (examples.size / problem.n)
+    return total - np.asarray(problem.loss(x), dtype=float)

@@ -30,6 +30,7 @@ EXPECTED_MIN_FIGURES = {
     "sam_toys": 5,
     "explorer": 1,
     "family": 1,
+    "pytorch": 5,
 }
 
 # What the @jupyter-widgets/html-manager bundle asks for and nobody ships: its Font Awesome

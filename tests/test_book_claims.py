@@ -1,8 +1,8 @@
 """Every lemma, proposition and numerical claim of the book's chapters, checked numerically.
 
 Each test names the page and the statement it checks; the book names the test back. The
-chapters are book/sharp_flat.md (ch. 1), book/deriving_sam.md (ch. 2) and book/sam_toys.md
-(ch. 3). All randomness is seeded.
+chapters are book/sharp_flat.md (ch. 1), book/deriving_sam.md (ch. 2), book/sam_toys.md
+(ch. 3) and book/pytorch.md. All randomness is seeded.
 """
 
 from __future__ import annotations
@@ -601,3 +601,33 @@ def test_intro_example_counts():
         sharp[name] = np.sum(np.linalg.norm(traj.final - f.minima[0], axis=-1) < 0.05)
         assert traj.grad_evals == (8000 if name == "SAM" else 4000)
     assert sharp["SAM"] == 0 < sharp["GD"]
+
+
+# =========================================================================== SAM in PyTorch
+# Proposition prop-pt-m-sharpness (book/pytorch.md): the average of the micro-batch worst cases
+# bounds the worst case of the average; to first order, the triangle inequality.
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_m_sharpness_bounds_the_batch_sharpness(seed):
+    from sampy.problems import make_logistic_problem
+
+    problem = make_logistic_problem(n=48, noise=0.2, seed=seed)
+    points = np.random.default_rng(seed).uniform(-1.5, 1.5, (4, 2))
+    rho = 0.2
+    batch = sharpness.sharpness(problem, points, rho)
+    by_m = {m: sharpness.m_sharpness(problem, points, rho, m) for m in (48, 12, 5, 1)}
+    np.testing.assert_allclose(by_m[48], batch, rtol=0, atol=1e-12)  # m ≥ n: one micro-batch
+    for m in (12, 5, 1):
+        assert np.all(by_m[m] >= batch - 1e-9), m
+    assert np.all(by_m[1] > batch + 1e-3)  # per-example perturbations see much more
+    # First order: ρ·mean‖g_j‖ ≥ ρ‖ḡ‖, with equality when the gradients are parallel.
+    for x in points:
+        per_example = problem.per_example_grads(x)
+        assert np.linalg.norm(per_example, axis=-1).mean() >= np.linalg.norm(
+            per_example.mean(axis=0)
+        )
+    parallel = np.outer([0.5, 2.0, 1.0], [3.0, -4.0])
+    np.testing.assert_allclose(
+        np.linalg.norm(parallel, axis=-1).mean(), np.linalg.norm(parallel.mean(axis=0))
+    )

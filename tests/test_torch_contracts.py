@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
 from sampy.problems import make_logistic_problem  # noqa: E402
 from sampy.torch.examples import example_losses, require_example_closure  # noqa: E402
@@ -133,3 +134,55 @@ def test_restore_returns_to_w_exactly_and_the_next_step_is_a_clean_one(cls):
         return x.detach().clone()
 
     assert torch.equal(run(abandon=True), run(abandon=False))
+
+
+# -- an ordinary closure where per-example losses are needed ------------------------------------
+
+
+def test_a_closure_without_indices_is_refused_before_the_step_changes_anything():
+    x = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
+    opt = st.ESAM([x], gamma=0.5, lr=0.1)
+    generator = opt.noise_source.state_dict()
+
+    def closure():
+        opt.zero_grad()
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(ValueError, match="closure takes no indices"):
+        opt.step(closure)
+    assert torch.equal(x, torch.tensor([0.5, -0.5], dtype=torch.float64))
+    after = opt.noise_source.state_dict()["states"]
+    assert after.keys() == generator["states"].keys()  # no generator made: nothing was drawn
+    assert all(torch.equal(after[k], generator["states"][k]) for k in after)
+    with pytest.raises(ValueError, match="closure takes no indices"):
+        st.ImbSAM([x], lr=0.1).step(closure, torch.tensor([True, False]))
+    assert require_example_closure("m-SAM", lambda indices=None: indices) is not None
+
+
+# -- LR schedulers see second_step() as the optimizer's step ------------------------------------
+
+
+@pytest.mark.parametrize("cls", [st.SAM, st.LookSAM, st.WSAM], ids=lambda c: c.__name__)
+def test_a_scheduler_in_a_first_step_second_step_loop_does_not_warn(cls, recwarn):
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = cls([x], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        (x**2).sum().backward()
+        opt.first_step(zero_grad=True)
+        (x**2).sum().backward()
+        opt.second_step(zero_grad=True)
+        scheduler.step()
+    assert not [w for w in recwarn if "lr_scheduler.step()" in str(w.message)]
+    assert opt.param_groups[0]["lr"] == opt.base_optimizer.param_groups[0]["lr"] == 0.025
+
+
+def test_make_twin_applies_the_row_preset():
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    asam = sampy.variant("ASAM").make_twin([x], lr=0.1)
+    assert isinstance(asam, st.SAM) and asam.param_groups[0]["adaptive"] is True
+    assert isinstance(sampy.variant("MSAM").make_twin([x], lr=0.1), st.MSAM)
+    with pytest.raises(ValueError, match="base_optimizer"):
+        sampy.variant("MSAM").make_twin([x], torch.optim.SGD, lr=0.1)

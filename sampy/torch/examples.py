@@ -23,6 +23,7 @@ it can ask for several gradients from one forward (ImbSAM) or skip the backward 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -56,10 +57,25 @@ def _describe(value: object) -> str:
 
 
 def require_example_closure(name: str, closure: ExampleLosses | None) -> ExampleLosses:
-    """Raise a ``ValueError`` naming the contract when ``closure`` is missing."""
-    if closure is None:
+    """Raise a ``ValueError`` naming the contract when ``closure`` is missing or takes no
+    ``indices`` (an ordinary training closure passed by mistake), before a step changes state.
+    """
+    if closure is None or not _takes_indices(closure):
+        what = "closure is required" if closure is None else "closure takes no indices"
         raise ValueError(
-            f"closure is required: {name} needs per-example losses; pass closure(indices=None) "
-            "returning the un-reduced losses of those examples (see sampy.torch.examples)"
+            f"{what}: {name} needs per-example losses; pass closure(indices=None) returning the "
+            "un-reduced losses of those examples, without backward() (see sampy.torch.examples)"
         )
     return closure
+
+
+def _takes_indices(closure: Callable[..., Tensor]) -> bool:
+    try:
+        signature = inspect.signature(closure)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return True
+    try:
+        signature.bind(None)
+    except TypeError:
+        return False
+    return True

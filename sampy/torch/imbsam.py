@@ -229,7 +229,7 @@ class ImbSAM(SharpnessAware):
                     both[1].append(head)
         if both[0]:
             torch._foreach_add_(both[0], both[1])  # d = g̃_t + g_h, in g̃_t's storage
-        self.base_optimizer.step()
+        self._base_step()
         if zero_grad:
             self.zero_grad()
 

@@ -133,7 +133,7 @@ class LookSAM(SharpnessAware):
                 scale = global_norm(grads) / (global_norm(g_v) + 1e-8)
                 d = torch._foreach_add(grads, torch._foreach_mul(g_v, self.alpha * scale))
                 self._set_grads(params, regroup(d, params))
-        self.base_optimizer.step()
+        self._base_step()
         self.shared["step"] = self.shared.get("step", 0) + 1
         if zero_grad:
             self.zero_grad()

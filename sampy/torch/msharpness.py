@@ -184,7 +184,7 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
         for p in self._accumulated:
             p.grad = self.state[p][ACCUMULATED]
         self._accumulated = []
-        self.base_optimizer.step()
+        self._base_step()
         if zero_grad:
             self.zero_grad()
 

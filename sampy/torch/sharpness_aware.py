@@ -228,6 +228,16 @@ class SharpnessAware(torch.optim.Optimizer):
                 if x is not p.grad:
                     p.grad = x
 
+    def _base_step(self) -> None:
+        """The base optimizer's step: the one place where this optimizer's step happens.
+
+        Marks the step as taken for ``torch.optim.lr_scheduler``, which otherwise warns that
+        ``scheduler.step()`` came before ``optimizer.step()`` in a training loop that calls
+        ``first_step``/``second_step`` (it only sees calls of ``step``).
+        """
+        self.base_optimizer.step()
+        self._opt_called = True
+
     def _zero_grads(self, params: Groups) -> None:
         # What zero_grad() does for these tensors, without its profiler and group loops.
         for ps in params:
@@ -258,7 +268,7 @@ class SharpnessAware(torch.optim.Optimizer):
         """Return to the saved ``w`` exactly and take the base step with ``d = descent(g, g̃)``."""
         params, g, g_adv = self._restore()
         self._set_grads(params, self.descent(self._context(params), g, g_adv))
-        self.base_optimizer.step()
+        self._base_step()
         if zero_grad:
             self.zero_grad()
 

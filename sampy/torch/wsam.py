@@ -117,7 +117,7 @@ class WSAM(SharpnessAware):
         g_flat, h = self.descent.clipped(g, g_adv)
         sharpness = regroup(torch._foreach_sub(h, g_flat), params) if h else []
         self._set_grads(params, regroup(g_flat, params))
-        self.base_optimizer.step()
+        self._base_step()
         for group, ps, s in zip(self.param_groups, params, sharpness, strict=False):
             if ps:
                 torch._foreach_add_(ps, s, alpha=-(group["lr"] * self.alpha))
