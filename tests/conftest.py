@@ -43,3 +43,17 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module of tiny-tensor tests.
+
+    On tensors of a few hundred numbers two threads spin against each other (measured 20-30×
+    slower on the 2-core machine); the previous count is restored afterwards.
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -32,13 +32,7 @@ BATCH = sampy.problems.DEFAULT_N  # the registry's per-example counts assume thi
 WITH_TWIN = [v for v in sampy.variants() if v.twin() is not None]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread (two spin against each other on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

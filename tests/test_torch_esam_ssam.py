@@ -21,10 +21,10 @@ torch = pytest.importorskip("torch")
 from twin_helpers import (  # noqa: E402
     FUNCTIONS,
     STEPS,
-    SYNCING,
     counting_closure,
     data,
     flat,
+    forbid_host_reads,
     mlp,
     start,
     two_groups,
@@ -42,13 +42,7 @@ TWINS = (ESAM, SSAMF, SSAMD)
 REFERENCES = {ESAM: ref.ESAM, SSAMF: ref.SSAMF, SSAMD: ref.SSAMD}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread (two threads spin against each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass(frozen=True)
@@ -668,19 +662,6 @@ SYNC_ROWS = [
 ]
 
 
-def _guarded(method, monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a tensor value was read on the host during a step")
-
-    def guarded(*args, **kwargs):
-        with monkeypatch.context() as patch:
-            for attr in SYNCING:
-                patch.setattr(torch.Tensor, attr, forbidden)
-            return method(*args, **kwargs)
-
-    return guarded
-
-
 @pytest.mark.parametrize("row", SYNC_ROWS, ids=[r.id for r in SYNC_ROWS])
 def test_a_whole_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
     """noise="torch": masks, top-k, selection and draws stay on the device, closure included."""
@@ -689,14 +670,14 @@ def test_a_whole_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
     example = "plain" not in row.id
     closure = _example_losses(model) if example else counting_closure(opt, _mean_loss(model))
     opt.step(closure)  # warm-up: lazily built generators and masks
-    opt.step = _guarded(opt.step, monkeypatch)
+    opt.step = forbid_host_reads(opt.step, monkeypatch)
     before = flat(model)
     for _ in range(4):
         opt.step(closure)
     assert not torch.equal(flat(model), before)
     # The guard has teeth: a read inside it fails.
     with pytest.raises(AssertionError, match="host"):
-        _guarded(lambda: flat(model)[0].item(), monkeypatch)()
+        forbid_host_reads(lambda: flat(model)[0].item(), monkeypatch)()
 
 
 def test_tensor_granularity_reads_only_its_host_draw(monkeypatch):
@@ -705,7 +686,7 @@ def test_tensor_granularity_reads_only_its_host_draw(monkeypatch):
     model = mlp()
     opt = ESAM(two_groups(model), swp_granularity="tensor", swp_norm="kept", lr=0.1)
     for name in ("first_step", "select", "second_step"):
-        setattr(opt, name, _guarded(getattr(opt, name), monkeypatch))
+        setattr(opt, name, forbid_host_reads(getattr(opt, name), monkeypatch))
     before = flat(model)
     for _ in range(4):
         opt.step(_example_losses(model))

@@ -26,6 +26,7 @@ from twin_helpers import (  # noqa: E402
     counting_closure,
     data,
     flat,
+    forbid_host_reads,
     mlp,
     start,
     two_groups,
@@ -42,13 +43,7 @@ from sampy.torch.sam import SAM  # noqa: E402
 F = torch.nn.functional
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread (two would spin against each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- problems with head and tail examples ------------------------------------------------------
@@ -630,26 +625,12 @@ def test_zero_and_nan_gradients_do_not_crash():
     BSAM([x], num_data=10.0, batchsplit=2).step(nan_losses, batch_size=4)
 
 
-def _forbid_host_reads(monkeypatch, method):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a tensor value was read on the host during a step")
-
-    def guarded(*args, **kwargs):
-        with monkeypatch.context() as patch:
-            for attr in (*SYNCING, "nonzero"):
-                patch.setattr(torch.Tensor, attr, forbidden)
-            patch.setattr(torch, "nonzero", forbidden)
-            return method(*args, **kwargs)
-
-    return guarded
-
-
 def test_imbsam_step_with_tail_indices_reads_no_tensor_value_on_the_host(monkeypatch):
     model = mlp()
     opt = ImbSAM(two_groups(model), torch.optim.SGD, lr=0.1, momentum=0.9)
     indices = TAIL_MASK.nonzero().reshape(-1)
     opt.step(lambda i=None: _ce(model, i), indices)  # warm-up: lazily built buffers
-    opt.step = _forbid_host_reads(monkeypatch, opt.step)
+    opt.step = forbid_host_reads(opt.step, monkeypatch, also=("nonzero",))
     for _ in range(3):
         opt.step(lambda i=None: _ce(model, i), indices)
 
@@ -687,7 +668,7 @@ def test_bsam_step_with_torch_noise_reads_no_tensor_value_on_the_host(monkeypatc
     else:
         step = lambda: _bsam_step(opt, model)  # noqa: E731
     step()
-    guarded = _forbid_host_reads(monkeypatch, step)
+    guarded = forbid_host_reads(step, monkeypatch)
     for _ in range(3):
         guarded()
 

@@ -23,10 +23,10 @@ torch = pytest.importorskip("torch")
 from twin_helpers import (  # noqa: E402
     FUNCTIONS,
     STEPS,
-    SYNCING,
     counting_closure,
     data,
     flat,
+    guard_methods,
     mlp,
     start,
     two_groups,
@@ -55,13 +55,7 @@ INPUTS, TARGETS = data()
 N = INPUTS.shape[0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread, or two threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _numpy_noise(cls: type) -> dict[str, str]:
@@ -589,23 +583,6 @@ def test_zero_and_nan_gradients_do_not_crash(cls):
 # -- no host synchronisation in a step ----------------------------------------------------------
 
 
-def _forbidden(*args, **kwargs):
-    raise AssertionError("a tensor value was read on the host during a step")
-
-
-def _guard(opt, names, monkeypatch) -> None:
-    for name in names:
-        method = getattr(opt, name)
-
-        def guarded(*args, _method=method, **kwargs):
-            with monkeypatch.context() as patch:
-                for attr in SYNCING:
-                    patch.setattr(torch.Tensor, attr, _forbidden)
-                return _method(*args, **kwargs)
-
-        setattr(opt, name, guarded)
-
-
 @pytest.mark.parametrize(("cls", "hyper"), MANUAL_ROWS)
 def test_a_step_reads_no_tensor_value_on_the_host(cls, hyper, monkeypatch):
     """With ``noise="torch"``: no ``.item()`` or branch on a tensor in the step's phases."""
@@ -613,11 +590,11 @@ def test_a_step_reads_no_tensor_value_on_the_host(cls, hyper, monkeypatch):
     opt = cls(two_groups(model), **hyper, lr=0.1, momentum=0.9)
     _manual(opt, model)  # warm-up: lazily built buffers
     names = ("first_step", "ascent_step", "accumulate", "micro_batches", "second_step")
-    _guard(opt, [n for n in names if hasattr(opt, n)], monkeypatch)
+    guard_methods(opt, [n for n in names if hasattr(opt, n)], monkeypatch)
     for _ in range(3):
         _manual(opt, model)
     if cls is MSharpnessSAM:  # the whole step(closure), closure included
-        _guard(opt, ["step"], monkeypatch)
+        guard_methods(opt, ["step"], monkeypatch)
         opt.step(_mlp_losses(model))
 
 

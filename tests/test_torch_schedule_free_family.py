@@ -65,13 +65,7 @@ FUNCTIONS = ["quadratic", "booth", "himmelblau", "six_hump_camel", "styblinski_t
 STEPS = 200
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread, or threads spin against each other (≈30× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _start(f) -> np.ndarray:

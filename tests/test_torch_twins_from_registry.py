@@ -37,12 +37,7 @@ PROBLEM_X0 = np.array([0.5, -0.5])
 ROWS = sampy.variants()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # MSAM's defaults (ρ = 0.3, 1.0) are for networks: on a 2-D landscape the stored point

@@ -21,10 +21,10 @@ torch = pytest.importorskip("torch")
 from twin_helpers import (  # noqa: E402
     FUNCTIONS,
     STEPS,
-    SYNCING,
     counting_closure,
     data,
     flat,
+    guard_methods,
     mlp,
     start,
     two_groups,
@@ -130,13 +130,7 @@ BASES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread, or two threads spin against each other (20× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 _start = start
@@ -363,9 +357,6 @@ def test_parameters_without_gradient_are_skipped(row):
     assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
 
 
-_SYNCING = SYNCING
-
-
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_a_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
     """No ``.item()`` or Python branch on a tensor inside first/second step (a device sync)."""
@@ -374,21 +365,7 @@ def test_a_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
     loss = _mlp_loss(model)
     _manual_step(opt, lambda: loss().backward())  # warm-up: lazily built buffers and tables
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a tensor value was read on the host during a step")
-
-    steps = ("first_step", "second_ascent_step", "second_step")
-    for name in steps:
-        if hasattr(opt, name):
-            method = getattr(opt, name)
-
-            def guarded(*args, _method=method, **kwargs):
-                with monkeypatch.context() as patch:
-                    for attr in _SYNCING:
-                        patch.setattr(torch.Tensor, attr, forbidden)
-                    return _method(*args, **kwargs)
-
-            setattr(opt, name, guarded)
+    guard_methods(opt, ("first_step", "second_ascent_step", "second_step"), monkeypatch)
     for _ in range(4):
         _manual_step(opt, lambda: loss().backward())
 

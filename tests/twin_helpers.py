@@ -5,7 +5,7 @@ Imported by the ``test_torch_*`` files (``tests/`` is on ``sys.path`` under pyte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -82,3 +82,33 @@ def two_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
 def flat(model: torch.nn.Module) -> torch.Tensor:
     """All the model's parameters as one detached vector."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _host_read(*args, **kwargs):
+    raise AssertionError("a tensor value was read on the host during a step")
+
+
+def forbid_host_reads(method: Callable, monkeypatch, also: Iterable[str] = ()) -> Callable:
+    """``method`` wrapped so that reading a tensor value on the host inside it fails.
+
+    Patches the ``SYNCING`` methods of ``torch.Tensor`` (and the names in ``also``, on
+    ``torch.Tensor`` and on ``torch``) only while ``method`` runs.
+    """
+    names = (*SYNCING, *also)
+
+    def guarded(*args, **kwargs):
+        with monkeypatch.context() as patch:
+            for attr in names:
+                patch.setattr(torch.Tensor, attr, _host_read)
+                if attr in also and hasattr(torch, attr):
+                    patch.setattr(torch, attr, _host_read)
+            return method(*args, **kwargs)
+
+    return guarded
+
+
+def guard_methods(opt: object, names: Iterable[str], monkeypatch) -> None:
+    """Replace each of ``opt``'s methods ``names`` (those it has) by its guarded version."""
+    for name in names:
+        if hasattr(opt, name):
+            setattr(opt, name, forbid_host_reads(getattr(opt, name), monkeypatch))
