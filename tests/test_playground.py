@@ -1,5 +1,8 @@
-"""The live playground: Voila serves playground/explorer.ipynb, and moving the rho slider in
-a real browser makes the kernel redraw the figure.
+"""The live playground: Voila serves playground/explorer.ipynb (the ``Playground``
+laboratory) on 127.0.0.1, and a real browser drives it: each kind of control once, a click on
+the landscape, a basin map, a bad expression; the picture must change each time, no console
+error may appear, nothing may leave 127.0.0.1, and a slider change must come back as a new
+picture within LATENCY_GOAL_MS (median over SLIDER_CHANGES changes).
 
 ``SAMPY_PLAYGROUND_NOTEBOOK`` points the test at another notebook (used to test this test).
 """
@@ -7,10 +10,11 @@ a real browser makes the kernel redraw the figure.
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,21 @@ NOTEBOOK = Path(
 VOILA_FONT_AWESOME = "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@"
 
 IMAGES_JS = "() => [...document.querySelectorAll('img.widget-image')].map(i => i.src).join(' ')"
+PICTURE_JS = "() => document.querySelector('img.sampy-picture')?.src ?? ''"
+BASINS_JS = "() => document.querySelector('img.sampy-basins')?.src ?? ''"
+
+# The issue's budget: a slider change comes back as a new picture within 250 ms (median).
+LATENCY_GOAL_MS = 250.0
+SLIDER_CHANGES = 20
+
+# Console errors that are not the playground's: the CDN stylesheets above, aborted by the
+# test (Chromium logs each as a failed resource), and the labextension that the jupytext
+# package installs into the venv, built for JupyterLab 4.6 while Voila bundles 4.2 (it
+# fails to load its shared "@jupyterlab/docmanager" module; the page is unaffected).
+KNOWN_CONSOLE_ERRORS = (
+    "Failed to load resource: net::ERR_FAILED",
+    "jupyterlab-jupytext",
+)
 
 
 @dataclass(frozen=True)
@@ -110,3 +129,161 @@ def test_rho_slider_redraws_the_figure(browser, voila: Voila) -> None:
     unexpected = [u for u in net.blocked if not u.startswith(VOILA_FONT_AWESOME)]
     assert not unexpected, f"requests that left 127.0.0.1: {unexpected}"
     print(f"voila ready in {ready:.2f} s; figure redrawn {round_trip:.2f} s after the keys")
+
+
+def open_playground(context, voila: Voila) -> tuple[object, list[str]]:
+    """A page with the laboratory drawn, and the list its console errors go to."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(voila.url, wait_until="domcontentloaded")
+    try:
+        page.locator("img.sampy-picture").wait_for(state="visible")
+        page.wait_for_function(f"() => ({PICTURE_JS})().length > 0")
+    except PlaywrightTimeout:
+        pytest.fail(
+            "no laboratory picture on the Voila page. Page text:\n"
+            f"{tail(page.inner_text('body'), 40)}\n--- Voila log ---\n"
+            f"{tail(voila.log.read_text(), 40)}"
+        )
+    return page, errors
+
+
+def redraws(page, action: Callable[[], None], timeout_ms: int = 30_000) -> float:
+    """Do ``action`` and wait for a new picture; return the seconds it took."""
+    before = page.evaluate(PICTURE_JS)
+    start = time.perf_counter()
+    action()
+    page.wait_for_function(f"b => ({PICTURE_JS})() !== b", arg=before, timeout=timeout_ms)
+    return time.perf_counter() - start
+
+
+def unexpected_errors(errors: list[str]) -> list[str]:
+    return [e for e in errors if not any(known in e for known in KNOWN_CONSOLE_ERRORS)]
+
+
+def readout(page, label: str) -> float:
+    """The number a slider shows (its readout uses a typographic minus)."""
+    slider = page.locator(".widget-slider", has_text=label).first
+    text = slider.locator(".widget-readout").inner_text()
+    return float(text.replace("\u2212", "-"))
+
+
+def test_every_kind_of_control_redraws_in_the_browser(browser, voila: Voila) -> None:
+    from sampy.playground.clicks import cell_centres, pixel_to_data
+    from sampy.playground.pictures import LabPicture
+
+    with local_only_context(browser, timeout_ms=90_000) as (context, net):
+        page, errors = open_playground(context, voila)
+        timings = {}
+
+        def slider_key() -> None:
+            page.locator(".widget-slider", has_text="lr (η)").locator(".noUi-handle").focus()
+            page.keyboard.press("ArrowRight")
+
+        timings["slider (lr)"] = redraws(page, slider_key)
+
+        def dropdown() -> None:
+            menu = page.locator(".widget-dropdown", has_text="side panel").locator("select")
+            menu.select_option(label="loss / gradient evaluations")
+
+        timings["dropdown (side panel)"] = redraws(page, dropdown)
+        timings["checkbox (ρ-ball)"] = redraws(
+            page,
+            lambda: page.locator(".widget-checkbox", has_text="ρ-ball").locator("input").click(),
+        )
+        timings["toggle buttons (log)"] = redraws(
+            page, lambda: page.get_by_role("button", name="log", exact=True).click()
+        )
+
+        def variant_menu() -> None:
+            menu = page.locator(".widget-dropdown", has_text="variant 3").locator("select")
+            menu.select_option(label="LookSAM")
+
+        timings["variant menu (LookSAM)"] = redraws(page, variant_menu)
+        page.wait_for_function(
+            "() => document.querySelector('.sampy-status').innerText.includes('LookSAM:')"
+        )
+
+        # A click on the landscape starts every run at the clicked cell's centre.
+        image = page.locator("img.sampy-picture")
+        box = image.bounding_box()
+        picture = LabPicture()
+        width, height = picture.image_size()
+        scale = (width / box["width"], height / box["height"])
+        pixel_box, domain = picture.pixel_box(), ((-1.0, 3.0), (-1.0, 1.0))  # sharp_flat
+        left, top, right, bottom = pixel_box
+        px, py = left + 0.72 * (right - left), top + 0.25 * (bottom - top)
+        timings["click on the landscape"] = redraws(
+            page, lambda: page.mouse.click(box["x"] + px / scale[0], box["y"] + py / scale[1])
+        )
+        nx, ny = 16, 10  # Playground's default click grid
+        cell = int(0.72 * nx) + nx * int(0.25 * ny)
+        expected = pixel_to_data(*cell_centres(nx, ny, pixel_box)[cell], pixel_box, domain)
+        page.wait_for_function(
+            "() => !document.querySelector('.sampy-status').innerText.includes('(0.800')"
+        )
+        assert readout(page, "start x") == pytest.approx(expected[0], abs=0.011)
+        assert readout(page, "start y") == pytest.approx(expected[1], abs=0.011)
+
+        # A typed expression (text box + Enter), then a bad one: a message, no exception.
+        def expression() -> None:
+            menu = page.locator(".widget-dropdown", has_text="function").first.locator("select")
+            menu.select_option(label="expression of x, y")
+
+        timings["function menu (expression)"] = redraws(page, expression)
+        text = page.locator(".widget-text", has_text="f(x, y) =").locator("input")
+
+        def typed() -> None:
+            text.fill("x**2 + 3*y**2 + sin(3*x)")
+            text.press("Enter")
+
+        timings["text (expression)"] = redraws(page, typed)
+        text.fill("x +")
+        text.press("Enter")
+        page.wait_for_function(
+            "() => document.querySelector('.sampy-status').innerText.includes('syntax error')"
+        )
+
+        # Back to sharp_flat, then a basin map: 100 x 100 starts x 300 steps, SGD and SAM.
+        menu = page.locator(".widget-dropdown", has_text="function").first.locator("select")
+        redraws(page, lambda: menu.select_option(label="sharp_flat"))
+        page.get_by_role("tab", name="basin map").click()
+        before = page.evaluate(BASINS_JS)
+        page.get_by_role("button", name="compute basin maps").click()
+        status = page.locator(".widget-html", has_text="start points")
+        status.wait_for(state="visible", timeout=90_000)
+        text = status.inner_text()
+        assert "100×100 start points" in text, text
+        assert "SGD: sharp" in text and "SAM: sharp" in text, text
+        assert page.evaluate(BASINS_JS) != before
+
+    assert not unexpected_errors(errors), unexpected_errors(errors)
+    unexpected = [u for u in net.blocked if not u.startswith(VOILA_FONT_AWESOME)]
+    assert not unexpected, f"requests that left 127.0.0.1: {unexpected}"
+    for name, seconds in timings.items():
+        print(f"{name}: new picture after {1e3 * seconds:.0f} ms")
+
+
+def test_slider_latency_in_the_browser(browser, voila: Voila) -> None:
+    """Slider change → new picture: median of SLIDER_CHANGES single key presses."""
+    with local_only_context(browser, timeout_ms=90_000) as (context, net):
+        page, errors = open_playground(context, voila)
+        handle = page.locator(".widget-slider", has_text="rho").first.locator(".noUi-handle")
+        handle.focus()
+        redraws(page, lambda: page.keyboard.press("ArrowRight"))  # warm-up
+        latencies = []
+        for i in range(SLIDER_CHANGES):
+            key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+            latencies.append(redraws(page, lambda key=key: page.keyboard.press(key)))
+    median = 1e3 * statistics.median(latencies)
+    print(
+        f"slider → new picture in Voila: median {median:.0f} ms over {len(latencies)} changes "
+        f"(min {1e3 * min(latencies):.0f}, max {1e3 * max(latencies):.0f})"
+    )
+    assert not unexpected_errors(errors), unexpected_errors(errors)
+    assert not [u for u in net.blocked if not u.startswith(VOILA_FONT_AWESOME)]
+    assert median <= LATENCY_GOAL_MS, f"median {median:.0f} ms > {LATENCY_GOAL_MS:g} ms"

@@ -1,5 +1,6 @@
-"""The SAM explorer without a kernel or a browser: the pure function, the picture, the widget
-wiring, the playground notebook and the kernel-free scrubber.
+"""The classic SAM explorer (``Explorer``: one method against its base) without a kernel or a
+browser: the pure function, the picture, the widget wiring, the playground notebook and the
+kernel-free scrubber. The laboratory (``Playground``) is tested in test_playground_*.py.
 
 ipywidgets build and fire their ``observe`` callbacks in a plain Python process, so the
 widget is driven here by setting ``.value`` and looking at ``image.value`` and ``status``.
@@ -30,6 +31,7 @@ from sampy.widgets import (
     Explorer,
     ExplorerResult,
     PathPicture,
+    Playground,
     explore,
     knob_range,
     knob_specs,
@@ -472,19 +474,19 @@ def test_time_update_returns_one_time_per_update(optimizer: str) -> None:
 # --------------------------------------------------------------------------- notebook, page
 
 
-def test_playground_notebook_displays_the_explorer() -> None:
+def test_playground_notebook_displays_the_laboratory() -> None:
     path = REPO / "playground" / "explorer.ipynb"
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     assert nb.nbformat == 4 and nb.metadata.kernelspec.name == "python3"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    # Run the code cells as a kernel would, and check that the last value is an Explorer.
+    # Run the code cells as a kernel would, and check that the last value is the laboratory.
     namespace: dict = {}
     code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
     *body, last = "\n".join(code).strip().splitlines()
     exec("\n".join(body), namespace)
     shown = eval(last, namespace)
-    assert isinstance(shown, Explorer)
+    assert isinstance(shown, Playground)
     decode(image_bytes(shown))
 
 

@@ -1,0 +1,713 @@
+"""The laboratory: up to four SAM variants side by side on a 2-D landscape (ipywidgets).
+
+``Playground()`` shows, top to bottom:
+
+- the landscape's controls: a registered function or a typed expression of x and y (checked
+  by ``sampy.expressions``: a mistake is shown, never raised), its box, the 2-D/3-D view and
+  the linear/log colour scale;
+- the run's controls: learning rate, steps (up to 10,000), base optimizer, gradient noise σ
+  and the common start point (sliders, or a click on the landscape);
+- the overlays: ascent arrows w → w + ε at every k-th step, ρ-balls at the end points, the
+  side panel (loss against steps or against gradient evaluations, or the seed-003 anatomy);
+- four variant slots, each a method menu with the knobs the registry gives it;
+- the picture and a status line per variant (where it ended, loss, gradient evaluations,
+  "diverged at step k");
+- tabs: a basin-of-attraction map of two of the variants, the sharpness at the end points
+  (λmax, trace, worst case in the ρ-ball), and the exports (PNG, CSV, NPZ, and a line of
+  Python that reproduces the runs).
+
+Every callback ends in ``refresh``, which never raises: an invalid setting, a bad expression,
+a NaN or an exception inside a variant is reported in the status line and the last good
+picture stays. Runs are cached per variant, so moving one variant's knob re-runs that variant
+only. The computations are in ``sampy.playground.compute`` (plain functions), the drawing in
+``sampy.playground.pictures``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import ipywidgets as widgets
+import numpy as np
+
+from sampy.expressions import check_expression
+from sampy.functions import TestFunction
+from sampy.playground.choices import BASES, suggested_start, two_d_function_names
+from sampy.playground.clicks import ClickGrid, EventClicks, ipyevents_available, pixel_to_data
+from sampy.playground.compute import (
+    EXPRESSION,
+    MAX_BASIN_WORK,
+    MAX_VARIANTS,
+    LabSettings,
+    VariantRun,
+    VariantSetting,
+    anatomy,
+    basin_pair,
+    describe,
+    make_function,
+    run_variant,
+    sharpness_rows,
+    snippet,
+    trajectories_csv,
+    trajectories_npz,
+    variant_labels,
+)
+from sampy.playground.controls import NO_VARIANT, VariantSlot
+from sampy.playground.pictures import (
+    SIDES,
+    SLOT_COLOURS,
+    VIEWS,
+    BasinPicture,
+    DrawOptions,
+    LabPicture,
+    landscape_key,
+)
+
+SCALES = ("linear", "log")
+# A 1×1 white PNG: the placeholder of an Image that has nothing to show yet.
+_BLANK_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
+)
+# What the four slots hold at first: the classic comparison, and two empty slots.
+DEFAULT_VARIANTS = ("SGD", "SAM", NO_VARIANT, NO_VARIANT)
+RUN_CACHE = 64  # runs kept (a run of 10,000 steps is ~0.5 MB with its gradient queries)
+
+
+def _error_html(title: str, error: BaseException | str) -> str:
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return f'<span style="color:#b00020"><b>{html.escape(title)}</b>: {html.escape(text)}</span>'
+
+
+class Playground(widgets.VBox):
+    """The laboratory widget; display it as the last expression of a cell: ``Playground()``.
+
+    Its parts are attributes, so a script or a test can drive it by setting ``.value``:
+    ``function_menu``, ``expression_text``, ``box_text``, ``view_buttons``,
+    ``scale_buttons``, ``lr_slider``, ``steps_slider``, ``base_menu``, ``noise_slider``,
+    ``x_slider``, ``y_slider``, ``arrows_slider``, ``balls_box``, ``side_menu``,
+    ``anatomy_menu``, ``slots`` (four ``VariantSlot``: ``.menu`` and ``.knobs``), ``image``
+    (the picture, ``widgets.Image``), ``status``, ``clicks`` (the click adapter),
+    ``basin_button``/``basin_image``/``basin_status``, ``sharpness_html`` and the export
+    parts ``snippet_text``, ``export_button`` and ``downloads``.
+
+    Args:
+        function: the first function (``two_d_function_names()``, or ``EXPRESSION``).
+        variants: the methods of the slots (at most four; ``NO_VARIANT`` for an empty one).
+        hyperparameters: per slot, the first hyperparameters (the rest: registry defaults).
+        lr, steps, x0: the first learning rate, steps and start (default: the function's
+            suggestion, ``SUGGESTED``).
+        expression: the first typed expression (used when ``function == EXPRESSION``).
+        base: the first base optimizer (``BASES``).
+        click_grid: cells across and down of the click grid (when ipyevents is missing).
+    """
+
+    def __init__(
+        self,
+        function: str = "sharp_flat",
+        variants: Sequence[str] = DEFAULT_VARIANTS,
+        hyperparameters: Sequence[dict] | None = None,
+        lr: float | None = None,
+        steps: int = 300,
+        x0: Sequence[float] | None = None,
+        expression: str = "(x**2 + y - 11)**2 + (x + y**2 - 7)**2",
+        base: str = "SGD",
+        click_grid: tuple[int, int] = (16, 10),
+    ) -> None:
+        variants = list(variants)
+        if not 1 <= len(variants) <= MAX_VARIANTS:
+            raise ValueError(f"variants must hold 1 to {MAX_VARIANTS} methods, got {variants}")
+        variants += [NO_VARIANT] * (MAX_VARIANTS - len(variants))
+        given = list(hyperparameters or []) + [{}] * MAX_VARIANTS
+        self._quiet = 0  # > 0 while several controls change together: redraw once after
+        self._runs: OrderedDict[tuple, VariantRun] = OrderedDict()
+        self._functions: dict[tuple, TestFunction] = {}
+        self.pictures: dict[str, LabPicture] = {}
+        self.basin_picture = BasinPicture()
+        self.function: TestFunction | None = None
+        self.runs: list[VariantRun] = []
+        self.last_png = b""
+
+        self._build_landscape_controls(function, expression)
+        self._build_run_controls(base, steps)
+        self._build_overlay_controls()
+        self.slots = [
+            VariantSlot(i, method, SLOT_COLOURS[i], self._on_change, given[i])
+            for i, method in enumerate(variants)
+        ]
+        self._build_picture(click_grid)
+        self._build_tabs()
+
+        self._show_expression()
+        # The first function's start and learning rate (as the classic explorer does).
+        with self._hold():
+            self._fit_to_function(self._current_function_or_none(), x0, lr)
+
+        for control in (self.function_menu, self.box_text):
+            control.observe(self._on_function, names="value")
+        self.expression_text.observe(self._on_function, names="value")
+        for control in (
+            self.view_buttons, self.scale_buttons, self.lr_slider, self.steps_slider,
+            self.base_menu, self.noise_slider, self.x_slider, self.y_slider,
+            self.arrows_slider, self.balls_box, self.side_menu, self.anatomy_menu,
+        ):  # fmt: skip
+            control.observe(self._on_control, names="value")
+        self.tabs.observe(self._on_tab, names="selected_index")
+
+        landscape_row = widgets.HBox(
+            [self.function_menu, self.expression_text, self.box_text, self.view_buttons,
+             self.scale_buttons], layout=widgets.Layout(flex_flow="row wrap"),
+        )  # fmt: skip
+        run_row = widgets.HBox(
+            [widgets.VBox([self.lr_slider, self.steps_slider, self.base_menu]),
+             widgets.VBox([self.noise_slider, self.x_slider, self.y_slider]),
+             widgets.VBox([self.arrows_slider, self.balls_box, self.side_menu,
+                           self.anatomy_menu])],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )  # fmt: skip
+        slots_row = widgets.HBox(self.slots, layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__([landscape_row, run_row, slots_row, self.stack, self.status, self.tabs])
+        self.add_class("sampy-playground")
+        self.refresh()
+
+    # ----------------------------------------------------------------- building
+
+    def _build_landscape_controls(self, function: str, expression: str) -> None:
+        names = [*two_d_function_names(), EXPRESSION]
+        if function not in names:
+            raise ValueError(f"function must be one of {names}, got {function!r}")
+        self.function_menu = widgets.Dropdown(
+            options=names, value=function, description="function",
+            style={"description_width": "60px"}, layout=widgets.Layout(width="250px"),
+        )  # fmt: skip
+        # Not continuous: the expression is read when Enter is pressed or the box is left,
+        # not at every key (half-typed text is rarely valid).
+        self.expression_text = widgets.Text(
+            value=expression, description="f(x, y) =", continuous_update=False,
+            placeholder="e.g. x**2 + 10*y**2, sin(x)*cos(y), 1/(x - 1)",
+            style={"description_width": "60px"}, layout=widgets.Layout(width="380px"),
+        )  # fmt: skip
+        self.box_text = widgets.BoundedFloatText(
+            value=4.0, min=0.1, max=100.0, step=0.5, description="box ±",
+            tooltip="the expression's domain is [-box, box]²",
+            style={"description_width": "40px"}, layout=widgets.Layout(width="120px"),
+        )  # fmt: skip
+        self.view_buttons = widgets.ToggleButtons(
+            options=list(VIEWS), value=VIEWS[0], style={"button_width": "90px"}
+        )
+        self.scale_buttons = widgets.ToggleButtons(
+            options=list(SCALES), value=SCALES[0], style={"button_width": "60px"},
+            tooltips=["colour by f", "colour by log(f − min)"],
+        )  # fmt: skip
+
+    def _build_run_controls(self, base: str, steps: int) -> None:
+        wide = {"description_width": "70px"}
+        column = widgets.Layout(width="300px")
+        # A log slider: useful learning rates span four orders of magnitude.
+        self.lr_slider = widgets.FloatLogSlider(
+            value=0.01, base=10, min=-4, max=0, step=0.05, readout_format=".4f",
+            description="lr (η)", style=wide, layout=column,
+        )  # fmt: skip
+        # Not continuous: thousands of steps take a moment, so redraw when the handle drops.
+        self.steps_slider = widgets.IntSlider(
+            value=steps, min=0, max=10_000, step=50, continuous_update=False,
+            description="steps", style=wide, layout=column,
+        )  # fmt: skip
+        if base not in BASES:
+            raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
+        self.base_menu = widgets.Dropdown(
+            options=list(BASES), value=base, description="base", style=wide,
+            layout=widgets.Layout(width="200px"),
+        )  # fmt: skip
+        self.noise_slider = widgets.FloatSlider(
+            value=0.0, min=0.0, max=2.0, step=0.01, description="noise σ", style=wide,
+            layout=column, tooltip="σ of Gaussian noise added to every gradient (seed 0)",
+        )  # fmt: skip
+        self.x_slider = widgets.FloatSlider(description="start x", style=wide, layout=column)
+        self.y_slider = widgets.FloatSlider(description="start y", style=wide, layout=column)
+
+    def _build_overlay_controls(self) -> None:
+        wide = {"description_width": "90px"}
+        self.arrows_slider = widgets.IntSlider(
+            value=20, min=0, max=100, description="arrows every", style=wide,
+            layout=widgets.Layout(width="300px"),
+            tooltip="draw the ascent w → w+ε at every k-th step (0: none)",
+        )  # fmt: skip
+        self.balls_box = widgets.Checkbox(value=True, description="ρ-ball at the end points")
+        self.side_menu = widgets.Dropdown(
+            options=list(SIDES), value=SIDES[0], description="side panel", style=wide,
+            layout=widgets.Layout(width="300px"),
+        )  # fmt: skip
+        self.anatomy_menu = widgets.Dropdown(
+            options=[("variant 2", 1)], value=1, description="anatomy of", style=wide,
+            layout=widgets.Layout(width="300px"),
+        )  # fmt: skip
+
+    def _build_picture(self, click_grid: tuple[int, int]) -> None:
+        picture = self._picture(VIEWS[0])
+        width, height = picture.image_size()
+        self.image = widgets.Image(
+            format="png", layout=widgets.Layout(width="100%", grid_area="stack", margin="0")
+        )
+        if ipyevents_available():
+            self.clicks: ClickGrid | EventClicks = EventClicks(
+                self.image, picture.image_size, self.pick_pixel
+            )
+            layers = [self.image]
+        else:
+            self.clicks = ClickGrid(
+                (width, height), picture.pixel_box(), self.pick_pixel, *click_grid
+            )
+            layers = [self.image, self.clicks]
+        # The image and the click grid share one CSS grid cell, so the grid lies on top.
+        self.stack = widgets.GridBox(
+            layers,
+            layout=widgets.Layout(
+                grid_template_areas='"stack"', width=f"{width}px", max_width="100%"
+            ),
+        )
+        self.image.add_class("sampy-picture")  # for the browser tests and for CSS
+        self.status = widgets.HTML()
+        self.status.add_class("sampy-status")
+
+    def _build_tabs(self) -> None:
+        # Basin map
+        self.basin_a = widgets.Dropdown(description="left", layout=widgets.Layout(width="220px"))
+        self.basin_b = widgets.Dropdown(description="right", layout=widgets.Layout(width="220px"))
+        self.basin_grid = widgets.IntSlider(
+            value=100, min=10, max=150, step=10, description="grid", continuous_update=False
+        )
+        self.basin_steps = widgets.IntSlider(
+            value=300, min=10, max=2000, step=10, description="steps", continuous_update=False
+        )
+        self.basin_button = widgets.Button(
+            description="compute basin maps", button_style="primary",
+            layout=widgets.Layout(width="200px"),
+        )  # fmt: skip
+        self.basin_button.on_click(lambda _button: self.compute_basins())
+        self.basin_status = widgets.HTML(
+            "<small>Every start point of a grid over the domain, run with the same settings "
+            "(no noise), coloured by the minimum it reached.</small>"
+        )
+        # Hidden until computed; a 1-pixel PNG until then, since a browser counts an Image
+        # with no bytes as a broken image.
+        self.basin_image = widgets.Image(
+            value=_BLANK_PNG, format="png", layout=widgets.Layout(max_width="100%", display="none")
+        )
+        self.basin_image.add_class("sampy-basins")
+        basin_tab = widgets.VBox(
+            [widgets.HBox([self.basin_a, self.basin_b, self.basin_button]),
+             widgets.HBox([self.basin_grid, self.basin_steps]), self.basin_status,
+             self.basin_image],
+        )  # fmt: skip
+        # Sharpness
+        self.sharpness_html = widgets.HTML()
+        # Export
+        self.snippet_text = widgets.Textarea(
+            description="Python", layout=widgets.Layout(width="95%", height="90px"),
+            style={"description_width": "50px"},
+        )  # fmt: skip
+        self.export_button = widgets.Button(
+            description="prepare downloads", layout=widgets.Layout(width="200px")
+        )
+        self.export_button.on_click(lambda _button: self.prepare_downloads())
+        self.downloads = widgets.HTML(
+            "<small>PNG of the picture, the trajectories as CSV and NPZ.</small>"
+        )
+        export_tab = widgets.VBox(
+            [widgets.HTML("<small>One line that reproduces the runs with sampy "
+                          "(it leaves <code>runs</code>: label → Trajectory):</small>"),
+             self.snippet_text, widgets.HBox([self.export_button, self.downloads])],
+        )  # fmt: skip
+        self.tabs = widgets.Tab(
+            [basin_tab, self.sharpness_html, export_tab],
+            titles=("basin map", "sharpness", "export"),
+            # The basin tab first: it computes nothing until its button is pressed, whereas
+            # an open sharpness tab is recomputed on every update.
+            selected_index=0,
+        )
+
+    def _picture(self, view: str) -> LabPicture:
+        if view not in self.pictures:
+            self.pictures[view] = LabPicture()
+        return self.pictures[view]
+
+    # ----------------------------------------------------------------- state
+
+    def settings(self) -> LabSettings:
+        """The settings the controls show."""
+        variants = tuple(s for s in (slot.setting() for slot in self.slots) if s is not None)
+        return LabSettings(
+            function=self.function_menu.value,
+            expression=self.expression_text.value,
+            box=float(self.box_text.value),
+            variants=variants,
+            lr=float(self.lr_slider.value),
+            steps=int(self.steps_slider.value),
+            x0=(float(self.x_slider.value), float(self.y_slider.value)),
+            base=self.base_menu.value,
+            noise=float(self.noise_slider.value),
+        )
+
+    def options(self) -> DrawOptions:
+        """How the controls say to draw."""
+        return DrawOptions(
+            view=self.view_buttons.value,
+            log=self.scale_buttons.value == "log",
+            arrows_every=int(self.arrows_slider.value),
+            balls=bool(self.balls_box.value),
+            side=self.side_menu.value,
+            anatomy_of=int(self.anatomy_menu.value or 0),
+        )
+
+    @property
+    def picture(self) -> LabPicture:
+        """The figure of the current view."""
+        return self._picture(self.view_buttons.value)
+
+    @contextmanager
+    def _hold(self) -> Iterator[None]:
+        """Change several controls, redraw once (by the caller) afterwards."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    # ----------------------------------------------------------------- computing
+
+    def _function(self, settings: LabSettings) -> TestFunction:
+        key = (settings.function, settings.expression.strip(), settings.box)
+        if key not in self._functions:
+            if len(self._functions) > 32:
+                self._functions.clear()
+            self._functions[key] = make_function(settings)
+        return self._functions[key]
+
+    def _current_function_or_none(self) -> TestFunction | None:
+        try:
+            return self._function(self.settings())
+        except Exception:  # a bad expression: the start sliders keep their range
+            return None
+
+    def _run(self, f: TestFunction, variant: VariantSetting, settings: LabSettings, label: str):
+        key = (
+            landscape_key(f), variant.method, repr(sorted(variant.hyperparameters.items())),
+            settings.lr, settings.steps, settings.x0, settings.base, settings.noise,
+            settings.seed, settings.bound, label,
+        )  # fmt: skip
+        if key in self._runs:
+            self._runs.move_to_end(key)
+            return self._runs[key]
+        vrun = run_variant(f, variant, settings, label)
+        self._runs[key] = vrun
+        while len(self._runs) > RUN_CACHE:
+            self._runs.popitem(last=False)
+        return vrun
+
+    def refresh(self) -> list[VariantRun] | None:
+        """Re-run what changed and redraw; report every problem in ``status``, never raise.
+
+        Returns the runs, or ``None`` when there was nothing new to draw (the last good
+        picture stays, and the status says why).
+        """
+        try:
+            return self._refresh()
+        except Exception as error:  # anything unforeseen: report it rather than lose it
+            self.status.value = _error_html("Could not draw this setting", error)
+            return None
+
+    def _refresh(self) -> list[VariantRun] | None:
+        settings = self.settings()
+        if settings.function == EXPRESSION:
+            message = check_expression(settings.expression)
+            if message is not None:
+                self.status.value = _error_html("Expression", message)
+                return None
+        try:
+            f = self._function(settings)
+        except ValueError as error:
+            self.status.value = _error_html("Invalid function", str(error))
+            return None
+        if not settings.variants:
+            self.status.value = _error_html("Nothing to run", "choose a method in a slot")
+            return None
+        labels = variant_labels(settings.variants)
+        runs = []
+        for variant, label in zip(settings.variants, labels, strict=True):
+            try:
+                runs.append(self._run(f, variant, settings, label))
+            except Exception as error:  # a variant that fails must not take the others down
+                message = f"{type(error).__name__}: {error}"
+                runs.append(VariantRun(label, variant.method, {}, None, error=message))
+        self._sync_variant_menus(labels)
+        options = self.options()
+        dissected = None
+        if options.side == SIDES[2] and 0 <= options.anatomy_of < len(runs):
+            dissected = anatomy(f, runs[options.anatomy_of])
+        png = self.picture.png(f, runs, options, dissected)
+        self.function, self.runs, self.last_png = f, runs, png
+        self.image.value = png
+        self.status.value = "<br>".join(self._status_line(f, vrun) for vrun in runs)
+        self._after_runs(settings)
+        return runs
+
+    def _status_line(self, f: TestFunction, vrun: VariantRun) -> str:
+        line = html.escape(describe(f, vrun))
+        if not vrun.ok:
+            return f'<span style="color:#b00020">{line}</span>'
+        if vrun.diverged_at is not None:
+            return f'<span style="color:#b00020">{line}</span>'
+        return line
+
+    def _sync_variant_menus(self, labels: Sequence[str]) -> None:
+        """Keep the anatomy and basin menus on the variants that are shown."""
+        options = [(label, i) for i, label in enumerate(labels)]
+        with self._hold():
+            for menu, default in (
+                (self.anatomy_menu, min(1, len(labels) - 1)),
+                (self.basin_a, 0),
+                (self.basin_b, min(1, len(labels) - 1)),
+            ):
+                if list(menu.options) != options:
+                    keep = (
+                        menu.value
+                        if menu.value is not None and menu.value < len(labels)
+                        else default
+                    )
+                    with menu.hold_sync():
+                        menu.options = options
+                        menu.value = keep
+
+    def _after_runs(self, settings: LabSettings) -> None:
+        try:
+            self.snippet_text.value = snippet(settings)
+        except ValueError as error:
+            self.snippet_text.value = f"# cannot write a snippet: {error}"
+        self.downloads.value = "<small>PNG of the picture, the trajectories as CSV and NPZ.</small>"
+        if self.tabs.selected_index == 1:
+            self.update_sharpness()
+
+    # ----------------------------------------------------------------- callbacks
+
+    def _on_change(self) -> None:
+        if not self._quiet:
+            self.refresh()
+
+    def _on_control(self, change: dict) -> None:
+        if change["owner"] is self.view_buttons:
+            self.clicks.show(change["new"] == VIEWS[0])
+        self._on_change()
+
+    def _on_function(self, change: dict) -> None:
+        # A new function has a new domain: move the start sliders into it and pick the start
+        # and learning rate that suit it; a new box or expression keeps the start and the
+        # learning rate (clamped into the box). Then redraw once.
+        try:
+            self._show_expression()
+            owner = change["owner"]
+            if owner is self.function_menu or self.function_menu.value == EXPRESSION:
+                f = self._current_function_or_none()
+                if f is not None:
+                    with self._hold():
+                        if owner is self.function_menu:
+                            self._fit_to_function(f, None, None)
+                        else:
+                            start = (self.x_slider.value, self.y_slider.value)
+                            self._fit_to_function(f, start, self.lr_slider.value)
+        except Exception as error:  # never raise from a callback: say it
+            self.status.value = _error_html("Could not change the function", error)
+            return
+        self.refresh()
+
+    def _show_expression(self) -> None:
+        """The expression's text and box are shown only while the expression is chosen."""
+        shown = None if self.function_menu.value == EXPRESSION else "none"
+        self.expression_text.layout.display = shown
+        self.box_text.layout.display = shown
+
+    def _on_tab(self, change: dict) -> None:
+        if change["new"] == 1:
+            self.update_sharpness()
+
+    def _fit_to_function(
+        self, f: TestFunction | None, x0: Sequence[float] | None, lr: float | None
+    ) -> None:
+        if f is None:
+            return
+        start, suggested_lr = suggested_start(f)
+        start = tuple(x0) if x0 is not None else start
+        self.lr_slider.value = lr if lr is not None else suggested_lr
+        for slider, (lo, hi), value in zip(
+            (self.x_slider, self.y_slider), f.domain, start, strict=True
+        ):
+            # hold_sync: the new range and value reach the browser in ONE message (sent one
+            # by one, the browser would clamp the old value to the new range and send it
+            # back, undoing the new start). Widen, set, narrow: ipywidgets refuses min > max
+            # and clamps a value outside [min, max], so the order matters.
+            with slider.hold_sync():
+                slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
+                slider.value = float(np.clip(value, lo, hi))
+                slider.min, slider.max = lo, hi
+                slider.step = (hi - lo) / 400
+                slider.readout_format = ".2f"
+
+    def pick_pixel(self, px: float, py: float) -> None:
+        """A click on the picture at PNG pixel ``(px, py)``: start there (2-D view only)."""
+        try:
+            if self.view_buttons.value != VIEWS[0] or self.function is None:
+                return
+            picture = self._picture(VIEWS[0])
+            point = pixel_to_data(px, py, picture.pixel_box(), self.function.domain)
+            if point is not None:
+                self.pick_start(*point)
+        except Exception as error:
+            self.status.value = _error_html("Could not use the click", error)
+
+    def pick_start(self, x: float, y: float) -> None:
+        """Start every run at ``(x, y)`` (clamped to the sliders' range) and redraw once."""
+        with self._hold():
+            self.x_slider.value = float(np.clip(x, self.x_slider.min, self.x_slider.max))
+            self.y_slider.value = float(np.clip(y, self.y_slider.min, self.y_slider.max))
+        self.refresh()
+
+    # ----------------------------------------------------------------- the tabs
+
+    def compute_basins(self) -> None:
+        """Compute and show the basin maps of the two chosen variants (never raises)."""
+        try:
+            settings = self.settings()
+            grid, steps = int(self.basin_grid.value), int(self.basin_steps.value)
+            if grid * grid * steps > MAX_BASIN_WORK:
+                raise ValueError(
+                    f"{grid}×{grid} starts × {steps} steps is too much at once "
+                    f"(at most {MAX_BASIN_WORK:,} point-steps); lower one of them"
+                )
+            a, b = self.basin_a.value, self.basin_b.value
+            if a is None or b is None:
+                raise ValueError("choose two variants")
+            self.basin_status.value = "<i>computing…</i>"
+            began = time.perf_counter()
+            maps = basin_pair(settings, a, b, grid=grid, steps=steps)
+            seconds = time.perf_counter() - began
+            self.basin_image.value = self.basin_picture.png(maps)
+            self.basin_image.layout.display = None
+            self.basin_maps = maps
+            lines = [html.escape(m.summary()) for m in maps]
+            self.basin_status.value = (
+                "<br>".join(lines) + f"<br><small>{grid}×{grid} start points, {steps} steps, "
+                f"computed in {seconds:.2f} s (no gradient noise)</small>"
+            )
+        except Exception as error:
+            self.basin_status.value = _error_html("Basin map", error)
+
+    def update_sharpness(self) -> None:
+        """Fill the sharpness tab for the current end points (never raises)."""
+        try:
+            if self.function is None:
+                return
+            rows = sharpness_rows(self.function, self.runs)
+            self.sharpness_html.value = _sharpness_table(rows)
+        except Exception as error:
+            self.sharpness_html.value = _error_html("Sharpness", error)
+
+    def export_png(self) -> bytes:
+        """The current picture as PNG bytes."""
+        return bytes(self.last_png)
+
+    def export_csv(self) -> bytes:
+        """The current trajectories as CSV bytes (``compute.trajectories_csv``)."""
+        return trajectories_csv(self.runs)
+
+    def export_npz(self) -> bytes:
+        """The current trajectories as ``.npz`` bytes (``compute.trajectories_npz``)."""
+        return trajectories_npz(self.runs, self.settings())
+
+    def prepare_downloads(self) -> None:
+        """Put download links (data URLs: no server, no kernel needed to click them)."""
+        try:
+            links = [
+                ("sampy-playground.png", "image/png", self.export_png()),
+                ("sampy-trajectories.csv", "text/csv", self.export_csv()),
+                ("sampy-trajectories.npz", "application/octet-stream", self.export_npz()),
+            ]
+            self.downloads.value = " · ".join(
+                f'<a download="{name}" href="data:{mime};base64,'
+                f'{base64.b64encode(data).decode("ascii")}">{name}</a> '
+                f"<small>({len(data) / 1024:.0f} kB)</small>"
+                for name, mime, data in links
+            )
+        except Exception as error:
+            self.downloads.value = _error_html("Export", error)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "—"
+    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _sharpness_table(rows: Sequence[dict]) -> str:
+    """The sharpness rows as an HTML table."""
+    if not rows:
+        return "<i>no run to measure</i>"
+    head = ("variant", "end point", "loss", "λmax(∇²f)", "tr ∇²f", "ρ (p)", "worst loss in ball",
+            "ρ-sharpness")  # fmt: skip
+    body = []
+    for row in rows:
+        cells = (
+            html.escape(str(row["label"])),
+            f"({row['x']:.3f}, {row['y']:.3f})",
+            _number(row["loss"]),
+            _number(row["lambda_max"]),
+            _number(row["trace"]),
+            f"{row['rho']:.3g} ({row['p']:g})",
+            _number(row["worst"]),
+            _number(row["sharpness"]),
+        )
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    header = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+    return (
+        '<table style="border-collapse:collapse" cellpadding="4">'
+        f"{header}{''.join(body)}</table><small>At each end point: the Hessian's largest "
+        "eigenvalue and trace (exact, autograd), and the largest loss within the variant's "
+        f"ρ-ball (projected ascent from several starts; a variant without ρ: ρ = "
+        "0.05).</small>"
+    )
+
+
+def time_playground_update(
+    n: int = 30,
+    steps: int = 300,
+    variants: Sequence[str] = ("SGD", "SAM", "LookSAM", "ASAM"),
+    control: str = "start",
+) -> np.ndarray:
+    """Seconds taken by ``n`` updates of a ``Playground`` (for the benchmarks; take the median).
+
+    ``control="start"`` moves the start x slider: every variant re-runs (the worst case, all
+    ``len(variants)`` runs of ``steps`` steps and a redraw); ``control="knob"`` moves the
+    second slot's ρ: only that variant re-runs. Each update is timed from the assignment
+    until ``image.value`` holds the new picture.
+    """
+    lab = Playground(variants=variants, steps=steps)
+    if control == "start":
+        slider = lab.x_slider
+        lo, hi = slider.min, slider.max
+        values = [lo + (0.3 + 0.3 * (i % 20) / 20) * (hi - lo) for i in range(n)]
+    elif control == "knob":
+        slider = lab.slots[1].knobs["rho"]
+        values = [0.02 + 0.005 * (i % 40) for i in range(n)]
+    else:
+        raise ValueError(f"control must be 'start' or 'knob', got {control!r}")
+    slider.value = values[-1] + 1e-3 * (slider.max - slider.min)  # one warm-up update
+    times = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter()
+        slider.value = values[i]
+        times[i] = time.perf_counter() - start
+    return times

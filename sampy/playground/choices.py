@@ -1,0 +1,238 @@
+"""The explorer's choices, without widgets: the method menu (generated from the registry),
+which hyperparameters get a control and over which range, the functions and where each one
+starts, and how a menu entry and its settings become an optimizer.
+
+Everything here is plain Python on plain data, shared by the classic ``Explorer``
+(``sampy.playground.explorer``) and the laboratory (``sampy.playground.app``), and tested
+without a widget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from sampy import functions, registry
+from sampy.functions import TestFunction
+from sampy.optim import SGD, Adam
+from sampy.optim.hyper import Hyper
+from sampy.run import Trajectory
+
+# --------------------------------------------------------------------------- the choices
+
+# The method menu is generated from the registry of variants (``sampy.variants()``): every
+# row that runs on a plain 2-D test function (``not row.needs_examples``), after "SGD", which
+# takes no ascent step at all: it is the base optimizer alone. A new registry row appears in
+# the menu, with its knobs, without a change here.
+SGD_METHOD = "SGD"
+
+# Names ``explore`` still accepts for backward compatibility, though they are no menu entries:
+# a registry row with some hyperparameters fixed (the fixed values win over any given).
+ALIASES: dict[str, tuple[str, dict[str, object]]] = {
+    "SAM p=∞": ("SAM", {"p": math.inf}),
+    "SAM p=1": ("SAM", {"p": 1.0}),
+}
+
+# The base optimizer that actually moves the point (SAM only chooses the direction it gets).
+BASES = ("SGD", "momentum", "Adam")
+
+# The knobs: at most MAX_KNOBS controls per method, "rho" first, then the rest in the order of
+# the row's specs. Left out (they keep their defaults): tuple and subset kinds (Adam's betas,
+# SAMCkpt's checkpoints), knobs whose default is None (an optional feature that is off),
+# random seeds and numerical guards (``eps``, ``*_eps``), and ``lr`` of a variant with a
+# built-in base (``takes_base=False``): the explorer's lr slider sets that one.
+MAX_KNOBS = 5
+KNOB_KINDS = frozenset({"real", "int", "bool", "choice"})
+HIDDEN_KNOBS = frozenset({"seed", "lr"})
+
+
+def plain_variants() -> list[registry.Variant]:
+    """The registry rows that run on a plain 2-D test function (``not row.needs_examples``)."""
+    return [row for row in registry.variants() if not row.needs_examples]
+
+
+def methods() -> list[str]:
+    """The explorer's method menu: ``"SGD"``, then every row of ``plain_variants()``."""
+    return [SGD_METHOD, *(row.name for row in plain_variants())]
+
+
+def method_row(name: str) -> tuple[registry.Variant | None, dict[str, object]]:
+    """The registry row of a menu entry or alias (``None`` for "SGD"), and its fixed values."""
+    if name == SGD_METHOD:
+        return None, {}
+    if name in ALIASES:
+        row_name, fixed = ALIASES[name]
+        return registry.variant(row_name), dict(fixed)
+    for row in plain_variants():
+        if row.name == name:
+            return row, {}
+    raise ValueError(f"optimizer must be one of {methods()} (or {list(ALIASES)}), got {name!r}")
+
+
+def knob_specs(name: str) -> tuple[Hyper, ...]:
+    """The hyperparameters of method ``name`` that get a control (see ``MAX_KNOBS``)."""
+    row, fixed = method_row(name)
+    if row is None:
+        return ()
+    shown = [
+        spec
+        for spec in row.hyperparameters
+        if spec.kind in KNOB_KINDS
+        and spec.default is not None
+        and spec.name not in fixed
+        and spec.name not in HIDDEN_KNOBS
+        and not (spec.name == "eps" or spec.name.endswith("_eps"))
+    ]
+    shown.sort(key=lambda spec: spec.name != "rho")  # stable: rho first, then spec order
+    return tuple(shown[:MAX_KNOBS])
+
+
+def _nice_step(span: float, ticks: int = 200) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that cuts ``span`` into ≤ ``ticks`` steps."""
+    raw = span / ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+
+
+def knob_range(spec: Hyper, value: object = None) -> tuple[float, float, float]:
+    """``(min, max, step)`` of the slider of a ``real`` or ``int`` knob.
+
+    The rule: an end the spec bounds is that bound; an unbounded end is ``±max(1, 4·|default|)``
+    (reals) or ``max(low + 10, 4·default)`` (ints, upper end; lower end 0). So ρ with default
+    0.05 gets [0, 1], SAM's p (≥ 1, default 2) gets [1, 8], LookSAM's k (≥ 1, default 10)
+    gets [1, 40]. ``value`` (an initial value other than the default), when it is a finite
+    number, widens the range to include it. An open end moves in by one step, so the slider
+    cannot reach an invalid value. Reals get a 1-2-5 step of about 1/200 of the range.
+    """
+    default = float(spec.default)
+    if spec.kind == "int":
+        lo = 0.0 if spec.low is None else float(spec.low) + spec.low_open
+        hi = max(lo + 10, 4 * default) if spec.high is None else float(spec.high) - spec.high_open
+        lo, hi = _widen(lo, hi, value)
+        return float(math.floor(lo)), float(math.ceil(hi)), 1.0
+    reach = max(1.0, 4 * abs(default))
+    lo = -reach if spec.low is None else float(spec.low)
+    hi = reach if spec.high is None else float(spec.high)
+    hi = max(hi, lo + 1.0) if spec.high is None else hi
+    step = _nice_step(hi - lo)
+    lo, hi = lo + step * spec.low_open, hi - step * spec.high_open
+    lo, hi = _widen(lo, hi, value)
+    return lo, hi, step
+
+
+def _widen(lo: float, hi: float, value: object) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return min(lo, float(value)), max(hi, float(value))
+    return lo, hi
+
+
+# Where each function's explorer starts, and with which learning rate: chosen so that the
+# first picture already shows something (for sharp_flat: SGD falls into the sharp minimum
+# and SAM with ρ = 0.05 reaches the flat one in 300 steps).
+SUGGESTED: dict[str, tuple[tuple[float, float], float]] = {
+    "sharp_flat": ((0.8, -0.2), 0.01),
+    "himmelblau": ((-0.5, 0.0), 0.01),
+    "rosenbrock": ((-1.5, 2.0), 0.001),
+    "rastrigin": ((2.2, -1.6), 0.002),
+    "ackley": ((2.5, 1.5), 0.05),
+    "sphere": ((1.5, 1.2), 0.01),
+    "quadratic": ((1.5, 1.5), 0.05),
+    # Steep walls: a corner start with lr = 0.01 diverges in two steps.
+    "beale": ((1.0, 1.6), 0.002),
+    "goldstein_price": ((0.6, -0.9), 5e-5),
+    "sharp_flat_wells": ((0.2, 0.8), 0.02),
+}
+
+# Functions whose values span orders of magnitude: coloured by log(f - fmin) so that the
+# valleys near the minima are not all one colour.
+LOG_COLOURS = frozenset({"rosenbrock", "himmelblau", "sphere", "quadratic"})
+
+
+def two_d_function_names() -> list[str]:
+    """Registered test functions that exist in 2-D with their default parameters."""
+    names = []
+    for name in functions.names():
+        try:
+            if functions.get(name).dim == 2:
+                names.append(name)
+        except ValueError:  # a function that needs parameters to be built: not for the menu
+            continue
+    return names
+
+
+def suggested_start(f: TestFunction) -> tuple[tuple[float, float], float]:
+    """``(x0, lr)`` that suit ``f``: the table above, else a point towards a domain corner."""
+    if f.name in SUGGESTED:
+        return SUGGESTED[f.name]
+    (x_lo, x_hi), (y_lo, y_hi) = f.domain
+    return (x_lo + 0.2 * (x_hi - x_lo), y_lo + 0.8 * (y_hi - y_lo)), 0.01
+
+
+def diverged_step(traj: Trajectory) -> int | None:
+    """The step at which a one-point run diverged, or ``None``."""
+    k = int(np.asarray(traj.diverged_at).reshape(-1)[0])
+    return k if k >= 0 else None
+
+
+def make_base(base: str, lr: float):
+    """The base optimizer named in ``BASES`` (``"momentum"`` is SGD with momentum 0.9)."""
+    if base == "SGD":
+        return SGD(lr=lr)
+    if base == "momentum":
+        return SGD(lr=lr, momentum=0.9)
+    if base == "Adam":
+        return Adam(lr=lr)
+    raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
+
+
+def as_start(x0: object) -> np.ndarray:
+    """``x0`` as a finite point of shape ``(2,)``, or a ``ValueError`` naming x0."""
+    try:
+        start = np.array(x0, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"x0 must be two numbers (x, y), got {x0!r}") from None
+    if start.shape != (2,) or not np.all(np.isfinite(start)):
+        raise ValueError(f"x0 must be two finite numbers (x, y), got {x0!r}")
+    return start
+
+
+def where_is(f: TestFunction, end: np.ndarray) -> str:
+    """Which known minimum the point is near, if any (within 5% of the domain's diagonal)."""
+    if len(f.minima) == 0:
+        return "no known minimum to compare with"
+    distances = np.linalg.norm(f.minima - end, axis=-1)
+    i = int(np.argmin(distances))
+    diagonal = float(np.linalg.norm([hi - lo for lo, hi in f.domain]))
+    if not distances[i] <= 0.05 * diagonal:
+        return "not near a known minimum"
+    if i < len(f.minima_labels):
+        return f"near the {f.minima_labels[i]} minimum"
+    point = ", ".join(f"{c:.3g}" for c in f.minima[i])
+    return f"near the minimum ({point})"
+
+
+def resolve_hyperparameters(
+    row: registry.Variant,
+    lr: float,
+    given: Mapping[str, object] | None,
+    legacy: Mapping[str, object],
+    fixed: Mapping[str, object],
+) -> dict[str, object]:
+    """Every hyperparameter of ``row``: defaults < lr (own base) < given < legacy < fixed."""
+    names = [spec.name for spec in row.hyperparameters]
+    given = dict(given or {})
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise ValueError(
+            f"{row.name} has no hyperparameter {', '.join(map(repr, unknown))}; "
+            f"its hyperparameters are {names}"
+        )
+    values = row.defaults()
+    if not row.takes_base and "lr" in values:
+        values["lr"] = lr  # the explorer's lr control is the built-in base's lr
+    values.update(given)
+    values.update({k: v for k, v in legacy.items() if v is not None and k in values})
+    values.update(fixed)
+    return values

@@ -1,0 +1,391 @@
+"""The laboratory's computations (sampy.playground.compute), without a widget or a figure.
+
+The runs must be sampy.run's runs, untouched; the recorded ascent points must be where each
+variant really took its gradient; the overlays, the anatomy, the sharpness numbers and the
+basin maps must be the library's; and the exported snippet must reproduce the runs bit for
+bit when executed in a fresh namespace.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import sampy
+from sampy.expressions import ExpressionError, expression_function
+from sampy.optim.checkpoints import checkpoint_fractions
+from sampy.playground.choices import methods
+from sampy.playground.compute import (
+    EXPRESSION,
+    MAX_BASIN_WORK,
+    LabSettings,
+    VariantRun,
+    VariantSetting,
+    all_minima,
+    anatomy,
+    ascent_arrows,
+    ball_outline,
+    ball_shape,
+    basin_pair,
+    describe,
+    landscape_grid,
+    loss_curve,
+    make_function,
+    make_optimizer,
+    run_lab,
+    run_variant,
+    sharpness_rows,
+    snippet,
+    trajectories_csv,
+    trajectories_npz,
+    variant_labels,
+)
+from sampy.problems import NoisyGradient
+from sampy.sharpness import worst_case_loss
+
+SHARP_FLAT = sampy.functions.get("sharp_flat")
+START = (0.8, -0.2)
+
+
+def settings(*methods_: str, **changes: object) -> LabSettings:
+    variants = tuple(VariantSetting(m) for m in methods_) or LabSettings().variants
+    return LabSettings(**{"variants": variants, "steps": 60, "x0": START, **changes})
+
+
+def plain_run(variant: VariantSetting, s: LabSettings, f=SHARP_FLAT) -> sampy.Trajectory:
+    optimizer, _ = make_optimizer(variant, s.lr, s.base)
+    source = NoisyGradient(f, sigma=s.noise, seed=s.seed) if s.noise > 0 else f
+    return sampy.run(optimizer, source, np.array(s.x0), s.steps)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("method", methods())
+def test_recorded_run_is_sampy_run_and_every_gradient_is_recorded(method: str) -> None:
+    s = settings(method)
+    vrun = run_variant(SHARP_FLAT, s.variants[0], s)
+    direct = plain_run(s.variants[0], s)
+    assert vrun.ok and vrun.error is None
+    np.testing.assert_array_equal(vrun.xs, direct.xs)  # the recording changes nothing
+    assert vrun.grad_evals == direct.grad_evals
+    # One recorded point per gradient evaluation (a one-point run), each tagged by its step.
+    assert len(vrun.query_points) == vrun.grad_evals
+    assert vrun.query_steps.min() >= 1 and vrun.query_steps.max() <= s.steps
+    assert np.all(np.diff(vrun.query_steps) >= 0)
+    assert vrun.evals_per_step[-1] == vrun.grad_evals and vrun.evals_per_step[0] == 0
+
+
+def test_noisy_runs_are_reproduced_too() -> None:
+    s = settings("SGD", "SAM", noise=0.3, seed=4)
+    for variant in s.variants:
+        vrun = run_variant(SHARP_FLAT, variant, s)
+        np.testing.assert_array_equal(vrun.xs, plain_run(variant, s).xs)
+    # The noise matters (a check that it was applied at all).
+    quiet = run_variant(SHARP_FLAT, s.variants[1], settings("SGD", "SAM"))
+    assert not np.array_equal(quiet.xs, run_variant(SHARP_FLAT, s.variants[1], s).xs)
+
+
+def test_sam_ascent_points_are_w_plus_rho_g_over_norm_g() -> None:
+    s = settings("SAM")
+    vrun = run_variant(SHARP_FLAT, VariantSetting("SAM", {"rho": 0.1}), s)
+    ascent = vrun.is_ascent
+    assert ascent.sum() == s.steps  # one ascent per step, the other query is at w
+    steps = vrun.query_steps[ascent]
+    np.testing.assert_array_equal(steps, np.arange(1, s.steps + 1))
+    w = vrun.xs[steps - 1]
+    g = SHARP_FLAT.grad(w)
+    expected = w + 0.1 * g / np.linalg.norm(g, axis=-1, keepdims=True)
+    np.testing.assert_allclose(vrun.query_points[ascent], expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(vrun.query_points[~ascent], w)
+
+
+def test_ascent_patterns_of_other_variants() -> None:
+    s = settings()
+    sgd = run_variant(SHARP_FLAT, VariantSetting("SGD"), s)
+    assert not sgd.is_ascent.any()
+    assert ascent_arrows(sgd, 1)[0].shape == (0, 2)
+    looksam = run_variant(SHARP_FLAT, VariantSetting("LookSAM", {"k": 5}), s)
+    np.testing.assert_array_equal(
+        np.unique(looksam.query_steps[looksam.is_ascent]), np.arange(1, s.steps + 1, 5)
+    )
+    multi = run_variant(SHARP_FLAT, VariantSetting("MultiStepSAM", {"ascent_steps": 3}), s)
+    assert np.all(np.bincount(multi.query_steps[multi.is_ascent])[1:] == 3)
+    tails, heads = ascent_arrows(multi, 10)
+    assert len(tails) == 3 * len(range(1, s.steps + 1, 10))
+    assert np.all(np.linalg.norm(heads - tails, axis=-1) > 0)
+
+
+def test_ascent_arrows_every_k() -> None:
+    s = settings()
+    vrun = run_variant(SHARP_FLAT, VariantSetting("SAM", {"rho": 0.05}), s)
+    for every in (1, 7, 60):
+        tails, heads = ascent_arrows(vrun, every)
+        assert len(tails) == len(range(1, s.steps + 1, every))
+        np.testing.assert_array_equal(tails, vrun.xs[np.arange(0, s.steps, every)])
+        np.testing.assert_allclose(np.linalg.norm(heads - tails, axis=-1), 0.05)
+    assert len(ascent_arrows(vrun, 0)[0]) == 0
+
+
+def test_invalid_settings_become_an_error_not_an_exception() -> None:
+    bad = [
+        (VariantSetting("SAM", {"rho": -1.0}), {}, "rho"),
+        (VariantSetting("LookSAM", {"k": 0}), {}, "k"),
+        (VariantSetting("SAM", {"nope": 1}), {}, "nope"),
+        (VariantSetting("Nesterov"), {}, "optimizer"),
+        (VariantSetting("SAM"), {"lr": 0.0}, "lr"),
+        (VariantSetting("SAM"), {"base": "RMSprop"}, "base"),
+        (VariantSetting("SAM"), {"noise": -1.0}, "noise"),
+        (VariantSetting("SAM"), {"steps": -1}, "steps"),
+    ]
+    for variant, changes, named in bad:
+        vrun = run_variant(SHARP_FLAT, variant, settings(**changes))
+        assert not vrun.ok and named in vrun.error, (variant, changes, vrun.error)
+        assert describe(SHARP_FLAT, vrun).startswith(f"{variant.method}: not run")
+
+
+def test_divergence_is_reported_per_variant() -> None:
+    s = settings("SGD", "SAM", function="quadratic", lr=0.5, x0=(1.5, 1.5), steps=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow must not even warn
+        f, runs = run_lab(s)
+    for vrun in runs:
+        assert vrun.diverged_at is not None
+        assert f"diverged at step {vrun.diverged_at}" in describe(f, vrun)
+        assert np.all(np.isfinite(vrun.xs))  # frozen at the last good point
+
+
+def test_a_typed_function_with_a_pole_does_not_raise() -> None:
+    s = settings("SGD", "SAM", function=EXPRESSION, expression="1/(x - 1)", x0=(0.5, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f, runs = run_lab(s)
+    assert all(vrun.ok for vrun in runs)
+    # 1/(x - 1) falls towards the pole from the left; the steps grow without bound near it
+    # and throw every run across it, to where it is finite again.
+    assert all(vrun.xs[-1, 0] > 1 and np.all(np.isfinite(vrun.xs)) for vrun in runs)
+    assert all("ends at" in describe(f, vrun) for vrun in runs)
+    grid = landscape_grid(f, 60)
+    assert math.isfinite(grid.vmin) and math.isfinite(grid.vmax) and grid.vmin < grid.vmax
+    # the colour range ignores the pole's huge values (the bulk of the values is in range)
+    assert np.mean((grid.C >= grid.vmin) & (grid.C <= grid.vmax)) > 0.9
+
+
+def test_a_nan_gradient_is_reported_as_divergence() -> None:
+    # sqrt(x) is NaN left of 0: descent walks into it, and the run stops there.
+    s = settings("SGD", "SAM", function=EXPRESSION, expression="sqrt(x) + y**2", x0=(0.5, 0.3),
+                 lr=0.05, steps=300)  # fmt: skip
+    f, runs = run_lab(s)
+    for vrun in runs:
+        assert vrun.diverged_at is not None
+        assert describe(f, vrun).endswith(f"diverged at step {vrun.diverged_at}")
+
+
+@pytest.mark.parametrize(
+    "text", ["__import__('os').system('true')", "x**1000", "", "open('/etc/passwd')", "x +"]
+)
+def test_hostile_or_broken_expressions_are_refused(text: str) -> None:
+    with pytest.raises(ExpressionError):
+        make_function(settings(function=EXPRESSION, expression=text))
+
+
+def test_variant_labels_number_repeats() -> None:
+    names = ["SGD", "SAM", "SAM", "ASAM"]
+    assert variant_labels([VariantSetting(n) for n in names]) == [
+        "SGD", "SAM #1", "SAM #2", "ASAM",
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- overlays
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, math.inf])
+def test_ball_outline_lies_on_the_p_sphere(p: float) -> None:
+    outline = ball_outline((0.5, -1.0), 0.2, p)
+    e = outline - np.array([0.5, -1.0])
+    norms = np.max(np.abs(e), axis=-1) if math.isinf(p) else np.sum(np.abs(e) ** p, -1) ** (1 / p)
+    np.testing.assert_allclose(norms, 0.2)
+    np.testing.assert_allclose(outline[0], outline[-1])  # closed
+
+
+def test_asam_ball_is_scaled_by_the_weights() -> None:
+    outline = ball_outline((2.0, 0.5), 0.1, 2.0, adaptive=True, eta=0.01)
+    e = (outline - [2.0, 0.5]) / np.array([2.01, 0.51])
+    np.testing.assert_allclose(np.linalg.norm(e, axis=-1), 0.1)
+    asam = run_variant(SHARP_FLAT, VariantSetting("ASAM", {"rho": 0.3}), settings())
+    assert ball_shape(asam) == (0.3, 2.0, True, 0.0)  # ASAM's preset adaptive=True
+    assert ball_shape(run_variant(SHARP_FLAT, VariantSetting("SGD"), settings())) is None
+
+
+def test_loss_curve_is_the_function_along_the_path() -> None:
+    vrun = run_variant(SHARP_FLAT, VariantSetting("SAM"), settings())
+    np.testing.assert_allclose(loss_curve(vrun), SHARP_FLAT(vrun.xs))
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def test_anatomy_fractions_are_seed_003_checkpoints_at_the_recorded_points() -> None:
+    vrun = run_variant(SHARP_FLAT, VariantSetting("SAM", {"rho": 0.1}), settings())
+    dissected = anatomy(SHARP_FLAT, vrun)
+    assert dissected is not None and dissected.label == "SAM"
+    np.testing.assert_array_equal(dissected.steps, np.arange(1, 61))
+    np.testing.assert_allclose(dissected.fractions.sum(axis=-1), 1.0)
+    w = vrun.xs[:-1]
+    g = SHARP_FLAT.grad(w)
+    g_adv = SHARP_FLAT.grad(w + 0.1 * g / np.linalg.norm(g, axis=-1, keepdims=True))
+    np.testing.assert_allclose(dissected.fractions, checkpoint_fractions(g, g_adv), atol=1e-12)
+    smooth = dissected.smoothed(5)
+    assert smooth.shape == dissected.fractions.shape
+    np.testing.assert_allclose(smooth.sum(axis=-1), 1.0)
+    assert anatomy(SHARP_FLAT, run_variant(SHARP_FLAT, VariantSetting("SGD"), settings())) is None
+
+
+def test_sharpness_rows_at_the_two_minima() -> None:
+    s = settings("SGD", "SAM", steps=300, lr=0.01)
+    f, runs = run_lab(s)
+    sgd, sam = sharpness_rows(f, runs)
+    assert sgd["label"] == "SGD" and sam["label"] == "SAM"
+    # SGD ends near the sharp minimum (λmax ≈ 199.7), SAM near the flat one (≈ 6.3).
+    assert sgd["lambda_max"] > 150 and sam["lambda_max"] < 10
+    assert sgd["trace"] > sgd["lambda_max"] > 0
+    for row in (sgd, sam):
+        assert row["worst"] >= row["loss"] and row["sharpness"] >= 0
+        exact = float(worst_case_loss(f, np.array([row["x"], row["y"]]), row["rho"], row["p"]))
+        assert row["worst"] == pytest.approx(exact, abs=1e-3)  # the quick panel ≈ the default
+    assert sgd["sharpness"] > 5 * sam["sharpness"]
+
+
+def test_sharpness_of_a_pole_is_nan_not_an_exception() -> None:
+    s = settings("SAM", function=EXPRESSION, expression="1/(x - 1)", x0=(0.5, 0.0))
+    f, runs = run_lab(s)
+    (row,) = sharpness_rows(f, runs)
+    assert all(isinstance(row[k], float) for k in ("loss", "lambda_max", "trace", "worst"))
+
+
+def test_basin_pair_sgd_against_sam() -> None:
+    pair = (VariantSetting("SGD"), VariantSetting("SAM", {"rho": 0.1}))
+    s = LabSettings(variants=pair, lr=0.02, steps=300)
+    sgd, sam = basin_pair(s, 0, 1, grid=20, steps=300)
+    assert sgd.labels == sam.labels == ("sharp", "flat")
+    assert (sgd.optimizer, sam.optimizer) == ("SGD", "SAM")
+    assert sam.fraction("flat") > sgd.fraction("flat")  # SAM prefers the flat basin
+    np.testing.assert_allclose(sgd.fractions.sum(), 1.0)
+    with pytest.raises(ValueError, match="too big"):
+        basin_pair(s, 0, 1, grid=200, steps=MAX_BASIN_WORK // 40_000 + 1)
+    with pytest.raises(ValueError, match="two of the 2 variants"):
+        basin_pair(s, 0, 2, grid=10, steps=10)
+
+
+def test_sharp_flat_wells_maps_both_wells() -> None:
+    f = sampy.functions.get("sharp_flat_wells")
+    points, _ = all_minima(f)
+    assert len(points) == 2 and len(f.minima) == 1  # the library lists the global one only
+    a, _ = basin_pair(settings("SGD", "SAM", function="sharp_flat_wells"), 0, 1, 12, 100)
+    assert set(a.labels) == {"sharp", "flat"}
+
+
+def test_a_typed_expression_has_clustered_basins() -> None:
+    s = settings("SGD", "SAM", function=EXPRESSION, expression="(x**2 - 1)**2 + y**2",
+                 box=2.0, lr=0.02)  # fmt: skip
+    a, _ = basin_pair(s, 0, 1, grid=12, steps=200)
+    assert a.clustered and len(a.minima) == 2  # the two minima (±1, 0)
+    np.testing.assert_allclose(np.sort(np.abs(a.minima[:, 0])), [1, 1], atol=0.05)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+EXPORTED = [
+    settings("SGD", "SAM", "LookSAM", "ASAM"),
+    settings("SAM", "MSAM", "ScheduleFreeAdamW", "RandomSAM", base="Adam", lr=0.003),
+    settings("SGD", "FriendlySAM", base="momentum", noise=0.2, seed=3),
+    settings(
+        "SGD",
+        "SAM",
+        function=EXPRESSION,
+        expression="sin(3*x)*cos(y) + 0.1*(x**2 + y**2)",
+        box=3.0,
+        x0=(1.0, 1.0),
+    ),
+    LabSettings(
+        variants=(
+            VariantSetting("SAM p=∞", {"rho": 0.2}),
+            VariantSetting("SAM", {"rho": 0.1, "p": 1.0}),
+        ),
+        steps=40,
+    ),
+]
+
+
+@pytest.mark.parametrize("s", EXPORTED, ids=range(len(EXPORTED)))
+def test_snippet_reproduces_the_runs_in_a_fresh_namespace(s: LabSettings) -> None:
+    code = snippet(s)
+    assert "\n" not in code  # one line
+    _, runs = run_lab(s)
+    namespace: dict = {}
+    exec(code, namespace)  # our own generated code, nothing typed by a user
+    reproduced = namespace["runs"]
+    assert list(reproduced) == [vrun.label for vrun in runs]
+    for vrun in runs:
+        np.testing.assert_array_equal(reproduced[vrun.label].xs, vrun.xs)
+        assert reproduced[vrun.label].grad_evals == vrun.grad_evals
+
+
+def test_snippet_refuses_settings_that_cannot_run() -> None:
+    with pytest.raises(ValueError, match="rho"):
+        snippet(LabSettings(variants=(VariantSetting("SAM", {"rho": -1.0}),)))
+
+
+def test_csv_round_trips_the_trajectories() -> None:
+    _, runs = run_lab(settings("SGD", "SAM"))
+    rows = list(csv.DictReader(io.StringIO(trajectories_csv(runs).decode("utf-8"))))
+    assert len(rows) == 2 * 61
+    sam = [r for r in rows if r["variant"] == "SAM"]
+    xs = np.array([[float(r["x"]), float(r["y"])] for r in sam])
+    np.testing.assert_array_equal(xs, runs[1].xs)  # repr() round-trips every bit
+    assert int(sam[-1]["grad_evals"]) == 120 and sam[0]["grad_evals"] == "0"
+    np.testing.assert_array_equal([float(r["loss"]) for r in sam], loss_curve(runs[1]))
+
+
+def test_csv_marks_diverged_steps() -> None:
+    s = settings("SGD", function="quadratic", lr=0.5, x0=(1.5, 1.5), steps=200)
+    _, runs = run_lab(s)
+    rows = list(csv.DictReader(io.StringIO(trajectories_csv(runs).decode())))
+    k = runs[0].diverged_at
+    assert [int(r["diverged"]) for r in rows] == [int(step >= k) for step in range(201)]
+
+
+def test_npz_holds_arrays_settings_and_snippet() -> None:
+    s = settings("SGD", "SAM")
+    _, runs = run_lab(s)
+    with np.load(io.BytesIO(trajectories_npz(runs, s))) as data:
+        assert list(data["labels"]) == ["SGD", "SAM"]
+        np.testing.assert_array_equal(data["xs"][1], runs[1].xs)
+        np.testing.assert_array_equal(data["grad_evals"], [60, 120])
+        np.testing.assert_array_equal(data["diverged_at"], [-1, -1])
+        assert str(data["snippet"]) == snippet(s)
+        assert '"function": "sharp_flat"' in str(data["settings"])
+
+
+def test_exports_skip_variants_that_did_not_run() -> None:
+    ok = run_variant(SHARP_FLAT, VariantSetting("SGD"), settings())
+    bad = VariantRun("SAM", "SAM", {}, None, error="rho must be >= 0")
+    assert b"SAM" not in trajectories_csv([ok, bad]).split(b"\n", 1)[1]
+    with np.load(io.BytesIO(trajectories_npz([ok, bad]))) as data:
+        assert list(data["labels"]) == ["SGD"]
+
+
+def test_expression_function_and_make_function_agree() -> None:
+    s = settings(function=EXPRESSION, expression="x**2 + 3*y**2", box=2.0)
+    f = make_function(s)
+    g = expression_function("x**2 + 3*y**2", domain=((-2.0, 2.0), (-2.0, 2.0)))
+    assert f.domain == g.domain
+    np.testing.assert_allclose(f.grad(np.array([0.3, -0.4])), [0.6, -2.4])
+    with pytest.raises(ValueError, match="box"):
+        make_function(settings(function=EXPRESSION, expression="x", box=-1.0))

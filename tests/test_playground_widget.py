@@ -1,0 +1,515 @@
+"""The laboratory widget (``sampy.widgets.Playground``) driven directly, with no kernel.
+
+ipywidgets fire their ``observe`` callbacks in a plain Python process: each test sets
+controls' ``.value`` and looks at ``image.value`` (the PNG), ``status`` and the tabs. Every
+kind of control must change the picture; nothing a reader sets or types may raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sampy
+from sampy.playground import app as app_module
+from sampy.playground.clicks import (
+    ClickGrid,
+    EventClicks,
+    cell_centres,
+    data_to_pixel,
+    event_pixel,
+    pixel_to_data,
+)
+from sampy.playground.compute import EXPRESSION, LabSettings, VariantSetting, run_lab
+from sampy.playground.pictures import SIDES, VIEWS, DrawOptions, LabPicture
+from sampy.widgets import Playground, time_playground_update
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_of(lab: Playground) -> bytes:
+    data = bytes(lab.image.value)  # ipywidgets hands back a memoryview
+    assert data.startswith(PNG_SIGNATURE)
+    Image.open(io.BytesIO(data)).load()  # decodes every pixel: a corrupt PNG raises
+    return data
+
+
+@pytest.fixture(scope="module")
+def lab() -> Playground:
+    """One laboratory for the tests that put it back as they found it."""
+    return Playground()
+
+
+def fresh(**kwargs: object) -> Playground:
+    return Playground(**kwargs)
+
+
+# --------------------------------------------------------------------------- first picture
+
+
+def test_draws_on_creation_with_sgd_and_sam(lab: Playground) -> None:
+    png_of(lab)
+    lines = lab.status.value.split("<br>")
+    assert lines[0].startswith("SGD:") and "sharp minimum" in lines[0]
+    assert lines[1].startswith("SAM:") and "flat minimum" in lines[1]
+    assert [slot.method for slot in lab.slots] == ["SGD", "SAM", "(none)", "(none)"]
+    assert lab.slots[1].knobs["rho"].value == 0.05
+    assert lab.settings().x0 == (0.8, -0.2)
+
+
+def test_the_picture_is_no_pyplot_figure() -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fresh()
+    assert plt.get_fignums() == before
+
+
+# --------------------------------------------------------------------------- every control
+
+
+def change(control: object) -> object:
+    """A valid value of ``control`` other than its current one."""
+    import ipywidgets as widgets
+
+    if isinstance(control, widgets.Checkbox):
+        return not control.value
+    if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons)):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return next(v for v in values if v != control.value)
+    if isinstance(control, widgets.FloatLogSlider):
+        return control.value * 2
+    if isinstance(control, widgets.IntSlider):
+        return control.value + 5 if control.value + 5 <= control.max else control.value - 5
+    middle = (control.min + control.max) / 2
+    return middle if abs(middle - control.value) > 1e-9 else control.max
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["view_buttons", "scale_buttons", "lr_slider", "steps_slider", "base_menu",
+     "noise_slider", "x_slider", "y_slider", "arrows_slider", "balls_box", "side_menu"],
+)  # fmt: skip
+def test_each_control_redraws(name: str) -> None:
+    lab = fresh()
+    before = png_of(lab)
+    control = getattr(lab, name)
+    control.value = change(control)
+    assert "color:#b00020" not in lab.status.value, lab.status.value
+    assert png_of(lab) != before
+
+
+def test_function_menu_moves_the_start_into_the_new_domain() -> None:
+    lab = fresh()
+    before = png_of(lab)
+    lab.function_menu.value = "himmelblau"
+    assert png_of(lab) != before
+    domain = sampy.functions.get("himmelblau").domain
+    assert (lab.x_slider.min, lab.x_slider.max) == domain[0]
+    assert lab.settings().x0 == (-0.5, 0.0)  # SUGGESTED
+    assert lab.expression_text.layout.display == "none"  # only for typed expressions
+
+
+@pytest.mark.parametrize("name", sampy.widgets.two_d_function_names())
+def test_every_function_draws(lab: Playground, name: str) -> None:
+    lab.function_menu.value = name
+    png_of(lab)
+    assert lab.status.value.startswith("SGD:"), lab.status.value  # and no divergence
+    lab.function_menu.value = "sharp_flat"
+
+
+def test_each_kind_of_variant_control_redraws() -> None:
+    lab = fresh()
+    before = png_of(lab)
+    lab.slots[2].menu.value = "LookSAM"  # a dropdown of methods
+    assert png_of(lab) != before and "LookSAM:" in lab.status.value
+    for slot, name in [(1, "rho"), (1, "adaptive"), (2, "k"), (1, "p")]:  # real, bool, int
+        knob = lab.slots[slot].knobs[name]
+        before = png_of(lab)
+        knob.value = change(knob)
+        assert png_of(lab) != before, (slot, name, lab.status.value)
+    lab.slots[3].menu.value = "RandomSAM"
+    before = png_of(lab)
+    lab.slots[3].knobs["kind"].value = change(lab.slots[3].knobs["kind"])  # a choice
+    assert png_of(lab) != before
+    lab.slots[3].menu.value = "(none)"
+    assert "RandomSAM" not in lab.status.value and lab.slots[3].knobs == {}
+
+
+def test_four_variants_are_four_paths_from_one_start() -> None:
+    lab = fresh(variants=("SGD", "SAM", "ASAM", "MSAM"))
+    assert len(lab.runs) == 4
+    assert all(np.array_equal(r.xs[0], [0.8, -0.2]) for r in lab.runs)
+    assert lab.status.value.count("<br>") == 3
+    assert [label for label, _ in lab.anatomy_menu.options] == ["SGD", "SAM", "ASAM", "MSAM"]
+
+
+def test_only_the_changed_variant_reruns() -> None:
+    lab = fresh(variants=("SGD", "SAM"))
+    sgd, sam = lab.runs
+    lab.slots[1].knobs["rho"].value = 0.2
+    assert lab.runs[0] is sgd and lab.runs[1] is not sam  # SGD came from the cache
+    lab.slots[1].knobs["rho"].value = 0.05
+    assert lab.runs[1] is sam  # and back: both from the cache
+
+
+def test_anatomy_panel() -> None:
+    lab = fresh()
+    lab.side_menu.value = SIDES[2]
+    before = png_of(lab)
+    assert lab.anatomy_menu.value == 1  # SAM
+    lab.anatomy_menu.value = 0  # SGD takes no ascent: the panel says so
+    assert png_of(lab) != before
+    assert "color:#b00020" not in lab.status.value
+
+
+# --------------------------------------------------------------------------- typed functions
+
+
+def test_a_typed_expression_is_drawn() -> None:
+    lab = fresh()
+    before = png_of(lab)
+    lab.function_menu.value = EXPRESSION
+    assert lab.expression_text.layout.display is None
+    assert png_of(lab) != before
+    assert lab.settings().function == EXPRESSION
+    before, start = png_of(lab), lab.settings().x0
+    lab.expression_text.value = "x**2 + 10*y**2"
+    assert png_of(lab) != before
+    assert "no known minimum" in lab.status.value
+    assert lab.settings().x0 == start  # a new formula on the same box keeps the start
+    before = png_of(lab)
+    lab.box_text.value = 2.0
+    assert png_of(lab) != before and lab.x_slider.max == 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("__import__('os').system('touch /tmp/sampy-pwned')", "attribute access"),
+        ("__import__('os')", "unknown function"),
+        ("lambda: 1", "lambda"),
+        ("x +", "syntax"),
+        ("x**1000", "exponent"),
+        ("", "empty"),
+        ("x" * 600, "too long"),
+        ("(" * 200 + "x" + ")" * 200, "nest"),
+    ],
+)
+def test_bad_expressions_are_shown_not_raised(text: str, says: str) -> None:
+    lab = fresh(function=EXPRESSION)
+    before = png_of(lab)
+    lab.expression_text.value = text
+    assert "Expression" in lab.status.value and says in lab.status.value.lower(), lab.status.value
+    assert png_of(lab) == before  # the last good picture stays
+    lab.expression_text.value = "x**2 + y**2"  # and a good one draws again
+    assert "Expression" not in lab.status.value and png_of(lab) != before
+
+
+def test_a_pole_leaves_the_app_responsive() -> None:
+    lab = fresh(function=EXPRESSION, expression="1/(x - 1)")
+    png_of(lab)
+    assert "SGD:" in lab.status.value
+    lab.expression_text.value = "sqrt(x) + y**2"  # NaN left of 0: the runs walk into it
+    lab.pick_start(0.5, 0.3)
+    lab.lr_slider.value = 0.05
+    assert re.search(r"SGD: .*diverged at step \d+", lab.status.value)
+    assert re.search(r"SAM: .*diverged at step \d+", lab.status.value)
+    png_of(lab)
+
+
+# --------------------------------------------------------------------------- extreme settings
+
+
+def test_extreme_settings_report_divergence_and_raise_nothing() -> None:
+    lab = fresh(variants=("SGD", "SAM", "USAM", "LookSAM"))
+    lab.lr_slider.value = lab.lr_slider.max  # lr = 1
+    for slot in lab.slots[1:]:
+        rho = slot.knobs["rho"]
+        rho.value = rho.max
+    lab.steps_slider.value = 10_000
+    png_of(lab)
+    assert lab.status.value.count("<br>") == 3
+    assert all(r.ok and r.grad_evals >= 10_000 for r in lab.runs)  # bounded wells: no blow-up
+    lab.function_menu.value = "quadratic"
+    lab.lr_slider.value = 1.0
+    for line in lab.status.value.split("<br>"):
+        assert "diverged at step" in line, line
+    lab.view_buttons.value = VIEWS[1]  # the 3-D view copes with diverged runs too
+    png_of(lab)
+
+
+def test_an_exception_inside_a_variant_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = fresh()
+    real = app_module.run_variant
+
+    def flaky(f, variant, settings, label=None):
+        if variant.method == "SAM":
+            raise FloatingPointError("the variant broke")
+        return real(f, variant, settings, label)
+
+    monkeypatch.setattr(app_module, "run_variant", flaky)
+    lab.lr_slider.value = 0.02  # cache miss: both re-run
+    assert "SGD: ends at" in lab.status.value
+    assert "SAM: not run (FloatingPointError: the variant broke)" in lab.status.value
+    png_of(lab)
+
+
+def test_an_exception_anywhere_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = fresh()
+    before = png_of(lab)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr(lab.pictures[VIEWS[0]], "png", broken)
+    lab.lr_slider.value = 0.02
+    assert "Could not draw" in lab.status.value and "no figure today" in lab.status.value
+    assert png_of(lab) == before
+
+
+def test_no_variant_at_all_is_a_message() -> None:
+    lab = fresh(variants=("SGD",))
+    lab.slots[0].menu.value = "(none)"
+    assert "Nothing to run" in lab.status.value
+
+
+def test_invalid_knob_value_is_a_message_for_that_variant() -> None:
+    lab = fresh(variants=("SGD", "LookSAM"))
+    lab.slots[1]._fixed["k"] = 0  # no slider allows it; the settings' check still must
+    lab.slots[1].knobs.pop("k").close()
+    lab.lr_slider.value = 0.02
+    assert re.search(r"LookSAM: not run \(.*k", lab.status.value)
+    assert "SGD: ends at" in lab.status.value
+
+
+# --------------------------------------------------------------------------- clicks
+
+
+def test_pixel_to_data_maps_the_axes_box() -> None:
+    box, limits = (50.0, 30.0, 450.0, 270.0), ((-1.0, 3.0), (-1.0, 1.0))
+    assert pixel_to_data(50, 30, box, limits) == (-1.0, 1.0)  # top-left = (x_lo, y_hi)
+    assert pixel_to_data(450, 270, box, limits) == (3.0, -1.0)
+    assert pixel_to_data(250, 150, box, limits) == (1.0, 0.0)
+    assert pixel_to_data(49, 150, box, limits) is None  # left of the axes
+    assert pixel_to_data(250, 271, box, limits) is None
+    assert pixel_to_data(125, 75, box, limits, scale=(2.0, 2.0)) == (1.0, 0.0)  # shown at ½
+    for x, y in [(0.3, -0.7), (2.9, 0.99)]:
+        px, py = data_to_pixel(x, y, box, limits)
+        np.testing.assert_allclose(pixel_to_data(px, py, box, limits), (x, y))
+
+
+def test_the_pixel_box_is_where_matplotlib_draws_the_axes() -> None:
+    f, runs = run_lab(LabSettings(steps=10))
+    picture = LabPicture()
+    picture.png(f, runs, DrawOptions())
+    _, height = picture.image_size()
+    left, top, right, bottom = picture.pixel_box()
+    # matplotlib's display coordinates have y up from the bottom; the PNG's y runs down.
+    (x_lo, x_hi), (y_lo, y_hi) = f.domain
+    corners = picture.ax.transData.transform([(x_lo, y_lo), (x_hi, y_hi)])
+    np.testing.assert_allclose(corners[0], (left, height - bottom), atol=0.5)
+    np.testing.assert_allclose(corners[1], (right, height - top), atol=0.5)
+
+
+def test_event_pixel_reads_ipyevents_coordinates() -> None:
+    assert event_pixel({"arrayX": 10, "arrayY": 20, "relativeX": 5}, (800, 400)) == (10.0, 20.0)
+    shown_half = {"relativeX": 100, "relativeY": 50, "boundingRectWidth": 400,
+                  "boundingRectHeight": 200}  # fmt: skip
+    assert event_pixel(shown_half, (800, 400)) == (200.0, 100.0)
+
+
+def test_a_click_on_a_grid_cell_sets_the_start() -> None:
+    lab = fresh()
+    assert isinstance(lab.clicks, ClickGrid)  # ipyevents is not installed here
+    grid = lab.clicks
+    assert len(grid.buttons) == grid.nx * grid.ny
+    assert len({id(b.layout) for b in grid.buttons}) == 1  # one shared Layout model
+    before = png_of(lab)
+    k = 3 * grid.nx + 2  # row 3, column 2
+    grid.buttons[k].click()
+    px, py = cell_centres(grid.nx, grid.ny, lab.picture.pixel_box())[k]
+    expected = pixel_to_data(px, py, lab.picture.pixel_box(), lab.function.domain)
+    assert lab.settings().x0 == pytest.approx(expected, abs=lab.x_slider.step)
+    assert png_of(lab) != before
+    # The top-left cell is near (x_lo, y_hi), the bottom-right near (x_hi, y_lo).
+    grid.click(0)
+    (x_lo, x_hi), (y_lo, y_hi) = lab.function.domain
+    x, y = lab.settings().x0
+    assert x_lo < x < x_lo + (x_hi - x_lo) / grid.nx and y_hi - (y_hi - y_lo) / grid.ny < y
+    # In the 3-D view a pixel is no point of the plane: clicks are ignored, the grid hidden.
+    lab.view_buttons.value = VIEWS[1]
+    assert grid.layout.display == "none"
+    lab.pick_pixel(*data_to_pixel(1.0, 0.5, lab._picture(VIEWS[0]).pixel_box(),
+                                  lab.function.domain))  # fmt: skip
+    assert lab.settings().x0 == (x, y)
+
+
+def test_a_click_outside_the_axes_does_nothing() -> None:
+    lab = fresh()
+    start = lab.settings().x0
+    lab.pick_pixel(2.0, 2.0)  # the figure's corner
+    assert lab.settings().x0 == start
+
+
+def test_the_ipyevents_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ipyevents is not a dependency yet: a stand-in Event checks the adapter's wiring.
+    class FakeEvent:
+        def __init__(self, source, watched_events):
+            self.source, self.watched_events, self.handlers = source, watched_events, []
+
+        def on_dom_event(self, handler):
+            self.handlers.append(handler)
+
+    monkeypatch.setitem(sys.modules, "ipyevents", types.SimpleNamespace(Event=FakeEvent))
+    monkeypatch.setattr(app_module, "ipyevents_available", lambda: True)
+    lab = fresh()
+    assert isinstance(lab.clicks, EventClicks)
+    assert lab.clicks.event.source is lab.image and lab.clicks.event.watched_events == ["click"]
+    px, py = data_to_pixel(2.0, 0.5, lab.picture.pixel_box(), lab.function.domain)
+    lab.clicks.event.handlers[0]({"type": "click", "arrayX": px, "arrayY": py})
+    assert lab.settings().x0 == pytest.approx((2.0, 0.5), abs=2 * lab.x_slider.step)
+    assert lab.stack.children == (lab.image,)  # no button grid
+
+
+# --------------------------------------------------------------------------- the tabs
+
+
+def test_basin_map_tab() -> None:
+    lab = fresh()
+    lab.basin_grid.value, lab.basin_steps.value = 20, 200
+    assert lab.basin_image.layout.display == "none"  # nothing computed yet
+    blank = bytes(lab.basin_image.value)
+    assert Image.open(io.BytesIO(blank)).size == (1, 1)  # a valid PNG: no broken image
+    lab.basin_button.click()
+    data = bytes(lab.basin_image.value)
+    assert data.startswith(PNG_SIGNATURE) and data != blank
+    assert lab.basin_image.layout.display is None
+    assert "SGD: sharp" in lab.basin_status.value and "SAM: sharp" in lab.basin_status.value
+    assert "20×20 start points" in lab.basin_status.value
+    sgd, sam = lab.basin_maps
+    assert sgd.basin.shape == (20, 20) and sam.steps == 200
+
+
+def test_basin_map_refuses_too_much_work() -> None:
+    lab = fresh()
+    lab.basin_grid.value, lab.basin_steps.value = 150, 2000
+    lab.compute_basins()
+    assert "too much" in lab.basin_status.value and lab.basin_image.layout.display == "none"
+
+
+def test_sharpness_tab_fills_when_opened_and_follows_the_runs() -> None:
+    lab = fresh()
+    assert lab.sharpness_html.value == ""  # not computed until asked
+    lab.tabs.selected_index = 1
+    table = lab.sharpness_html.value
+    assert "<table" in table and "SGD" in table and "SAM" in table
+    lab.slots[1].knobs["rho"].value = 0.1
+    assert lab.sharpness_html.value != table  # recomputed for the new end point
+
+
+def test_export_snippet_reproduces_the_runs() -> None:
+    lab = fresh(variants=("SGD", "SAM", "LookSAM"))
+    lab.noise_slider.value = 0.1
+    namespace: dict = {}
+    exec(lab.snippet_text.value, namespace)  # our generated code
+    for vrun in lab.runs:
+        np.testing.assert_array_equal(namespace["runs"][vrun.label].xs, vrun.xs)
+
+
+def test_downloads_are_data_links_of_the_exports() -> None:
+    lab = fresh()
+    lab.export_button.click()
+    links = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"',
+                            lab.downloads.value))  # fmt: skip
+    assert set(links) == {"sampy-playground.png", "sampy-trajectories.csv",
+                          "sampy-trajectories.npz"}  # fmt: skip
+    assert base64.b64decode(links["sampy-playground.png"]) == png_of(lab)
+    assert base64.b64decode(links["sampy-trajectories.csv"]).startswith(b"variant,step,x,y")
+    with np.load(io.BytesIO(base64.b64decode(links["sampy-trajectories.npz"]))) as data:
+        np.testing.assert_array_equal(data["xs"][1], lab.runs[1].xs)
+    lab.lr_slider.value = 0.02  # a new picture: the old links go
+    assert "base64" not in lab.downloads.value
+
+
+# --------------------------------------------------------------------------- the picture
+
+
+def test_a_reused_picture_draws_exactly_like_a_fresh_one() -> None:
+    first = LabSettings(variants=(VariantSetting("SGD"), VariantSetting("SAM")), steps=100)
+    other = LabSettings(function="himmelblau", x0=(-0.5, 0.0), steps=100,
+                        variants=(VariantSetting("ASAM"),) * 3)  # fmt: skip
+    f, runs = run_lab(first)
+    g, other_runs = run_lab(other)
+    picture = LabPicture()
+    png = picture.png(f, runs)
+    picture.png(g, other_runs, DrawOptions(side=SIDES[1], log=True))
+    picture.png(f, runs, DrawOptions(view=VIEWS[1]))
+    assert picture.png(f, runs) == png == LabPicture().png(f, runs)
+
+
+def test_time_playground_update_returns_one_time_per_update() -> None:
+    for control in ("start", "knob"):
+        times = time_playground_update(n=3, steps=20, variants=("SGD", "SAM"), control=control)
+        assert times.shape == (3,) and np.all(times > 0)
+    with pytest.raises(ValueError, match="control"):
+        time_playground_update(n=1, control="nope")
+
+
+def test_constructor_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="variants"):
+        Playground(variants=())
+    with pytest.raises(ValueError, match="function"):
+        Playground(function="no_such_function")
+    with pytest.raises(ValueError, match="method"):
+        Playground(variants=("Nesterov",))
+    with pytest.raises(ValueError, match="base"):
+        Playground(base="RMSprop")
+
+
+def test_settings_are_the_controls() -> None:
+    lab = fresh(variants=("SGD", "SAM"), hyperparameters=[{}, {"rho": 0.1, "p": 3.0}])
+    assert lab.settings().variants == (
+        VariantSetting("SGD", {}),
+        VariantSetting("SAM", {"rho": 0.1, "p": 3.0, "adaptive": False, "eta": 0.0}),
+    )
+    assert lab.settings().variants[1].hyperparameters["rho"] == 0.1
+    assert "rho=0.1, p=3.0" in lab.snippet_text.value
+
+
+# --------------------------------------------------------------------------- book scrubber
+
+
+def test_basin_scrubber_is_offline_with_one_frame_per_map() -> None:
+    from sampy import plot
+    from sampy.basins import basin_map
+    from sampy.optim import SAM, SGD
+    from sampy.playground.pictures import basin_animation
+
+    maps = [basin_map(SAM(SGD(lr=0.02), rho=rho), "sharp_flat", grid=(12, 12), steps=50)
+            for rho in (0.0, 0.1, 0.2)]  # fmt: skip
+    html = plot.animation_html(basin_animation(maps, ["a", "b", "c"]))
+    assert "http" not in html  # the Font Awesome CDN link is stripped
+    assert len(re.findall(r'frames\[\d+\] = "data:image/png;base64', html)) == 3
+    with pytest.raises(ValueError, match="titles"):
+        basin_animation(maps, ["a"])
+    with pytest.raises(ValueError, match="share"):
+        basin_animation([maps[0], basin_map(SGD(lr=0.02), "sharp_flat", grid=(10, 10))])
+
+
+def test_make_playground_serves_on_loopback_only() -> None:
+    # Voila's default is every interface; the Makefile's target must pin it to 127.0.0.1
+    # (tests/test_playground.py serves the notebook the same way).
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    target = makefile.split("\nplayground:", 1)[1].split("\n\n", 1)[0]
+    assert "voila" in target and "--Voila.ip=127.0.0.1" in target
+    assert "0.0.0.0" not in target
