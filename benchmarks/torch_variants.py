@@ -389,7 +389,9 @@ def build_runner(variant, problem: Problem) -> Runner:
     meter = Meter(problem.n)
     guard = BatchNormGuard(model, problem.has_batchnorm)
     x, y = problem.x, problem.y
-    if variant.needs_examples:
+    if "forward" in inspect.signature(opt.step).parameters:
+        body = _functional_body(opt, model, x, y, meter)
+    elif variant.needs_examples:
         closure = example_closure(model, x, y, meter, guard)
         extra = _step_arguments(opt, problem)
 
@@ -412,6 +414,29 @@ def build_runner(variant, problem: Problem) -> Runner:
         examples=variant.needs_examples,
         declared=float(variant.evals_per_step(variant.defaults())),
     )
+
+
+def _functional_body(opt, model: nn.Module, x: torch.Tensor, y: torch.Tensor, meter: Meter):
+    """logit-SAM and J-SAM: ``step(forward, inputs, targets)`` with a pure ``forward``.
+
+    Their per-example passes run under ``torch.func.vmap``, where no hook sees a backward; the
+    meter counts every call of ``forward`` as one pass over the batch, forward and backward,
+    i.e. n per-example gradient evaluations (exact for J-SAM's 2n; an upper bound for
+    logit-SAM: three calls, 3n, for its n + 1).
+    """
+    forward = sampy.torch.functional_forward(model)
+
+    def counted(params, inputs):
+        meter.calls += 1
+        meter.passes += meter.n
+        meter.forward += meter.n
+        meter.backward += meter.n
+        return forward(params, inputs)
+
+    def body() -> None:
+        opt.step(counted, x, y)
+
+    return body
 
 
 def tail_mask(n: int, device) -> torch.Tensor:

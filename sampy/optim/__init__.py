@@ -14,6 +14,7 @@ from sampy.optim.gc import centralize
 from sampy.optim.gsam import GSAM, proportional_rho
 from sampy.optim.hyper import Hyper
 from sampy.optim.imbsam import ImbSAM
+from sampy.optim.jsam import JSAM, LogitJacobianState, LogitSAM
 from sampy.optim.knobs import WithKnobs, with_knobs
 from sampy.optim.looksam import LookSAM
 from sampy.optim.msam import MSAM, AdamWMSAM
@@ -61,6 +62,7 @@ __all__ = [
     "BSAM",
     "ESAM",
     "GSAM",
+    "JSAM",
     "MSAM",
     "SAM",
     "SAMDIRECTION",
@@ -87,6 +89,8 @@ __all__ = [
     "FriendlySAM",
     "Hyper",
     "ImbSAM",
+    "LogitJacobianState",
+    "LogitSAM",
     "LookSAM",
     "MSharpnessSAM",
     "MultiStepSAM",

@@ -14,6 +14,7 @@ from sampy.torch.friendly_sam import FriendlySAM
 from sampy.torch.functional import as_torch_loss
 from sampy.torch.gsam import GSAM
 from sampy.torch.imbsam import ImbSAM
+from sampy.torch.jsam import JSAM, LogitSAM, PerExampleSAM, functional_forward
 from sampy.torch.looksam import LookSAM
 from sampy.torch.msam import MSAM, AdamWMSAM
 from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM
@@ -41,6 +42,7 @@ __all__ = [
     "BSAM",
     "ESAM",
     "GSAM",
+    "JSAM",
     "MSAM",
     "SAM",
     "SAMDIRECTION",
@@ -58,9 +60,11 @@ __all__ = [
     "FisherSAM",
     "FriendlySAM",
     "ImbSAM",
+    "LogitSAM",
     "LookSAM",
     "MSharpnessSAM",
     "MultiStepSAM",
+    "PerExampleSAM",
     "RandomSAM",
     "SAMAgree",
     "SAMAnatomy",
@@ -77,4 +81,5 @@ __all__ = [
     "ddp_step_plan",
     "disable_running_stats",
     "enable_running_stats",
+    "functional_forward",
 ]
