@@ -76,6 +76,28 @@ class Oracle:
         self.calls = 0
         self.loss_calls = 0
 
+    @classmethod
+    def from_gradient(
+        cls,
+        grad: Callable[[np.ndarray], np.ndarray],
+        loss: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Oracle:
+        """An oracle for a hand-written gradient (an exercise, a model outside sampy).
+
+        ``grad(x)`` maps points ``(..., d)`` to gradients ``(..., d)``; ``loss(x)``, if given,
+        to values ``(...)`` (NaN otherwise: optimizers that read only gradients never notice).
+        """
+
+        def value(x: np.ndarray) -> np.ndarray:
+            if loss is None:
+                return np.full(np.shape(x)[:-1], np.nan)
+            return np.asarray(loss(x), dtype=float)
+
+        oracle = cls(value)
+        oracle._value_and_grad = lambda x: (value(x), np.asarray(grad(x), dtype=float))
+        oracle._grad = lambda x: np.asarray(grad(x), dtype=float)
+        return oracle
+
     def _noisy(self, g: np.ndarray) -> np.ndarray:
         if self.rng is None or self.sigma == 0:
             return g

@@ -1,0 +1,31 @@
+"""Self-checking classroom exercises: a checker per coding exercise of the book.
+
+A checker runs a student's function on a few cases, compares it with the reference and, when
+it differs, recognises the typical mistakes (each written out as a wrong function) so that the
+feedback says *which* mistake, on *which* case — not only "wrong"::
+
+    from sampy.exercises import check_sam_step
+
+    def sam_step(grad, w, lr, rho):
+        g = grad(w)
+        return w - lr * grad(w + rho * g)        # forgot to normalise g
+
+    print(check_sam_step(sam_step))
+    # ✗ sam_step: case 'steep quadratic': ε = ρ g, not ρ g/‖g‖: normalise the gradient ...
+
+Every checker returns a ``Feedback`` (``.passed``, one line per check, printable, shown as
+HTML in a notebook) and never raises on a student's error: an exception in the student's code
+is a failed check with the exception in the message.
+"""
+
+from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
+from sampy.exercises.sam_step import check_sam_step
+
+__all__ = [
+    "Case",
+    "CheckResult",
+    "Feedback",
+    "Mistake",
+    "check_sam_step",
+    "compare_with_reference",
+]
