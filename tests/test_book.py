@@ -30,6 +30,7 @@ EXPECTED_MIN_FIGURES = {
     "sam_toys": 5,
     "explorer": 1,
     "family": 1,
+    "adaptive": 3,
     "label_noise": 4,
     "pytorch": 5,
 }

@@ -18,6 +18,7 @@ HTML in a notebook) and never raises on a student's error: an exception in the s
 is a failed check with the exception in the message.
 """
 
+from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.sam_step import check_sam_step
 
@@ -26,6 +27,8 @@ __all__ = [
     "CheckResult",
     "Feedback",
     "Mistake",
+    "check_asam_perturbation",
+    "check_dual_direction",
     "check_sam_step",
     "compare_with_reference",
 ]
