@@ -31,6 +31,7 @@ EXPECTED_MIN_FIGURES = {
     "explorer": 1,
     "family": 1,
     "adaptive": 3,
+    "direction": 4,
     "label_noise": 4,
     "pytorch": 5,
 }

@@ -19,6 +19,7 @@ is a failed check with the exception in the message.
 """
 
 from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
+from sampy.exercises.direction import check_gsam_direction, check_wsam_direction
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.sam_step import check_sam_step
 
@@ -29,6 +30,8 @@ __all__ = [
     "Mistake",
     "check_asam_perturbation",
     "check_dual_direction",
+    "check_gsam_direction",
     "check_sam_step",
+    "check_wsam_direction",
     "compare_with_reference",
 ]

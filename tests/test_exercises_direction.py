@@ -1,0 +1,86 @@
+"""The chapter "Fixing SAM's direction" checkers accept the reference solutions and name each
+typical mistake, on every case; the mistakes are told apart from each other on every case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sampy.exercises.direction import (
+    GSAM_CASES,
+    GSAM_MISTAKES,
+    WSAM_CASES,
+    WSAM_MISTAKES,
+    check_gsam_direction,
+    check_wsam_direction,
+    reference_gsam_direction,
+    reference_wsam_direction,
+)
+
+CHECKERS = [
+    (check_gsam_direction, reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES),
+    (check_wsam_direction, reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES),
+]
+
+
+def student_gsam_direction(g, g_adv, alpha):
+    g_par = (g @ g_adv) / (g_adv @ g_adv) * g_adv
+    return g_adv - alpha * (g - g_par)
+
+
+def student_wsam_direction(g, g_adv, gamma):
+    alpha = gamma / (1 - gamma)
+    return g + alpha * (g_adv - g)
+
+
+@pytest.mark.parametrize(
+    "checker, student, cases",
+    [
+        (check_gsam_direction, student_gsam_direction, GSAM_CASES),
+        (check_wsam_direction, student_wsam_direction, WSAM_CASES),
+    ],
+)
+def test_checker_accepts_a_correct_solution(checker, student, cases):
+    feedback = checker(student)
+    assert feedback.passed and len(feedback.checks) == len(cases)
+    assert str(feedback).startswith("✓")
+
+
+@pytest.mark.parametrize(
+    "checker, mistake, n_cases",
+    [(c[0], m, len(c[2])) for c in CHECKERS for m in c[3]],
+    ids=lambda v: v.explanation[:25] if hasattr(v, "explanation") else None,
+)
+def test_checker_names_each_typical_mistake(checker, mistake, n_cases):
+    feedback = checker(mistake.function)
+    assert not feedback.passed
+    assert [c.message for c in feedback.failures] == [mistake.explanation] * n_cases
+    assert mistake.explanation in str(feedback) and "✗" in feedback._repr_html_()
+
+
+@pytest.mark.parametrize("checker, reference, cases, mistakes", CHECKERS)
+def test_the_mistakes_are_told_apart_on_every_case(checker, reference, cases, mistakes):
+    for case in cases:
+        outputs = [reference(*case.args)] + [m.function(*case.args) for m in mistakes]
+        for i in range(len(outputs)):
+            for j in range(i):
+                assert not np.allclose(outputs[i], outputs[j], atol=1e-6), (case.name, i, j)
+
+
+def test_references_are_the_library_rules():
+    from sampy.direction import gsam_direction
+
+    for case in GSAM_CASES:
+        np.testing.assert_allclose(reference_gsam_direction(*case.args), gsam_direction(*case.args))
+    for case in WSAM_CASES:
+        g, g_adv, gamma = case.args
+        a = gamma / (1 - gamma)
+        np.testing.assert_allclose(reference_wsam_direction(*case.args), a * g_adv + (1 - a) * g)
+
+
+def test_errors_and_non_functions_are_feedback():
+    crash = check_gsam_direction(lambda g, g_adv, alpha: 1 / 0)
+    assert "ZeroDivisionError" in crash.failures[0].message
+    assert not check_wsam_direction("not a function").passed
+    wrong = check_wsam_direction(lambda g, g_adv, gamma: g)
+    assert not wrong.passed and "expected" in wrong.failures[0].message
