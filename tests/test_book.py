@@ -32,6 +32,7 @@ EXPECTED_MIN_FIGURES = {
     "family": 1,
     "adaptive": 3,
     "direction": 4,
+    "cheaper": 2,
     "label_noise": 4,
     "pytorch": 5,
 }

@@ -19,6 +19,7 @@ is a failed check with the exception in the message.
 """
 
 from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
+from sampy.exercises.cheaper import check_looksam_reuse, check_sds_selection
 from sampy.exercises.direction import check_gsam_direction, check_wsam_direction
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.sam_step import check_sam_step
@@ -31,7 +32,9 @@ __all__ = [
     "check_asam_perturbation",
     "check_dual_direction",
     "check_gsam_direction",
+    "check_looksam_reuse",
     "check_sam_step",
+    "check_sds_selection",
     "check_wsam_direction",
     "compare_with_reference",
 ]

@@ -1,0 +1,223 @@
+"""Exercises of the chapter "Making SAM cheaper": LookSAM's reuse step and ESAM's data selection.
+
+1. ``looksam_reuse(g0, g_s, g, alpha) -> d``. At the last SAM step LookSAM saw the clean
+   gradient ``g0`` and the SAM gradient ``g_s``; it stored the part of ``g_s`` orthogonal to
+   ``g0``, ``g_v = g_s − (⟨g_s, g0⟩/‖g0‖²) g0``. On a reuse step, with the clean gradient ``g``,
+   the direction is ``d = g + α (‖g‖/‖g_v‖) g_v`` (Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You,
+   "Towards Efficient and Scalable Sharpness-Aware Minimization", CVPR 2022). The reference is
+   ``sampy.optim.LookSAM`` itself, driven through one SAM step and one reuse step.
+2. ``sds_select(loss_before, loss_after, gamma) -> mask``. ESAM's sharpness-sensitive data
+   selection keeps the ``k = max(1, ⌊γn⌋)`` examples whose loss rises most under the
+   perturbation, ties going to the lower index (J. Du et al., "Efficient Sharpness-aware
+   Minimization for Improved Training of Neural Networks", ICLR 2022). The reference is
+   ``sampy.optim.ESAM.select``.
+
+Each checker recognises the typical mistakes, one wrong function each (``LOOKSAM_MISTAKES``,
+``SDS_MISTAKES``), and every case is built so that no two of them give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
+from sampy.optim import ESAM, SGD, LookSAM, Oracle
+
+# --------------------------------------------------------------------------- LookSAM's reuse
+
+
+def reference_looksam_reuse(
+    g0: np.ndarray, g_s: np.ndarray, g: np.ndarray, alpha: float
+) -> np.ndarray:
+    """LookSAM's reuse direction, read off ``sampy.optim.LookSAM`` with ``k = 2``.
+
+    A scripted oracle hands out ``g0`` (step 0, at w), ``g_s`` (step 0, at w + ε) and ``g``
+    (step 1, a reuse step); with ``SGD(lr=1)`` the direction of step 1 is ``w_1 − w_2``.
+    """
+    script = iter([np.asarray(v, dtype=float) for v in (g0, g_s, g)])
+    oracle = Oracle.from_gradient(lambda w: next(script))
+    opt = LookSAM(SGD(lr=1.0), rho=0.1, k=2, alpha=alpha)
+    w0 = np.zeros(np.shape(g))
+    w1, state = opt.step(w0, opt.init(w0), oracle)
+    w2, _ = opt.step(w1, state, oracle)
+    return w1 - w2
+
+
+def _orthogonal(g_s: np.ndarray, g0: np.ndarray) -> np.ndarray:
+    return g_s - (g_s @ g0) / (g0 @ g0) * g0
+
+
+def _rescaled(g: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(g) / (np.linalg.norm(v) + 1e-8) * v
+
+
+LOOKSAM_MISTAKES = (
+    Mistake(
+        "the reused part is α g_v, without the ratio ‖g‖/‖g_v‖: LookSAM rescales the stored "
+        "direction to the size of the CURRENT gradient, so that ‖d − g‖ = α ‖g‖",
+        lambda g0, g_s, g, alpha: g + alpha * _orthogonal(g_s, g0),
+    ),
+    Mistake(
+        "you stored the projection of g_s ONTO g0 (the part along the old gradient); LookSAM "
+        "stores what is left after removing it, g_v = g_s − (⟨g_s, g0⟩/‖g0‖²) g0, orthogonal "
+        "to g0",
+        lambda g0, g_s, g, alpha: g + alpha * _rescaled(g, (g_s @ g0) / (g0 @ g0) * g0),
+    ),
+    Mistake(
+        "you reused the whole SAM gradient g_s: store only its component orthogonal to g0 "
+        "(the part along g is supplied fresh by g on every step)",
+        lambda g0, g_s, g, alpha: g + alpha * _rescaled(g, g_s),
+    ),
+    Mistake(
+        "g_v was made orthogonal to the current g; it is computed once, at the SAM step, "
+        "orthogonal to that step's clean gradient g0, and then only rescaled",
+        lambda g0, g_s, g, alpha: g + alpha * _rescaled(g, _orthogonal(g_s, g)),
+    ),
+    Mistake(
+        "you returned the stale SAM gradient g_s of the last SAM step: a reuse step starts "
+        "from the fresh clean gradient g and adds the rescaled g_v",
+        lambda g0, g_s, g, alpha: np.array(g_s, dtype=float),
+    ),
+    Mistake(
+        "the clean gradient g is missing: d = g + α (‖g‖/‖g_v‖) g_v, not only the reused part",
+        lambda g0, g_s, g, alpha: alpha * _rescaled(g, _orthogonal(g_s, g0)),
+    ),
+)
+
+
+def _looksam_case(name: str, seed: int, dim: int, alpha: float) -> Case:
+    rng = np.random.default_rng(seed)
+    g0, g = rng.normal(size=(2, dim))
+    g_s = g0 + 0.8 * rng.normal(size=dim)  # a SAM gradient: g0 plus a curvature term
+    return Case(name, (g0, g_s, g, alpha))
+
+
+LOOKSAM_CASES = (
+    _looksam_case("3 coordinates, α = 0.7", 0, 3, 0.7),
+    _looksam_case("5 coordinates, α = 0.3", 1, 5, 0.3),
+    _looksam_case("8 coordinates, α = 1.5", 2, 8, 1.5),
+)
+
+
+def check_looksam_reuse(
+    looksam_reuse: Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray],
+) -> Feedback:
+    """Check ``looksam_reuse(g0, g_s, g, alpha) -> d`` against ``sampy.optim.LookSAM``."""
+    return compare_with_reference(
+        "looksam_reuse",
+        looksam_reuse,
+        reference_looksam_reuse,
+        LOOKSAM_CASES,
+        LOOKSAM_MISTAKES,
+        rtol=1e-6,
+    )
+
+
+# --------------------------------------------------------------------------- ESAM's SDS
+
+
+def reference_sds_select(
+    loss_before: np.ndarray, loss_after: np.ndarray, gamma: float
+) -> np.ndarray:
+    """ESAM's selection, by ``sampy.optim.ESAM.select``: a boolean mask of k examples."""
+    esam = ESAM(SGD(lr=1.0), gamma=gamma)
+    return esam.select(np.asarray(loss_after, dtype=float) - np.asarray(loss_before, dtype=float))
+
+
+def _k(n: int, gamma: float) -> int:
+    return max(1, int(n * gamma))
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    mask = np.zeros(scores.shape, dtype=bool)
+    mask[np.argsort(-scores, kind="stable")[:k]] = True
+    return mask
+
+
+def _strict(before: np.ndarray, after: np.ndarray, gamma: float) -> np.ndarray:
+    s = after - before
+    threshold = np.sort(s)[::-1][_k(s.size, gamma) - 1]
+    return s > threshold
+
+
+def _ties_to_the_higher_index(before: np.ndarray, after: np.ndarray, gamma: float) -> np.ndarray:
+    s = after - before
+    mask = np.zeros(s.shape, dtype=bool)
+    mask[np.argsort(s, kind="stable")[::-1][: _k(s.size, gamma)]] = True
+    return mask
+
+
+SDS_MISTAKES = (
+    Mistake(
+        "you chose the examples with the largest loss AFTER the perturbation; SDS ranks by the "
+        "increase ℓ_i(w + ε) − ℓ_i(w), the instance sharpness, not by the loss",
+        lambda before, after, gamma: _top(np.asarray(after), _k(len(after), gamma)),
+    ),
+    Mistake(
+        "you kept the examples whose loss rises LEAST: sort by decreasing increase",
+        lambda before, after, gamma: _top(
+            -(np.asarray(after) - np.asarray(before)), _k(len(after), gamma)
+        ),
+    ),
+    Mistake(
+        "a strict threshold s_i > c at the k-th largest value c (as the official code) keeps "
+        "fewer than k examples — k − 1 without ties, none when every s_i is equal: take the "
+        "top k of a stable sort instead",
+        lambda before, after, gamma: _strict(np.asarray(before), np.asarray(after), gamma),
+    ),
+    Mistake(
+        "ties at the boundary went to the HIGHER index (a reversed ascending sort); break ties "
+        "towards the lower index, e.g. np.argsort(-s, kind='stable')",
+        lambda before, after, gamma: _ties_to_the_higher_index(
+            np.asarray(before), np.asarray(after), gamma
+        ),
+    ),
+    Mistake(
+        "k was rounded up; ESAM keeps k = max(1, ⌊γ n⌋) examples",
+        lambda before, after, gamma: _top(
+            np.asarray(after) - np.asarray(before), int(np.ceil(len(after) * gamma))
+        ),
+    ),
+)
+
+
+def _sds_case(name: str, before: list[float], rise: list[float], gamma: float) -> Case:
+    # Quarters are exact in floating point, so after − before gives the rises (and ties) exactly.
+    b = np.array(before, dtype=float)
+    return Case(name, (b, b + np.array(rise, dtype=float), gamma))
+
+
+SDS_CASES = (
+    # n = 7, γ = 0.5: k = 3; the 3rd and 4th largest rises tie (indices 2 and 5).
+    _sds_case(
+        "7 examples, γ = 0.5",
+        [3.0, 0.25, 0.5, 2.5, 0.75, 1.0, 0.5],
+        [0.25, 1.0, 0.5, 0.0, 0.75, 0.5, 0.0],
+        0.5,
+    ),
+    # n = 10, γ = 0.35: k = 3; a three-way tie at the boundary (indices 3, 6, 8).
+    _sds_case(
+        "10 examples, γ = 0.35",
+        [0.5, 4.0, 1.0, 0.25, 2.0, 0.75, 0.5, 3.0, 1.5, 0.25],
+        [1.25, 0.0, 0.25, 0.5, 0.25, 1.0, 0.5, 0.25, 0.5, 0.0],
+        0.35,
+    ),
+    # n = 9, γ = 0.3: k = 2; the 2nd and 3rd largest rises tie (indices 1 and 7).
+    _sds_case(
+        "9 examples, γ = 0.3",
+        [1.0, 0.5, 2.0, 0.25, 1.5, 3.5, 0.75, 0.25, 2.5],
+        [0.5, 0.75, 0.25, 1.0, 0.0, 0.25, 0.5, 0.75, 0.5],
+        0.3,
+    ),
+)
+
+
+def check_sds_selection(
+    sds_select: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
+) -> Feedback:
+    """Check ``sds_select(loss_before, loss_after, gamma) -> boolean mask`` against ESAM."""
+    return compare_with_reference(
+        "sds_select", sds_select, reference_sds_select, SDS_CASES, SDS_MISTAKES
+    )

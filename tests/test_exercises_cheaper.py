@@ -1,0 +1,101 @@
+"""The checkers of "Making SAM cheaper" accept the answer and name each typical mistake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sampy.exercises.cheaper import (
+    LOOKSAM_CASES,
+    LOOKSAM_MISTAKES,
+    SDS_CASES,
+    SDS_MISTAKES,
+    check_looksam_reuse,
+    check_sds_selection,
+    reference_looksam_reuse,
+    reference_sds_select,
+)
+
+
+def student_looksam_reuse(g0, g_s, g, alpha):
+    g_v = g_s - (g_s @ g0) / (g0 @ g0) * g0
+    return g + alpha * np.linalg.norm(g) / np.linalg.norm(g_v) * g_v
+
+
+def student_sds_select(loss_before, loss_after, gamma):
+    rise = np.asarray(loss_after) - np.asarray(loss_before)
+    k = max(1, int(len(rise) * gamma))
+    mask = np.zeros(len(rise), dtype=bool)
+    mask[np.argsort(-rise, kind="stable")[:k]] = True
+    return mask
+
+
+CHECKERS = [
+    (check_looksam_reuse, student_looksam_reuse, LOOKSAM_CASES, LOOKSAM_MISTAKES),
+    (check_sds_selection, student_sds_select, SDS_CASES, SDS_MISTAKES),
+]
+IDS = ["looksam_reuse", "sds_select"]
+
+
+@pytest.mark.parametrize(("check", "answer", "cases", "mistakes"), CHECKERS, ids=IDS)
+def test_checker_accepts_a_correct_solution(check, answer, cases, mistakes):
+    feedback = check(answer)
+    assert feedback.passed and len(feedback.checks) == len(cases)
+    assert str(feedback).startswith("✓")
+
+
+@pytest.mark.parametrize(
+    ("check", "mistake", "n_cases"),
+    [(check_looksam_reuse, m, len(LOOKSAM_CASES)) for m in LOOKSAM_MISTAKES]
+    + [(check_sds_selection, m, len(SDS_CASES)) for m in SDS_MISTAKES],
+    ids=lambda v: v.explanation[:24] if hasattr(v, "explanation") else None,
+)
+def test_checker_names_each_typical_mistake(check, mistake, n_cases):
+    feedback = check(mistake.function)
+    assert not feedback.passed
+    assert [c.message for c in feedback.failures] == [mistake.explanation] * n_cases
+    assert mistake.explanation in str(feedback) and "✗" in feedback._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("reference", "cases", "mistakes"),
+    [
+        (reference_looksam_reuse, LOOKSAM_CASES, LOOKSAM_MISTAKES),
+        (reference_sds_select, SDS_CASES, SDS_MISTAKES),
+    ],
+    ids=IDS,
+)
+def test_the_mistakes_are_told_apart_on_every_case(reference, cases, mistakes):
+    for case in cases:
+        outputs = [reference(*case.args)] + [m.function(*case.args) for m in mistakes]
+        for i in range(len(outputs)):
+            for j in range(i):
+                a, b = np.asarray(outputs[i], float), np.asarray(outputs[j], float)
+                assert a.shape != b.shape or not np.allclose(a, b), (case.name, i, j)
+
+
+def test_sds_cases_have_a_tie_at_the_boundary_and_a_fractional_gamma_n():
+    """Without a tie the tie-breaking mistake is invisible; with γn whole, rounding up is."""
+    for case in SDS_CASES:
+        before, after, gamma = case.args
+        rise = np.sort(after - before)[::-1]
+        k = max(1, int(len(rise) * gamma))
+        assert rise[k - 1] == rise[k] and len(rise) * gamma != int(len(rise) * gamma)
+        assert reference_sds_select(*case.args).sum() == k
+
+
+def test_looksam_reference_is_the_formula():
+    for case in LOOKSAM_CASES:
+        g0, g_s, g, alpha = case.args
+        g_v = g_s - (g_s @ g0) / (g0 @ g0) * g0
+        expected = g + alpha * np.linalg.norm(g) / (np.linalg.norm(g_v) + 1e-8) * g_v
+        np.testing.assert_allclose(reference_looksam_reuse(*case.args), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("check", "answer"), [(c[0], c[1]) for c in CHECKERS], ids=IDS)
+def test_errors_are_feedback_and_unknown_answers_show_the_expected_value(check, answer):
+    crash = check(lambda *args: 1 / 0)
+    assert not crash.passed and "ZeroDivisionError" in crash.failures[0].message
+    wrong = check(lambda *args: np.zeros_like(args[0], dtype=float) + 0.123)
+    assert not wrong.passed and "expected" in wrong.failures[0].message
+    assert not check("not a function").passed
