@@ -33,6 +33,8 @@ EXPECTED_MIN_FIGURES = {
     "adaptive": 3,
     "direction": 4,
     "cheaper": 2,
+    "bayes": 3,
+    "schedule_free": 2,
     "label_noise": 4,
     "pytorch": 5,
 }

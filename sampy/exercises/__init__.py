@@ -19,10 +19,12 @@ is a failed check with the exception in the message.
 """
 
 from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
+from sampy.exercises.bayes import check_bsam_precision_update
 from sampy.exercises.cheaper import check_looksam_reuse, check_sds_selection
 from sampy.exercises.direction import check_gsam_direction, check_wsam_direction
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.sam_step import check_sam_step
+from sampy.exercises.schedule_free import check_schedule_free_average
 
 __all__ = [
     "Case",
@@ -30,10 +32,12 @@ __all__ = [
     "Feedback",
     "Mistake",
     "check_asam_perturbation",
+    "check_bsam_precision_update",
     "check_dual_direction",
     "check_gsam_direction",
     "check_looksam_reuse",
     "check_sam_step",
+    "check_schedule_free_average",
     "check_sds_selection",
     "check_wsam_direction",
     "compare_with_reference",

@@ -1,0 +1,110 @@
+"""Exercise: schedule-free averaging and interpolation (book chapter "Schedule-free training").
+
+Write ``schedule_free_average(x, z, lrs, beta1) -> (x_new, y_new)``: given the average ``x``
+of the earlier base iterates, the NEW base iterate ``z = z_{t}`` and the steps ``lrs = (γ_1,
+…, γ_t)`` taken so far (this one last), return the new average (the point to evaluate) and the
+new interpolation (where the next gradient is taken), as in Schedule-Free AdamW (A. Defazio,
+X. A. Yang, H. Mehta, K. Mishchenko, A. Khaled, A. Cutkosky, "The Road Less Scheduled",
+NeurIPS 2024; official code ``facebookresearch/schedule_free``, VARIANTS.md §15)::
+
+    ω_i = (max_{j ≤ i} γ_j)²                 (weight_lr_power p = 2, r = 0)
+    c   = ω_t / Σ_{i ≤ t} ω_i
+    x_new = (1 − c) x + c z
+    y_new = β1 x_new + (1 − β1) z
+
+(The paper writes ``c_{t+1} = γ_t² / Σ_{i ≤ t} γ_i²``; the code's running maximum makes no
+difference while the steps do not decrease, as with a warm-up.) The checker recognises
+uniform averaging (c = 1/t), weights γ instead of γ², β1 on the wrong sequence, and the two
+points swapped (evaluating at y).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
+from sampy.optim.schedule_free import averaging_weight
+
+Average = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+def _weights(lrs: np.ndarray, power: float) -> np.ndarray:
+    return np.maximum.accumulate(np.asarray(lrs, dtype=float)) ** power
+
+
+def _average(x, z, lrs, beta1, *, power=2.0, uniform=False, swap_beta=False, swap_out=False):
+    w = _weights(lrs, power)
+    c = 1.0 / len(w) if uniform else averaging_weight(w[-1], w.sum())
+    x_new = (1.0 - c) * np.asarray(x, float) + c * np.asarray(z, float)
+    if swap_beta:
+        y_new = (1.0 - beta1) * x_new + beta1 * z
+    else:
+        y_new = beta1 * x_new + (1.0 - beta1) * z
+    return np.stack([y_new, x_new] if swap_out else [x_new, y_new])
+
+
+def reference_schedule_free_average(x, z, lrs, beta1) -> np.ndarray:
+    """``(x_new, y_new)`` stacked, shape ``(2, d)``, with ``sampy``'s averaging weight."""
+    return _average(x, z, lrs, beta1)
+
+
+MISTAKES = (
+    Mistake(
+        "c = 1/t, a uniform average: Schedule-Free weights each iterate by its step squared, "
+        "c = γ_t²/Σγ_i², so the small steps of a warm-up count little",
+        lambda x, z, lrs, b: _average(x, z, lrs, b, uniform=True),
+    ),
+    Mistake(
+        "c = γ_t/Σγ_i: the weights are the SQUARED steps (weight_lr_power = 2)",
+        lambda x, z, lrs, b: _average(x, z, lrs, b, power=1.0),
+    ),
+    Mistake(
+        "β1 weighs the wrong sequence: y = β1 x + (1 − β1) z, mostly the average x",
+        lambda x, z, lrs, b: _average(x, z, lrs, b, swap_beta=True),
+    ),
+    Mistake(
+        "the two points are swapped: evaluate at the average x (optimizer.eval()); the "
+        "gradient is taken at the interpolation y",
+        lambda x, z, lrs, b: _average(x, z, lrs, b, swap_out=True),
+    ),
+)
+
+CASES = (
+    Case(
+        "second step of a warm-up",
+        (np.array([1.0, -2.0]), np.array([0.5, -1.0]), np.array([0.1, 0.2]), 0.9),
+    ),
+    Case(
+        "fifth step of a warm-up",
+        (
+            np.array([0.3, 0.7, -1.1]),
+            np.array([0.1, 0.2, -0.4]),
+            np.array([0.01, 0.02, 0.03, 0.04, 0.05]),
+            0.8,
+        ),
+    ),
+    Case(
+        "after a warm-up",
+        (np.array([2.0, 1.0]), np.array([1.0, 3.0]), np.array([0.05, 0.1, 0.1, 0.1]), 0.95),
+    ),
+)
+
+
+def check_schedule_free_average(schedule_free_average: Average) -> Feedback:
+    """Check ``schedule_free_average(x, z, lrs, beta1) -> (x_new, y_new)``."""
+
+    def student(*args):
+        x_new, y_new = schedule_free_average(*args)
+        return np.stack([np.asarray(x_new, float), np.asarray(y_new, float)])
+
+    return compare_with_reference(
+        "schedule_free_average",
+        student,
+        reference_schedule_free_average,
+        CASES,
+        MISTAKES,
+        atol=1e-12,
+        rtol=1e-9,
+    )
