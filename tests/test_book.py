@@ -35,6 +35,8 @@ EXPECTED_MIN_FIGURES = {
     "cheaper": 2,
     "bayes": 3,
     "schedule_free": 2,
+    "anatomy": 3,
+    "imbsam": 1,
     "label_noise": 4,
     "pytorch": 5,
 }
@@ -112,6 +114,39 @@ def test_page_has_its_figures(book: BookBuild, name: str, minimum: int) -> None:
         if not src.startswith("data:"):
             image = (path.parent / src).resolve()
             assert image.is_file() and image.stat().st_size > 0, f"{docname}: {src} is empty"
+
+
+# The chapters with classroom exercises (the issue asks for at least three per chapter).
+EXERCISE_CHAPTERS = (
+    "sharp_flat",
+    "deriving_sam",
+    "sam_toys",
+    "family",
+    "adaptive",
+    "direction",
+    "cheaper",
+    "bayes",
+    "schedule_free",
+    "anatomy",
+    "imbsam",
+    "label_noise",
+    "pytorch",
+)
+
+
+@pytest.mark.parametrize("name", EXERCISE_CHAPTERS)
+def test_chapter_renders_its_exercises_each_with_a_hidden_solution(book: BookBuild, name: str):
+    """A fence closed with the wrong number of backticks swallows exercises silently (-W
+    stays quiet): count what the HTML shows against what the source declares."""
+    [docname] = [d for d in DOCNAMES if stem(d) == name]
+    source = (BOOK_ROOT / f"{docname}.md").read_text()
+    html = page_path(book, docname).read_text()
+    declared = source.count("{exercise}")
+    shown = html.count('class="exercise admonition"')
+    solutions = html.count('class="solution dropdown admonition"')
+    assert declared >= 3, f"{docname} declares {declared} exercises"
+    assert shown == declared, f"{docname}: {declared} exercises in the source, {shown} shown"
+    assert solutions == declared, f"{docname}: {solutions} hidden solutions for {declared}"
 
 
 def test_no_page_loads_anything_from_outside(book: BookBuild) -> None:

@@ -19,10 +19,12 @@ is a failed check with the exception in the message.
 """
 
 from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
+from sampy.exercises.anatomy import check_checkpoints
 from sampy.exercises.bayes import check_bsam_precision_update
 from sampy.exercises.cheaper import check_looksam_reuse, check_sds_selection
 from sampy.exercises.direction import check_gsam_direction, check_wsam_direction
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
+from sampy.exercises.imbsam import check_imbsam_direction
 from sampy.exercises.sam_step import check_sam_step
 from sampy.exercises.schedule_free import check_schedule_free_average
 
@@ -33,8 +35,10 @@ __all__ = [
     "Mistake",
     "check_asam_perturbation",
     "check_bsam_precision_update",
+    "check_checkpoints",
     "check_dual_direction",
     "check_gsam_direction",
+    "check_imbsam_direction",
     "check_looksam_reuse",
     "check_sam_step",
     "check_schedule_free_average",
