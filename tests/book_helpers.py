@@ -355,3 +355,141 @@ def local_only_context(browser: Browser, timeout_ms: int = 60_000) -> Iterator[t
         yield context, log
     finally:
         context.close()
+
+
+# --------------------------------------------------------------------------- links and sources
+
+_NOT_A_FILE_LINK = re.compile(r"^\s*([a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)  # http:, mailto:, //
+
+
+def element_ids(page: Page) -> set[str]:
+    """Every ``id`` (and old-style ``<a name>``) on ``page``: what a ``#fragment`` can reach."""
+    ids = {a["id"] for _, a in page.tags if a.get("id")}
+    ids |= {a["name"] for t, a in page.tags if t == "a" and a.get("name")}
+    return ids
+
+
+def broken_internal_links(html_root: Path, path: Path) -> list[str]:
+    """Return ``href (why)`` for each ``<a href>`` of ``path`` that points inside the book and
+    leads nowhere: to no file under ``html_root``, or to a ``#fragment`` with no such id.
+
+    Links with a scheme (``http:``, ``mailto:``, ``javascript:``) or protocol-relative ones
+    leave the book and are not followed here; an empty fragment (``href="#"``) is the top of
+    the page and always resolves.
+    """
+    from urllib.parse import unquote
+
+    root = html_root.resolve()
+    broken = []
+    for attrs in read_page(path).find("a"):
+        href = attrs.get("href")
+        if href is None or not href.strip() or _NOT_A_FILE_LINK.match(href):
+            continue
+        parts = urlsplit(href.strip())
+        target_path = unquote(parts.path)
+        if not target_path:
+            target = path.resolve()
+        else:
+            target = (path.parent / target_path).resolve()
+            if target_path.endswith("/") or target.is_dir():
+                target = target / "index.html"
+        if not target.is_relative_to(root):
+            broken.append(f"{href} (outside the built book)")
+            continue
+        if not target.is_file():
+            broken.append(f"{href} (no file {target.relative_to(root)})")
+            continue
+        fragment = unquote(parts.fragment)
+        if fragment and target.suffix == ".html" and fragment not in element_ids(read_page(target)):
+            broken.append(f"{href} (no id {fragment!r} in {target.relative_to(root)})")
+    return broken
+
+
+# A code cell of a MyST notebook: its fence (3+ backticks or colons), its options (":key: value"
+# lines or a "---" YAML block), its source.
+_CODE_CELL = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{code-cell\}[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S
+)
+
+
+@dataclass(frozen=True)
+class CodeCell:
+    """One ``{code-cell}`` of a MyST notebook source."""
+
+    tags: tuple[str, ...]
+    source: str
+
+
+def code_cells(markdown: str) -> list[CodeCell]:
+    """Return the code cells of a MyST notebook source, with their tags, in order."""
+    cells = []
+    for match in _CODE_CELL.finditer(markdown):
+        body = match["body"]
+        options: dict = {}
+        if body.startswith("---\n"):
+            header, _, body = body[4:].partition("\n---\n")
+            options = yaml.safe_load(header) or {}
+        else:
+            lines = body.splitlines(keepends=True)
+            while lines and lines[0].startswith(":"):
+                key, _, value = lines.pop(0)[1:].partition(":")
+                options[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            body = "".join(lines)
+        tags = options.get("tags") or []
+        cells.append(CodeCell(tuple(str(t) for t in tags), body))
+    return cells
+
+
+_SHOW_CALL = re.compile(r"\b(plt|fig)\.show\(\)")
+
+
+def cells_showing_a_figure(markdown: str) -> list[CodeCell]:
+    """The code cells whose output must hold a figure: each calls ``plt.show()`` or
+    ``fig.show()`` outside a comment and outside a ``def``, and no tag removes its output.
+
+    A conservative count (a cell that shows three figures counts once) meant as a lower bound
+    on the ``<img>`` figures of the built page.
+    """
+    found = []
+    for cell in code_cells(markdown):
+        if {"remove-output", "remove-cell"} & set(cell.tags):
+            continue
+        top_level = []  # lines outside function bodies, comments removed
+        in_def = None
+        for line in cell.source.splitlines():
+            code = line.split("#", 1)[0].rstrip()
+            if not code.strip():
+                continue
+            indent = len(code) - len(code.lstrip())
+            if in_def is not None and indent > in_def:
+                continue
+            in_def = indent if re.match(r"\s*(async\s+)?def\s", code) else None
+            top_level.append(code)
+        if _SHOW_CALL.search("\n".join(top_level)):
+            found.append(cell)
+    return found
+
+
+def prose(markdown: str) -> str:
+    """A MyST source without its front matter, code cells, fenced code and inline code."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", markdown, flags=re.S)
+    text = _CODE_CELL.sub("", text)
+    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1[ \t]*$", _keep_directive_body, text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _keep_directive_body(match: re.Match) -> str:
+    """Keep the content of MyST directives (math lives in exercises, proofs...), drop code."""
+    opening = match.group(0).split("\n", 1)[0]
+    if re.match(r"`{3,}\{(?!code|code-block|sourcecode)[\w:-]+\}", opening):
+        return match.group(0).split("\n", 1)[1].rsplit("\n", 1)[0]
+    return ""
+
+
+_DOLLAR_MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$(?!\d)", re.S)
+
+
+def has_source_math(markdown: str) -> bool:
+    """Whether the prose of a MyST source has ``$...$``/``$$...$$`` math or a math directive."""
+    text = prose(markdown)
+    return bool(_DOLLAR_MATH.search(text) or re.search(r"\{math\}|\\begin\{", text))

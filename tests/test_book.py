@@ -7,17 +7,32 @@ the HTML, the ``browser`` ones open it in headless Debian chromium.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import pytest
-from book_helpers import BOOK_ROOT, BookBuild, local_only_context, read_page, toc_docnames
+from book_helpers import (
+    BOOK_ROOT,
+    BookBuild,
+    broken_internal_links,
+    cells_showing_a_figure,
+    has_source_math,
+    local_only_context,
+    read_page,
+    toc_docnames,
+)
 
 pytestmark = pytest.mark.book
 
 DOCNAMES = toc_docnames(BOOK_ROOT)
 EXPLORER = "book/explorer"
 BIBLIOGRAPHY = "book/bibliography"
+EXERCISES = "book/exercises"  # the collection of every chapter's exercises
+# The :label: of an {exercise} directive in a MyST source (options come right after the fence).
+EXERCISE_LABEL = re.compile(
+    r"^(?:`{3,}|:{3,})\{exercise\}[^\n]*\n(?::[\w-]+:.*\n)*?:label:\s*(\S+)", re.M
+)
 
 # Figures each page must show at least: <img> from _images/ or inline PNGs. The build
 # "succeeds" with every figure missing when a kernel cannot display them (MPLBACKEND=agg),
@@ -25,7 +40,7 @@ BIBLIOGRAPHY = "book/bibliography"
 # A jshtml scrubber or a widgets.Image does not count here (they are no <img src> in the
 # HTML); the explorer tests below check those.
 EXPECTED_MIN_FIGURES = {
-    "sharp_flat": 4,
+    "sharp_flat": 5,
     "deriving_sam": 2,
     "sam_toys": 5,
     "explorer": 1,
@@ -188,6 +203,84 @@ def test_bibliography_lists_entries(book: BookBuild) -> None:
     page = read_page(page_path(book, BIBLIOGRAPHY))
     entries = [a for _, a in page.tags if a.get("role") == "doc-biblioentry"]
     assert entries, "the bibliography page lists no reference"
+
+
+def test_no_broken_internal_links(book: BookBuild) -> None:
+    """Every <a href> inside the book reaches a built file, and its #anchor an id there."""
+    broken = {
+        str(path.relative_to(book.html)): links
+        for path in sorted(book.html.rglob("*.html"))
+        if (links := broken_internal_links(book.html, path))
+    }
+    assert not broken, f"broken links inside the book: {broken}"
+
+
+def test_broken_internal_links_finds_what_it_should(tmp_path: Path) -> None:
+    # The check above passes on a book with no link at all; this keeps it able to fail.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.html").write_text('<p id="here">b</p>')
+    page = tmp_path / "a.html"
+    page.write_text(
+        '<a href="sub/b.html#here">ok</a> <a href="#top">ok</a> <a id="top" href="#">ok</a>'
+        '<a href="https://example.org/x.html">outside</a> <a href="mailto:x@y.z">mail</a>'
+        '<a href="missing.html">1</a> <a href="sub/b.html#gone">2</a> <a href="#nowhere">3</a>'
+        '<a href="../../etc/passwd">4</a>'
+    )
+    broken = broken_internal_links(tmp_path, page)
+    assert [b.split()[0] for b in broken] == [
+        "missing.html",
+        "sub/b.html#gone",
+        "#nowhere",
+        "../../etc/passwd",
+    ], broken
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_has_a_figure_per_plotting_cell(book: BookBuild, docname: str) -> None:
+    """At least one <img> figure per code cell that calls plt.show()/fig.show() and keeps its
+    output: a lower bound read from the page's own source, next to EXPECTED_MIN_FIGURES."""
+    source = BOOK_ROOT / f"{docname}.md"
+    if not source.is_file():
+        pytest.skip(f"{docname} is no MyST notebook")
+    plotting = cells_showing_a_figure(source.read_text(encoding="utf-8"))
+    figures = read_page(page_path(book, docname)).figures()
+    assert len(figures) >= len(plotting), (
+        f"{docname}: {len(plotting)} code cell(s) call plt.show() but the page shows "
+        f"{len(figures)} figure(s); first lines of those cells: "
+        f"{[c.source.strip().splitlines()[0] for c in plotting]}"
+    )
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_with_math_in_its_source_renders_math(book: BookBuild, docname: str) -> None:
+    """$...$ in the source must reach the HTML as math for MathJax (test_page_renders_offline
+    waits for typeset math only on pages whose HTML has some: this closes the loop)."""
+    source = BOOK_ROOT / f"{docname}.md"
+    if not source.is_file() or not has_source_math(source.read_text(encoding="utf-8")):
+        pytest.skip(f"{docname} has no math in its source")
+    assert read_page(page_path(book, docname)).has_math(), (
+        f"{docname} has $...$ math in its source and none in its HTML "
+        "(is dollarmath still in parse.myst_enable_extensions?)"
+    )
+
+
+def test_exercise_collection_links_every_exercise(book: BookBuild) -> None:
+    """The collection page lists and links every labelled exercise of every chapter, so that
+    it cannot fall behind when a chapter gains one."""
+    if EXERCISES not in DOCNAMES:
+        pytest.skip(f"{EXERCISES} is not in _toc.yml")
+    page = read_page(page_path(book, EXERCISES))
+    hrefs = {a.get("href", "") for a in page.find("a")}
+    missing = []
+    for docname in DOCNAMES:
+        source = BOOK_ROOT / f"{docname}.md"
+        if docname == EXERCISES or not source.is_file():
+            continue
+        text = source.read_text(encoding="utf-8")
+        for label in EXERCISE_LABEL.findall(text):
+            if f"{stem(docname)}.html#{label}" not in hrefs:
+                missing.append(f"{docname}#{label}")
+    assert not missing, f"{EXERCISES} does not link these exercises: {missing}"
 
 
 # --------------------------------------------------------------------------- in a browser
