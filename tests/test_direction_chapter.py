@@ -204,10 +204,10 @@ def test_friendly_directions_match_the_ascent_rule(order):
         np.testing.assert_allclose(e, d[t] / np.linalg.norm(d[t], axis=-1, keepdims=True))
 
 
-def test_pytorch_optimizer_order_differs_from_step_three():
+def test_modified_ema_order_differs_from_step_three():
     grads = RNG.normal(size=(5, 3))
     off = friendly_directions(grads, 1.0, 0.9, "official_code")
-    koz = friendly_directions(grads, 1.0, 0.9, "pytorch_optimizer")
+    koz = friendly_directions(grads, 1.0, 0.9, "modified_ema")
     np.testing.assert_allclose(off[:2], koz[:2])
     assert np.all(np.abs(off[2:] - koz[2:]).max(axis=-1) > 1e-6)
     # λ = 0, official order: d_t = g_t − σ g_{t−1}
@@ -226,11 +226,11 @@ def test_friendly_mean_direction_is_one_minus_sigma_times_the_full_gradient():
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
-def test_pytorch_optimizer_keeps_a_full_gradient_component(sigma):
-    """pytorch-optimizer's EMA of d = g − σm tends to ḡ/(1 + σ), so E d_t → ḡ/(1 + σ)."""
+def test_the_modified_ema_keeps_a_full_gradient_component(sigma):
+    """The §12.3 EMA of d = g − σm tends to ḡ/(1 + σ), so E d_t → ḡ/(1 + σ)."""
     gbar = np.array([1.0, -2.0])
     grads = gbar + np.random.default_rng(6).normal(size=(80, 20_000, 2))
-    d = friendly_directions(grads, sigma, 0.9, "pytorch_optimizer")
+    d = friendly_directions(grads, sigma, 0.9, "modified_ema")
     np.testing.assert_allclose(d[-1].mean(axis=0), gbar / (1 + sigma), atol=0.03)
     paper = friendly_directions(grads, sigma, 0.9, "paper")
     np.testing.assert_allclose(paper[-1].mean(axis=0), (1 - sigma) * gbar, atol=0.04)
