@@ -49,7 +49,7 @@ from torch.func import functional_call, grad, vmap
 
 from sampy.optim import jsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.sharpness_aware import check_base_optimizer
+from sampy.torch.sharpness_aware import check_base_optimizer, pop_base_optimizer_state
 
 __all__ = ["JSAM", "LogitSAM", "PerExampleSAM", "functional_forward"]
 
@@ -239,6 +239,7 @@ class PerExampleSAM(torch.optim.Optimizer):
         for p, di in zip(params, d, strict=True):
             p.grad = di.to(p.dtype)
         self.base_optimizer.step()
+        self._opt_called = True  # for torch.optim.lr_scheduler: this was the optimizer's step
         return loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
@@ -250,12 +251,7 @@ class PerExampleSAM(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load both and re-bind the shared ``param_groups``."""
         state_dict = dict(state_dict)
-        base = state_dict.pop("base_optimizer", None)
-        if base is None:
-            raise ValueError(
-                f"state_dict has no 'base_optimizer' entry; was it saved by sampy "
-                f"{type(self).__name__}?"
-            )
+        base = pop_base_optimizer_state(self, state_dict)
         super().load_state_dict(state_dict)
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups

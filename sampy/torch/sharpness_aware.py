@@ -307,12 +307,7 @@ class SharpnessAware(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load all three and re-bind the shared ``param_groups`` (davda54/sam PR #39)."""
         state_dict = dict(state_dict)
-        base = state_dict.pop("base_optimizer", None)
-        if base is None:
-            raise ValueError(
-                f"state_dict has no 'base_optimizer' entry; was it saved by sampy "
-                f"{type(self).__name__}?"
-            )
+        base = pop_base_optimizer_state(self, state_dict)
         shared = state_dict.pop("shared", {})
         kept_dtypes = _non_float_state_dtypes(state_dict)
         super().load_state_dict(state_dict)
@@ -325,6 +320,19 @@ class SharpnessAware(torch.optim.Optimizer):
         self.shared = dict(shared)
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
+
+
+def pop_base_optimizer_state(opt: object, state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Remove and return the base optimizer's entry of a sampy ``state_dict``.
+
+    Raises ``ValueError`` naming ``opt``'s class when there is none (a plain torch checkpoint).
+    """
+    base = state_dict.pop("base_optimizer", None)
+    if base is None:
+        raise ValueError(
+            f"state_dict has no 'base_optimizer' entry; was it saved by sampy {type(opt).__name__}?"
+        )
+    return base
 
 
 def _non_float_state_dtypes(state_dict: dict[str, Any]):
