@@ -40,7 +40,7 @@ EXERCISE_LABEL = re.compile(
 # A jshtml scrubber or a widgets.Image does not count here (they are no <img src> in the
 # HTML); the explorer tests below check those.
 EXPECTED_MIN_FIGURES = {
-    "sharp_flat": 5,
+    "sharp_flat": 6,
     "deriving_sam": 2,
     "sam_toys": 5,
     "explorer": 1,
