@@ -693,32 +693,7 @@ def test_tensor_granularity_reads_only_its_host_draw(monkeypatch):
     assert not torch.equal(flat(model), before)
 
 
-# -- (7) bad hyperparameters, missing or wrong closures, degenerate gradients ------------------
-
-BAD = [
-    pytest.param(cls, spec.name, bad, id=f"{cls.__name__}-{spec.name}-{bad!r}")
-    for cls in TWINS
-    for spec in cls.HYPERPARAMETERS
-    for bad in spec.invalid_values()
-]
-
-
-@pytest.mark.parametrize(("cls", "name", "bad"), BAD)
-def test_bad_hyperparameters_raise_value_error_naming_them(cls, name, bad):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match=name):
-        cls([x], lr=0.1, **{name: bad})
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_bad_noise_base_optimizer_and_clashing_keys_raise_value_error(cls):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match="noise"):
-        cls([x], noise="cupy", lr=0.1)
-    with pytest.raises(ValueError, match="base_optimizer"):
-        cls([x], base_optimizer=object, lr=0.1)
-    with pytest.raises(ValueError, match="rho"):
-        cls([x], base_optimizer=torch.optim.Adadelta, lr=0.1)
+# -- (7) missing or wrong closures, degenerate gradients (bad hyperparameters: registry tests)
 
 
 def test_ssamd_needs_t_end_after_t_start():

@@ -643,31 +643,7 @@ def test_sphere_perturbation_has_length_rho_over_all_groups():
     assert all(not torch.equal(p, b) for p, b in zip(params[2:], before[2:], strict=True))
 
 
-# -- bad hyperparameters, a missing or wrong closure --------------------------------------------
-
-
-BAD = [
-    pytest.param(cls, spec.name, bad, id=f"{cls.__name__}-{spec.name}-{bad!r}")
-    for cls in TWINS
-    for spec in cls.HYPERPARAMETERS
-    for bad in spec.invalid_values()
-] + [pytest.param(cls, "noise", "cuda", id=f"{cls.__name__}-noise") for cls in RANDOM]
-
-
-@pytest.mark.parametrize(("cls", "name", "bad"), BAD)
-def test_bad_hyperparameters_raise_value_error_naming_them(cls, name, bad):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match=name):
-        cls([x], lr=0.1, **{name: bad})
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_bad_base_optimizer_and_clashing_group_keys_raise_value_error(cls):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match="base_optimizer"):
-        cls([x], base_optimizer=object, lr=0.1)
-    with pytest.raises(ValueError, match="rho"):
-        cls([x], base_optimizer=torch.optim.Adadelta, lr=0.1)
+# -- a missing or wrong closure (bad hyperparameters: tests/test_torch_registry.py) ----------
 
 
 @pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)

@@ -370,32 +370,7 @@ def test_a_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
         _manual_step(opt, lambda: loss().backward())
 
 
-# -- (5) bad hyperparameters and (6) a missing closure -----------------------------------------
-
-
-BAD = [
-    pytest.param(cls, spec.name, bad, id=f"{cls.__name__}-{spec.name}-{bad!r}")
-    for cls in TWINS
-    for spec in cls.HYPERPARAMETERS
-    for bad in spec.invalid_values()
-]
-
-
-@pytest.mark.parametrize(("cls", "name", "bad"), BAD)
-def test_bad_hyperparameters_raise_value_error_naming_them(cls, name, bad):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match=name):
-        cls([x], lr=0.1, **{name: bad})
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda cls: cls.__name__)
-def test_bad_base_optimizer_and_clashing_group_keys_raise_value_error(cls):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match="base_optimizer"):
-        cls([x], base_optimizer=object, lr=0.1)
-    # Adadelta reads group["rho"] itself: sharing the groups would hand it our radius.
-    with pytest.raises(ValueError, match="rho"):
-        cls([x], base_optimizer=torch.optim.Adadelta, lr=0.1)
+# -- (5) bad hyperparameters (tests/test_torch_registry.py) and (6) a missing closure --------
 
 
 def test_gsam_rejects_a_schedule_that_is_not_callable():
