@@ -1,0 +1,79 @@
+// One run request of the laboratory, as plain data in and plain data out: what the
+// command-line entry (cli.js) answers and what the live figures compute. A request names the
+// landscape, the variant with its hyperparameters, the base with its hyperparameters, the
+// start points and the steps; the answer holds the trajectory, the losses, the gradient
+// evaluations and where each start point diverged.
+
+import { functionInfo, functions, makeBase, makeVariant } from "./registry.js";
+import { run } from "./run.js";
+
+const NON_FINITE = { inf: Infinity, "-inf": -Infinity, nan: NaN };
+
+/** JSON cannot carry ∞: the strings "inf", "-inf" and "nan" stand for them in a request. */
+export function readNumbers(value) {
+  if (typeof value === "string" && value in NON_FINITE) return NON_FINITE[value];
+  if (Array.isArray(value)) return value.map(readNumbers);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, readNumbers(v)]));
+  }
+  return value;
+}
+
+/** Non-finite numbers as null, so that the answer is standard JSON. */
+function finiteOrNull(v) {
+  return Number.isFinite(v) ? v : null;
+}
+
+/** The landscape of a request: a registered function with its parameters. */
+export function requestFunction(request) {
+  if (typeof request.function !== "string") throw new RangeError("function must be the name of a registered 2-D test function");
+  functionInfo(request.function); // an unknown name fails here with the list of names
+  return functions.get(request.function, readNumbers(request.params ?? {}));
+}
+
+/** The optimizer of a request (variant on its base). */
+export function requestOptimizer(request) {
+  const base = makeBase(request.base ?? "SGD", readNumbers(request.base_hyperparameters ?? {}));
+  return makeVariant(request.variant ?? "base", base, readNumbers(request.hyperparameters ?? {}));
+}
+
+/** Answer one run request (see the module comment); throws RangeError on bad input. */
+export function answer(request) {
+  if (request === null || typeof request !== "object" || Array.isArray(request)) {
+    throw new RangeError("a request must be a JSON object");
+  }
+  const f = requestFunction(request);
+  const optimizer = requestOptimizer(request);
+  const x0 = request.x0 ?? [functionInfo(request.function).suggested_start];
+  const steps = request.steps ?? 300;
+  const traj = run(optimizer, f, x0, steps, {
+    bound: request.bound ?? 1e6,
+    sigma: request.noise ?? 0,
+    seed: request.seed ?? 0,
+  });
+  const { n, d } = traj;
+  const xs = [];
+  const losses = [];
+  const values = traj.losses;
+  for (let k = 0; k <= traj.steps; k++) {
+    const row = [];
+    const lossRow = [];
+    for (let i = 0; i < n; i++) {
+      row.push(traj.point(k, i));
+      lossRow.push(finiteOrNull(values[k * n + i]));
+    }
+    xs.push(row);
+    losses.push(lossRow);
+  }
+  return {
+    function: f.name,
+    variant: request.variant ?? "base",
+    steps: traj.steps,
+    dim: d,
+    xs,
+    losses,
+    grad_evals: traj.gradEvals,
+    diverged_at: Array.from(traj.divergedAt),
+    report: traj.report(),
+  };
+}
