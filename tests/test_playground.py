@@ -10,6 +10,7 @@ picture within LATENCY_GOAL_MS (median over SLIDER_CHANGES changes).
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -247,6 +248,12 @@ def test_every_kind_of_control_redraws_in_the_browser(browser, voila: Voila) -> 
         page.wait_for_function(
             "() => document.querySelector('.sampy-status').innerText.includes('syntax error')"
         )
+        # ... and beside the text box, not only under the picture.
+        error = page.locator(".sampy-expression-error")
+        error.wait_for(state="visible")
+        assert "syntax error" in error.inner_text()
+        below, box = error.bounding_box(), text.bounding_box()
+        assert 0 <= below["y"] - (box["y"] + box["height"]) < 40, (below, box)
 
         # Back to sharp_flat, then a basin map: 100 x 100 starts x 300 steps, SGD and SAM.
         menu = page.locator(".widget-dropdown", has_text="function").first.locator("select")
@@ -266,6 +273,68 @@ def test_every_kind_of_control_redraws_in_the_browser(browser, voila: Voila) -> 
     assert not unexpected, f"requests that left 127.0.0.1: {unexpected}"
     for name, seconds in timings.items():
         print(f"{name}: new picture after {1e3 * seconds:.0f} ms")
+
+
+# A classroom projector (the review's screenshot 03 showed no picture at all at this size).
+PROJECTOR = {"width": 1366, "height": 768}
+
+
+def test_a_projector_shows_the_picture_beside_its_controls(
+    browser, voila: Voila, tmp_path: Path
+) -> None:
+    with local_only_context(browser, timeout_ms=90_000) as (context, net):
+        page = context.new_page()
+        page.set_viewport_size(PROJECTOR)
+        page.goto(voila.url, wait_until="domcontentloaded")
+        page.locator("img.sampy-picture").wait_for(state="visible")
+        page.wait_for_function(f"() => ({PICTURE_JS})().length > 0")
+        page.wait_for_timeout(500)  # let the layout settle
+        page.screenshot(path=tmp_path / "projector.png")
+        picture = page.locator("img.sampy-picture").bounding_box()
+        rho = page.locator(".widget-slider", has_text="rho").first.bounding_box()
+        status = page.locator(".sampy-status").bounding_box()
+        print(f"1366x768: picture {picture}, rho {rho}; screenshot {tmp_path / 'projector.png'}")
+        # The picture's top edge in the first screen (the review: y = 640 at 1280 × 1000, no
+        # plot at all at 1366 × 768); in fact all of it, large, with SAM's ρ beside it.
+        assert 0 <= picture["y"] < PROJECTOR["height"]
+        assert picture["y"] + picture["height"] <= PROJECTOR["height"]
+        assert picture["width"] >= 850
+        assert rho["x"] >= picture["x"] + picture["width"] - 1
+        assert rho["y"] + rho["height"] <= PROJECTOR["height"]
+        assert status["y"] < PROJECTOR["height"]  # the first status line too
+
+        # p reaches ∞: the End key on SAM's p slider.
+        p_slider = page.locator(".widget-slider").filter(
+            has=page.locator(".widget-label", has_text=re.compile(r"^p$"))
+        )
+        p_slider.locator(".noUi-handle").focus()
+        redraws(page, lambda: page.keyboard.press("End"))
+        assert p_slider.locator(".widget-readout").inner_text() == "∞"
+
+        # A typed learning rate stays what was typed (the log slider made 0.5 into 0.5012).
+        lr = page.locator(".widget-slider", has_text="lr (η)").locator(".widget-readout")
+
+        def type_lr() -> None:
+            lr.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("0.5")
+            page.keyboard.press("Enter")
+
+        redraws(page, type_lr)
+        page.get_by_role("tab", name="export").click()
+        snippet = page.locator(".widget-textarea textarea")
+        page.wait_for_function(
+            "() => document.querySelector('.widget-textarea textarea').value.includes('lr=0.5)')"
+        )
+        assert lr.inner_text() == "0.5", lr.inner_text()
+        assert "SGD(lr=0.5)" in snippet.input_value()
+        assert "p=float('inf')" in snippet.input_value()
+        # At lr = 0.5 both runs bounce across the flat well: the status says so.
+        text = page.locator(".sampy-status").inner_text()
+        assert "near the flat minimum" not in text and "not converged" in text, text
+
+    unexpected = [u for u in net.blocked if not u.startswith(VOILA_FONT_AWESOME)]
+    assert not unexpected, f"requests that left 127.0.0.1: {unexpected}"
 
 
 def test_slider_latency_in_the_browser(browser, voila: Voila) -> None:

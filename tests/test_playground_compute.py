@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -19,7 +23,15 @@ import pytest
 import sampy
 from sampy.expressions import ExpressionError, expression_function
 from sampy.optim.checkpoints import checkpoint_fractions
-from sampy.playground.choices import methods
+from sampy.playground.choices import (
+    INFINITE_END,
+    LESSON,
+    PALETTES,
+    SUGGESTED,
+    knob_range,
+    knob_stops,
+    methods,
+)
 from sampy.playground.compute import (
     EXPRESSION,
     MAX_BASIN_WORK,
@@ -28,13 +40,16 @@ from sampy.playground.compute import (
     VariantSetting,
     all_minima,
     anatomy,
+    arrow_steps,
     ascent_arrows,
     ball_outline,
     ball_shape,
     basin_pair,
     describe,
     landscape_grid,
+    last_moves,
     loss_curve,
+    loss_floor,
     make_function,
     make_optimizer,
     run_lab,
@@ -117,19 +132,39 @@ def test_ascent_patterns_of_other_variants() -> None:
     multi = run_variant(SHARP_FLAT, VariantSetting("MultiStepSAM", {"ascent_steps": 3}), s)
     assert np.all(np.bincount(multi.query_steps[multi.is_ascent])[1:] == 3)
     tails, heads = ascent_arrows(multi, 10)
-    assert len(tails) == 3 * len(range(1, s.steps + 1, 10))
+    assert len(tails) == 3 * len(arrow_steps(10, s.steps))  # steps 1, 2, 11, 12, …
     assert np.all(np.linalg.norm(heads - tails, axis=-1) > 0)
 
 
 def test_ascent_arrows_every_k() -> None:
     s = settings()
     vrun = run_variant(SHARP_FLAT, VariantSetting("SAM", {"rho": 0.05}), s)
-    for every in (1, 7, 60):
+    sevens = [1, 2, 8, 9, 15, 16, 22, 23, 29, 30, 36, 37, 43, 44, 50, 51, 57, 58]
+    for every, steps in [(1, range(1, 61)), (7, sevens), (60, [1, 2])]:
+        np.testing.assert_array_equal(arrow_steps(every, s.steps), steps)
         tails, heads = ascent_arrows(vrun, every)
-        assert len(tails) == len(range(1, s.steps + 1, every))
-        np.testing.assert_array_equal(tails, vrun.xs[np.arange(0, s.steps, every)])
+        np.testing.assert_array_equal(tails, vrun.xs[np.asarray(steps) - 1])
         np.testing.assert_allclose(np.linalg.norm(heads - tails, axis=-1), 0.05)
     assert len(ascent_arrows(vrun, 0)[0]) == 0
+
+
+def test_arrows_show_both_phases_of_sams_bounce_in_the_lesson() -> None:
+    # SAM bounces across sharp_flat's valley with period 2: ε_y flips sign from one step to
+    # the next. Arrows at one step in 20 would all point the same way (the review's
+    # "every arrow points downwards"); the pairs k, k + 1 show both ways.
+    s = LabSettings()  # the lesson
+    vrun = run_variant(SHARP_FLAT, s.variants[1], s)
+    assert vrun.method == "SAM"
+    every = LESSON["arrows_every"]
+    tails, heads = ascent_arrows(vrun, every)
+    eps_y = (heads - tails)[:, 1]
+    assert (eps_y > 0.01).sum() >= 3 and (eps_y < -0.01).sum() >= 3, eps_y
+    # What one phase alone (steps 1, 1 + every, …) would have drawn: one sign only, which
+    # is the aliasing the pairs avoid.
+    one_phase = vrun.is_ascent & ((vrun.query_steps - 1) % every == 0)
+    alone = (vrun.query_points[one_phase] - vrun.xs[vrun.query_steps[one_phase] - 1])[:, 1]
+    alone = alone[np.abs(alone) > 0.01]
+    assert len(alone) >= 3 and len(np.unique(np.sign(alone))) == 1, alone
 
 
 def test_invalid_settings_become_an_error_not_an_exception() -> None:
@@ -389,3 +424,102 @@ def test_expression_function_and_make_function_agree() -> None:
     np.testing.assert_allclose(f.grad(np.array([0.3, -0.4])), [0.6, -2.4])
     with pytest.raises(ValueError, match="box"):
         make_function(settings(function=EXPRESSION, expression="x", box=-1.0))
+
+
+# --------------------------------------------------------------------------- the lesson
+
+
+def test_the_lesson_is_plain_data_in_one_place_without_widgets() -> None:
+    # Plain data: JSON carries it unchanged (a tuple or a numpy number would not come back
+    # equal), so that the JavaScript laboratory can read the same values.
+    assert json.loads(json.dumps(LESSON)) == LESSON
+    assert json.loads(json.dumps(PALETTES)) == PALETTES
+    # Importable without ipywidgets (or matplotlib): a fresh interpreter.
+    code = (
+        "import sys; from sampy.playground.choices import LESSON, PALETTES, INFINITE_END; "
+        "print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.strip() == "[]", out
+    # The laboratory's defaults are the lesson's, not copies of them.
+    s = LabSettings()
+    assert (s.function, s.lr, s.steps, list(s.x0), s.base) == (
+        LESSON["function"], LESSON["lr"], LESSON["steps"], LESSON["x0"], LESSON["base"]
+    )  # fmt: skip
+    assert [(v.method, dict(v.hyperparameters)) for v in s.variants] == [
+        (v["method"], v["hyperparameters"]) for v in LESSON["variants"]
+    ]
+    assert SUGGESTED[LESSON["function"]] == (tuple(LESSON["x0"]), LESSON["lr"])
+
+
+def test_the_lesson_shows_sgd_sharp_sam_flat_with_a_visible_ball() -> None:
+    f, (sgd, sam) = run_lab(LabSettings())
+    assert describe(f, sgd).endswith("near the sharp minimum")
+    assert describe(f, sam).endswith("near the flat minimum")
+    # The ρ-ball's radius in the picture's pixels: the review found ρ = 0.05 hidden under
+    # the end marker (about 5 px); the lesson's must stand clear of it.
+    from sampy.playground.pictures import figure_layout
+
+    (x_lo, x_hi), _ = f.domain
+    _, _, width, _ = figure_layout(f.domain).landscape
+    rho, *_ = ball_shape(sam)
+    assert rho * width / (x_hi - x_lo) >= 12
+
+
+def test_the_lessons_basin_map_makes_the_difference_plain() -> None:
+    basins = LESSON["basins"]
+    s = LabSettings()
+    sgd, sam = basin_pair(s, basins["left"], basins["right"], grid=40, steps=basins["steps"])
+    assert (sgd.optimizer, sam.optimizer) == ("SGD", "SAM")
+    assert sgd.fraction("sharp") > 0.12 and sam.fraction("sharp") < 0.03
+    assert basins["grid"] ** 2 * basins["steps"] <= MAX_BASIN_WORK
+
+
+def test_the_status_says_bouncing_not_near_a_minimum_at_a_large_lr() -> None:
+    f, runs = run_lab(LabSettings(lr=0.5))
+    for vrun in runs:
+        line = describe(f, vrun)
+        assert "near the flat minimum" not in line, line
+        assert "bouncing around the flat minimum, not converged" in line, line
+        moved, bouncing = last_moves(f, vrun.xs)
+        assert bouncing and moved > 0.1
+    # A settled run still says where it is.
+    f, runs = run_lab(LabSettings())
+    assert last_moves(f, runs[0].xs) is None and "not converged" not in describe(f, runs[0])
+
+
+def test_the_loss_floor_of_a_typed_expression_is_no_grid_minimum() -> None:
+    s = LabSettings(function=EXPRESSION, expression="sin(3*x) + y**2")
+    f, runs = run_lab(s)
+    grid = landscape_grid(f, 140)
+    lowest = min(float(np.nanmin(loss_curve(vrun))) for vrun in runs)
+    assert grid.floor > lowest  # the grid's minimum: the runs would fall off the log axis
+    floor = loss_floor(f, runs, grid.floor)
+    assert -1 - 1e-9 <= floor <= lowest  # the true minimum, -1, below every run
+    assert loss_floor(SHARP_FLAT, runs, 0.0) == SHARP_FLAT.fmin  # a known minimum: as is
+
+
+def test_one_colour_means_one_thing() -> None:
+    groups = [PALETTES["variants"], PALETTES["checkpoints"], PALETTES["basins"],
+              [PALETTES["no_basin"], PALETTES["diverged"]]]  # fmt: skip
+    colours = [c.lower() for group in groups for c in group]
+    assert len(colours) == len(set(colours)), colours  # no colour in two palettes
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
+
+
+def test_p_has_an_infinite_end_next_to_knob_range() -> None:
+    from sampy import lab_metadata
+
+    spec = next(s for s in sampy.variant("SAM").hyperparameters if s.name == "p")
+    rho = next(s for s in sampy.variant("SAM").hyperparameters if s.name == "rho")
+    # One rule, in choices; the JavaScript laboratory's metadata is exported from it.
+    assert not hasattr(lab_metadata, "INFINITE_END") or lab_metadata.INFINITE_END is INFINITE_END
+    assert lab_metadata.knob_record(spec)["infinite_end"] is True
+    assert lab_metadata.knob_record(rho)["infinite_end"] is False
+    assert spec.high is None and "p" in INFINITE_END
+    stops = knob_stops(spec)
+    lo, hi, _ = knob_range(spec)
+    assert stops[0] == lo and stops[-2] == hi and stops[-1] == math.inf
+    assert 2.0 in stops and 1.5 in stops
+    assert knob_stops(spec, 2.37)[stops.index(2.35) + 1] == 2.37  # a given value is a stop

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import sys
 import types
 
 import numpy as np
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
 import sampy
 from sampy.playground import app as app_module
+from sampy.playground.choices import LESSON, PALETTES
 from sampy.playground.clicks import (
     ClickGrid,
     EventClicks,
@@ -60,7 +63,7 @@ def test_draws_on_creation_with_sgd_and_sam(lab: Playground) -> None:
     assert lines[0].startswith("SGD:") and "sharp minimum" in lines[0]
     assert lines[1].startswith("SAM:") and "flat minimum" in lines[1]
     assert [slot.method for slot in lab.slots] == ["SGD", "SAM", "(none)", "(none)"]
-    assert lab.slots[1].knobs["rho"].value == 0.05
+    assert lab.slots[1].knobs["rho"].value == 0.1  # the lesson's ρ: a visible ball
     assert lab.settings().x0 == (0.8, -0.2)
 
 
@@ -81,7 +84,7 @@ def change(control: object) -> object:
 
     if isinstance(control, widgets.Checkbox):
         return not control.value
-    if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons)):
+    if isinstance(control, (widgets.Dropdown, widgets.ToggleButtons, widgets.SelectionSlider)):
         values = [o[1] if isinstance(o, tuple) else o for o in control.options]
         return next(v for v in values if v != control.value)
     if isinstance(control, widgets.FloatLogSlider):
@@ -154,9 +157,10 @@ def test_four_variants_are_four_paths_from_one_start() -> None:
 def test_only_the_changed_variant_reruns() -> None:
     lab = fresh(variants=("SGD", "SAM"))
     sgd, sam = lab.runs
+    rho = lab.slots[1].knobs["rho"].value
     lab.slots[1].knobs["rho"].value = 0.2
     assert lab.runs[0] is sgd and lab.runs[1] is not sam  # SGD came from the cache
-    lab.slots[1].knobs["rho"].value = 0.05
+    lab.slots[1].knobs["rho"].value = rho
     assert lab.runs[1] is sam  # and back: both from the cache
 
 
@@ -411,7 +415,7 @@ def test_sharpness_tab_fills_when_opened_and_follows_the_runs() -> None:
     lab.tabs.selected_index = 1
     table = lab.sharpness_html.value
     assert "<table" in table and "SGD" in table and "SAM" in table
-    lab.slots[1].knobs["rho"].value = 0.1
+    lab.slots[1].knobs["rho"].value = 0.2
     assert lab.sharpness_html.value != table  # recomputed for the new end point
 
 
@@ -513,3 +517,152 @@ def test_make_playground_serves_on_loopback_only() -> None:
     target = makefile.split("\nplayground:", 1)[1].split("\n\n", 1)[0]
     assert "voila" in target and "--Voila.ip=127.0.0.1" in target
     assert "0.0.0.0" not in target
+
+
+# --------------------------------------------------------------------------- the classroom review
+
+
+def test_the_lab_starts_from_the_lesson() -> None:
+    lab = fresh()
+    shown, lesson = lab.settings(), LabSettings()  # LabSettings' defaults are the lesson's
+    for name in ("function", "lr", "steps", "x0", "base", "noise"):
+        assert getattr(shown, name) == getattr(lesson, name), name
+    assert [v.method for v in shown.variants] == [v.method for v in lesson.variants]
+    for mine, theirs in zip(shown.variants, lesson.variants, strict=True):
+        assert theirs.hyperparameters.items() <= mine.hyperparameters.items()  # + defaults
+    assert lab.slots[1].knobs["rho"].value == LESSON["variants"][1]["hyperparameters"]["rho"]
+    basins = LESSON["basins"]
+    assert (lab.basin_grid.value, lab.basin_steps.value) == (basins["grid"], basins["steps"])
+    assert (lab.basin_a.value, lab.basin_b.value) == (basins["left"], basins["right"])
+    assert lab.arrows_slider.value == LESSON["arrows_every"]
+
+
+def test_the_picture_has_equal_scales_a_colour_bar_and_a_readable_legend() -> None:
+    from matplotlib.colors import to_hex
+
+    from sampy.playground.pictures import DPI
+
+    for function, ratio in [("sharp_flat", 2.0), ("himmelblau", 1.0)]:
+        lab = fresh(function=function)
+        picture = lab.picture
+        left, top, right, bottom = picture.pixel_box()
+        assert (right - left) / (bottom - top) == pytest.approx(ratio, rel=0.01)
+        assert picture.ax.get_aspect() == 1.0
+        # The SAM ρ-ball (Euclidean) is drawn round: as wide as tall in pixels.
+        ball = picture.ax.transData.transform(picture.balls[1].get_xydata())
+        width, height = np.ptp(ball, axis=0)
+        assert width == pytest.approx(height, rel=0.02) and width > 8
+        # A colour bar, labelled.
+        bars = [ax for ax in picture.figure.axes if ax.get_ylabel() == "f(x, y)"]
+        assert len(bars) == 1
+        # Every text at least 11 px; the legend dark on white, beside the picture.
+        texts = [t for t in picture.figure.findobj(Text) if t.get_text() and t.get_visible()]
+        assert min(t.get_fontsize() * DPI / 72 for t in texts) >= 11
+        (legend,) = picture.figure.legends
+        assert {to_hex(t.get_color()) for t in legend.get_texts()} == {"#000000"}
+        assert to_hex(legend.get_frame().get_facecolor()) == "#ffffff"
+        assert "SGD · 300 gradient evals" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_the_side_panel_has_no_text_for_the_curves_to_cross() -> None:
+    lab = fresh(variants=("SGD", "SAM", "GSAM", "LookSAM"))
+    lab.steps_slider.value = 2000
+    side = lab.picture.side
+    assert list(side.texts) == []  # the cost is in the legend
+    labels = [t.get_text() for t in lab.picture.figure.legends[0].get_texts()]
+    assert "LookSAM · 2,200 gradient evals" in labels
+
+
+def test_the_anatomy_legend_names_ckpt0() -> None:
+    lab = fresh()
+    lab.side_menu.value = SIDES[2]
+    labels = [t.get_text() for t in lab.picture.figure.legends[0].get_texts()]
+    assert sum(label.startswith("ckpt0") for label in labels) == 1
+    assert sum(label.startswith("ckpt") for label in labels) == 5
+    # ckpt0 is drawn in its own colour (on the valley floor g_y = 0: half the coordinates),
+    # not left as the panel's dark background.
+    x0, y0, x1, y1 = lab.picture.side.get_window_extent().extents
+    pixels = np.asarray(Image.open(io.BytesIO(png_of(lab))).convert("RGB"))
+    height = pixels.shape[0]
+    panel = pixels[int(height - y1) + 2 : int(height - y0) - 2, int(x0) + 2 : int(x1) - 2]
+    grey = np.all(panel == [0x7F, 0x7F, 0x7F], axis=-1).mean()
+    assert grey > 0.2, grey
+
+
+def test_the_expression_error_is_shown_beside_the_text_box() -> None:
+    lab = fresh(function=EXPRESSION)
+    assert lab.expression_error.value == ""
+    assert lab.expression_box.children[:2] == (lab.expression_text, lab.expression_error)
+    assert lab.expression_box in lab.controls_column.children
+    lab.expression_text.value = "x**2 + 3*y**"
+    assert "syntax" in lab.expression_error.value and "Expression" in lab.status.value
+    assert lab.expression_error.layout.display is None
+    lab.expression_text.value = "x**2 + 3*y**2"
+    assert lab.expression_error.value == ""
+    lab.function_menu.value = "sharp_flat"
+    assert lab.expression_error.layout.display == "none"
+
+
+def test_a_browsers_slider_noise_is_not_exported() -> None:
+    lab = fresh()
+    lab.y_slider.value = -1 + 160 * 0.005  # what a browser's slider sends for -0.2
+    lab.slots[1].knobs["rho"].value = 0.1 + 0.2  # 0.30000000000000004
+    assert lab.y_slider.value != -0.2 and lab.settings().x0 == (0.8, -0.2)
+    code = lab.snippet_text.value
+    assert "[0.8, -0.2]" in code and "rho=0.3," in code and "0000000" not in code
+    namespace: dict = {}
+    exec(code, namespace)  # our generated code: it still reproduces the runs bit for bit
+    for vrun in lab.runs:
+        np.testing.assert_array_equal(namespace["runs"][vrun.label].xs, vrun.xs)
+
+
+def test_the_p_knob_reaches_infinity() -> None:
+    import ipywidgets as widgets
+
+    lab = fresh()
+    knob = lab.slots[1].knobs["p"]
+    assert isinstance(knob, widgets.SelectionSlider) and knob.options[-1] == ("∞", math.inf)
+    knob.value = math.inf
+    sam = lab.runs[1]
+    assert sam.hyperparameters["p"] == math.inf and "p=float('inf')" in lab.snippet_text.value
+    # The ∞-ball is a square: its outline is as far out along a diagonal as along an axis.
+    corner = np.abs(lab.picture.balls[1].get_xydata() - sam.xs[-1]).max(axis=-1)
+    np.testing.assert_allclose(corner, sam.hyperparameters["rho"], rtol=1e-9)
+    namespace: dict = {}
+    exec(lab.snippet_text.value, namespace)
+    np.testing.assert_array_equal(namespace["runs"]["SAM"].xs, sam.xs)
+
+
+def test_the_basin_map_has_its_own_colours_and_says_what_none_means() -> None:
+    from matplotlib.colors import to_hex
+
+    lab = fresh()
+    lab.basin_grid.value = 30
+    lab.compute_basins()
+    assert "not near a minimum after 1,000 steps" in lab.basin_status.value
+    pixels = np.asarray(Image.open(io.BytesIO(bytes(lab.basin_image.value))).convert("RGB"))
+    colours = {to_hex(tuple(p / 255)) for p in pixels.reshape(-1, 3)}
+    basins = PALETTES["basins"]
+    assert basins[0] in colours and basins[1] in colours  # sharp and flat
+    assert not colours & set(PALETTES["variants"][1:])  # no SAM orange, no pink, no cyan
+
+
+def test_the_click_grid_follows_the_landscape_shape() -> None:
+    lab = fresh()
+    wide = lab.clicks.box
+    lab.function_menu.value = "himmelblau"
+    square = lab.clicks.box
+    assert square == lab.picture.pixel_box() and square != wide
+    k = 5 * lab.clicks.nx + 3
+    lab.clicks.click(k)
+    expected = pixel_to_data(*lab.clicks.centres[k], square, lab.function.domain)
+    assert lab.settings().x0 == pytest.approx(expected, abs=lab.x_slider.step)
+
+
+def test_the_lr_slider_sends_typed_values_unchanged() -> None:
+    # A continuous log slider snaps a typed 0.5 to its exponent grid (10^-0.30 = 0.5012) and
+    # sends that back; this one sends values only on release (the browser test types 0.5).
+    lab = fresh()
+    assert lab.lr_slider.continuous_update is False
+    lab.lr_slider.value = 0.5
+    assert lab.settings().lr == 0.5 and "SGD(lr=0.5)" in lab.snippet_text.value

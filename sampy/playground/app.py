@@ -1,20 +1,23 @@
 """The laboratory: up to four SAM variants side by side on a 2-D landscape (ipywidgets).
 
-``Playground()`` shows, top to bottom:
+``Playground()`` shows, on the left, the picture (landscape with its colour bar, side panel,
+legend) with a status line per variant under it (where it ended, loss, gradient evaluations,
+"diverged at step k", "bouncing … not converged") and the overlays' controls (ascent arrows
+w → w + ε at the steps k and k + 1 of every k-th k, ρ-balls at the end points, the side
+panel: loss against steps or against gradient evaluations, or the seed-003 anatomy); on the
+right, beside it, the controls that change the runs:
 
-- the landscape's controls: a registered function or a typed expression of x and y (checked
-  by ``sampy.expressions``: a mistake is shown, never raised), its box, the 2-D/3-D view and
-  the linear/log colour scale;
-- the run's controls: learning rate, steps (up to 10,000), base optimizer, gradient noise σ
-  and the common start point (sliders, or a click on the landscape);
-- the overlays: ascent arrows w → w + ε at every k-th step, ρ-balls at the end points, the
-  side panel (loss against steps or against gradient evaluations, or the seed-003 anatomy);
-- four variant slots, each a method menu with the knobs the registry gives it;
-- the picture and a status line per variant (where it ended, loss, gradient evaluations,
-  "diverged at step k");
-- tabs: a basin-of-attraction map of two of the variants, the sharpness at the end points
-  (λmax, trace, worst case in the ρ-ball), and the exports (PNG, CSV, NPZ, and a line of
-  Python that reproduces the runs).
+- the landscape: a registered function or a typed expression of x and y (checked by
+  ``sampy.expressions``: a mistake is shown beside the text box, never raised), its box, the
+  2-D/3-D view and the linear/log colour scale;
+- the run: learning rate, steps (up to 10,000), base optimizer, gradient noise σ and the
+  common start point (sliders, or a click on the landscape);
+- four variant slots, each a method menu with the knobs the registry gives it.
+
+Below both: tabs with a basin-of-attraction map of two of the variants, the sharpness at the
+end points (λmax, trace, worst case in the ρ-ball), and the exports (PNG, CSV, NPZ, and a line
+of Python that reproduces the runs). A projector's 1366 × 768 shows the picture and the
+controls together. The first settings are ``LESSON`` (``sampy.playground.choices``).
 
 Every callback ends in ``refresh``, which never raises: an invalid setting, a bad expression,
 a NaN or an exception inside a variant is reported in the status line and the last good
@@ -38,7 +41,7 @@ import numpy as np
 
 from sampy.expressions import check_expression
 from sampy.functions import TestFunction
-from sampy.playground.choices import BASES, suggested_start, two_d_function_names
+from sampy.playground.choices import BASES, LESSON, suggested_start, two_d_function_names
 from sampy.playground.clicks import ClickGrid, EventClicks, ipyevents_available, pixel_to_data
 from sampy.playground.compute import (
     EXPRESSION,
@@ -58,7 +61,7 @@ from sampy.playground.compute import (
     trajectories_npz,
     variant_labels,
 )
-from sampy.playground.controls import NO_VARIANT, VariantSlot
+from sampy.playground.controls import NO_VARIANT, VariantSlot, clean_number
 from sampy.playground.pictures import (
     SIDES,
     SLOT_COLOURS,
@@ -66,6 +69,7 @@ from sampy.playground.pictures import (
     BasinPicture,
     DrawOptions,
     LabPicture,
+    basin_summary,
     landscape_key,
 )
 
@@ -74,9 +78,51 @@ SCALES = ("linear", "log")
 _BLANK_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
 )
-# What the four slots hold at first: the classic comparison, and two empty slots.
-DEFAULT_VARIANTS = ("SGD", "SAM", NO_VARIANT, NO_VARIANT)
+# What the four slots hold at first: the lesson's comparison, and empty slots.
+DEFAULT_VARIANTS = tuple(
+    [v["method"] for v in LESSON["variants"]] + [NO_VARIANT] * (4 - len(LESSON["variants"]))
+)
+# The right-hand column of controls, in pixels (the picture takes the rest of the width).
+CONTROLS_WIDTH = 420
+# The "how to use" tab: every control in a few lines (the page itself opens on the picture).
+HELP_HTML = """
+<div style="max-width:900px;line-height:1.45">
+<p>Up to four variants of Sharpness-Aware Minimization (SAM) side by side, from the same start,
+on the same 2-D landscape. Things to try: set ρ = 0 (SAM <i>is</i> SGD), raise ρ until SAM
+leaves the sharp basin, compare the costs in the legend, open the basin map.</p>
+<ul>
+<li><b>function</b>: any registered 2-D test function, or <i>expression of x, y</i>: type a
+NumPy-style formula of <code>x</code> and <code>y</code> (e.g. <code>x**2 + 10*y**2</code>,
+<code>sin(3*x)*cos(y) + 0.1*(x**2 + y**2)</code>) and press Enter; a mistake is shown under the
+text box, never run. <b>box ±</b> sets its domain. <b>2-D contour / 3-D surface</b> and
+<b>linear / log</b> colours (the colour bar says which).</li>
+<li><b>lr (η)</b> (type a value in its readout to get exactly that), <b>steps</b> (up to
+10,000), <b>base</b> optimizer, <b>noise σ</b> (Gaussian noise on every gradient), <b>start x /
+start y</b>, or <b>click on the landscape</b> to start there.</li>
+<li><b>variant 1–4</b>: plain SGD or any SAM variant of the registry that runs on a 2-D
+function, each with its own knobs (ρ first; hover for the meaning and valid range; SAM's
+<b>p</b> ends at ∞, the square ball).</li>
+<li><b>arrows every k</b>: the ascent step w → w+ε (where each variant took its second
+gradient) at the steps k and k+1 of every k-th k, so that both phases of SAM's bounce across a
+valley show; <b>ρ-ball</b> around each end point; <b>side panel</b>: loss against steps, loss
+against gradient evaluations (the cost), or the seed-003 <i>anatomy</i> (fractions of
+coordinates in ckpt0–ckpt4).</li>
+<li>Tabs: a <b>basin map</b> (every start of a grid, coloured by the minimum it reaches,
+for two variants side by side), the <b>sharpness</b> at the end points (top Hessian
+eigenvalue, trace, worst-case loss in the ρ-ball) and the <b>export</b> (PNG, CSV, NPZ, and
+one line of Python that reproduces the runs).</li>
+</ul>
+<p>A run that blows up says "diverged at step k", one that still jumps about at the end says
+"bouncing … not converged"; nothing you type or set can break the app. The book chapter
+<i>Explore SAM</i> explains what to look for.</p>
+</div>
+"""
 RUN_CACHE = 64  # runs kept (a run of 10,000 steps is ~0.5 MB with its gradient queries)
+
+
+def _wrapped(markup: str) -> str:
+    """HTML that wraps at its box's width (an HTML widget's line does not, by default)."""
+    return f'<div style="white-space:normal;line-height:1.3">{markup}</div>'
 
 
 def _error_html(title: str, error: BaseException | str) -> str:
@@ -99,9 +145,11 @@ class Playground(widgets.VBox):
     Args:
         function: the first function (``two_d_function_names()``, or ``EXPRESSION``).
         variants: the methods of the slots (at most four; ``NO_VARIANT`` for an empty one).
-        hyperparameters: per slot, the first hyperparameters (the rest: registry defaults).
+        hyperparameters: per slot, the first hyperparameters (the rest: registry defaults);
+            by default, a slot that holds the lesson's method there has the lesson's values
+            (``LESSON``: SAM with ρ = 0.1).
         lr, steps, x0: the first learning rate, steps and start (default: the function's
-            suggestion, ``SUGGESTED``).
+            suggestion, ``SUGGESTED``; the lesson's for sharp_flat).
         expression: the first typed expression (used when ``function == EXPRESSION``).
         base: the first base optimizer (``BASES``).
         click_grid: cells across and down of the click grid (when ipyevents is missing).
@@ -109,21 +157,29 @@ class Playground(widgets.VBox):
 
     def __init__(
         self,
-        function: str = "sharp_flat",
+        function: str = LESSON["function"],
         variants: Sequence[str] = DEFAULT_VARIANTS,
         hyperparameters: Sequence[dict] | None = None,
         lr: float | None = None,
-        steps: int = 300,
+        steps: int = LESSON["steps"],
         x0: Sequence[float] | None = None,
         expression: str = "(x**2 + y - 11)**2 + (x + y**2 - 7)**2",
-        base: str = "SGD",
+        base: str = LESSON["base"],
         click_grid: tuple[int, int] = (16, 10),
     ) -> None:
         variants = list(variants)
         if not 1 <= len(variants) <= MAX_VARIANTS:
             raise ValueError(f"variants must hold 1 to {MAX_VARIANTS} methods, got {variants}")
         variants += [NO_VARIANT] * (MAX_VARIANTS - len(variants))
-        given = list(hyperparameters or []) + [{}] * MAX_VARIANTS
+        if hyperparameters is None:
+            lesson = LESSON["variants"]
+            hyperparameters = [
+                dict(lesson[i]["hyperparameters"])
+                if i < len(lesson) and variants[i] == lesson[i]["method"]
+                else {}
+                for i in range(MAX_VARIANTS)
+            ]
+        given = list(hyperparameters) + [{}] * MAX_VARIANTS
         self._quiet = 0  # > 0 while several controls change together: redraw once after
         self._runs: OrderedDict[tuple, VariantRun] = OrderedDict()
         self._functions: dict[tuple, TestFunction] = {}
@@ -137,7 +193,9 @@ class Playground(widgets.VBox):
         self._build_run_controls(base, steps)
         self._build_overlay_controls()
         self.slots = [
-            VariantSlot(i, method, SLOT_COLOURS[i], self._on_change, given[i])
+            VariantSlot(
+                i, method, SLOT_COLOURS[i], self._on_change, given[i], width=CONTROLS_WIDTH - 10
+            )
             for i, method in enumerate(variants)
         ]
         self._build_picture(click_grid)
@@ -159,19 +217,35 @@ class Playground(widgets.VBox):
             control.observe(self._on_control, names="value")
         self.tabs.observe(self._on_tab, names="selected_index")
 
-        landscape_row = widgets.HBox(
-            [self.function_menu, self.expression_text, self.box_text, self.view_buttons,
-             self.scale_buttons], layout=widgets.Layout(flex_flow="row wrap"),
+        # The picture on the left, the controls that change the runs beside it on the right
+        # (a projector's 1366 × 768 shows both at once; a narrower window wraps the controls
+        # under the picture); the overlays' controls under the picture, the tabs under both.
+        self.expression_box = widgets.VBox(
+            [self.expression_text, self.expression_error, self.box_text]
+        )
+        width = self.picture.image_size()[0]
+        overlays = widgets.HBox(
+            [self.arrows_slider, self.balls_box, self.side_menu, self.anatomy_menu],
+            layout=widgets.Layout(flex_flow="row wrap", width="100%"),
+        )
+        self.picture_column = widgets.VBox(
+            [self.stack, self.status, overlays],
+            layout=widgets.Layout(width=f"{width}px", max_width="100%", margin="0 8px 0 0"),
+        )
+        self.controls_column = widgets.VBox(
+            [self.function_menu, self.expression_box,
+             widgets.HBox([self.view_buttons, self.scale_buttons],
+                          layout=widgets.Layout(flex_flow="row wrap")),
+             self.lr_slider, self.steps_slider, self.base_menu, self.noise_slider,
+             self.x_slider, self.y_slider, *self.slots],
+            layout=widgets.Layout(width=f"{CONTROLS_WIDTH}px", flex="0 0 auto"),
         )  # fmt: skip
-        run_row = widgets.HBox(
-            [widgets.VBox([self.lr_slider, self.steps_slider, self.base_menu]),
-             widgets.VBox([self.noise_slider, self.x_slider, self.y_slider]),
-             widgets.VBox([self.arrows_slider, self.balls_box, self.side_menu,
-                           self.anatomy_menu])],
-            layout=widgets.Layout(flex_flow="row wrap"),
-        )  # fmt: skip
-        slots_row = widgets.HBox(self.slots, layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__([landscape_row, run_row, slots_row, self.stack, self.status, self.tabs])
+        self.controls_column.add_class("sampy-controls")
+        main = widgets.HBox(
+            [self.picture_column, self.controls_column],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+        )
+        super().__init__([main, self.tabs])
         self.add_class("sampy-playground")
         self.refresh()
 
@@ -183,35 +257,46 @@ class Playground(widgets.VBox):
             raise ValueError(f"function must be one of {names}, got {function!r}")
         self.function_menu = widgets.Dropdown(
             options=names, value=function, description="function",
-            style={"description_width": "60px"}, layout=widgets.Layout(width="250px"),
+            style={"description_width": "70px"},
+            layout=widgets.Layout(width=f"{CONTROLS_WIDTH - 20}px"),
         )  # fmt: skip
         # Not continuous: the expression is read when Enter is pressed or the box is left,
         # not at every key (half-typed text is rarely valid).
         self.expression_text = widgets.Text(
             value=expression, description="f(x, y) =", continuous_update=False,
             placeholder="e.g. x**2 + 10*y**2, sin(x)*cos(y), 1/(x - 1)",
-            style={"description_width": "60px"}, layout=widgets.Layout(width="380px"),
+            style={"description_width": "70px"},
+            layout=widgets.Layout(width=f"{CONTROLS_WIDTH - 20}px"),
         )  # fmt: skip
+        # What is wrong with the typed expression, right under the text box (and in the
+        # status line); empty while it is fine.
+        self.expression_error = widgets.HTML(
+            layout=widgets.Layout(width=f"{CONTROLS_WIDTH - 96}px", margin="0 0 4px 76px")
+        )
+        self.expression_error.add_class("sampy-expression-error")
         self.box_text = widgets.BoundedFloatText(
             value=4.0, min=0.1, max=100.0, step=0.5, description="box ±",
             tooltip="the expression's domain is [-box, box]²",
             style={"description_width": "40px"}, layout=widgets.Layout(width="120px"),
         )  # fmt: skip
         self.view_buttons = widgets.ToggleButtons(
-            options=list(VIEWS), value=VIEWS[0], style={"button_width": "90px"}
+            options=list(VIEWS), value=VIEWS[0], style={"button_width": "95px"}
         )
         self.scale_buttons = widgets.ToggleButtons(
-            options=list(SCALES), value=SCALES[0], style={"button_width": "60px"},
+            options=list(SCALES), value=SCALES[0], style={"button_width": "58px"},
             tooltips=["colour by f", "colour by log(f − min)"],
         )  # fmt: skip
 
     def _build_run_controls(self, base: str, steps: int) -> None:
         wide = {"description_width": "70px"}
-        column = widgets.Layout(width="300px")
-        # A log slider: useful learning rates span four orders of magnitude.
+        column = widgets.Layout(width=f"{CONTROLS_WIDTH - 20}px")
+        # A log slider: useful learning rates span four orders of magnitude. Not continuous:
+        # a continuous log slider snaps a typed value to its grid of exponents and sends that
+        # back (0.5 became 10^-0.30 = 0.5012); this one keeps what is typed, and a drag or an
+        # arrow key still lands on the grid.
         self.lr_slider = widgets.FloatLogSlider(
-            value=0.01, base=10, min=-4, max=0, step=0.05, readout_format=".4f",
-            description="lr (η)", style=wide, layout=column,
+            value=LESSON["lr"], base=10, min=-4, max=0, step=0.05, readout_format=".4",
+            description="lr (η)", style=wide, layout=column, continuous_update=False,
         )  # fmt: skip
         # Not continuous: thousands of steps take a moment, so redraw when the handle drops.
         self.steps_slider = widgets.IntSlider(
@@ -222,7 +307,7 @@ class Playground(widgets.VBox):
             raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
         self.base_menu = widgets.Dropdown(
             options=list(BASES), value=base, description="base", style=wide,
-            layout=widgets.Layout(width="200px"),
+            layout=widgets.Layout(width="220px"),
         )  # fmt: skip
         self.noise_slider = widgets.FloatSlider(
             value=0.0, min=0.0, max=2.0, step=0.01, description="noise σ", style=wide,
@@ -234,11 +319,14 @@ class Playground(widgets.VBox):
     def _build_overlay_controls(self) -> None:
         wide = {"description_width": "90px"}
         self.arrows_slider = widgets.IntSlider(
-            value=20, min=0, max=100, description="arrows every", style=wide,
-            layout=widgets.Layout(width="300px"),
-            tooltip="draw the ascent w → w+ε at every k-th step (0: none)",
+            value=LESSON["arrows_every"], min=0, max=100, description="arrows every",
+            style=wide, layout=widgets.Layout(width="300px"),
+            tooltip="draw the ascent w → w+ε at the steps k and k+1 of every k-th k (0: none)",
         )  # fmt: skip
-        self.balls_box = widgets.Checkbox(value=True, description="ρ-ball at the end points")
+        self.balls_box = widgets.Checkbox(
+            value=LESSON["balls"], description="ρ-ball at the end points", indent=False,
+            layout=widgets.Layout(width="220px", margin="2px 8px"),
+        )  # fmt: skip
         self.side_menu = widgets.Dropdown(
             options=list(SIDES), value=SIDES[0], description="side panel", style=wide,
             layout=widgets.Layout(width="300px"),
@@ -279,12 +367,15 @@ class Playground(widgets.VBox):
         # Basin map
         self.basin_a = widgets.Dropdown(description="left", layout=widgets.Layout(width="220px"))
         self.basin_b = widgets.Dropdown(description="right", layout=widgets.Layout(width="220px"))
+        basins = LESSON["basins"]
         self.basin_grid = widgets.IntSlider(
-            value=100, min=10, max=150, step=10, description="grid", continuous_update=False
-        )
+            value=basins["grid"], min=10, max=150, step=10, description="grid",
+            continuous_update=False,
+        )  # fmt: skip
         self.basin_steps = widgets.IntSlider(
-            value=300, min=10, max=2000, step=10, description="steps", continuous_update=False
-        )
+            value=basins["steps"], min=10, max=2000, step=10, description="steps",
+            continuous_update=False,
+        )  # fmt: skip
         self.basin_button = widgets.Button(
             description="compute basin maps", button_style="primary",
             layout=widgets.Layout(width="200px"),
@@ -324,9 +415,10 @@ class Playground(widgets.VBox):
                           "(it leaves <code>runs</code>: label → Trajectory):</small>"),
              self.snippet_text, widgets.HBox([self.export_button, self.downloads])],
         )  # fmt: skip
+        self.help_html = widgets.HTML(HELP_HTML)
         self.tabs = widgets.Tab(
-            [basin_tab, self.sharpness_html, export_tab],
-            titles=("basin map", "sharpness", "export"),
+            [basin_tab, self.sharpness_html, export_tab, self.help_html],
+            titles=("basin map", "sharpness", "export", "how to use"),
             # The basin tab first: it computes nothing until its button is pressed, whereas
             # an open sharpness tab is recomputed on every update.
             selected_index=0,
@@ -342,17 +434,20 @@ class Playground(widgets.VBox):
     def settings(self) -> LabSettings:
         """The settings the controls show."""
         variants = tuple(s for s in (slot.setting() for slot in self.slots) if s is not None)
+        # clean_number: a browser's slider sends -1 + 160·0.005 = -0.19999999999999996 for
+        # -0.2; the runs (and the exported snippet) use the number the reader sees.
         return LabSettings(
             function=self.function_menu.value,
             expression=self.expression_text.value,
             box=float(self.box_text.value),
             variants=variants,
-            lr=float(self.lr_slider.value),
+            lr=clean_number(float(self.lr_slider.value)),
             steps=int(self.steps_slider.value),
-            x0=(float(self.x_slider.value), float(self.y_slider.value)),
+            x0=(clean_number(float(self.x_slider.value)),
+                clean_number(float(self.y_slider.value))),
             base=self.base_menu.value,
-            noise=float(self.noise_slider.value),
-        )
+            noise=clean_number(float(self.noise_slider.value)),
+        )  # fmt: skip
 
     def options(self) -> DrawOptions:
         """How the controls say to draw."""
@@ -424,15 +519,19 @@ class Playground(widgets.VBox):
 
     def _refresh(self) -> list[VariantRun] | None:
         settings = self.settings()
+        self.expression_error.value = ""
         if settings.function == EXPRESSION:
             message = check_expression(settings.expression)
             if message is not None:
                 self.status.value = _error_html("Expression", message)
+                self.expression_error.value = _wrapped(self.status.value)
                 return None
         try:
             f = self._function(settings)
         except ValueError as error:
             self.status.value = _error_html("Invalid function", str(error))
+            if settings.function == EXPRESSION:
+                self.expression_error.value = _wrapped(self.status.value)
             return None
         if not settings.variants:
             self.status.value = _error_html("Nothing to run", "choose a method in a slot")
@@ -451,6 +550,8 @@ class Playground(widgets.VBox):
         if options.side == SIDES[2] and 0 <= options.anatomy_of < len(runs):
             dissected = anatomy(f, runs[options.anatomy_of])
         png = self.picture.png(f, runs, options, dissected)
+        if options.view == VIEWS[0] and isinstance(self.clicks, ClickGrid):
+            self.clicks.set_box(self.picture.pixel_box())  # a new domain has a new box
         self.function, self.runs, self.last_png = f, runs, png
         self.image.value = png
         self.status.value = "<br>".join(self._status_line(f, vrun) for vrun in runs)
@@ -469,10 +570,11 @@ class Playground(widgets.VBox):
         """Keep the anatomy and basin menus on the variants that are shown."""
         options = [(label, i) for i, label in enumerate(labels)]
         with self._hold():
+            basins = LESSON["basins"]
             for menu, default in (
                 (self.anatomy_menu, min(1, len(labels) - 1)),
-                (self.basin_a, 0),
-                (self.basin_b, min(1, len(labels) - 1)),
+                (self.basin_a, min(basins["left"], len(labels) - 1)),
+                (self.basin_b, min(basins["right"], len(labels) - 1)),
             ):
                 if list(menu.options) != options:
                     keep = (
@@ -529,6 +631,7 @@ class Playground(widgets.VBox):
         """The expression's text and box are shown only while the expression is chosen."""
         shown = None if self.function_menu.value == EXPRESSION else "none"
         self.expression_text.layout.display = shown
+        self.expression_error.layout.display = shown
         self.box_text.layout.display = shown
 
     def _on_tab(self, change: dict) -> None:
@@ -598,7 +701,7 @@ class Playground(widgets.VBox):
             self.basin_image.value = self.basin_picture.png(maps)
             self.basin_image.layout.display = None
             self.basin_maps = maps
-            lines = [html.escape(m.summary()) for m in maps]
+            lines = [html.escape(basin_summary(m)) for m in maps]
             self.basin_status.value = (
                 "<br>".join(lines) + f"<br><small>{grid}×{grid} start points, {steps} steps, "
                 f"computed in {seconds:.2f} s (no gradient noise)</small>"

@@ -1,6 +1,7 @@
 """The explorer's choices, without widgets: the method menu (generated from the registry),
-which hyperparameters get a control and over which range, the functions and where each one
-starts, and how a menu entry and its settings become an optimizer.
+which hyperparameters get a control and over which range (and which end at ∞), the
+laboratory's first settings (``LESSON``) and colours (``PALETTES``), the functions and where
+each one starts, and how a menu entry and its settings become an optimizer.
 
 Everything here is plain Python on plain data, shared by the classic ``Explorer``
 (``sampy.playground.explorer``) and the laboratory (``sampy.playground.app``), and tested
@@ -101,7 +102,8 @@ def knob_range(spec: Hyper, value: object = None) -> tuple[float, float, float]:
 
     The rule: an end the spec bounds is that bound; an unbounded end is ``±max(1, 4·|default|)``
     (reals) or ``max(low + 10, 4·default)`` (ints, upper end; lower end 0). So ρ with default
-    0.05 gets [0, 1], SAM's p (≥ 1, default 2) gets [1, 8], LookSAM's k (≥ 1, default 10)
+    0.05 gets [0, 1], SAM's p (≥ 1, default 2) gets [1, 8] and then ∞ (a knob of
+    ``INFINITE_END`` has that one more stop: ``knob_stops``), LookSAM's k (≥ 1, default 10)
     gets [1, 40]. ``value`` (an initial value other than the default), when it is a finite
     number, widens the range to include it. An open end moves in by one step, so the slider
     cannot reach an invalid value. Reals get a 1-2-5 step of about 1/200 of the range.
@@ -122,17 +124,86 @@ def knob_range(spec: Hyper, value: object = None) -> tuple[float, float, float]:
     return lo, hi, step
 
 
+# Knobs whose slider ends at ∞: one stop past the largest finite value of ``knob_range``. The
+# p of a norm ball is the one whose ∞ is a different ball (a square), not just a large number
+# (``sampy.lab_metadata`` exports the rule, the JavaScript laboratory reads it from there).
+INFINITE_END: frozenset[str] = frozenset({"p"})
+
+
+def knob_stops(spec: Hyper, value: object = None) -> list[float]:
+    """The values a slider with an ∞ end (``INFINITE_END``) can take: the stops of
+    ``knob_range`` (``lo``, ``lo + step``, …, ``hi``, rounded to the step), then ``math.inf``;
+    ``value``, when it is a number between two stops, is one more stop."""
+    lo, hi, step = knob_range(spec, value)
+    decimals = max(0, -math.floor(math.log10(step))) + 1
+    count = round((hi - lo) / step)
+    stops = {round(lo + i * step, decimals) for i in range(count + 1)} | {math.inf}
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        stops.add(float(value))
+    return sorted(stops)
+
+
 def _widen(lo: float, hi: float, value: object) -> tuple[float, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return min(lo, float(value)), max(hi, float(value))
     return lo, hi
 
 
+# --------------------------------------------------------------------------- the lesson
+
+# The laboratory's starting settings, in ONE place, as plain data (numbers, strings, lists and
+# dicts: ``json.dumps(LESSON)`` is the document a JavaScript laboratory reads). Chosen so that
+# the first picture shows the lesson: from (0.8, -0.2), SGD falls into the sharp minimum of
+# ``sharp_flat`` and SAM with ρ = 0.1 reaches the flat one in 300 steps; at ρ = 0.1 the
+# ρ-ball (a radius of about 15 px: the 4-unit-wide landscape is drawn 580 px wide) and the
+# ascent steps are visible, and SAM's bounce across the valley shows in the arrows of two
+# consecutive steps (the 0.05 of the registry hid the ball under the end marker).
+# The basin map's defaults make the difference plain: on a 100 × 100 grid of starts, after
+# 1000 steps, SGD ends in the sharp basin from 16.5 % of the starts, SAM from 0.9 % (about
+# 0.8 s for both maps on one CPU core).
+LESSON: dict = {
+    "function": "sharp_flat",
+    "x0": [0.8, -0.2],
+    "lr": 0.01,
+    "steps": 300,
+    "base": "SGD",
+    "variants": [
+        {"method": "SGD", "hyperparameters": {}},
+        {"method": "SAM", "hyperparameters": {"rho": 0.1}},
+    ],
+    "arrows_every": 20,
+    "balls": True,
+    "basins": {"left": 0, "right": 1, "grid": 100, "steps": 1000},
+}
+
+# The colours of the laboratory, one meaning each, on every panel (hex strings, for CSS and
+# JavaScript too): the variant slots (slot 1 dashed white, the baseline), the seed-003
+# checkpoints of the anatomy panel, the basins of the basin map (no colour of a variant or a
+# checkpoint), the start points that reached no minimum, and the diverged ones.
+PALETTES: dict = {
+    "variants": ["#ffffff", "#ff7f0e", "#ff5ad9", "#29e4ff"],
+    "variant_lines": ["--", "-", "-", "-"],
+    "checkpoints": ["#7f7f7f", "#d62728", "#ff9896", "#1f77b4", "#aec7e8"],
+    "basins": [
+        "#9467bd",
+        "#2ca02c",
+        "#8c564b",
+        "#bcbd22",
+        "#393b79",
+        "#637939",
+        "#7b4173",
+        "#8ca252",
+        "#5254a3",
+        "#b5cf6b",
+    ],
+    "no_basin": "#d9d9d9",
+    "diverged": "#222222",
+}
+
 # Where each function's explorer starts, and with which learning rate: chosen so that the
-# first picture already shows something (for sharp_flat: SGD falls into the sharp minimum
-# and SAM with ρ = 0.05 reaches the flat one in 300 steps).
+# first picture already shows something (sharp_flat: the lesson above).
 SUGGESTED: dict[str, tuple[tuple[float, float], float]] = {
-    "sharp_flat": ((0.8, -0.2), 0.01),
+    LESSON["function"]: (tuple(LESSON["x0"]), LESSON["lr"]),
     "himmelblau": ((-0.5, 0.0), 0.01),
     "rosenbrock": ((-1.5, 2.0), 0.001),
     "rastrigin": ((2.2, -1.6), 0.002),

@@ -101,11 +101,8 @@ class ClickGrid(widgets.GridBox):
         nx: int = 16,
         ny: int = 10,
     ) -> None:
-        width, height = image_size
-        left, top, right, bottom = box
-        self.nx, self.ny, self.box = nx, ny, box
+        self.nx, self.ny, self.image_size = nx, ny, image_size
         self._on_pixel = on_pixel
-        self.centres = cell_centres(nx, ny, box)
         # One Layout and one ButtonStyle for every cell: a model each, not one per button.
         cell_layout = widgets.Layout(width="auto", height="100%", min_height="0", min_width="0",
                                      margin="0", padding="0", overflow="hidden")  # fmt: skip
@@ -120,21 +117,32 @@ class ClickGrid(widgets.GridBox):
             )  # fmt: skip
             button.on_click(lambda _button, k=k: self.click(k))
             self.buttons.append(button)
-        # The margins around the axes as padding: CSS resolves a percentage padding against
-        # the width, on every side, and the image keeps its aspect ratio when it is shrunk,
-        # so these percentages stay on the axes at any size.
-        padding = " ".join(
-            f"{100 * v / width:.3f}%" for v in (top, width - right, height - bottom, left)
-        )
         super().__init__(
             self.buttons,
             layout=widgets.Layout(
                 grid_area="stack", grid_template_columns=f"repeat({nx}, minmax(0, 1fr))",
-                grid_template_rows=f"repeat({ny}, minmax(0, 1fr))", padding=padding, grid_gap="0px",
+                grid_template_rows=f"repeat({ny}, minmax(0, 1fr))", grid_gap="0px",
                 width="auto", height="0px", min_height="100%", margin="0",
             ),
         )  # fmt: skip
+        self.box: Box = (0.0, 0.0, 0.0, 0.0)
+        self.set_box(box)
         self.add_class("sampy-click-grid")
+
+    def set_box(self, box: Box) -> None:
+        """Lay the grid over new axes (a landscape of another shape): its cells and padding."""
+        if tuple(box) == self.box:
+            return
+        width, height = self.image_size
+        left, top, right, bottom = box
+        self.box = tuple(box)
+        self.centres = cell_centres(self.nx, self.ny, box)
+        # The margins around the axes as padding: CSS resolves a percentage padding against
+        # the width, on every side, and the image keeps its aspect ratio when it is shrunk,
+        # so these percentages stay on the axes at any size.
+        self.layout.padding = " ".join(
+            f"{100 * v / width:.3f}%" for v in (top, width - right, height - bottom, left)
+        )
 
     def click(self, k: int) -> None:
         """What a click on cell ``k`` does (the buttons call it; tests may too)."""

@@ -6,7 +6,9 @@ script) without a kernel or a browser:
 - ``LabSettings`` (what the controls say) → ``make_function`` and, per variant,
   ``run_variant`` → ``VariantRun``: the trajectory from ``sampy.run``, plus the points where
   the variant evaluated its gradient (the ascent points w + ε, see below);
-- the overlays' data: ``ascent_arrows``, ``ball_outline``, ``loss_curve``;
+- the overlays' data: ``ascent_arrows`` (at the steps ``arrow_steps``: both phases of a
+  bounce), ``ball_outline``, ``loss_curve`` and its floor ``loss_floor``; the status line
+  ``describe`` (with ``last_moves``: a run still bouncing is "not converged");
 - ``anatomy`` (seed 003's ckpt1…ckpt4 along a path), ``sharpness_rows`` (λmax, trace and the
   worst case in the ρ-ball at the end points), ``basin_pair`` (two basin maps);
 - the exports: ``snippet`` (one line of Python that reproduces the runs with sampy),
@@ -42,6 +44,7 @@ from sampy.optim.base import Optimizer
 from sampy.optim.checkpoints import checkpoint_fractions
 from sampy.playground.choices import (
     BASES,
+    LESSON,
     as_start,
     make_base,
     method_row,
@@ -59,6 +62,12 @@ MAX_VARIANTS = 4
 MAX_BASIN_WORK = 100 * 100 * 1000
 # ρ used for the worst case in the ball of a variant that has no ρ of its own (SGD).
 PROBE_RHO = 0.05
+# A run whose last SETTLE_STEPS steps still move by more than SETTLE_TOL of the domain's
+# diagonal has not converged: the status says it is bouncing (or still moving) rather than
+# "near the … minimum". SAM's own 2-cycle at a small lr (≈ 0.04 % of the diagonal on the
+# lesson's sharp_flat) counts as settled; lr = 0.5 (≈ 4 %) does not.
+SETTLE_STEPS = 10
+SETTLE_TOL = 0.005
 
 
 # --------------------------------------------------------------------------- settings
@@ -96,17 +105,24 @@ class LabSettings:
         bound: a run whose ``max|x_i|`` passes ``bound`` stops and is reported as diverged.
     """
 
-    function: str = "sharp_flat"
+    function: str = LESSON["function"]
     expression: str = ""
     box: float = float(DEFAULT_DOMAIN[0][1])
-    variants: tuple[VariantSetting, ...] = (VariantSetting("SGD"), VariantSetting("SAM"))
-    lr: float = 0.01
-    steps: int = 300
-    x0: tuple[float, float] = (0.8, -0.2)
-    base: str = "SGD"
+    variants: tuple[VariantSetting, ...] = field(default_factory=lambda: lesson_variants())
+    lr: float = LESSON["lr"]
+    steps: int = LESSON["steps"]
+    x0: tuple[float, float] = tuple(LESSON["x0"])
+    base: str = LESSON["base"]
     noise: float = 0.0
     seed: int = 0
     bound: float = 1e6
+
+
+def lesson_variants() -> tuple[VariantSetting, ...]:
+    """The variants of ``LESSON`` (``sampy.playground.choices``), as ``VariantSetting`` s."""
+    return tuple(
+        VariantSetting(v["method"], dict(v["hyperparameters"])) for v in LESSON["variants"]
+    )
 
 
 def make_function(settings: LabSettings) -> TestFunction:
@@ -333,13 +349,29 @@ def run_lab(settings: LabSettings) -> tuple[TestFunction, list[VariantRun]]:
 # --------------------------------------------------------------------------- overlays' data
 
 
+def arrow_steps(every: int, steps: int) -> np.ndarray:
+    """The steps whose ascent is drawn: both steps of each pair k, k + 1 for k = 1, 1 + every,
+    1 + 2·every, … (every step when ``every`` ≤ 2; none when ``every`` ≤ 0).
+
+    Pairs, not single steps: SAM bounces across a valley with period 2, so ε at step k + 1
+    points the other way than at step k. One step in ``every`` (an even ``every``) would
+    sample a single phase of the bounce, and every arrow would point the same way.
+    """
+    if every <= 0 or steps <= 0:
+        return np.zeros(0, dtype=int)
+    k = np.arange(1, steps + 1)
+    return k[(k - 1) % every <= 1] if every > 2 else k
+
+
 def ascent_arrows(vrun: VariantRun, every: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(tails, heads)``, each ``(m, 2)``: w → w + ε at every ``every``-th step (1, 1 +
-    every, …), one arrow per ascent point (MultiStepSAM has several per step). ``every`` ≤ 0:
-    none."""
+    """``(tails, heads)``, each ``(m, 2)``: w → w + ε at the steps ``arrow_steps(every, …)``
+    (1, 2, 1 + every, 2 + every, …), one arrow per ascent point (MultiStepSAM has several per
+    step). ``every`` ≤ 0: none."""
     if every <= 0 or not vrun.ok or len(vrun.query_points) == 0:
         return np.zeros((0, 2)), np.zeros((0, 2))
-    chosen = vrun.is_ascent & ((vrun.query_steps - 1) % every == 0)
+    drawn = np.zeros(len(vrun.xs) + 1, dtype=bool)
+    drawn[arrow_steps(every, len(vrun.xs) - 1)] = True
+    chosen = vrun.is_ascent & drawn[vrun.query_steps]
     steps = vrun.query_steps[chosen]
     return vrun.xs[steps - 1], vrun.query_points[chosen]
 
@@ -410,7 +442,37 @@ def describe(f: TestFunction, vrun: VariantRun) -> str:
     )
     if vrun.diverged_at is not None:
         return f"{line}; diverged at step {vrun.diverged_at}"
-    return f"{line}; {nearest_minimum(f, end)}"
+    where = nearest_minimum(f, end)
+    moving = last_moves(f, vrun.xs)
+    if moving is None:
+        return f"{line}; {where}"
+    size, bouncing = moving
+    how = f"the last {SETTLE_STEPS} steps move by up to {size:.2g}"
+    if bouncing:
+        if where.startswith("near the "):
+            where = "bouncing around the " + where.removeprefix("near the ")
+        else:
+            where = f"bouncing, {where}"
+        return f"{line}; {where}, not converged ({how})"
+    return f"{line}; still moving, not converged ({how}); so far {where}"
+
+
+def last_moves(f: TestFunction, xs: np.ndarray) -> tuple[float, bool] | None:
+    """``(largest move, bouncing)`` over the last ``SETTLE_STEPS`` steps of a path, or ``None``
+    when they all move by less than ``SETTLE_TOL`` of the domain's diagonal (settled).
+
+    ``bouncing``: the steps mostly turn back (consecutive moves at more than 90°), as at a
+    learning rate above 2/λ: the run jumps across a valley instead of settling in it.
+    """
+    if len(xs) < 3:
+        return None
+    moves = np.diff(xs[-(SETTLE_STEPS + 1) :], axis=0)
+    size = float(np.max(np.linalg.norm(moves, axis=-1)))
+    diagonal = float(np.linalg.norm([hi - lo for lo, hi in f.domain]))
+    if not size > SETTLE_TOL * diagonal:  # NaN-safe: a NaN path is reported as diverged
+        return None
+    turns = np.sum(moves[1:] * moves[:-1], axis=-1)
+    return size, bool(np.mean(turns < 0) > 0.5)
 
 
 def nearest_minimum(f: TestFunction, end: np.ndarray) -> str:
@@ -426,6 +488,46 @@ def nearest_minimum(f: TestFunction, end: np.ndarray) -> str:
     if i < len(labels):
         return f"near the {labels[i]} minimum"
     return "near the minimum (" + ", ".join(f"{c:.3g}" for c in points[i]) + ")"
+
+
+def loss_floor(f: TestFunction, runs: Sequence[VariantRun], grid_floor: float) -> float:
+    """The "min" of the side panel's "loss − min": ``f.fmin`` where it is known; else (a
+    typed expression) the lowest value of a local minimization (L-BFGS-B in the domain)
+    from the grid's lowest point's value ``grid_floor`` and from each run's lowest point.
+
+    Not the grid's minimum alone: a run that goes below it would drop off the log axis at an
+    arbitrary step, which looks like sudden convergence.
+    """
+    if math.isfinite(f.fmin):
+        return float(f.fmin)
+    floor = float(grid_floor)
+    starts = []
+    for vrun in runs:
+        losses = loss_curve(vrun)
+        if vrun.ok and np.isfinite(losses).any():
+            starts.append(vrun.xs[int(np.nanargmin(losses))])
+    for start in starts:
+        floor = min(floor, _local_minimum(f, start))
+    return floor
+
+
+def _local_minimum(f: TestFunction, start: np.ndarray) -> float:
+    """The value of f at a local minimum near ``start`` (``inf`` when it cannot be found)."""
+    from scipy.optimize import minimize
+
+    def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = f.value_and_grad(x)
+        return float(value), np.asarray(grad, dtype=float)
+
+    try:
+        with np.errstate(all="ignore"):
+            result = minimize(value_and_grad, np.asarray(start, dtype=float), jac=True,
+                              method="L-BFGS-B", bounds=f.domain,
+                              options={"maxiter": 200})  # fmt: skip
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return math.inf
+    value = float(result.fun)
+    return value if math.isfinite(value) else math.inf
 
 
 # --------------------------------------------------------------------------- the panels

@@ -13,7 +13,14 @@ import ipywidgets as widgets
 
 from sampy import registry
 from sampy.optim.hyper import Hyper
-from sampy.playground.choices import knob_range, knob_specs, method_row, methods
+from sampy.playground.choices import (
+    INFINITE_END,
+    knob_range,
+    knob_specs,
+    knob_stops,
+    method_row,
+    methods,
+)
 from sampy.playground.compute import VariantSetting
 
 
@@ -21,8 +28,9 @@ def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widget
     """The control of one hyperparameter, labelled with its name, at ``value`` (or default).
 
     real → ``FloatSlider`` (``FloatLogSlider`` when ``spec.log``: from default/100 to
-    default·100, within the spec's bounds), int → ``IntSlider``, bool → ``Checkbox``,
-    choice → ``Dropdown``. The tooltip gives the meaning and the valid range.
+    default·100, within the spec's bounds; a ``SelectionSlider`` whose last stop is "∞"
+    when the knob has an ∞ end, ``INFINITE_END``: SAM's p), int → ``IntSlider``, bool →
+    ``Checkbox``, choice → ``Dropdown``. The tooltip gives the meaning and the valid range.
     """
     value = spec.default if value is None else value
     common = {
@@ -38,6 +46,11 @@ def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widget
     if spec.kind == "int":
         lo, hi, _ = knob_range(spec, value)
         return widgets.IntSlider(value=int(value), min=int(lo), max=int(hi), step=1, **common)
+    if spec.kind == "real" and spec.name in INFINITE_END:
+        stops = knob_stops(spec, value)
+        return widgets.SelectionSlider(
+            options=[(_stop_label(v), v) for v in stops], value=float(value), **common
+        )
     if spec.log and float(spec.default) > 0:
         centre = math.log10(float(spec.default))
         lo = centre - 2 if not spec.low else max(centre - 2, math.log10(spec.low))
@@ -53,6 +66,11 @@ def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widget
     return widgets.FloatSlider(
         value=value, min=lo, max=hi, step=step, readout_format=f".{decimals}f", **common
     )
+
+
+def _stop_label(value: float) -> str:
+    """The readout of one stop of an ∞-ended slider: "∞", or the number as short as it goes."""
+    return "∞" if math.isinf(value) else f"{value:g}"
 
 
 def knob_note(row: registry.Variant | None, specs: Sequence[Hyper]) -> str:
@@ -87,6 +105,7 @@ class VariantSlot(widgets.VBox):
         colour: the colour of the slot's path, shown as a swatch by the menu.
         on_change: called with no argument after every change.
         values: the first method's hyperparameters (the rest take the registry defaults).
+        width: the slot's width in pixels (its knobs take all of it but the border).
     """
 
     def __init__(
@@ -96,11 +115,13 @@ class VariantSlot(widgets.VBox):
         colour: str,
         on_change: Callable[[], None],
         values: Mapping[str, object] | None = None,
+        width: int = 245,
     ) -> None:
         options = [NO_VARIANT, *methods()]
         if method not in options:
             raise ValueError(f"method must be one of {options}, got {method!r}")
         self.index = index
+        self.width = width
         self._on_change = on_change
         self.knobs: dict[str, widgets.Widget] = {}
         self._fixed: dict[str, object] = {}
@@ -115,12 +136,12 @@ class VariantSlot(widgets.VBox):
             style={"description_width": "62px"}, layout=widgets.Layout(width="205px"),
         )  # fmt: skip
         self.knob_box = widgets.VBox()
-        self.note = widgets.HTML(layout=widgets.Layout(width="235px"))
+        self.note = widgets.HTML(layout=widgets.Layout(width=f"{width - 10}px"))
         self._build(method, values or {})
         self.menu.observe(self._on_method, names="value")
         super().__init__(
             [widgets.HBox([self.swatch, self.menu]), self.knob_box],
-            layout=widgets.Layout(width="245px", border="1px solid #ddd", padding="2px"),
+            layout=widgets.Layout(width=f"{width}px", border="1px solid #ddd", padding="2px"),
         )
 
     @property
@@ -132,8 +153,8 @@ class VariantSlot(widgets.VBox):
         """The slot's variant and hyperparameters, or ``None`` for an empty slot."""
         if self.menu.value == NO_VARIANT:
             return None
-        values = {**self._fixed, **{name: knob.value for name, knob in self.knobs.items()}}
-        return VariantSetting(self.menu.value, values)
+        shown = {name: clean_number(knob.value) for name, knob in self.knobs.items()}
+        return VariantSetting(self.menu.value, {**self._fixed, **shown})
 
     def _build(self, method: str, values: Mapping[str, object]) -> None:
         for knob in self.knobs.values():
@@ -157,7 +178,7 @@ class VariantSlot(widgets.VBox):
             spec.name: make_knob(spec, values.get(spec.name), width="80px") for spec in specs
         }
         for knob in self.knobs.values():
-            knob.layout.width = "235px"
+            knob.layout.width = f"{self.width - 10}px"
             knob.observe(self._on_knob, names="value")
         self._fixed = {name: value for name, value in values.items() if name not in self.knobs}
         self.note.value = knob_note(row, specs)
@@ -173,6 +194,15 @@ class VariantSlot(widgets.VBox):
 
     def _on_knob(self, change: dict) -> None:
         self._on_change()
+
+
+def clean_number(value: object) -> object:
+    """A float from a browser's slider without its binary noise: ``-0.19999999999999996``
+    (``-1 + 160·0.005``) is ``-0.2``, the number the reader sees and means. Twelve significant
+    digits are kept, far finer than any slider's step; anything else is returned as it is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.12g}")
+    return value
 
 
 def _css(colour: str) -> str:
