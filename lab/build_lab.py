@@ -6,12 +6,13 @@
    and papers of every variant; every 2-D function), which the twin imports: nothing of it
    is typed again in JavaScript.
 2. esbuild (pinned in package-lock.json, from npm) bundles ``lab/src`` three times, into
-   ``lab/dist/``:
+   ``lab/dist/web/`` (for the book) and ``lab/dist/node/``:
 
    - ``sampy-lab.js``: one classic script (an IIFE defining ``window.sampyLab``) for the
-     book's pages. Chromium refuses ES modules and worker files on file:// pages, and the
-     book must work opened from disk, so the live figures ship as a classic script;
-   - ``sampy-lab.cjs``: the same library as a CommonJS module for node (the tests);
+     book's pages: the library and the live figures (``src/browser.js``). Chromium refuses
+     ES modules and worker files on file:// pages, and the book must work opened from disk,
+     so the live figures ship as a classic script;
+   - ``sampy-lab.cjs``: the library (``src/index.js``) as a CommonJS module for node;
    - ``sampy-lab-cli.cjs``: the command-line entry (``node lab/dist/sampy-lab-cli.cjs``).
 
    The stylesheet ``lab/src/ui/lab.css`` is copied beside them.
@@ -35,10 +36,12 @@ BUILD = LAB / "build"
 DIST = LAB / "dist"
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
 
-BROWSER_BUNDLE = DIST / "sampy-lab.js"
-NODE_LIBRARY = DIST / "sampy-lab.cjs"
-CLI = DIST / "sampy-lab-cli.cjs"
-STYLESHEET = DIST / "sampy-lab.css"
+WEB = DIST / "web"  # what the book's pages load (Sphinx serves this folder from _static)
+NODE = DIST / "node"  # what node runs (the tests, the command line)
+BROWSER_BUNDLE = WEB / "sampy-lab.js"
+STYLESHEET = WEB / "sampy-lab.css"
+NODE_LIBRARY = NODE / "sampy-lab.cjs"
+CLI = NODE / "sampy-lab-cli.cjs"
 
 
 class LabBuildError(RuntimeError):
@@ -69,10 +72,11 @@ def build(minify: bool = True) -> Path:
     finally:
         sys.path.pop(0)
     lab_metadata.write(BUILD / "metadata.json")
-    DIST.mkdir(parents=True, exist_ok=True)
+    WEB.mkdir(parents=True, exist_ok=True)
+    NODE.mkdir(parents=True, exist_ok=True)
     common = ["--bundle", "--charset=utf8", "--target=es2020"]
     browser = [
-        str(SOURCES / "index.js"),
+        str(SOURCES / "browser.js"),
         *common,
         "--format=iife",
         "--global-name=sampyLab",
@@ -93,7 +97,7 @@ def main() -> int:
     except LabBuildError as error:
         print(error, file=sys.stderr)
         return 1
-    for path in sorted(out.iterdir()):
+    for path in sorted(out.rglob("*.*")):
         print(f"{path.relative_to(ROOT)}  {path.stat().st_size / 1024:.0f} kB")
     return 0
 

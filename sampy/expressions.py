@@ -57,6 +57,7 @@ import numpy as np
 from sampy.functions._base import TestFunction
 
 __all__ = [
+    "BINARY_FUNCTIONS",
     "CONSTANTS",
     "FUNCTIONS",
     "MAX_DEPTH",
@@ -64,6 +65,7 @@ __all__ = [
     "MAX_LENGTH",
     "MAX_NESTING",
     "MAX_NODES",
+    "UNARY_FUNCTIONS",
     "VARIABLES",
     "Expression",
     "ExpressionError",
@@ -136,7 +138,9 @@ _BINARY: dict[str, tuple[Callable, Callable]] = {
     "hypot": (np.hypot, anp.hypot),
 }
 
-FUNCTIONS: tuple[str, ...] = (*_UNARY, *_BINARY)
+UNARY_FUNCTIONS: tuple[str, ...] = tuple(_UNARY)
+BINARY_FUNCTIONS: tuple[str, ...] = tuple(_BINARY)
+FUNCTIONS: tuple[str, ...] = (*UNARY_FUNCTIONS, *BINARY_FUNCTIONS)
 _ALLOWED = ", ".join(FUNCTIONS)
 
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sampy import __version__, functions, optim, registry
+from sampy import __version__, expressions, functions, optim, registry
 from sampy.functions.toys import sharp_flat_wells_minima
 from sampy.optim.hyper import Hyper
 from sampy.playground import choices
@@ -41,9 +41,7 @@ PYTHON_ONLY: dict[str, str] = {
     ),
     "LogitSAM": "perturbs every example separately (1-SAM) through a model's logits",
     "JSAM": "perturbs every example separately (1-SAM) through a model's Jacobian",
-    "ESAM": (
-        "selects the examples whose loss rises most (SDS): it needs per-example losses"
-    ),
+    "ESAM": ("selects the examples whose loss rises most (SDS): it needs per-example losses"),
     "SSAMF": "builds its mask from per-example squared gradients (a Fisher estimate)",
     "ImbSAM": "splits the examples into head and tail classes",
     "BSAM": (
@@ -52,12 +50,45 @@ PYTHON_ONLY: dict[str, str] = {
     ),
 }
 
+# The first values of knobs whose registry default is sized for a network, not for a 2-D
+# landscape a few units wide: MSAM's official ρ = 0.3 and AdamW-MSAM's ρ = 1 move the stored
+# point by a third of the sharp/flat toy's height at every turn of the momentum.
+FIRST_VALUES: dict[str, dict[str, Any]] = {
+    "MSAM": {"rho": 0.1},
+    "AdamWMSAM": {"rho": 0.1},
+}
+
 # The base optimizers of the laboratory, by the reference's class names.
 BASES: tuple[str, ...] = ("SGD", "Adam", "AdamW")
 
-# Knobs whose slider ends at ∞ (one stop past its largest finite value): the p of a norm ball
-# is the one whose ∞ is a different ball (a square), not just a large number.
-INFINITE_END: frozenset[str] = frozenset({"p"})
+
+# The parameters of a landscape that a live figure may put on a slider (a sharper sharp
+# minimum, a wider flat well, a worse condition number), with the slider's range and step.
+FUNCTION_KNOBS: dict[str, tuple[tuple[Hyper, float, float, float], ...]] = {
+    "sharp_flat": (
+        (Hyper("sharpness", 100.0, "factor s of the sharp well's y-curvature", 0.0, None,
+               low_open=True, log=True), 1.0, 400.0, 0.01),
+    ),
+    "sharp_flat_wells": (
+        (Hyper("width_sharp", 0.1, "width w_s of the sharp well", 0.0, None, low_open=True),
+         0.02, 1.0, 0.01),
+        (Hyper("width_flat", 1.0, "width w_f of the flat well", 0.0, None, low_open=True),
+         0.2, 3.0, 0.05),
+        (Hyper("depth_sharp", 1.0, "depth d_s of the sharp well", 0.0, None, low_open=True),
+         0.1, 2.0, 0.05),
+        (Hyper("depth_flat", 1.0, "depth d_f of the flat well", 0.0, None, low_open=True),
+         0.1, 2.0, 0.05),
+    ),
+    "ill_conditioned": (
+        (Hyper("condition", 20.0, "condition number κ (curvatures 4/κ and 4)", 1.0, None,
+               log=True), 1.0, 400.0, 0.01),
+    ),
+    "rosenbrock": (
+        (Hyper("b", 100.0, "steepness b of the valley's walls", 0.0, None, low_open=True,
+               log=True), 1.0, 1000.0, 0.01),
+    ),
+    "rastrigin": ((Hyper("A", 10.0, "height A of the ripples", 0.0, None), 0.0, 20.0, 0.5),),
+}  # fmt: skip
 
 
 def _number(value: float) -> float | str:
@@ -98,13 +129,47 @@ def spec_record(spec: Hyper) -> dict[str, Any]:
     }
 
 
-def knob_record(spec: Hyper) -> dict[str, Any]:
-    """The laboratory's control of one knob: its spec, and the slider's range and step."""
+def knob_record(spec: Hyper, slider: tuple[float, float, float] | None = None) -> dict[str, Any]:
+    """The laboratory's control of one knob: its spec, and the slider's range and step
+    (``slider`` = ``(min, max, step)``, by default ``choices.knob_range``)."""
     record = spec_record(spec)
     if spec.kind in ("real", "int"):
-        lo, hi, step = choices.knob_range(spec)
-        record.update(min=lo, max=hi, step=step, infinite_end=spec.name in INFINITE_END)
+        lo, hi, step = choices.knob_range(spec) if slider is None else slider
+        record.update(min=lo, max=hi, step=step, infinite_end=spec.name in choices.INFINITE_END)
     return record
+
+
+def _lesson() -> dict[str, Any]:
+    """The laboratory's first settings (``choices.LESSON``) in the twin's terms: the method
+    "SGD" of the Voila laboratory (the base alone) is the twin's "base"."""
+    lesson = choices.LESSON
+    return {
+        "function": lesson["function"],
+        "start": lesson["x0"],
+        "lr": lesson["lr"],
+        "steps": lesson["steps"],
+        "base": lesson["base"],
+        "variants": [
+            {
+                "name": "base" if v["method"] == choices.SGD_METHOD else v["method"],
+                "hyperparameters": v["hyperparameters"],
+            }
+            for v in lesson["variants"]
+        ],
+        "basin_grid": lesson["basins"]["grid"],
+        "basin_steps": lesson["basins"]["steps"],
+    }
+
+
+def _colours() -> dict[str, Any]:
+    palettes = choices.PALETTES
+    return {
+        "variants": palettes["variants"],
+        "basins": palettes["basins"],
+        "none": palettes["no_basin"],
+        "diverged": palettes["diverged"],
+        "checkpoints": palettes["checkpoints"],
+    }
 
 
 def _variant_record(row: registry.Variant) -> dict[str, Any]:
@@ -164,11 +229,27 @@ def _classes() -> dict[str, list[dict[str, Any]]]:
     return {name: [spec_record(s) for s in cls.HYPERPARAMETERS] for name, cls in classes.items()}
 
 
+def _expression_rules() -> dict[str, Any]:
+    """The language of typed landscapes (``sampy.expressions``): what the twin accepts."""
+    return {
+        "variables": list(expressions.VARIABLES),
+        "constants": dict(expressions.CONSTANTS),
+        "unary": list(expressions.UNARY_FUNCTIONS),
+        "binary": list(expressions.BINARY_FUNCTIONS),
+        "max_length": expressions.MAX_LENGTH,
+        "max_nesting": expressions.MAX_NESTING,
+        "max_nodes": expressions.MAX_NODES,
+        "max_depth": expressions.MAX_DEPTH,
+        "max_exponent": expressions.MAX_EXPONENT,
+        "default_domain": _plain(expressions.DEFAULT_DOMAIN),
+    }
+
+
 def metadata() -> dict[str, Any]:
     """The whole document the JavaScript twin embeds (plain JSON data)."""
-    unknown = set(PYTHON_ONLY) - {row.name for row in registry.variants()}
+    unknown = (set(PYTHON_ONLY) | set(FIRST_VALUES)) - {row.name for row in registry.variants()}
     if unknown:
-        raise ValueError(f"PYTHON_ONLY names rows that are not in the registry: {sorted(unknown)}")
+        raise ValueError(f"rows that are not in the registry: {sorted(unknown)}")
     return {
         "sampy_version": __version__,
         "classes": _classes(),
@@ -180,6 +261,18 @@ def metadata() -> dict[str, Any]:
             for name in BASES
         },
         "functions": {name: _function_record(name) for name in choices.two_d_function_names()},
+        "expressions": _expression_rules(),
+        "function_knobs": {
+            name: [knob_record(spec, (lo, hi, step)) for spec, lo, hi, step in knobs]
+            for name, knobs in FUNCTION_KNOBS.items()
+        },
+        "base_knobs": {
+            name: [knob_record(s) for s in getattr(optim, name).HYPERPARAMETERS if s.name != "lr"]
+            for name in BASES
+        },
+        "lesson": _lesson(),
+        "first_values": FIRST_VALUES,
+        "colours": _colours(),
     }
 
 
@@ -187,7 +280,7 @@ def write(path: str | Path) -> Path:
     """Write ``metadata()`` as JSON to ``path`` (parents created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(metadata(), ensure_ascii=False, indent=1, allow_nan=False)
+    text = json.dumps(metadata(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 

@@ -62,7 +62,7 @@ def node_json(script: Path, payload: Any = None, *args: str, timeout: float = 60
     node = require_node()
     proc = subprocess.run(
         [node, str(script), *args],
-        input=None if payload is None else json.dumps(payload, allow_nan=False),
+        input=json.dumps(payload, allow_nan=False),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -78,7 +78,7 @@ def node_json(script: Path, payload: Any = None, *args: str, timeout: float = 60
 
 def ask_lab(requests: list[dict] | dict) -> Any:
     """The command-line laboratory's answer to one request or a list of them."""
-    return node_json(built_lab() / "sampy-lab-cli.cjs", requests)
+    return node_json(built_lab() / "node" / "sampy-lab-cli.cjs", requests)
 
 
 def as_json_value(value: Any) -> Any:
@@ -103,3 +103,22 @@ def close(js: np.ndarray, py: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         ok = np.abs(js - py) <= tol * np.maximum(1.0, np.abs(py))
     return ok | both_bad
+
+
+def node_library(body: str, payload: Any = None, tmp_dir: Path | None = None) -> Any:
+    """Run ``body`` (the body of an async function: it may ``await``) in node, with the
+    laboratory's library as ``lab`` and the JSON ``payload`` as ``input``; ``body`` ends with
+    ``return <value>``, and the value comes back as JSON."""
+    import tempfile
+
+    library = built_lab() / "node" / "sampy-lab.cjs"
+    script = (
+        f"const lab = require({json.dumps(str(library))});\n"
+        "const input = JSON.parse(require('fs').readFileSync(0, 'utf8') || 'null');\n"
+        f"(async () => {{\n{body}\n}})().then((output) => "
+        "process.stdout.write(JSON.stringify(output)));\n"
+    )
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as folder:
+        path = Path(folder) / "script.cjs"
+        path.write_text(script, encoding="utf-8")
+        return node_json(path, payload)

@@ -9,9 +9,12 @@ Every case runs ``STEPS`` steps in node (one process for all cases) and with ``s
 and must agree at every step: points and losses within 1e-10 (relative beyond magnitude 1),
 the same number of gradient evaluations, divergence detected at the same step.
 
-The two settings: the registry's defaults on plain SGD, and every knob moved away from its
-default (``moved``) on SGD with Nesterov momentum. A third case per row sends the quadratic
-bowl a step size past its stability limit, so that divergence is compared too.
+The two settings of every row: the laboratory's first values (the registry's defaults, with
+``sampy.lab_metadata.FIRST_VALUES`` where those are sized for a network) on plain SGD, and
+every knob moved away from its default (``moved``) on SGD with Nesterov momentum. The bases
+alone (SGD, SGD with Nesterov momentum and weight decay, Adam, AdamW) and SAM on Adam and AdamW
+run on every function too, and every row sends the quadratic bowl a step size past its
+stability limit, so that divergence is compared as well.
 """
 
 from __future__ import annotations
@@ -36,31 +39,29 @@ TWIN_ROWS = [row for row in ROWS if row.name not in lab_metadata.PYTHON_ONLY]
 FUNCTIONS = choices.two_d_function_names()
 
 
-def moved(spec) -> Any:
-    """A valid value of a knob other than its default, inside its slider's range."""
+def moved(spec, value: Any = None) -> Any:
+    """A valid value of a knob other than ``value`` (default: its default), inside its
+    slider's range: a flag flipped, the next choice, an integer one up, a real half as large
+    again in the lower half of its slider (0 moves to a tenth of the range) and a third of the
+    way towards the lower end in the upper half."""
+    value = spec.default if value is None else value
     if spec.kind == "bool":
-        return not spec.default
+        return not value
     if spec.kind == "choice":
-        return spec.choices[(spec.choices.index(spec.default) + 1) % len(spec.choices)]
-    lo, hi, step = choices.knob_range(spec)
+        return spec.choices[(spec.choices.index(value) + 1) % len(spec.choices)]
+    lo, hi, _ = choices.knob_range(spec, value)
     if spec.kind == "int":
-        return int(spec.default + 1 if spec.default + 1 <= hi else spec.default - 1)
-    value = 2 * spec.default if spec.default > 0 else lo + (hi - lo) / 4
-    return float(min(value, hi))
+        return int(value + 1 if value + 1 <= hi else value - 1)
+    if value == lo:
+        return float(lo + (hi - lo) / 10)
+    if value - lo <= hi - value:
+        return float(value * 1.5 if lo >= 0 else value + (hi - value) / 3)
+    return float(value - (value - lo) / 3)
 
 
-def starts(name: str) -> np.ndarray:
-    """Three start points: the laboratory's suggested one and two more inside the domain."""
-    f = sampy.functions.get(name)
-    (x_lo, x_hi), (y_lo, y_hi) = f.domain
-    first, _ = choices.suggested_start(f)
-    return np.array(
-        [
-            first,
-            (x_lo + 0.3 * (x_hi - x_lo), y_lo + 0.65 * (y_hi - y_lo)),
-            (x_lo + 0.7 * (x_hi - x_lo), y_lo + 0.4 * (y_hi - y_lo)),
-        ]
-    )
+def first_values(row) -> dict[str, Any]:
+    """The laboratory's first values for a row (network-sized defaults made 2-D sized)."""
+    return dict(lab_metadata.FIRST_VALUES.get(row.name, {}))
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Case:
 
 
 # Rounding-level noise on every gradient: 2⁻⁵⁰ (a few ulps) of the coordinate plus of the
-# largest gradient coordinate at the start (the size of the terms that cancel in a gradient
+# start point's largest gradient coordinate (the size of the terms that cancel in a gradient
 # near a minimum). Two correct implementations of one formula differ by about this much.
 ROUNDING = 2.0**-50
 
@@ -119,7 +120,7 @@ def rounding_sensitivity(case: Case, seed: int = 0) -> float:
     f = sampy.functions.get(case.function)
     rng = np.random.default_rng(seed)
     x0 = np.array(case.x0)
-    scale = float(np.abs(f.grad(x0)).max())
+    scale = np.abs(f.grad(x0)).max(axis=-1, keepdims=True)  # one per start point
 
     def noisy(x: np.ndarray) -> np.ndarray:
         g = f.analytic_grad(x)
@@ -137,31 +138,82 @@ def _own_lr(row, lr: float) -> dict[str, Any]:
     return {"lr": lr} if not row.takes_base and "lr" in row.defaults() else {}
 
 
-def cases() -> list[Case]:
+# Per function, the step size and the three start points of its cases, chosen by a search
+# (over start points on a grid of the domain and step sizes of 1, 0.5, 0.25, … times the
+# laboratory's suggested one) so that every case stays well-conditioned for all of its 200
+# steps: no run meets a point where the algorithm amplifies rounding (SAM's direction g/‖g‖
+# at a minimum, a 2-cycle being born, LookSAM's reuse direction ‖g‖/‖g_v‖ · g_v for g_v ≈ 0,
+# the chaotic bounce of a large ascent between the ripples of Ackley's or Rastrigin's
+# function). Where a run does, the phase of the bounce is decided by the last bits of the
+# gradient, and two correct implementations part: `rounding_sensitivity` tells the two cases
+# apart when a comparison fails.
+SETTINGS: dict[str, tuple[float, tuple[tuple[float, float], ...]]] = {
+    "ackley": (0.001, ((-4.5, -3.682), (4.5, -3.682), (3.682, 4.5))),
+    "beale": (0.002, ((1.0, 1.6), (-3.6, -3.15), (3.15, -3.15))),
+    "booth": (0.01, ((-6.0, 6.0), (7.0, -7.0), (-8.0, -7.0))),
+    "goldstein_price": (5e-05, ((0.6, -0.9), (-1.6, 1.6), (1.4, 1.6))),
+    "griewank": (0.01, ((-6.0, 6.0), (7.0, -7.0), (-8.0, -7.0))),
+    "himmelblau": (0.01, ((-0.5, 0.0), (3.5, 4.0), (-4.0, 4.0))),
+    "ill_conditioned": (0.01, ((-3.3, 1.8), (3.85, -2.1), (2.2, 2.4))),
+    "levy": (0.01, ((-8.0, 1.0), (7.0, 8.0), (-2.0, -7.0))),
+    "matyas": (0.01, ((-6.0, 6.0), (7.0, -7.0), (-8.0, -7.0))),
+    "quadratic": (0.05, ((1.5, 1.5), (-1.6, -1.4), (-1.6, 1.6))),
+    "rastrigin": (0.0005, ((-4.096, -3.584), (3.584, -3.584), (-4.096, 2.56))),
+    "rosenbrock": (0.001, ((-1.6, -0.4), (1.4, 2.6), (-1.6, 2.6))),
+    "sharp_flat": (0.001, ((-0.6, -0.7), (1.2, 0.1), (-0.6, 0.8))),
+    "sharp_flat_wells": (0.01, ((-1.45, -1.4), (-1.45, 1.6), (-1.45, 1.0))),
+    "six_hump_camel": (0.001, ((0.245, -0.164), (-1.227, -1.145), (0.736, -0.818))),
+    "sphere": (0.01, ((1.5, 1.2), (-1.6, -1.4), (-1.6, 1.6))),
+    "styblinski_tang": (0.01, ((-4.0, -1.5), (0.5, 0.5), (-1.0, -3.5))),
+    "three_hump_camel": (0.01, ((-3.0, 3.0), (-1.0, -3.5), (3.5, 4.0))),
+}
+
+
+def function_setting(name: str) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """The step size and start points of ``name``'s cases."""
+    if name not in SETTINGS:
+        raise KeyError(f"{name} has no entry in SETTINGS: choose its step size and starts")
+    return SETTINGS[name]
+
+
+MOMENTUM = {"momentum": 0.5, "nesterov": True}
+
+
+def function_cases(name: str, lr: float, x0: tuple[tuple[float, float], ...]) -> list[Case]:
+    """Every case on function ``name`` with step size ``lr`` from the starts ``x0``."""
     out = []
-    for name in FUNCTIONS:
-        f = sampy.functions.get(name)
-        _, lr = choices.suggested_start(f)
-        x0 = tuple(map(tuple, starts(name)))
-        out.append(Case("base", name, "sgd", base_hyperparameters={"lr": lr}, x0=x0))
-        for row in TWIN_ROWS:
-            knobs = {spec.name: moved(spec) for spec in choices.knob_specs(row.name)}
-            knobs.pop("lr", None)
-            out.append(
-                Case(row.name, name, "defaults", _own_lr(row, lr), "SGD", {"lr": lr}, x0)
-            )
-            out.append(
-                Case(
-                    row.name,
-                    name,
-                    "moved",
-                    {**_own_lr(row, lr), **knobs},
-                    "SGD",
-                    {"lr": lr, "momentum": 0.9, "nesterov": True},
-                    x0,
-                )
-            )
+    for setting, base, extra in (
+        ("sgd", "SGD", {}),
+        ("nesterov-decay", "SGD", {**MOMENTUM, "weight_decay": 1e-3}),
+        ("adam", "Adam", {}),
+        ("adamw", "AdamW", {}),
+    ):
+        hyper = {"lr": lr, **extra}
+        out.append(Case("base", name, setting, {}, base, hyper, x0))
+        if base != "SGD":
+            out.append(Case("SAM", name, setting, {}, base, hyper, x0))
+    for row in TWIN_ROWS:
+        own = _own_lr(row, lr)
+        first = {**own, **first_values(row)}
+        knobs = {
+            spec.name: moved(spec, first.get(spec.name))
+            for spec in choices.knob_specs(row.name)
+            if spec.name != "lr"
+        }
+        out.append(Case(row.name, name, "first", first, "SGD", {"lr": lr}, x0))
+        out.append(
+            Case(row.name, name, "moved", {**own, **knobs}, "SGD", {"lr": lr, **MOMENTUM}, x0)
+        )
     return out
+
+
+def cases() -> list[Case]:
+    return [
+        case
+        for name in FUNCTIONS
+        if name in SETTINGS
+        for case in function_cases(name, *function_setting(name))
+    ]
 
 
 def divergence_cases() -> list[Case]:
@@ -185,6 +237,15 @@ def answers() -> dict[str, dict]:
     return {case.id: reply for case, reply in zip(CASES, replies, strict=True)}
 
 
+def test_every_function_has_its_setting() -> None:
+    assert set(SETTINGS) == set(FUNCTIONS), set(SETTINGS) ^ set(FUNCTIONS)
+    for name, (lr, x0) in SETTINGS.items():
+        f = sampy.functions.get(name)
+        (x_lo, x_hi), (y_lo, y_hi) = f.domain
+        assert lr > 0 and len(x0) == 3
+        assert all(x_lo <= x <= x_hi and y_lo <= y <= y_hi for x, y in x0), name
+
+
 def test_every_row_is_a_twin_or_python_only() -> None:
     listing = ask_lab_listing()
     implemented = set(listing["variants"])
@@ -201,7 +262,7 @@ def test_every_row_is_a_twin_or_python_only() -> None:
 def ask_lab_listing() -> dict:
     from lab_helpers import built_lab, node_json
 
-    return node_json(built_lab() / "sampy-lab-cli.cjs", None, "--list")
+    return node_json(built_lab() / "node" / "sampy-lab-cli.cjs", None, "--list")
 
 
 def _compare(case: Case, reply: dict) -> None:

@@ -3,6 +3,11 @@
 // landscape, the variant with its hyperparameters, the base with its hyperparameters, the
 // start points and the steps; the answer holds the trajectory, the losses, the gradient
 // evaluations and where each start point diverged.
+//
+// A schedule cannot travel as JSON, so GSAM's `rho_schedule` (a function t ↦ ρ_t in the twin)
+// is sent as a list among the hyperparameters, one radius per step t = 0, 1, …:
+// "rho_schedule": [ρ_0, ρ_1, …] becomes t => list[t]; a step past the list's end is an error
+// naming rho_schedule.
 
 import { functionInfo, functions, makeBase, makeVariant } from "./registry.js";
 import { run } from "./run.js";
@@ -31,10 +36,27 @@ export function requestFunction(request) {
   return functions.get(request.function, readNumbers(request.params ?? {}));
 }
 
+/** A request's `rho_schedule` list as the function t ↦ list[t] that GSAM takes. */
+export function scheduleFromList(list) {
+  if (!Array.isArray(list) || !list.every((v) => typeof v === "number")) {
+    throw new RangeError("rho_schedule must be a list of numbers, one radius per step");
+  }
+  return (t) => {
+    if (!(t < list.length)) {
+      throw new RangeError(`rho_schedule has no value for step t = ${t}: it lists ${list.length} radii`);
+    }
+    return list[t];
+  };
+}
+
 /** The optimizer of a request (variant on its base). */
 export function requestOptimizer(request) {
   const base = makeBase(request.base ?? "SGD", readNumbers(request.base_hyperparameters ?? {}));
-  return makeVariant(request.variant ?? "base", base, readNumbers(request.hyperparameters ?? {}));
+  const hyperparameters = readNumbers(request.hyperparameters ?? {});
+  if (hyperparameters !== null && typeof hyperparameters === "object" && "rho_schedule" in hyperparameters) {
+    hyperparameters.rho_schedule = scheduleFromList(hyperparameters.rho_schedule);
+  }
+  return makeVariant(request.variant ?? "base", base, hyperparameters);
 }
 
 /** Answer one run request (see the module comment); throws RangeError on bad input. */

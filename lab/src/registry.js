@@ -58,7 +58,9 @@ export function makeVariant(name, base, hyperparameters = {}) {
 /** The metadata of function `name` (description, suggested start and lr, …). */
 export function functionInfo(name) {
   const info = metadata.functions[name];
-  if (info === undefined) throw new RangeError(`unknown test function name '${name}'`);
+  if (info === undefined) {
+    throw new RangeError(`unknown test function name '${name}'; choose one of ${Object.keys(metadata.functions).join(", ")}`);
+  }
   return info;
 }
 

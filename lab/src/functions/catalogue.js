@@ -4,6 +4,7 @@
 // hard-codes them).
 
 import { TestFunction, pointwise, pointwiseGrad, realParam, register } from "./_base.js";
+import { pow } from "../float.js";
 
 const D2L_LAMBDAS = [0.2, 4.0];
 
@@ -48,7 +49,7 @@ register("beale", () => new TestFunction({
   value: pointwise((u, v) => {
     const r1 = BEALE[0] - u + u * v;
     const r2 = BEALE[1] - u + u * (v * v);
-    const r3 = BEALE[2] - u + u * v ** 3;
+    const r3 = BEALE[2] - u + u * pow(v, 3);
     return r1 * r1 + r2 * r2 + r3 * r3;
   }),
   grad: pointwiseGrad((u, v, out, k) => {
@@ -101,9 +102,9 @@ register("matyas", () => new TestFunction({
 
 register("three_hump_camel", () => new TestFunction({
   name: "three_hump_camel",
-  value: pointwise((u, v) => 2.0 * (u * u) - 1.05 * u ** 4 + u ** 6 / 6.0 + u * v + v * v),
+  value: pointwise((u, v) => 2.0 * (u * u) - 1.05 * pow(u, 4) + pow(u, 6) / 6.0 + u * v + v * v),
   grad: pointwiseGrad((u, v, out, k) => {
-    out[k] = 4.0 * u - 4.2 * u ** 3 + u ** 5 + v;
+    out[k] = 4.0 * u - 4.2 * pow(u, 3) + pow(u, 5) + v;
     out[k + 1] = u + 2.0 * v;
   }),
   domain: [[-5.0, 5.0], [-5.0, 5.0]],
@@ -117,10 +118,10 @@ const SIX_HUMP_FMIN = -1.0316284534898774;
 
 register("six_hump_camel", () => new TestFunction({
   name: "six_hump_camel",
-  value: pointwise((u, v) => (4.0 - 2.1 * (u * u) + u ** 4 / 3.0) * (u * u) + u * v + (-4.0 + 4.0 * (v * v)) * (v * v)),
+  value: pointwise((u, v) => (4.0 - 2.1 * (u * u) + pow(u, 4) / 3.0) * (u * u) + u * v + (-4.0 + 4.0 * (v * v)) * (v * v)),
   grad: pointwiseGrad((u, v, out, k) => {
-    out[k] = 8.0 * u - 8.4 * u ** 3 + 2.0 * u ** 5 + v;
-    out[k + 1] = u - 8.0 * v + 16.0 * v ** 3;
+    out[k] = 8.0 * u - 8.4 * pow(u, 3) + 2.0 * pow(u, 5) + v;
+    out[k + 1] = u - 8.0 * v + 16.0 * pow(v, 3);
   }),
   domain: [[-3.0, 3.0], [-2.0, 2.0]],
   minima: [[...SIX_HUMP_MINIMUM], SIX_HUMP_MINIMUM.map((c) => -c)],
@@ -162,13 +163,13 @@ register("styblinski_tang", (params) => {
   if (params.dim !== undefined && params.dim !== 2) {
     throw new RangeError(`dim must be 2 in the browser laboratory, got ${params.dim}`);
   }
-  const term = (c) => c ** 4 - 16.0 * (c * c) + 5.0 * c;
+  const term = (c) => pow(c, 4) - 16.0 * (c * c) + 5.0 * c;
   return new TestFunction({
     name: "styblinski_tang",
     value: pointwise((u, v) => 0.5 * (term(u) + term(v))),
     grad: pointwiseGrad((u, v, out, k) => {
-      out[k] = 2.0 * u ** 3 - 16.0 * u + 2.5;
-      out[k + 1] = 2.0 * v ** 3 - 16.0 * v + 2.5;
+      out[k] = 2.0 * pow(u, 3) - 16.0 * u + 2.5;
+      out[k + 1] = 2.0 * pow(v, 3) - 16.0 * v + 2.5;
     }),
     domain: [[-5.0, 5.0], [-5.0, 5.0]],
     minima: [[STYBLINSKI_TANG_X, STYBLINSKI_TANG_X]],

@@ -11,6 +11,7 @@
 
 import { resolve } from "./hyper.js";
 import { addScaled, scale } from "./vectors.js";
+import { pow } from "../float.js";
 
 export class Adam {
   constructor(options = {}, className = "Adam") {
@@ -36,8 +37,8 @@ export class Adam {
     const m = new Float64Array(n);
     const v = new Float64Array(n);
     const out = new Float64Array(n);
-    const stepSize = lr / (1.0 - beta1 ** count);
-    const bias2 = (1.0 - beta2 ** count) ** 0.5;
+    const stepSize = lr / (1.0 - pow(beta1, count));
+    const bias2 = (1.0 - pow(beta2, count)) ** 0.5;
     for (let i = 0; i < n; i++) {
       // m + (1 − β1)(d − m) is the EMA as torch's lerp computes it.
       m[i] = state.m[i] + (1.0 - beta1) * (d[i] - state.m[i]);

@@ -3,6 +3,8 @@
 // its name says, in that order, so that a line of a variant reads like the reference's line:
 // `x - lr * d` is `subScaled(x, lr, d)`.
 
+import { fma } from "../float.js";
+
 /** A new array of n zeros. */
 export function zeros(n) {
   return new Float64Array(n);
@@ -71,13 +73,18 @@ export function perPointScale(s, a, d) {
   return out;
 }
 
-/** ⟨a, b⟩ per point (one number per point). */
+/**
+ * ⟨a, b⟩ per point (one number per point), accumulated as NumPy's `vecdot` does it on this
+ * kind of machine: the first product rounded, each further one added by a fused multiply-add.
+ * The same rounding in both twins keeps them bit for bit together where a variant amplifies
+ * rounding (LookSAM's reuse direction ‖g‖/‖g_v‖ · g_v when g_v is nearly 0).
+ */
 export function perPointDot(a, b, d) {
   const n = a.length / d;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    let sum = 0.0;
-    for (let j = 0; j < d; j++) sum += a[i * d + j] * b[i * d + j];
+    let sum = a[i * d] * b[i * d];
+    for (let j = 1; j < d; j++) sum = fma(a[i * d + j], b[i * d + j], sum);
     out[i] = sum;
   }
   return out;
