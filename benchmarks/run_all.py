@@ -3,7 +3,7 @@
     python benchmarks/run_all.py                 # everything (``make bench``), ~6-9 minutes
     python benchmarks/run_all.py --quick         # fewer repetitions: a smoke test
     python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer, variants,
-                                                 # torch_variants or basins
+                                                 # torch_variants, basins or lab
 
 Every number except the explorer's and the basin map's time budgets is a ratio against a
 baseline timed in the same process, interleaved with it, as medians: see
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "variants": "benchmarks.variants",
     "torch_variants": "benchmarks.torch_variants",
     "basins": "benchmarks.basins",
+    "lab": "benchmarks.lab_browser",
 }
 
 

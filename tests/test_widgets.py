@@ -25,6 +25,7 @@ import sampy
 from sampy import plot
 from sampy.optim import SAM, SGD
 from sampy.optim.hyper import Hyper
+from sampy.playground.choices import INFINITE_END
 from sampy.widgets import (
     ALIASES,
     MAX_KNOBS,
@@ -299,6 +300,15 @@ def test_switching_method() -> None:
 
 def check_knob(spec: Hyper, knob: object) -> None:
     """The control matches its spec: kind, label, default, a range inside the valid one."""
+    if spec.name in INFINITE_END:  # SAM's p: the slider's stops, then ∞
+        assert type(knob) is widgets.SelectionSlider, (spec.name, type(knob))
+        lo, hi, _ = knob_range(spec)
+        values = [value for _, value in knob.options]
+        assert values[0] == lo and values[-2] == hi and values[-1] == math.inf
+        assert knob.options[-1][0] == "∞" and knob.value == spec.default
+        for value in values:
+            spec.check(value)  # every stop is valid, ∞ included
+        return
     widget_type = {
         "bool": widgets.Checkbox,
         "choice": widgets.Dropdown,
@@ -362,6 +372,8 @@ def a_new_value(knob: object) -> object:
         return not knob.value
     if isinstance(knob, widgets.Dropdown):
         return next(option for option in knob.options if option != knob.value)
+    if isinstance(knob, widgets.SelectionSlider):  # an ∞-ended knob: its ∞
+        return knob.options[-1][1]
     middle = (knob.min + knob.max) / 2
     if isinstance(knob, widgets.IntSlider):
         middle = round(middle)
@@ -512,12 +524,13 @@ def test_path_animation_checks_shapes() -> None:
 
 
 def test_book_page_claims_match_the_numbers() -> None:
-    # book/explorer.md says: from (-0.4, -0.4) with lr = 0.008 (< 2/λmax ≈ 0.010) and 8000
-    # steps, rho <= 0.06 ends in the sharp minimum and rho >= 0.08 in the flat one.
+    # book/explorer.md runs: from (-0.4, -0.4) with lr = 0.008 (< 2/λmax ≈ 0.010) and 8000
+    # steps, rho <= 0.06 ends in the sharp minimum and rho >= 0.08 in the flat one (its text
+    # glues the switch).
     f = sampy.functions.get("sharp_flat")
     rhos = np.linspace(0.0, 0.2, 11)
     traj = sampy.run(SAM(SGD(lr=0.008), rho=rhos), f, np.tile([-0.4, -0.4], (11, 1)), 8000)
     flat = traj.final[:, 0] > 1.0
     np.testing.assert_array_equal(flat, rhos > 0.07)
     page = (REPO / "book" / "explorer.md").read_text()
-    assert "lr, steps = 0.008, 8000" in page
+    assert "SAM(SGD(lr=0.008), rho=rhos), f, x0, 8000)" in page
