@@ -21,11 +21,12 @@ export PATH := $(BIN):$(PATH)
 # silently outputs nothing: the book builds "fine" with every figure missing.
 unexport MPLBACKEND
 
-.PHONY: help venv vendor chromium book test lint playground bench clean clean-all
+.PHONY: help venv vendor chromium lab book test lint playground bench clean clean-all
 
 help:
 	@echo "make book        build the Jupyter Book into _build/html (installs what it needs)"
 	@echo "make test        ruff + pytest, including the book build and headless-browser tests"
+	@echo "make lab         bundle the browser laboratory into lab/dist (the book's build does it too)"
 	@echo "make playground  serve playground/explorer.ipynb with Voila on 127.0.0.1:$(PORT)"
 	@echo "make bench       run benchmarks/run_all.py"
 	@echo "make clean       remove build outputs (make clean-all also removes .venv and node_modules)"
@@ -43,6 +44,12 @@ vendor: _vendor/.stamp
 
 _vendor/.stamp: package.json package-lock.json scripts/vendor_js.sh
 	bash scripts/vendor_js.sh
+
+# The browser laboratory (lab/): sampy's metadata exported, the JavaScript twin bundled by the
+# pinned esbuild into lab/dist/web (the book's pages) and lab/dist/node (node: the tests and
+# `node lab/dist/node/sampy-lab-cli.cjs`). The book's Sphinx extension runs the same build.
+lab: venv vendor
+	$(BIN)/python lab/build_lab.py
 
 # Debian's chromium for the Playwright tests (never `playwright install`: it downloads a
 # browser build from outside the package registries).
@@ -74,7 +81,7 @@ bench: venv
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf _build _vendor _vendor.tmp .pytest_cache .ruff_cache *.egg-info
+	rm -rf _build _vendor _vendor.tmp .pytest_cache .ruff_cache *.egg-info lab/build lab/dist
 	find . -path ./.venv -prune -o -path ./node_modules -prune -o \
 	  -name __pycache__ -type d -exec rm -rf {} +
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -51,3 +52,21 @@ def test_knobs_example_builds_an_optimizer_that_runs():
     traj = sampy.run(namespace["opt"], "rosenbrock", [[-1.0, 1.5], [0.5, 0.2]], 50)
     assert not traj.diverged.any()
     assert traj.grad_evals == 100  # GSAM: two gradients per step, knobs add none
+
+
+def test_the_browser_twins_command_line_example_answers_as_described():
+    from lab_helpers import ask_lab
+
+    text = README.read_text(encoding="utf-8")
+    [request] = re.findall(r"echo '(\{.*?\})' \| node lab/dist/node/sampy-lab-cli\.cjs", text, re.S)
+    answer = ask_lab(json.loads(request))
+    assert {"xs", "losses", "grad_evals", "diverged_at"} <= set(answer)
+    end = answer["xs"][-1][0]
+    flat = sampy.functions.get("sharp_flat").minima[1]
+    assert abs(end[0] - flat[0]) < 0.1 and answer["diverged_at"] == [-1]
+
+
+def test_the_readme_pictures_exist():
+    text = README.read_text(encoding="utf-8")
+    for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (README.parent / path).is_file(), path

@@ -145,6 +145,7 @@ function namedMinima(f) {
 export function describeRun(f, runResult) {
   const { label, traj, error } = runResult;
   if (error !== null) return `${label}: not run (${error})`;
+  if (traj.n > 1) return describeStarts(f, runResult);
   const last = traj.point(traj.steps, 0);
   const loss = traj.losses[traj.steps * traj.n];
   let line = `${label}: ends at (${last.map((c) => c.toFixed(3)).join(", ")}), loss ${showNumber(loss)}, ${traj.gradEvals} gradient evaluations`;
@@ -157,6 +158,18 @@ export function describeRun(f, runResult) {
   const moved = Math.sqrt((last[0] - before[0]) ** 2 + (last[1] - before[1]) ** 2);
   if (traj.steps >= 2 && moved > 1e-3 * Math.sqrt((xHi - xLo) ** 2 + (yHi - yLo) ** 2)) line += ", still moving";
   return line;
+}
+
+/** For several starts: how many ended near which minimum, diverged, or elsewhere. */
+function describeStarts(f, { label, traj }) {
+  const { points, labels } = namedMinima(f);
+  const counts = new Map();
+  for (let i = 0; i < traj.n; i++) {
+    const where = traj.divergedAt[i] >= 0 ? "diverged" : whereIs(f, points, labels, traj.point(traj.steps, i));
+    counts.set(where, (counts.get(where) ?? 0) + 1);
+  }
+  const parts = [...counts].map(([where, k]) => `${k} ${where}`);
+  return `${label}, ${traj.n} starts, ${traj.gradEvals} gradient evaluations: ${parts.join("; ")}`;
 }
 
 function inkOf(element) {
@@ -233,7 +246,8 @@ export class LiveFigure {
       "aria-label": "the landscape with each variant's path; drag the white start point, or click to move it, or use the arrow keys",
     });
     this.colourBar = el("canvas", { class: "sl-colourbar", "aria-hidden": "true" });
-    this.picture = el("div", { class: "sl-picture" }, this.canvas, this.colourBar);
+    this.status = el("div", { class: "sl-status", role: "status", "aria-live": "polite" });
+    this.picture = el("div", { class: "sl-picture" }, el("div", { class: "sl-frame" }, this.canvas, this.colourBar), this.status);
     this.legend = el("ul", { class: "sl-legend" });
     this.lossCanvas = el("canvas", { class: "sl-loss", role: "img", "aria-label": "loss against step" });
     this.lossToggle = el("div", { class: "sl-toggle", role: "group", "aria-label": "loss axis" });
@@ -243,10 +257,9 @@ export class LiveFigure {
       this.lossToggle.append(button);
     }
     this.lossBox = el("div", { class: "sl-losses" }, this.lossCanvas, this.lossToggle);
-    this.status = el("div", { class: "sl-status", role: "status", "aria-live": "polite" });
     this.side = el("div", { class: "sl-side" }, this.legend, s.panels.includes("loss") ? this.lossBox : null);
     this.stage = el("div", { class: "sl-stage" }, this.picture, this.side);
-    this.root.append(this.stage, this.status, this.controlsBox);
+    this.root.append(this.stage, this.controlsBox);
     if (s.panels.includes("basins")) this.buildBasins();
     if (s.full || s.panels.includes("python")) this.buildPython();
     this.buildControls();
@@ -567,7 +580,7 @@ export class LiveFigure {
       if (this.f === undefined) this.f = functions.get(LESSON.function);
     }
     const domain = s.view ?? this.f.domain;
-    const available = Math.max(120, this.picture.clientWidth - 64 || this.root.clientWidth - 64 || 600);
+    const available = Math.max(120, this.picture.clientWidth - 70 || this.root.clientWidth - 70 || 600);
     const ratio = window.devicePixelRatio || 1;
     this.view = viewBox(domain, available, s.height);
     const info = s.function === EXPRESSION ? null : metadata.functions[s.function];

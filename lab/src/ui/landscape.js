@@ -81,7 +81,7 @@ export function colourLabel(grid, value) {
  */
 export function drawColourBar(canvas, grid, height, ink) {
   const ratio = window.devicePixelRatio || 1;
-  const width = 58;
+  const width = 66;
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
   canvas.style.width = `${width}px`;

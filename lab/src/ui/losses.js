@@ -7,7 +7,7 @@ import { format } from "d3-format";
 import { scaleLinear, scaleLog } from "d3-scale";
 
 const tick = format(".1~e");
-const plain = format(".3~g");
+const plain = format(".4~g");
 
 /** Draw the loss curves of `runs` into `canvas` (CSS size width × height). */
 export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, height = 170, ink = "#222", evaluations }) {
@@ -21,14 +21,17 @@ export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, heigh
   ctx.clearRect(0, 0, width, height);
   const margin = { left: 50, right: 14, top: 8, bottom: 30 };
   const known = Number.isFinite(f.fmin);
-  const curves = runs.filter((r) => r.traj !== null).map((r) => {
+  // One curve per run and start point (thinner when a figure has several starts).
+  const curves = runs.filter((r) => r.traj !== null).flatMap((r) => {
     const xs = axis === "evals" ? evaluations(r.traj) : Array.from({ length: r.traj.steps + 1 }, (_, k) => k);
-    const ys = [];
-    for (let k = 0; k <= r.traj.steps; k++) {
-      const loss = r.traj.losses[k * r.traj.n];
-      ys.push(known ? Math.max(loss - f.fmin, 1e-16) : loss);
-    }
-    return { r, xs, ys };
+    return Array.from({ length: r.traj.n }, (_, i) => {
+      const ys = [];
+      for (let k = 0; k <= r.traj.steps; k++) {
+        const loss = r.traj.losses[k * r.traj.n + i];
+        ys.push(known ? Math.max(loss - f.fmin, 1e-16) : loss);
+      }
+      return { r, xs, ys, thin: r.traj.n > 1 };
+    });
   });
   const allY = curves.flatMap((c) => c.ys).filter(Number.isFinite);
   const allX = curves.flatMap((c) => c.xs);
@@ -63,7 +66,7 @@ export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, heigh
   ctx.textAlign = "center";
   ctx.fillText(known ? "loss − minimum" : "loss", 0, 0);
   ctx.restore();
-  for (const { r, xs, ys } of curves) {
+  for (const { r, xs, ys, thin } of curves) {
     ctx.beginPath();
     let open = false;
     xs.forEach((xv, k) => {
@@ -78,10 +81,10 @@ export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, heigh
     // A dark edge under every curve, so that the white baseline shows on a light page too.
     ctx.setLineDash(r.dashed ? [5, 3] : []);
     ctx.strokeStyle = "#333333";
-    ctx.lineWidth = 3.5;
+    ctx.lineWidth = thin ? 2.4 : 3.5;
     ctx.stroke();
     ctx.strokeStyle = r.colour;
-    ctx.lineWidth = 2;
+    ctx.lineWidth = thin ? 1.2 : 2;
     ctx.stroke();
     ctx.setLineDash([]);
   }
