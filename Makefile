@@ -66,9 +66,10 @@ book: venv vendor
 	$(BIN)/jupyter-book build . -W --keep-going --all
 	@echo "$(CURDIR)/_build/html/index.html"
 
-lint: venv
+lint: venv vendor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	node_modules/.bin/prettier --check "lab/src/**/*.{js,css}"
 
 # The book is built (once) by the test session itself: tests/test_book.py.
 test: venv vendor chromium lint

@@ -2,10 +2,9 @@
 # Fill _vendor/ with the JavaScript the built book loads at view time, taken from the npm
 # registry at the versions pinned in package-lock.json, so that a reader needs no CDN:
 #   _vendor/mathjax/        MathJax 3.2.2, pruned to what tex-chtml needs (about 3 MB, not 24)
-#   _vendor/require.js      requirejs 2.3.4, the AMD loader embed-amd.js expects
-#   _vendor/widgets/embed-amd.js   @jupyter-widgets/html-manager 1.0.6, renders embedded widget state
-# _config.yml points mathjax_path and nb_ipywidgets_js at these files. They must NOT live in a
-# _static/ folder: Jupyter Book would then inject every .js/.css found there into every page.
+# _config.yml points mathjax_path at it. It must NOT live in a _static/ folder: Jupyter Book
+# would then inject every .js/.css found there into every page. The same `npm ci` installs
+# the browser laboratory's libraries and esbuild, which lab/build_lab.py bundles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +15,7 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 # leaves a half-filled _vendor/ behind that looks complete to make.
 tmp=_vendor.tmp
 rm -rf "$tmp"
-mkdir -p "$tmp/widgets" "$tmp/mathjax/output/chtml/fonts" "$tmp/mathjax/input/tex"
-cp node_modules/requirejs/require.js "$tmp/require.js"
-cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js "$tmp/widgets/embed-amd.js"
+mkdir -p "$tmp/mathjax/output/chtml/fonts" "$tmp/mathjax/input/tex"
 mj=node_modules/mathjax/es5
 cp "$mj/tex-chtml.js" "$tmp/mathjax/"
 cp -r "$mj/output/chtml/fonts/woff-v2" "$tmp/mathjax/output/chtml/fonts/"

@@ -131,7 +131,7 @@ def build_book(root: Path = BOOK_ROOT) -> BookBuild:
         log = log_path.read_text() if log_path.exists() else ""
         return BookBuild(root, html, log, 0.0)
 
-    if not (root / "_vendor" / "require.js").exists():
+    if not (root / "_vendor" / "mathjax" / "tex-chtml.js").exists():
         pytest.fail(f"{root / '_vendor'} is not filled: run `make vendor` first")
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
     # --all: a fresh Sphinx environment. An incremental build re-reads (and re-executes) only

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from lab_helpers import as_json_value, ask_lab, close
+from lab_helpers import LAB, as_json_value, ask_lab, close
 
 import sampy
 from sampy import lab_metadata, optim
@@ -300,3 +300,15 @@ def test_divergence_cases_do_diverge(answers: dict[str, dict]) -> None:
     """The divergence comparison compares something: plain SGD diverges in every start."""
     [base] = [c for c in divergence_cases() if c.variant == "base"]
     assert all(k > 0 for k in answers[base.id]["diverged_at"])
+
+
+@pytest.mark.parametrize("row", TWIN_ROWS, ids=lambda r: r.name)
+def test_the_twin_mirrors_the_references_file(row) -> None:
+    """The variant's class lives in the file of the same name on both sides
+    (``sampy/optim/gsam.py`` ↔ ``lab/src/optim/gsam.js``), under the same name."""
+    module = row.cls.__module__.rsplit(".", 1)[-1]
+    twin = LAB / "src" / "optim" / f"{module}.js"
+    assert twin.is_file(), f"{row.name}: no {twin.relative_to(LAB.parent)}"
+    assert f"export class {row.cls.__name__} " in twin.read_text(encoding="utf-8"), (
+        f"{twin.name} does not define {row.cls.__name__}"
+    )

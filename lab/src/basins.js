@@ -123,17 +123,21 @@ function nextTick() {
  *
  * `minima`/`labels`: the reference minima (e.g. the function's); empty → clustered.
  */
-export async function basinMaps(optimizers, f, {
-  grid = [100, 100],
-  steps = 300,
-  bounds = f.domain,
-  tol = defaultTolerance(bounds),
-  minima = f.minima,
-  labels = f.minimaLabels,
-  sliceMs = 12,
-  onProgress = () => {},
-  signal = null,
-} = {}) {
+export async function basinMaps(
+  optimizers,
+  f,
+  {
+    grid = [100, 100],
+    steps = 300,
+    bounds = f.domain,
+    tol = defaultTolerance(bounds),
+    minima = f.minima,
+    labels = f.minimaLabels,
+    sliceMs = 12,
+    onProgress = () => {},
+    signal = null,
+  } = {},
+) {
   const { xs, ys, starts } = startGrid(grid, bounds);
   const runners = optimizers.map((opt) => new Runner(opt, f, starts, steps, { keepPath: false }));
   for (const runner of runners) {

@@ -69,17 +69,24 @@ const REFUSED = [
   [/:=/, "assignment expressions (':=') are not allowed"],
   [/[;:?=]/, "syntax error: invalid syntax"],
   [/[A-Za-z_][A-Za-z_0-9]*\s*\.|\)\s*\./, "attribute access is not allowed; write sin(x), not np.sin(x)"],
-  [/\b(lambda|if|else|for|in|and|or|not|is|to|mod|xor)\b/, "keywords are not allowed (only numbers, x, y, +, -, *, /, ** and function calls)"],
+  [
+    /\b(lambda|if|else|for|in|and|or|not|is|to|mod|xor)\b/,
+    "keywords are not allowed (only numbers, x, y, +, -, *, /, ** and function calls)",
+  ],
 ];
 
 function precheck(text) {
-  if (typeof text !== "string") throw new ExpressionError(`the expression must be a string, got ${typeof text}`);
+  if (typeof text !== "string")
+    throw new ExpressionError(`the expression must be a string, got ${typeof text}`);
   if (text.length > RULES.max_length) {
-    throw new ExpressionError(`the expression is too long (${text.length} characters; at most ${RULES.max_length})`);
+    throw new ExpressionError(
+      `the expression is too long (${text.length} characters; at most ${RULES.max_length})`,
+    );
   }
   const stripped = text.trim();
   const offset = text.length - text.trimStart().length;
-  if (!stripped) throw new ExpressionError("the expression is empty; type a function of x and y, e.g. x**2 + y**2");
+  if (!stripped)
+    throw new ExpressionError("the expression is empty; type a function of x and y, e.g. x**2 + y**2");
   for (let i = 0; i < stripped.length; i++) {
     const code = stripped.charCodeAt(i);
     if ((code < 32 && code !== 9) || code === 127) {
@@ -92,7 +99,10 @@ function precheck(text) {
     if ("([{".includes(char)) {
       depth += 1;
       if (depth > RULES.max_nesting) {
-        throw new ExpressionError(`brackets are nested too deeply (more than ${RULES.max_nesting} levels)`, offset + i);
+        throw new ExpressionError(
+          `brackets are nested too deeply (more than ${RULES.max_nesting} levels)`,
+          offset + i,
+        );
       }
     } else if (")]}".includes(char)) {
       depth -= 1;
@@ -137,7 +147,9 @@ function checkSize(root) {
       fail(`the expression is too long (more than ${RULES.max_nodes} numbers, names and operations)`);
     }
     if (depth > RULES.max_depth) {
-      fail(`the expression is nested too deeply (more than ${RULES.max_depth} levels of operations inside one another)`);
+      fail(
+        `the expression is nested too deeply (more than ${RULES.max_depth} levels of operations inside one another)`,
+      );
     }
     for (const child of children(node)) stack.push([child, depth + 1]);
   }
@@ -164,7 +176,9 @@ function check(node) {
       if (UNARY.has(node.name) || BINARY.has(node.name)) {
         fail(`'${node.name}' is a function: call it, e.g. ${node.name}(x)`);
       }
-      return fail(`unknown name '${node.name}'; use the variables x and y, the constants pi and e, and the functions ${ALLOWED}`);
+      return fail(
+        `unknown name '${node.name}'; use the variables x and y, the constants pi and e, and the functions ${ALLOWED}`,
+      );
     }
     case "OperatorNode": {
       if (node.implicit) fail("syntax error: invalid syntax (write * between factors)");
@@ -185,7 +199,8 @@ function check(node) {
       if (node.fn.type !== "SymbolNode" || name === undefined) {
         fail("only the allowed functions can be called, by name: e.g. sin(x)");
       }
-      if (!UNARY.has(name) && !BINARY.has(name)) fail(`unknown function '${name}'; allowed functions: ${ALLOWED}`);
+      if (!UNARY.has(name) && !BINARY.has(name))
+        fail(`unknown function '${name}'; allowed functions: ${ALLOWED}`);
       const arity = UNARY.has(name) ? 1 : 2;
       if (node.args.length !== arity) {
         fail(`${name} takes ${arity} argument${arity === 1 ? "" : "s"}, got ${node.args.length}`);
@@ -298,7 +313,8 @@ function lift2(a, b, f) {
     if (typeof va === "number" && typeof vb === "number") return f(va, vb);
     const n = typeof va === "number" ? vb.length : va.length;
     const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = f(typeof va === "number" ? va : va[i], typeof vb === "number" ? vb : vb[i]);
+    for (let i = 0; i < n; i++)
+      out[i] = f(typeof va === "number" ? va : va[i], typeof vb === "number" ? vb : vb[i]);
     return out;
   };
 }

@@ -19,7 +19,7 @@ function twoProduct(a, b) {
   t = SPLITTER * b;
   const bh = t - (t - b);
   const bl = b - bh;
-  return [p, ((ah * bh - p) + ah * bl + al * bh) + al * bl];
+  return [p, ah * bh - p + ah * bl + al * bh + al * bl];
 }
 
 /**
@@ -33,7 +33,7 @@ export function fma(a, b, c) {
   const [, e] = twoProduct(a, b);
   const s = p + c;
   const v = s - p;
-  const r = (p - (s - v)) + (c - v);
+  const r = p - (s - v) + (c - v);
   return s + (r + e);
 }
 

@@ -7,7 +7,16 @@ export * as optim from "./optim/index.js";
 export { Generator } from "./rng.js";
 export { Runner, Trajectory, run } from "./run.js";
 export { answer, readNumbers } from "./lab.js";
-export { BASE_ALONE, browserVariants, functionInfo, makeBase, makeVariant, pythonOnly, variant, variants } from "./registry.js";
+export {
+  BASE_ALONE,
+  browserVariants,
+  functionInfo,
+  makeBase,
+  makeVariant,
+  pythonOnly,
+  variant,
+  variants,
+} from "./registry.js";
 export { metadata } from "./optim/hyper.js";
 export { ExpressionError, checkExpression, expressionFunction, parseExpression } from "./expressions.js";
 export { basinMaps, classify, clusterMinima, startGrid } from "./basins.js";

@@ -31,7 +31,8 @@ function finiteOrNull(v) {
 
 /** The landscape of a request: a registered function with its parameters. */
 export function requestFunction(request) {
-  if (typeof request.function !== "string") throw new RangeError("function must be the name of a registered 2-D test function");
+  if (typeof request.function !== "string")
+    throw new RangeError("function must be the name of a registered 2-D test function");
   functionInfo(request.function); // an unknown name fails here with the list of names
   return functions.get(request.function, readNumbers(request.params ?? {}));
 }

@@ -17,7 +17,9 @@ export function variants() {
 export function variant(name) {
   const row = metadata.variants.find((r) => r.name === name);
   if (row === undefined) {
-    throw new RangeError(`unknown variant name '${name}'; choose one of ${metadata.variants.map((r) => r.name).join(", ")}`);
+    throw new RangeError(
+      `unknown variant name '${name}'; choose one of ${metadata.variants.map((r) => r.name).join(", ")}`,
+    );
   }
   return row;
 }
@@ -29,13 +31,16 @@ export function browserVariants() {
 
 /** The rows left to Python, with the reason (sampy.lab_metadata.PYTHON_ONLY). */
 export function pythonOnly() {
-  return metadata.variants.filter((row) => row.python_only !== null).map((row) => ({ name: row.name, reason: row.python_only }));
+  return metadata.variants
+    .filter((row) => row.python_only !== null)
+    .map((row) => ({ name: row.name, reason: row.python_only }));
 }
 
 /** The base optimizer `name` (SGD, Adam, AdamW) with its hyperparameters. */
 export function makeBase(name, hyperparameters = {}) {
   const cls = BASE_CLASSES[name];
-  if (cls === undefined) throw new RangeError(`base must be one of ${Object.keys(BASE_CLASSES).join(", ")}, got '${name}'`);
+  if (cls === undefined)
+    throw new RangeError(`base must be one of ${Object.keys(BASE_CLASSES).join(", ")}, got '${name}'`);
   return new cls(hyperparameters);
 }
 
@@ -59,7 +64,9 @@ export function makeVariant(name, base, hyperparameters = {}) {
 export function functionInfo(name) {
   const info = metadata.functions[name];
   if (info === undefined) {
-    throw new RangeError(`unknown test function name '${name}'; choose one of ${Object.keys(metadata.functions).join(", ")}`);
+    throw new RangeError(
+      `unknown test function name '${name}'; choose one of ${Object.keys(metadata.functions).join(", ")}`,
+    );
   }
   return info;
 }

@@ -63,10 +63,17 @@ function asBatch(x0, d) {
  * false keeps only the current points, which is all a basin map needs).
  */
 export class Runner {
-  constructor(optimizer, f, x0, steps, { bound = 1e6, sigma = 0, seed = 0, record = false, keepPath = true } = {}) {
+  constructor(
+    optimizer,
+    f,
+    x0,
+    steps,
+    { bound = 1e6, sigma = 0, seed = 0, record = false, keepPath = true } = {},
+  ) {
     const d = f.dim;
     const x0Flat = asBatch(x0, d);
-    if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`steps must be an integer >= 0, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < 0)
+      throw new RangeError(`steps must be an integer >= 0, got ${steps}`);
     if (!(bound > 0)) throw new RangeError(`bound must be > 0, got ${bound}`);
     if (!x0Flat.every(Number.isFinite)) throw new RangeError("x0 must be finite");
     this.optimizer = optimizer;
@@ -135,7 +142,8 @@ export class Runner {
       this.taken = step;
       if (this.live === 0) {
         // Every point is frozen: the rest of the path repeats the last points.
-        if (this.xs !== null) for (let later = step + 1; later <= this.steps; later++) this.xs.set(xNew, later * n * d);
+        if (this.xs !== null)
+          for (let later = step + 1; later <= this.steps; later++) this.xs.set(xNew, later * n * d);
         this.taken = this.steps;
       }
     }

@@ -21,7 +21,9 @@ export function pythonLiteral(value, kind = null) {
   }
   if (Array.isArray(value)) {
     const items = value.map((v) => pythonLiteral(v, kind === "tuple" || kind === "subset" ? "real" : kind));
-    return kind === "tuple" || kind === "subset" ? `(${items.join(", ")}${items.length === 1 ? "," : ""})` : `[${items.join(", ")}]`;
+    return kind === "tuple" || kind === "subset"
+      ? `(${items.join(", ")}${items.length === 1 ? "," : ""})`
+      : `[${items.join(", ")}]`;
   }
   throw new RangeError(`no Python literal for ${value}`);
 }
@@ -30,7 +32,7 @@ function keywordArguments(specs, values) {
   const kinds = Object.fromEntries(specs.map((spec) => [spec.name, spec.kind]));
   return Object.entries(values)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${pythonLiteral(v, kinds[k] === "subset" ? "subset" : kinds[k] ?? null)}`)
+    .map(([k, v]) => `${k}=${pythonLiteral(v, kinds[k] === "subset" ? "subset" : (kinds[k] ?? null))}`)
     .join(", ");
 }
 
@@ -58,20 +60,27 @@ export function pythonSnippet(settings) {
     const box = pythonLiteral(settings.box ?? 4, "real");
     lines.push(
       `f = sampy.expressions.expression_function(${JSON.stringify(settings.expression.trim())}, ` +
-      `domain=((-${box}, ${box}), (-${box}, ${box})))`,
+        `domain=((-${box}, ${box}), (-${box}, ${box})))`,
     );
   } else {
     const params = settings.params ?? {};
-    const args = Object.entries(params).map(([k, v]) => `, ${k}=${pythonLiteral(v, typeof v === "number" ? "real" : null)}`).join("");
+    const args = Object.entries(params)
+      .map(([k, v]) => `, ${k}=${pythonLiteral(v, typeof v === "number" ? "real" : null)}`)
+      .join("");
     lines.push(`f = sampy.functions.get(${JSON.stringify(settings.function)}${args})`);
   }
   if ((settings.noise ?? 0) > 0) {
-    lines.push(`f = sampy.problems.NoisyGradient(f, sigma=${pythonLiteral(settings.noise, "real")}, seed=${settings.seed ?? 0})`);
+    lines.push(
+      `f = sampy.problems.NoisyGradient(f, sigma=${pythonLiteral(settings.noise, "real")}, seed=${settings.seed ?? 0})`,
+    );
   }
   lines.push(`x0 = np.array(${pythonLiteral(settings.starts.map((p) => [...p]))})`);
   const baseSpecs = metadata.bases[baseName].hyperparameters;
   const base = `${baseName}(${keywordArguments(baseSpecs, settings.base_hyperparameters ?? {})})`;
-  const bound = settings.bound === undefined || settings.bound === 1e6 ? "" : `, bound=${pythonLiteral(settings.bound, "real")}`;
+  const bound =
+    settings.bound === undefined || settings.bound === 1e6
+      ? ""
+      : `, bound=${pythonLiteral(settings.bound, "real")}`;
   const labels = variantLabels(settings.variants, baseName);
   lines.push("runs = {");
   settings.variants.forEach((v, i) => {
@@ -82,7 +91,9 @@ export function pythonSnippet(settings) {
       const baseArg = row.takes_base ? base : "None";
       optimizer = `sampy.variant(${JSON.stringify(v.name)}).make(${baseArg}${args ? `, ${args}` : ""})`;
     }
-    lines.push(`    ${JSON.stringify(labels[i])}: sampy.run(${optimizer}, f, x0, ${settings.steps}${bound}),`);
+    lines.push(
+      `    ${JSON.stringify(labels[i])}: sampy.run(${optimizer}, f, x0, ${settings.steps}${bound}),`,
+    );
   });
   lines.push("}");
   return lines.join("\n") + "\n";

@@ -72,7 +72,12 @@ export function pointwiseGrad(formula) {
 }
 
 /** A real parameter of a factory, with the reference's error text when it is out of range. */
-export function realParam(params, name, fallback, { low = null, high = null, lowOpen = false, highOpen = false } = {}) {
+export function realParam(
+  params,
+  name,
+  fallback,
+  { low = null, high = null, lowOpen = false, highOpen = false } = {},
+) {
   const value = params[name] === undefined ? fallback : params[name];
   const left = lowOpen ? "(" : "[";
   const right = highOpen ? ")" : "]";

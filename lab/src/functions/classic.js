@@ -21,7 +21,10 @@ register("sphere", (params) => {
       out[k] = 2.0 * u;
       out[k + 1] = 2.0 * v;
     }),
-    domain: [[-2.0, 2.0], [-2.0, 2.0]],
+    domain: [
+      [-2.0, 2.0],
+      [-2.0, 2.0],
+    ],
     minima: [[0.0, 0.0]],
     fmin: 0.0,
     params: { dim: 2 },
@@ -29,7 +32,13 @@ register("sphere", (params) => {
 });
 
 register("quadratic", (params) => {
-  const A = params.A === undefined ? [[1.0, 0.0], [0.0, 10.0]] : params.A;
+  const A =
+    params.A === undefined
+      ? [
+          [1.0, 0.0],
+          [0.0, 10.0],
+        ]
+      : params.A;
   const b = params.b === undefined ? [0.0, 0.0] : params.b;
   if (!Array.isArray(A) || A.length !== 2 || !A.every((row) => Array.isArray(row) && row.length === 2)) {
     throw new RangeError("A must be a 2 × 2 matrix in the browser laboratory");
@@ -59,7 +68,13 @@ register("quadratic", (params) => {
     domain: star.map((c) => [c - half, c + half]),
     minima: [star],
     fmin: -0.5 * (b0 * star[0] + b1 * star[1]),
-    params: { A: [[a00, off], [off, a11]], b: [b0, b1] },
+    params: {
+      A: [
+        [a00, off],
+        [off, a11],
+      ],
+      b: [b0, b1],
+    },
   });
 });
 
@@ -79,7 +94,10 @@ register("rosenbrock", (params) => {
       out[k] = -4.0 * b * u * valley - 2.0 * (a - u);
       out[k + 1] = 2.0 * b * valley;
     }),
-    domain: [[a - 3.0, a + 1.0], [a * a - 2.0, a * a + 2.0]],
+    domain: [
+      [a - 3.0, a + 1.0],
+      [a * a - 2.0, a * a + 2.0],
+    ],
     minima: [[a, a * a]],
     fmin: 0.0,
     params: { dim: 2, a, b },
@@ -94,12 +112,17 @@ register("rastrigin", (params) => {
   const scale = A * TWO_PI;
   return new TestFunction({
     name: "rastrigin",
-    value: pointwise((u, v) => A * 2 + ((u * u - A * Math.cos(TWO_PI * u)) + (v * v - A * Math.cos(TWO_PI * v)))),
+    value: pointwise(
+      (u, v) => A * 2 + (u * u - A * Math.cos(TWO_PI * u) + (v * v - A * Math.cos(TWO_PI * v))),
+    ),
     grad: pointwiseGrad((u, v, out, k) => {
       out[k] = 2.0 * u + scale * Math.sin(TWO_PI * u);
       out[k + 1] = 2.0 * v + scale * Math.sin(TWO_PI * v);
     }),
-    domain: [[-5.12, 5.12], [-5.12, 5.12]],
+    domain: [
+      [-5.12, 5.12],
+      [-5.12, 5.12],
+    ],
     minima: [[0.0, 0.0]],
     fmin: 0.0,
     params: { dim: 2, A },
@@ -130,7 +153,10 @@ register("ackley", (params) => {
       out[k] = radial * u + ripple * Math.sin(c * u);
       out[k + 1] = radial * v + ripple * Math.sin(c * v);
     }),
-    domain: [[-5.0, 5.0], [-5.0, 5.0]],
+    domain: [
+      [-5.0, 5.0],
+      [-5.0, 5.0],
+    ],
     minima: [[0.0, 0.0]],
     fmin: 0.0,
     params: { dim: 2, a, b, c },
@@ -145,20 +171,27 @@ const HIMMELBLAU_MINIMA = [
   [3.584428340330492, -1.848126526964404],
 ];
 
-register("himmelblau", () => new TestFunction({
-  name: "himmelblau",
-  value: pointwise((u, v) => {
-    const r1 = u * u + v - 11.0;
-    const r2 = u + v * v - 7.0;
-    return r1 * r1 + r2 * r2;
-  }),
-  grad: pointwiseGrad((u, v, out, k) => {
-    const r1 = u * u + v - 11.0;
-    const r2 = u + v * v - 7.0;
-    out[k] = 4.0 * u * r1 + 2.0 * r2;
-    out[k + 1] = 2.0 * r1 + 4.0 * v * r2;
-  }),
-  domain: [[-5.0, 5.0], [-5.0, 5.0]],
-  minima: HIMMELBLAU_MINIMA.map((m) => [...m]),
-  fmin: 0.0,
-}));
+register(
+  "himmelblau",
+  () =>
+    new TestFunction({
+      name: "himmelblau",
+      value: pointwise((u, v) => {
+        const r1 = u * u + v - 11.0;
+        const r2 = u + v * v - 7.0;
+        return r1 * r1 + r2 * r2;
+      }),
+      grad: pointwiseGrad((u, v, out, k) => {
+        const r1 = u * u + v - 11.0;
+        const r2 = u + v * v - 7.0;
+        out[k] = 4.0 * u * r1 + 2.0 * r2;
+        out[k + 1] = 2.0 * r1 + 4.0 * v * r2;
+      }),
+      domain: [
+        [-5.0, 5.0],
+        [-5.0, 5.0],
+      ],
+      minima: HIMMELBLAU_MINIMA.map((m) => [...m]),
+      fmin: 0.0,
+    }),
+);

@@ -12,7 +12,10 @@ register("sharp_flat", (params) => {
     const shift = u - 2.0;
     return -Math.exp(-(shift * shift) - v * v) - Math.exp(-(u * u + s * (v * v)));
   });
-  const minima = [[SHARP_X, 0.0], [2.0 - SHARP_X, 0.0]];
+  const minima = [
+    [SHARP_X, 0.0],
+    [2.0 - SHARP_X, 0.0],
+  ];
   return new TestFunction({
     name: "sharp_flat",
     value,
@@ -23,7 +26,10 @@ register("sharp_flat", (params) => {
       out[k] = 2.0 * shift * flat + 2.0 * u * sharp;
       out[k + 1] = 2.0 * v * flat + 2.0 * s * v * sharp;
     }),
-    domain: [[-1.0, 3.0], [-1.0, 1.0]],
+    domain: [
+      [-1.0, 3.0],
+      [-1.0, 1.0],
+    ],
     minima,
     fmin: value(Float64Array.from(minima[0]))[0],
     minimaLabels: ["sharp", "flat"],
@@ -67,7 +73,8 @@ function wells(dS, dF, wS, wF) {
     const aS = dS * Math.exp(-(sx * sx) / wS2);
     const aF = dF * Math.exp(-(fx * fx) / wF2);
     const yy = (2.0 * aS) / wS2 + (2.0 * aF) / wF2;
-    const xx = ((2.0 * aS) / wS2) * (1.0 - (2.0 * sx * sx) / wS2) + ((2.0 * aF) / wF2) * (1.0 - (2.0 * fx * fx) / wF2);
+    const xx =
+      ((2.0 * aS) / wS2) * (1.0 - (2.0 * sx * sx) / wS2) + ((2.0 * aF) / wF2) * (1.0 - (2.0 * fx * fx) / wF2);
     return [xx, yy];
   };
   return { value, grad: pointwiseGrad(gradAt), gradAt, curvatures };
@@ -97,9 +104,11 @@ export function sharpFlatWellsMinima(params = {}) {
     gradAt(u, 0.0, scratch, 0);
     return scratch[0];
   };
-  const candidates = [...linspace(lo0, hi0, 2001), ...linspace(-1.0, 8.0, 901).map((t) => lo0 + wS * t),
-    ...linspace(-1.0, 8.0, 901).map((t) => hi0 - wF * t)]
-    .map((u) => Math.min(Math.max(u, lo0 - wS), hi0 + wF));
+  const candidates = [
+    ...linspace(lo0, hi0, 2001),
+    ...linspace(-1.0, 8.0, 901).map((t) => lo0 + wS * t),
+    ...linspace(-1.0, 8.0, 901).map((t) => hi0 - wF * t),
+  ].map((u) => Math.min(Math.max(u, lo0 - wS), hi0 + wF));
   const grid = [...new Set(candidates)].sort((p, q) => p - q);
   const signs = grid.map((u) => Math.sign(slope(u)));
   const points = [];

@@ -68,9 +68,13 @@ export class Oracle {
 
 /** Throw unless `base` is a base optimizer instance (init/update/step), as check_base. */
 export function checkBase(base) {
-  const ok = base !== null && typeof base === "object" &&
+  const ok =
+    base !== null &&
+    typeof base === "object" &&
     ["init", "update", "step"].every((m) => typeof base[m] === "function");
   if (!ok) {
-    throw new RangeError(`base must be a base optimizer instance with init/update/step (e.g. new SGD({lr: 0.01})), got ${base}`);
+    throw new RangeError(
+      `base must be a base optimizer instance with init/update/step (e.g. new SGD({lr: 0.01})), got ${base}`,
+    );
   }
 }

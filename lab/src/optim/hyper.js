@@ -53,10 +53,13 @@ export function check(spec, value) {
     if (typeof value !== "boolean") throw new RangeError(`${name} must be True or False, got ${show(value)}`);
   } else if (spec.kind === "choice") {
     if (!spec.choices.includes(value)) {
-      throw new RangeError(`${name} must be one of [${spec.choices.map(show).join(", ")}], got ${show(value)}`);
+      throw new RangeError(
+        `${name} must be one of [${spec.choices.map(show).join(", ")}], got ${show(value)}`,
+      );
     }
   } else if (spec.kind === "tuple" || spec.kind === "subset") {
-    if (!Array.isArray(value) || value.length === 0) throw new RangeError(`${name} must be a tuple, got ${show(value)}`);
+    if (!Array.isArray(value) || value.length === 0)
+      throw new RangeError(`${name} must be a tuple, got ${show(value)}`);
     if (spec.kind === "tuple" && value.length !== spec.size) {
       throw new RangeError(`${name} must have ${spec.size} entries, got ${show(value)}`);
     }
@@ -88,7 +91,9 @@ export function resolve(className, given = {}) {
   const known = new Set(specs.map((spec) => spec.name));
   for (const name of Object.keys(given)) {
     if (!known.has(name)) {
-      throw new RangeError(`${className} has no hyperparameter '${name}'; its hyperparameters are ${[...known].join(", ")}`);
+      throw new RangeError(
+        `${className} has no hyperparameter '${name}'; its hyperparameters are ${[...known].join(", ")}`,
+      );
     }
   }
   const values = {};

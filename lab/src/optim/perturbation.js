@@ -77,7 +77,7 @@ export function dualDirection(u, p, radius, eps, d) {
       for (let j = 0; j < d; j++) {
         const k = i * d + j;
         const tie = Math.abs(u[k]) === top ? 1 : 0;
-        out[k] = ((radius * sign(u[k])) * tie) / ties;
+        out[k] = (radius * sign(u[k]) * tie) / ties;
       }
     }
     return out;

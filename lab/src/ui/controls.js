@@ -61,7 +61,12 @@ export function knobControl(spec, value, onChange, { label = spec.name, compact 
     box.checked = value === true;
     box.addEventListener("change", () => onChange(box.checked));
     wrapper.append(box, name);
-    return { element: wrapper, set: (v) => { box.checked = v === true; } };
+    return {
+      element: wrapper,
+      set: (v) => {
+        box.checked = v === true;
+      },
+    };
   }
   if (spec.kind === "choice") {
     const menu = el("select", { id });
@@ -69,7 +74,12 @@ export function knobControl(spec, value, onChange, { label = spec.name, compact 
     menu.value = value;
     menu.addEventListener("change", () => onChange(menu.value));
     wrapper.append(name, menu);
-    return { element: wrapper, set: (v) => { menu.value = v; } };
+    return {
+      element: wrapper,
+      set: (v) => {
+        menu.value = v;
+      },
+    };
   }
   // A number: slider positions 0…stops, mapped linearly or logarithmically, plus an ∞ stop.
   const log = spec.log === true;
@@ -150,7 +160,14 @@ export function menuControl(label, options, value, onChange) {
   const id = `sampy-lab-menu-${++uniqueId}`;
   const menu = el("select", { id });
   for (const option of options) {
-    menu.append(el("option", { value: option.value, text: option.label ?? option.value, disabled: option.disabled, title: option.title }));
+    menu.append(
+      el("option", {
+        value: option.value,
+        text: option.label ?? option.value,
+        disabled: option.disabled,
+        title: option.title,
+      }),
+    );
   }
   menu.value = value;
   menu.addEventListener("change", () => onChange(menu.value));

@@ -9,11 +9,27 @@ import { select } from "d3-selection";
 import { basinMaps, fractions } from "../basins.js";
 import { expressionFunction } from "../expressions.js";
 import { metadata } from "../optim/hyper.js";
-import { BASE_ALONE, browserVariants, functionInfo, functions, makeBase, makeVariant, pythonOnly, variant } from "../registry.js";
+import {
+  BASE_ALONE,
+  browserVariants,
+  functionInfo,
+  functions,
+  makeBase,
+  makeVariant,
+  pythonOnly,
+  variant,
+} from "../registry.js";
 import { run } from "../run.js";
 import { pythonSnippet, variantLabels } from "../snippet.js";
 import { el, knobControl, menuControl, showNumber } from "./controls.js";
-import { ascentSteps, ballOutline, ballShape, evaluationsPerStep, sampledAscents, viewBox } from "./geometry.js";
+import {
+  ascentSteps,
+  ballOutline,
+  ballShape,
+  evaluationsPerStep,
+  sampledAscents,
+  viewBox,
+} from "./geometry.js";
 import { contourCanvas, drawColourBar, landscapeGrid } from "./landscape.js";
 import { drawLosses } from "./losses.js";
 import { DIVERGED_COLOUR, NONE_COLOUR, basinColour, variantStyles } from "./palette.js";
@@ -38,21 +54,46 @@ const LR_KNOB = {
   range_text: "(0, inf)",
 };
 const STEPS_KNOB = {
-  name: "steps", kind: "int", min: 10, max: 3000, step: 10, low: 1, high: null, low_open: false, high_open: false,
-  meaning: "steps of every run", range_text: "[1, inf)",
+  name: "steps",
+  kind: "int",
+  min: 10,
+  max: 3000,
+  step: 10,
+  low: 1,
+  high: null,
+  low_open: false,
+  high_open: false,
+  meaning: "steps of every run",
+  range_text: "[1, inf)",
 };
 const NOISE_KNOB = {
-  name: "σ", kind: "real", min: 0, max: 1, step: 0.01, low: 0, high: null, low_open: false, high_open: false,
-  meaning: "standard deviation of the Gaussian noise added to every gradient", range_text: "[0, inf)",
+  name: "σ",
+  kind: "real",
+  min: 0,
+  max: 1,
+  step: 0.01,
+  low: 0,
+  high: null,
+  low_open: false,
+  high_open: false,
+  meaning: "standard deviation of the Gaussian noise added to every gradient",
+  range_text: "[0, inf)",
 };
 
 /** Settings with every field filled in: the figure's whole state, as plain data. */
 export function normalise(config = {}) {
   const name = config.function ?? LESSON.function;
   const info = name === EXPRESSION ? null : functionInfo(name);
-  const starts = config.starts ?? (config.start ? [config.start] : [config.start ?? (info ? info.suggested_start : [1.0, 1.0])]);
-  const variants = (config.variants ?? LESSON.variants).slice(0, MAX_VARIANTS).map((v) =>
-    typeof v === "string" ? { name: v, hyperparameters: {} } : { name: v.name, hyperparameters: { ...(v.hyperparameters ?? {}) } });
+  const starts =
+    config.starts ??
+    (config.start ? [config.start] : [config.start ?? (info ? info.suggested_start : [1.0, 1.0])]);
+  const variants = (config.variants ?? LESSON.variants)
+    .slice(0, MAX_VARIANTS)
+    .map((v) =>
+      typeof v === "string"
+        ? { name: v, hyperparameters: {} }
+        : { name: v.name, hyperparameters: { ...(v.hyperparameters ?? {}) } },
+    );
   return {
     function: name,
     params: { ...(config.params ?? {}) },
@@ -72,7 +113,12 @@ export function normalise(config = {}) {
     arrows: config.arrows ?? true,
     lossAxis: config.loss_axis ?? "steps",
     view: config.view ?? null,
-    basin: { pair: [0, Math.min(1, variants.length - 1)], steps: LESSON.basin_steps, grid: LESSON.basin_grid, ...(config.basin ?? {}) },
+    basin: {
+      pair: [0, Math.min(1, variants.length - 1)],
+      steps: LESSON.basin_steps,
+      grid: LESSON.basin_grid,
+      ...(config.basin ?? {}),
+    },
     full: config.full === true,
     height: config.height ?? 420,
   };
@@ -80,7 +126,11 @@ export function normalise(config = {}) {
 
 /** The landscape of the settings (a registered function, or a typed expression). */
 export function settingsFunction(s) {
-  if (s.function === EXPRESSION) return expressionFunction(s.expression, [[-s.box, s.box], [-s.box, s.box]]);
+  if (s.function === EXPRESSION)
+    return expressionFunction(s.expression, [
+      [-s.box, s.box],
+      [-s.box, s.box],
+    ]);
   return functions.get(s.function, s.params);
 }
 
@@ -129,7 +179,9 @@ function whereIs(f, minima, labels, [x, y]) {
     if (dist < distance) [best, distance] = [k, dist];
   });
   if (!(distance <= 0.05 * diagonal)) return "not near a known minimum";
-  return labels[best] ? `near the ${labels[best]} minimum` : `near the minimum (${minima[best].map((c) => showNumber(c)).join(", ")})`;
+  return labels[best]
+    ? `near the ${labels[best]} minimum`
+    : `near the minimum (${minima[best].map((c) => showNumber(c)).join(", ")})`;
 }
 
 /** Every named minimum of the landscape (sharp_flat_wells: also its shallower well). */
@@ -156,7 +208,8 @@ export function describeRun(f, runResult) {
   const [[xLo, xHi], [yLo, yHi]] = f.domain;
   const before = traj.point(Math.max(0, traj.steps - 2), 0);
   const moved = Math.sqrt((last[0] - before[0]) ** 2 + (last[1] - before[1]) ** 2);
-  if (traj.steps >= 2 && moved > 1e-3 * Math.sqrt((xHi - xLo) ** 2 + (yHi - yLo) ** 2)) line += ", still moving";
+  if (traj.steps >= 2 && moved > 1e-3 * Math.sqrt((xHi - xLo) ** 2 + (yHi - yLo) ** 2))
+    line += ", still moving";
   return line;
 }
 
@@ -165,7 +218,8 @@ function describeStarts(f, { label, traj }) {
   const { points, labels } = namedMinima(f);
   const counts = new Map();
   for (let i = 0; i < traj.n; i++) {
-    const where = traj.divergedAt[i] >= 0 ? "diverged" : whereIs(f, points, labels, traj.point(traj.steps, i));
+    const where =
+      traj.divergedAt[i] >= 0 ? "diverged" : whereIs(f, points, labels, traj.point(traj.steps, i));
     counts.set(where, (counts.get(where) ?? 0) + 1);
   }
   const parts = [...counts].map(([where, k]) => `${k} ${where}`);
@@ -238,21 +292,39 @@ export class LiveFigure {
 
   build() {
     const s = this.settings;
-    this.controlsBox = el("div", { class: "sl-controls", role: "group", "aria-label": "controls of the figure" });
+    this.controlsBox = el("div", {
+      class: "sl-controls",
+      role: "group",
+      "aria-label": "controls of the figure",
+    });
     this.canvas = el("canvas", {
       class: "sl-canvas",
       tabindex: 0,
       role: "img",
-      "aria-label": "the landscape with each variant's path; drag the white start point, or click to move it, or use the arrow keys",
+      "aria-label":
+        "the landscape with each variant's path; drag the white start point, or click to move it, or use the arrow keys",
     });
     this.colourBar = el("canvas", { class: "sl-colourbar", "aria-hidden": "true" });
     this.status = el("div", { class: "sl-status", role: "status", "aria-live": "polite" });
-    this.picture = el("div", { class: "sl-picture" }, el("div", { class: "sl-frame" }, this.canvas, this.colourBar), this.status);
+    this.picture = el(
+      "div",
+      { class: "sl-picture" },
+      el("div", { class: "sl-frame" }, this.canvas, this.colourBar),
+      this.status,
+    );
     this.legend = el("ul", { class: "sl-legend" });
     this.lossCanvas = el("canvas", { class: "sl-loss", role: "img", "aria-label": "loss against step" });
     this.lossToggle = el("div", { class: "sl-toggle", role: "group", "aria-label": "loss axis" });
-    for (const [axis, text] of [["steps", "per step"], ["evals", "per gradient evaluation"]]) {
-      const button = el("button", { type: "button", "data-axis": axis, text, "aria-pressed": String(s.lossAxis === axis) });
+    for (const [axis, text] of [
+      ["steps", "per step"],
+      ["evals", "per gradient evaluation"],
+    ]) {
+      const button = el("button", {
+        type: "button",
+        "data-axis": axis,
+        text,
+        "aria-pressed": String(s.lossAxis === axis),
+      });
       button.addEventListener("click", () => this.update({ lossAxis: axis }));
       this.lossToggle.append(button);
     }
@@ -278,17 +350,28 @@ export class LiveFigure {
       this.slotBox = el("div", { class: "sl-slots" });
       this.controlsBox.append(this.slotBox);
       this.buildSlots();
-      const missing = pythonOnly().map((r) => `${r.name} (${r.reason})`).join("; ");
-      this.controlsBox.append(el("p", { class: "sl-note", text: `Runs in Python only (make playground, or sampy.run): ${missing}.` }));
+      const missing = pythonOnly()
+        .map((r) => `${r.name} (${r.reason})`)
+        .join("; ");
+      this.controlsBox.append(
+        el("p", {
+          class: "sl-note",
+          text: `Runs in Python only (make playground, or sampy.run): ${missing}.`,
+        }),
+      );
     }
   }
 
   /** The elements of one control specifier ("lr", "SAM.rho", "function.width_sharp", …). */
   control(spec) {
     const s = this.settings;
-    if (spec === "lr") return [knobControl(LR_KNOB, s.lr, (v) => this.update({ lr: v }), { label: "lr η" }).element];
+    if (spec === "lr")
+      return [knobControl(LR_KNOB, s.lr, (v) => this.update({ lr: v }), { label: "lr η" }).element];
     if (spec === "steps") return [knobControl(STEPS_KNOB, s.steps, (v) => this.update({ steps: v })).element];
-    if (spec === "noise") return [knobControl(NOISE_KNOB, s.noise, (v) => this.update({ noise: v }), { label: "noise σ" }).element];
+    if (spec === "noise")
+      return [
+        knobControl(NOISE_KNOB, s.noise, (v) => this.update({ noise: v }), { label: "noise σ" }).element,
+      ];
     if (spec === "overlays") return this.overlayToggles();
     if (spec === "function") return this.functionControls();
     if (spec === "base") return this.baseControls();
@@ -306,16 +389,22 @@ export class LiveFigure {
     if (spec === undefined) throw new RangeError(`${setting.name} has no knob ${knobName}`);
     const value = setting.hyperparameters[knobName] ?? spec.default;
     const labels = variantLabels(this.settings.variants, this.settings.base);
-    const control = knobControl(spec, value, (v) => {
-      this.settings.variants[slot].hyperparameters[knobName] = v;
-      this.rerun();
-    }, { label: label ?? `${labels[slot]} ${knobName}` });
+    const control = knobControl(
+      spec,
+      value,
+      (v) => {
+        this.settings.variants[slot].hyperparameters[knobName] = v;
+        this.rerun();
+      },
+      { label: label ?? `${labels[slot]} ${knobName}` },
+    );
     return control.element;
   }
 
   functionKnob(param) {
     const spec = (metadata.function_knobs[this.settings.function] ?? []).find((k) => k.name === param);
-    if (spec === undefined) throw new RangeError(`${this.settings.function} has no parameter ${param} with a slider`);
+    if (spec === undefined)
+      throw new RangeError(`${this.settings.function} has no parameter ${param} with a slider`);
     const value = this.settings.params[param] ?? spec.default;
     return knobControl(spec, value, (v) => {
       this.settings.params[param] = v;
@@ -326,7 +415,9 @@ export class LiveFigure {
 
   overlayToggles() {
     const s = this.settings;
-    const toggle = (name, text) => knobControl({ name, kind: "bool" }, s[name], (v) => this.update({ [name]: v }), { label: text }).element;
+    const toggle = (name, text) =>
+      knobControl({ name, kind: "bool" }, s[name], (v) => this.update({ [name]: v }), { label: text })
+        .element;
     return [toggle("balls", "ρ-balls"), toggle("arrows", "ascent steps")];
   }
 
@@ -350,16 +441,35 @@ export class LiveFigure {
     const out = [element];
     if (s.function === EXPRESSION) {
       const id = `sl-expression-${Math.random().toString(36).slice(2)}`;
-      const box = el("input", { type: "text", id, class: "sl-expression", value: s.expression, spellcheck: "false", "aria-describedby": `${id}-error` });
+      const box = el("input", {
+        type: "text",
+        id,
+        class: "sl-expression",
+        value: s.expression,
+        spellcheck: "false",
+        "aria-describedby": `${id}-error`,
+      });
       box.value = s.expression || "sin(3*x)*cos(y) + 0.1*(x**2 + y**2)";
-      this.expressionError = el("span", { class: "sl-problem sl-expression-error", id: `${id}-error`, role: "alert" });
+      this.expressionError = el("span", {
+        class: "sl-problem sl-expression-error",
+        id: `${id}-error`,
+        role: "alert",
+      });
       const apply = () => {
         this.settings.expression = box.value;
         this.setFunction();
         this.rerun();
       };
       box.addEventListener("change", apply);
-      out.push(el("div", { class: "sl-knob sl-knob-expression" }, el("label", { for: id, text: "f(x, y) =" }), box, this.expressionError));
+      out.push(
+        el(
+          "div",
+          { class: "sl-knob sl-knob-expression" },
+          el("label", { for: id, text: "f(x, y) =" }),
+          box,
+          this.expressionError,
+        ),
+      );
       if (!s.expression) this.settings.expression = box.value;
     } else {
       for (const spec of metadata.function_knobs[s.function] ?? []) out.push(this.functionKnob(spec.name));
@@ -379,10 +489,17 @@ export class LiveFigure {
     const out = [element];
     if (s.base === "SGD") {
       const spec = metadata.base_knobs.SGD.find((k) => k.name === "momentum");
-      out.push(knobControl(spec, s.base_hyperparameters.momentum ?? spec.default, (v) => {
-        this.settings.base_hyperparameters.momentum = v;
-        this.rerun();
-      }, { label: "momentum μ" }).element);
+      out.push(
+        knobControl(
+          spec,
+          s.base_hyperparameters.momentum ?? spec.default,
+          (v) => {
+            this.settings.base_hyperparameters.momentum = v;
+            this.rerun();
+          },
+          { label: "momentum μ" },
+        ).element,
+      );
     }
     return out;
   }
@@ -399,7 +516,10 @@ export class LiveFigure {
     for (let i = 0; i < MAX_VARIANTS; i++) {
       const setting = s.variants[i];
       const style = styles[i] ?? { colour: "transparent", dashed: false };
-      const swatch = el("span", { class: `sl-swatch${style.dashed ? " sl-dashed" : ""}`, style: `--sl-colour:${style.colour}` });
+      const swatch = el("span", {
+        class: `sl-swatch${style.dashed ? " sl-dashed" : ""}`,
+        style: `--sl-colour:${style.colour}`,
+      });
       const { element } = menuControl(`variant ${i + 1}`, methods, setting ? setting.name : "", (name) => {
         const kept = this.settings.variants.filter((_, k) => k !== i);
         if (name) kept.splice(Math.min(i, kept.length), 0, { name, hyperparameters: {} });
@@ -411,10 +531,21 @@ export class LiveFigure {
       });
       const slot = el("fieldset", { class: "sl-slot" }, el("legend", {}, swatch, element));
       if (setting && setting.name !== BASE_ALONE) {
-        for (const knob of variant(setting.name).knobs) {
+        const row = variant(setting.name);
+        for (const knob of row.knobs) {
           if (knob.name === "lr") continue; // the lr slider sets a built-in base's lr
           slot.append(this.variantKnob(i, knob.name, { label: knob.name }));
         }
+        // What the registry says of the variant: its rule, its cost and its source.
+        slot.append(
+          el("p", {
+            class: "sl-slot-note",
+            title: row.paper,
+            text: `${row.ascent}; ${row.grad_evals} ∇ per step`,
+          }),
+        );
+      } else if (setting) {
+        slot.append(el("p", { class: "sl-slot-note", text: `the base optimizer alone: 1 ∇ per step` }));
       }
       this.slotBox.append(slot);
       if (!setting) break; // one empty slot to add a variant
@@ -425,11 +556,20 @@ export class LiveFigure {
     this.basinBox = el("div", { class: "sl-basins" });
     this.basinMenus = el("div", { class: "sl-basin-menus" });
     this.basinProgress = el("progress", { max: 1, value: 0, "aria-label": "basin maps computed" });
-    this.basinCanvases = [el("canvas", { class: "sl-basin", role: "img" }), el("canvas", { class: "sl-basin", role: "img" })];
+    this.basinCanvases = [
+      el("canvas", { class: "sl-basin", role: "img" }),
+      el("canvas", { class: "sl-basin", role: "img" }),
+    ];
     this.basinLegends = [el("ul", { class: "sl-basin-legend" }), el("ul", { class: "sl-basin-legend" })];
-    const maps = el("div", { class: "sl-basin-maps" },
-      ...this.basinCanvases.map((c, k) => el("figure", {}, c, this.basinLegends[k])));
-    const heading = el("p", { class: "sl-basin-title", text: "Basins of attraction: where each start point of a 100 × 100 grid ends" });
+    const maps = el(
+      "div",
+      { class: "sl-basin-maps" },
+      ...this.basinCanvases.map((c, k) => el("figure", {}, c, this.basinLegends[k])),
+    );
+    const heading = el("p", {
+      class: "sl-basin-title",
+      text: "Basins of attraction: where each start point of a 100 × 100 grid ends",
+    });
     this.basinBox.append(heading, this.basinMenus, this.basinProgress, maps);
     this.root.append(this.basinBox);
     this.refreshBasinMenus();
@@ -442,17 +582,29 @@ export class LiveFigure {
     const options = labels.map((label, i) => ({ value: String(i), label }));
     this.basinMenus.replaceChildren();
     for (const side of [0, 1]) {
-      const { element } = menuControl(side ? "right map" : "left map", options, String(s.basin.pair[side]), (v) => {
-        this.settings.basin.pair[side] = Number(v);
-        this.scheduleBasins();
-      });
+      const { element } = menuControl(
+        side ? "right map" : "left map",
+        options,
+        String(s.basin.pair[side]),
+        (v) => {
+          this.settings.basin.pair[side] = Number(v);
+          this.scheduleBasins();
+        },
+      );
       this.basinMenus.append(element);
     }
     const stepsKnob = { ...STEPS_KNOB, meaning: "steps of every run of the basin maps" };
-    this.basinMenus.append(knobControl(stepsKnob, s.basin.steps, (v) => {
-      this.settings.basin.steps = v;
-      this.scheduleBasins();
-    }, { label: "steps" }).element);
+    this.basinMenus.append(
+      knobControl(
+        stepsKnob,
+        s.basin.steps,
+        (v) => {
+          this.settings.basin.steps = v;
+          this.scheduleBasins();
+        },
+        { label: "steps" },
+      ).element,
+    );
   }
 
   buildPython() {
@@ -541,7 +693,10 @@ export class LiveFigure {
     new MutationObserver(() => {
       this.drawColourBar();
       this.redraw();
-    }).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme", "data-mode", "class"] });
+    }).observe(document.documentElement, {
+      attributes: true,
+      attributeFilter: ["data-theme", "data-mode", "class"],
+    });
   }
 
   /** Back to the figure's first settings. */
@@ -557,7 +712,8 @@ export class LiveFigure {
   update(changes) {
     Object.assign(this.settings, changes);
     if ("lossAxis" in changes) {
-      for (const b of this.lossToggle.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.axis === this.settings.lossAxis));
+      for (const b of this.lossToggle.querySelectorAll("button"))
+        b.setAttribute("aria-pressed", String(b.dataset.axis === this.settings.lossAxis));
     }
     if ("function" in changes || "params" in changes || "expression" in changes) this.setFunction();
     if ("base" in changes) this.buildControls();
@@ -634,7 +790,8 @@ export class LiveFigure {
       for (let i = 0; i < traj.n; i++) {
         if (s.arrows) {
           ctx.lineWidth = 1.2;
-          for (const a of sampledAscents(ascentSteps(traj, i), traj.steps)) drawArrow(ctx, px(a.from), px(a.to), colour);
+          for (const a of sampledAscents(ascentSteps(traj, i), traj.steps))
+            drawArrow(ctx, px(a.from), px(a.to), colour);
         }
         ctx.lineWidth = 2;
         ctx.strokeStyle = colour;
@@ -648,10 +805,14 @@ export class LiveFigure {
         ctx.stroke();
         ctx.setLineDash([]);
         const end = traj.point(traj.steps, i);
-        const shape = ballShape(r.setting.name === BASE_ALONE ? null : variant(r.setting.name), r.setting.hyperparameters);
+        const shape = ballShape(
+          r.setting.name === BASE_ALONE ? null : variant(r.setting.name),
+          r.setting.hyperparameters,
+        );
         if (s.balls && shape !== null) {
           const row = variant(r.setting.name);
-          const rho = r.setting.hyperparameters.rho ?? row.hyperparameters.find((h) => h.name === "rho").default;
+          const rho =
+            r.setting.hyperparameters.rho ?? row.hyperparameters.find((h) => h.name === "rho").default;
           const outline = ballOutline(end, rho, shape.p, shape.adaptive, shape.eta);
           ctx.lineWidth = 1.5;
           ctx.beginPath();
@@ -683,7 +844,13 @@ export class LiveFigure {
     this.drawLegend();
     if (s.panels.includes("loss")) {
       const width = Math.max(200, this.side.clientWidth || 260);
-      drawLosses(this.lossCanvas, this.runs, this.f, { axis: s.lossAxis, width, height: 170, ink: inkOf(this.root), evaluations: evaluationsPerStep });
+      drawLosses(this.lossCanvas, this.runs, this.f, {
+        axis: s.lossAxis,
+        width,
+        height: 170,
+        ink: inkOf(this.root),
+        evaluations: evaluationsPerStep,
+      });
     }
     const lines = this.runs.map((r) => describeRun(this.f, r));
     if (this.functionError) lines.unshift(`The landscape was not changed: ${this.functionError}`);
@@ -693,13 +860,46 @@ export class LiveFigure {
   drawLegend() {
     const s = this.settings;
     const items = this.runs.map((r) => {
-      const swatch = el("span", { class: `sl-swatch${r.dashed ? " sl-dashed" : ""}`, style: `--sl-colour:${r.colour}` });
+      const swatch = el("span", {
+        class: `sl-swatch${r.dashed ? " sl-dashed" : ""}`,
+        style: `--sl-colour:${r.colour}`,
+      });
       return el("li", {}, swatch, el("span", { text: r.label }));
     });
-    items.push(el("li", { class: "sl-key" }, el("span", { class: "sl-key-start" }), el("span", { text: s.starts.length > 1 ? "starts" : "start: drag, click or use the arrow keys" })));
-    items.push(el("li", { class: "sl-key" }, el("span", { class: "sl-key-star", text: "★" }), el("span", { text: "known minimum" })));
-    if (s.arrows) items.push(el("li", { class: "sl-key" }, el("span", { text: "→" }), el("span", { text: "ascent w → w + ε, at pairs of consecutive steps" })));
-    if (s.balls) items.push(el("li", { class: "sl-key" }, el("span", { text: "○" }), el("span", { text: "ρ-ball around the end point" })));
+    items.push(
+      el(
+        "li",
+        { class: "sl-key" },
+        el("span", { class: "sl-key-start" }),
+        el("span", { text: s.starts.length > 1 ? "starts" : "start: drag, click or use the arrow keys" }),
+      ),
+    );
+    items.push(
+      el(
+        "li",
+        { class: "sl-key" },
+        el("span", { class: "sl-key-star", text: "★" }),
+        el("span", { text: "known minimum" }),
+      ),
+    );
+    if (s.arrows)
+      items.push(
+        el(
+          "li",
+          { class: "sl-key" },
+          el("span", { text: "→" }),
+          el("span", { text: "ascent w → w + ε, at pairs of consecutive steps" }),
+        ),
+      );
+    if (s.balls)
+      items.push(
+        el(
+          "li",
+          { class: "sl-key" },
+          el("span", { text: "○" }),
+          el("span", { text: "ρ-ball around the end point" }),
+        ),
+      );
     this.legend.replaceChildren(...items);
   }
 
@@ -791,7 +991,14 @@ export class LiveFigure {
     const items = [el("li", { class: "sl-basin-name", text: label })];
     names.forEach((name, k) => {
       if (shares[k] === 0 && k >= map.labels.length) return;
-      items.push(el("li", {}, el("span", { class: "sl-swatch sl-square", style: `--sl-colour:${swatches[k]}` }), el("span", { text: `${name}: ${(100 * shares[k]).toFixed(1)}%` })));
+      items.push(
+        el(
+          "li",
+          {},
+          el("span", { class: "sl-swatch sl-square", style: `--sl-colour:${swatches[k]}` }),
+          el("span", { text: `${name}: ${(100 * shares[k]).toFixed(1)}%` }),
+        ),
+      );
     });
     this.basinLegends[side].replaceChildren(...items);
   }

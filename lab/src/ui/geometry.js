@@ -11,9 +11,10 @@ export function ballOutline([cx, cy], rho, p = 2, adaptive = false, eta = 0, n =
   for (let k = 0; k < n; k++) {
     const t = (2 * Math.PI * k) / (n - 1);
     const u = [Math.cos(t), Math.sin(t)];
-    const norm = p === Infinity
-      ? Math.max(Math.abs(u[0]), Math.abs(u[1]))
-      : (Math.abs(u[0]) ** p + Math.abs(u[1]) ** p) ** (1 / p);
+    const norm =
+      p === Infinity
+        ? Math.max(Math.abs(u[0]), Math.abs(u[1]))
+        : (Math.abs(u[0]) ** p + Math.abs(u[1]) ** p) ** (1 / p);
     let ex = (rho * u[0]) / norm;
     let ey = (rho * u[1]) / norm;
     if (adaptive) {
@@ -91,7 +92,10 @@ export function viewBox([[xLo, xHi], [yLo, yHi]], maxWidth, maxHeight) {
   return {
     width,
     height,
-    domain: [[xLo, xHi], [yLo, yHi]],
+    domain: [
+      [xLo, xHi],
+      [yLo, yHi],
+    ],
     toPixel: ([x, y]) => [((x - xLo) / (xHi - xLo)) * width, height - ((y - yLo) / (yHi - yLo)) * height],
     toPoint: ([px, py]) => [xLo + (px / width) * (xHi - xLo), yLo + ((height - py) / height) * (yHi - yLo)],
   };

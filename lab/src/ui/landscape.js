@@ -33,14 +33,26 @@ export function landscapeGrid(f, view, { log = false, resolution = 150 } = {}) {
   const span = finite.length ? quantile(finite, 0.95) - floor : 1;
   const delta = Math.max(Math.abs(span) * 1e-6, 1e-12);
   const shown = log ? raw.map((v) => Math.log10(Math.max(v - floor, 0) + delta)) : raw;
-  const good = Array.from(shown).filter(Number.isFinite).sort((a, b) => a - b);
+  const good = Array.from(shown)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   let lo = good.length ? good[0] : 0;
   let hi = good.length ? quantile(good, 0.95) : 1;
   if (!(hi > lo)) hi = lo + 1;
   // Non-finite values (a pole) take the top colour rather than punching holes in the picture.
   const values = shown.map((v) => (Number.isFinite(v) ? Math.min(v, hi) : hi));
   lo = Math.min(lo, hi);
-  return { values, nx, ny, lo, hi, log, floor, delta, colour: scaleSequential(interpolateViridis).domain([lo, hi]) };
+  return {
+    values,
+    nx,
+    ny,
+    lo,
+    hi,
+    log,
+    floor,
+    delta,
+    colour: scaleSequential(interpolateViridis).domain([lo, hi]),
+  };
 }
 
 /** Draw the filled contours of `grid` into a new canvas of `view`'s size (× ratio). */

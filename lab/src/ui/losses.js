@@ -10,7 +10,12 @@ const tick = format(".1~e");
 const plain = format(".4~g");
 
 /** Draw the loss curves of `runs` into `canvas` (CSS size width × height). */
-export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, height = 170, ink = "#222", evaluations }) {
+export function drawLosses(
+  canvas,
+  runs,
+  f,
+  { axis = "steps", width = 260, height = 170, ink = "#222", evaluations },
+) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
@@ -22,26 +27,34 @@ export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, heigh
   const margin = { left: 50, right: 14, top: 8, bottom: 30 };
   const known = Number.isFinite(f.fmin);
   // One curve per run and start point (thinner when a figure has several starts).
-  const curves = runs.filter((r) => r.traj !== null).flatMap((r) => {
-    const xs = axis === "evals" ? evaluations(r.traj) : Array.from({ length: r.traj.steps + 1 }, (_, k) => k);
-    return Array.from({ length: r.traj.n }, (_, i) => {
-      const ys = [];
-      for (let k = 0; k <= r.traj.steps; k++) {
-        const loss = r.traj.losses[k * r.traj.n + i];
-        ys.push(known ? Math.max(loss - f.fmin, 1e-16) : loss);
-      }
-      return { r, xs, ys, thin: r.traj.n > 1 };
+  const curves = runs
+    .filter((r) => r.traj !== null)
+    .flatMap((r) => {
+      const xs =
+        axis === "evals" ? evaluations(r.traj) : Array.from({ length: r.traj.steps + 1 }, (_, k) => k);
+      return Array.from({ length: r.traj.n }, (_, i) => {
+        const ys = [];
+        for (let k = 0; k <= r.traj.steps; k++) {
+          const loss = r.traj.losses[k * r.traj.n + i];
+          ys.push(known ? Math.max(loss - f.fmin, 1e-16) : loss);
+        }
+        return { r, xs, ys, thin: r.traj.n > 1 };
+      });
     });
-  });
   const allY = curves.flatMap((c) => c.ys).filter(Number.isFinite);
   const allX = curves.flatMap((c) => c.xs);
   if (allY.length === 0) return;
   const xMax = Math.max(1, ...allX);
-  const x = scaleLinear().domain([0, xMax]).range([margin.left, width - margin.right]);
+  const x = scaleLinear()
+    .domain([0, xMax])
+    .range([margin.left, width - margin.right]);
   let yLo = Math.min(...allY);
   let yHi = Math.max(...allY);
   if (!(yHi > yLo)) yHi = yLo + (known ? yLo * 10 : 1);
-  const y = (known ? scaleLog() : scaleLinear()).domain([yLo, yHi]).range([height - margin.bottom, margin.top]).clamp(true);
+  const y = (known ? scaleLog() : scaleLinear())
+    .domain([yLo, yHi])
+    .range([height - margin.bottom, margin.top])
+    .clamp(true);
   if (!known) y.nice();
   ctx.strokeStyle = ink;
   ctx.fillStyle = ink;
@@ -58,7 +71,9 @@ export function drawLosses(canvas, runs, f, { axis = "steps", width = 260, heigh
   ctx.fillText(axis === "evals" ? "gradient evaluations" : "step", (margin.left + width) / 2, height - 13);
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  const yTicks = known ? y.ticks(4).filter((_, k, all) => all.length <= 5 || k % Math.ceil(all.length / 5) === 0) : y.ticks(4);
+  const yTicks = known
+    ? y.ticks(4).filter((_, k, all) => all.length <= 5 || k % Math.ceil(all.length / 5) === 0)
+    : y.ticks(4);
   for (const t of yTicks) ctx.fillText(known ? tick(t) : plain(t), margin.left - 3, y(t));
   ctx.save();
   ctx.translate(11, (margin.top + height - margin.bottom) / 2);
