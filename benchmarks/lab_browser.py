@@ -158,7 +158,7 @@ def _browser_rows(table: Table, quick: bool) -> dict:
     )
     table.add(
         "  longest task while the basin maps run",
-        f"{longest:.0f} ms",
+        f"{longest:.0f} ms" if longest else "no task over 50 ms",
         "",
         None,
         f"<= {LONG_TASK_MS:g} ms",

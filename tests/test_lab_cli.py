@@ -339,3 +339,29 @@ def test_the_directive_accepts_the_books_figures(directive) -> None:
         "panels": ["loss", "basins", "python"],
     }
     assert directive.check_config(good, metadata) == []
+
+
+def test_the_lessons_basin_maps_are_the_ones_the_explorer_page_prints() -> None:
+    """The Explore page prints the lesson's basin maps computed in Python; the browser draws
+    its own. Gradient descent's agree cell for cell; SAM's in all but a few cells, where its
+    bounce in the slit decides the basin by the last bits of the arithmetic (the page says so)."""
+    from sampy.playground.choices import LESSON
+
+    basins, lr = LESSON["basins"], LESSON["lr"]
+    rho = LESSON["variants"][1]["hyperparameters"]["rho"]
+    js = node_library(
+        """
+        const f = lab.functions.get("sharp_flat");
+        const sgd = lab.makeBase("SGD", {lr: input.lr});
+        const sam = lab.makeVariant("SAM", lab.makeBase("SGD", {lr: input.lr}), {rho: input.rho});
+        const grid = [input.grid, input.grid];
+        const maps = await lab.basinMaps([sgd, sam], f, {grid, steps: input.steps});
+        return maps.map((m) => Array.from(m.basin));
+        """,
+        {"lr": lr, "rho": rho, "grid": basins["grid"], "steps": basins["steps"]},
+    )
+    grid, steps = basins["grid"], basins["steps"]
+    sgd, sam = compare_basins(SGD(lr=lr), SAM(SGD(lr=lr), rho=rho), "sharp_flat", grid, steps)
+    assert np.array_equal(np.reshape(js[0], sgd.basin.shape), sgd.basin)
+    differ = np.count_nonzero(np.reshape(js[1], sam.basin.shape) != sam.basin)
+    assert differ <= 0.005 * sam.basin.size, f"{differ} of {sam.basin.size} cells differ"

@@ -8,14 +8,14 @@ import { format } from "d3-format";
 import { scaleLinear, scaleSequential } from "d3-scale";
 import { interpolateViridis } from "d3-scale-chromatic";
 
-const LEVELS = 22;
+const LEVELS = 18;
 
 /**
  * The landscape on a grid over the view: {values, nx, ny, colour, domain, log}. With `log`
  * the colours follow log10(f − fmin + δ), so that deep narrow valleys are not one colour; the
  * colour domain stops at the 95th percentile, so that a far wall does not wash out the rest.
  */
-export function landscapeGrid(f, view, { log = false, resolution = 150 } = {}) {
+export function landscapeGrid(f, view, { log = false, resolution = 120 } = {}) {
   const [[xLo, xHi], [yLo, yHi]] = view.domain;
   const nx = resolution;
   const ny = Math.max(24, Math.min(260, Math.round((resolution * (yHi - yLo)) / (xHi - xLo))));
