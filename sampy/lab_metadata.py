@@ -58,6 +58,19 @@ FIRST_VALUES: dict[str, dict[str, Any]] = {
     "AdamWMSAM": {"rho": 0.1},
 }
 
+# The laboratory's own controls (not hyperparameters of a variant), with their sliders: the
+# base's learning rate (the reference's spec), the number of steps, the gradient noise.
+LAB_CONTROLS: tuple[tuple[Hyper, float, float, float], ...] = (
+    (optim.sgd.LR, 1e-5, 1.0, 0.01),
+    (Hyper("steps", 300, "steps of every run", 1, None, kind="int"), 10.0, 3000.0, 10.0),
+    (
+        Hyper("noise", 0.0, "σ of the Gaussian noise added to every gradient", 0.0, None),
+        0.0,
+        1.0,
+        0.01,
+    ),
+)
+
 # The base optimizers of the laboratory, by the reference's class names.
 BASES: tuple[str, ...] = ("SGD", "Adam", "AdamW")
 
@@ -272,6 +285,9 @@ def metadata() -> dict[str, Any]:
         },
         "lesson": _lesson(),
         "first_values": FIRST_VALUES,
+        "controls": {
+            spec.name: knob_record(spec, (lo, hi, step)) for spec, lo, hi, step in LAB_CONTROLS
+        },
         "colours": _colours(),
     }
 

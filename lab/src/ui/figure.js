@@ -7,21 +7,11 @@
 import { drag } from "d3-drag";
 import { select } from "d3-selection";
 import { basinMaps, fractions } from "../basins.js";
-import { expressionFunction } from "../expressions.js";
 import { metadata } from "../optim/hyper.js";
-import {
-  BASE_ALONE,
-  browserVariants,
-  functionInfo,
-  functions,
-  makeBase,
-  makeVariant,
-  pythonOnly,
-  variant,
-} from "../registry.js";
-import { run } from "../run.js";
+import { BASE_ALONE, browserVariants, functionInfo, functions, pythonOnly, variant } from "../registry.js";
 import { pythonSnippet, variantLabels } from "../snippet.js";
-import { el, knobControl, menuControl, showNumber } from "./controls.js";
+import { fitCanvas, pixelRatio } from "./canvas.js";
+import { el, knobControl, menuControl } from "./controls.js";
 import {
   ascentSteps,
   ballOutline,
@@ -32,235 +22,30 @@ import {
 } from "./geometry.js";
 import { contourCanvas, drawColourBar, landscapeGrid } from "./landscape.js";
 import { drawLosses } from "./losses.js";
+import { drawArrow, drawStar } from "./marks.js";
 import { DIVERGED_COLOUR, NONE_COLOUR, basinColour, variantStyles } from "./palette.js";
+import {
+  EXPRESSION,
+  MAX_VARIANTS,
+  describeRun,
+  namedMinima,
+  normalise,
+  runVariants,
+  settingsFunction,
+  variantHyperparameters,
+  variantOptimizer,
+} from "./settings.js";
 
-export const MAX_VARIANTS = 4;
-export const EXPRESSION = "expression of x, y";
+export { EXPRESSION, MAX_VARIANTS, normalise, runVariants };
+
 const LESSON = metadata.lesson;
-
-/** The lr slider: logarithmic over four decades around the function's suggested lr. */
-const LR_KNOB = {
-  name: "lr",
-  kind: "real",
-  log: true,
-  min: 1e-5,
-  max: 1.0,
-  step: 0.01,
-  low: 0,
-  high: null,
-  low_open: true,
-  high_open: false,
-  meaning: "learning rate η of the base optimizer",
-  range_text: "(0, inf)",
-};
-const STEPS_KNOB = {
-  name: "steps",
-  kind: "int",
-  min: 10,
-  max: 3000,
-  step: 10,
-  low: 1,
-  high: null,
-  low_open: false,
-  high_open: false,
-  meaning: "steps of every run",
-  range_text: "[1, inf)",
-};
-const NOISE_KNOB = {
-  name: "σ",
-  kind: "real",
-  min: 0,
-  max: 1,
-  step: 0.01,
-  low: 0,
-  high: null,
-  low_open: false,
-  high_open: false,
-  meaning: "standard deviation of the Gaussian noise added to every gradient",
-  range_text: "[0, inf)",
-};
-
-/** Settings with every field filled in: the figure's whole state, as plain data. */
-export function normalise(config = {}) {
-  const name = config.function ?? LESSON.function;
-  const info = name === EXPRESSION ? null : functionInfo(name);
-  const starts =
-    config.starts ??
-    (config.start ? [config.start] : [config.start ?? (info ? info.suggested_start : [1.0, 1.0])]);
-  const variants = (config.variants ?? LESSON.variants)
-    .slice(0, MAX_VARIANTS)
-    .map((v) =>
-      typeof v === "string"
-        ? { name: v, hyperparameters: {} }
-        : { name: v.name, hyperparameters: { ...(v.hyperparameters ?? {}) } },
-    );
-  return {
-    function: name,
-    params: { ...(config.params ?? {}) },
-    expression: config.expression ?? "",
-    box: config.box ?? metadata.expressions.default_domain[0][1],
-    base: config.base ?? "SGD",
-    base_hyperparameters: { ...(config.base_hyperparameters ?? {}) },
-    lr: config.lr ?? (info ? info.suggested_lr : LESSON.lr),
-    steps: config.steps ?? LESSON.steps,
-    noise: config.noise ?? 0,
-    seed: config.seed ?? 0,
-    starts: starts.map((p) => [p[0], p[1]]),
-    variants,
-    controls: config.controls ?? [],
-    panels: config.panels ?? ["loss"],
-    balls: config.balls ?? true,
-    arrows: config.arrows ?? true,
-    lossAxis: config.loss_axis ?? "steps",
-    view: config.view ?? null,
-    basin: {
-      pair: [0, Math.min(1, variants.length - 1)],
-      steps: LESSON.basin_steps,
-      grid: LESSON.basin_grid,
-      ...(config.basin ?? {}),
-    },
-    full: config.full === true,
-    height: config.height ?? 420,
-  };
-}
-
-/** The landscape of the settings (a registered function, or a typed expression). */
-export function settingsFunction(s) {
-  if (s.function === EXPRESSION)
-    return expressionFunction(s.expression, [
-      [-s.box, s.box],
-      [-s.box, s.box],
-    ]);
-  return functions.get(s.function, s.params);
-}
-
-/**
- * The hyperparameters variant `v` runs with: its own, plus the figure's lr where the variant
- * has a built-in base (MSAM, schedule-free AdamW, …): the lr slider is always "the" lr.
- */
-export function variantHyperparameters(s, v) {
-  const row = v.name === BASE_ALONE ? null : variant(v.name);
-  const ownBase = row !== null && !row.takes_base && row.hyperparameters.some((h) => h.name === "lr");
-  return ownBase ? { lr: s.lr, ...v.hyperparameters } : { ...v.hyperparameters };
-}
-
-/** The optimizer of variant `v` on the figure's base (throws RangeError on a bad setting). */
-export function variantOptimizer(s, v) {
-  const base = makeBase(s.base, { ...s.base_hyperparameters, lr: s.lr });
-  return makeVariant(v.name, base, variantHyperparameters(s, v));
-}
-
-/** One run per variant: {label, colour, traj, error}; never throws for a bad setting. */
-export function runVariants(s, f) {
-  const labels = variantLabels(s.variants, s.base);
-  const styles = variantStyles(s.variants, BASE_ALONE);
-  return s.variants.map((v, i) => {
-    const out = { label: labels[i], ...styles[i], slot: i, setting: v, traj: null, error: null };
-    try {
-      const optimizer = variantOptimizer(s, v);
-      out.traj = run(optimizer, f, s.starts, s.steps, { sigma: s.noise, seed: s.seed, record: true });
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      out.error = error.message;
-    }
-    return out;
-  });
-}
-
-/** Which known minimum a point is near (within 5% of the domain's diagonal), in words. */
-function whereIs(f, minima, labels, [x, y]) {
-  if (minima.length === 0) return "no known minimum to compare with";
-  const [[xLo, xHi], [yLo, yHi]] = f.domain;
-  const diagonal = Math.sqrt((xHi - xLo) ** 2 + (yHi - yLo) ** 2);
-  let best = 0;
-  let distance = Infinity;
-  minima.forEach(([mx, my], k) => {
-    const dist = Math.sqrt((x - mx) ** 2 + (y - my) ** 2);
-    if (dist < distance) [best, distance] = [k, dist];
-  });
-  if (!(distance <= 0.05 * diagonal)) return "not near a known minimum";
-  return labels[best]
-    ? `near the ${labels[best]} minimum`
-    : `near the minimum (${minima[best].map((c) => showNumber(c)).join(", ")})`;
-}
-
-/** Every named minimum of the landscape (sharp_flat_wells: also its shallower well). */
-function namedMinima(f) {
-  if (f.name === "sharp_flat_wells") {
-    const { points, labels } = functions.sharpFlatWellsMinima(f.params);
-    return { points, labels };
-  }
-  return { points: f.minima, labels: f.minimaLabels.length === f.minima.length ? f.minimaLabels : [] };
-}
-
-/** One line per run: where it ended, its loss and cost, and whether it still moves. */
-export function describeRun(f, runResult) {
-  const { label, traj, error } = runResult;
-  if (error !== null) return `${label}: not run (${error})`;
-  if (traj.n > 1) return describeStarts(f, runResult);
-  const last = traj.point(traj.steps, 0);
-  const loss = traj.losses[traj.steps * traj.n];
-  let line = `${label}: ends at (${last.map((c) => c.toFixed(3)).join(", ")}), loss ${showNumber(loss)}, ${traj.gradEvals} gradient evaluations`;
-  if (traj.divergedAt[0] >= 0) return `${line}; diverged at step ${traj.divergedAt[0]}`;
-  const { points, labels } = namedMinima(f);
-  line += `; ${whereIs(f, points, labels, last)}`;
-  // A run that still moves by more than 0.1% of the box per step has not settled: say so.
-  const [[xLo, xHi], [yLo, yHi]] = f.domain;
-  const before = traj.point(Math.max(0, traj.steps - 2), 0);
-  const moved = Math.sqrt((last[0] - before[0]) ** 2 + (last[1] - before[1]) ** 2);
-  if (traj.steps >= 2 && moved > 1e-3 * Math.sqrt((xHi - xLo) ** 2 + (yHi - yLo) ** 2))
-    line += ", still moving";
-  return line;
-}
-
-/** For several starts: how many ended near which minimum, diverged, or elsewhere. */
-function describeStarts(f, { label, traj }) {
-  const { points, labels } = namedMinima(f);
-  const counts = new Map();
-  for (let i = 0; i < traj.n; i++) {
-    const where =
-      traj.divergedAt[i] >= 0 ? "diverged" : whereIs(f, points, labels, traj.point(traj.steps, i));
-    counts.set(where, (counts.get(where) ?? 0) + 1);
-  }
-  const parts = [...counts].map(([where, k]) => `${k} ${where}`);
-  return `${label}, ${traj.n} starts, ${traj.gradEvals} gradient evaluations: ${parts.join("; ")}`;
-}
+// The laboratory's own controls (lr, steps, noise), exported with the metadata.
+const LR_KNOB = metadata.controls.lr;
+const STEPS_KNOB = metadata.controls.steps;
+const NOISE_KNOB = metadata.controls.noise;
 
 function inkOf(element) {
   return getComputedStyle(element).color || "#222";
-}
-
-function drawStar(ctx, [px, py], radius) {
-  ctx.beginPath();
-  for (let k = 0; k < 10; k++) {
-    const r = k % 2 ? radius * 0.45 : radius;
-    const t = -Math.PI / 2 + (k * Math.PI) / 5;
-    ctx[k ? "lineTo" : "moveTo"](px + r * Math.cos(t), py + r * Math.sin(t));
-  }
-  ctx.closePath();
-  ctx.fill();
-  ctx.stroke();
-}
-
-function drawArrow(ctx, from, to, colour) {
-  const [x0, y0] = from;
-  const [x1, y1] = to;
-  const length = Math.hypot(x1 - x0, y1 - y0);
-  if (length < 0.5) return;
-  ctx.strokeStyle = colour;
-  ctx.fillStyle = colour;
-  ctx.beginPath();
-  ctx.moveTo(x0, y0);
-  ctx.lineTo(x1, y1);
-  ctx.stroke();
-  const head = Math.min(7, length * 0.45);
-  const angle = Math.atan2(y1 - y0, x1 - x0);
-  ctx.beginPath();
-  ctx.moveTo(x1, y1);
-  ctx.lineTo(x1 - head * Math.cos(angle - 0.45), y1 - head * Math.sin(angle - 0.45));
-  ctx.lineTo(x1 - head * Math.cos(angle + 0.45), y1 - head * Math.sin(angle + 0.45));
-  ctx.closePath();
-  ctx.fill();
 }
 
 /**
@@ -737,15 +522,11 @@ export class LiveFigure {
     }
     const domain = s.view ?? this.f.domain;
     const available = Math.max(120, this.picture.clientWidth - 70 || this.root.clientWidth - 70 || 600);
-    const ratio = window.devicePixelRatio || 1;
     this.view = viewBox(domain, available, s.height);
     const info = s.function === EXPRESSION ? null : metadata.functions[s.function];
     this.grid = landscapeGrid(this.f, this.view, { log: info !== null && info.log_colours });
-    this.background = contourCanvas(this.grid, this.view, ratio);
-    this.canvas.width = Math.round(this.view.width * ratio);
-    this.canvas.height = Math.round(this.view.height * ratio);
-    this.canvas.style.width = `${this.view.width}px`;
-    this.canvas.style.height = `${this.view.height}px`;
+    this.background = contourCanvas(this.grid, this.view, pixelRatio());
+    fitCanvas(this.canvas, this.view.width, this.view.height);
     this.drawColourBar();
     this.scheduleBasins();
   }
@@ -773,7 +554,7 @@ export class LiveFigure {
     const s = this.settings;
     this.paints = (this.paints ?? 0) + 1;
     this.root.dataset.paints = String(this.paints);
-    const ratio = window.devicePixelRatio || 1;
+    const ratio = pixelRatio();
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.drawImage(this.background, 0, 0);
@@ -972,16 +753,10 @@ export class LiveFigure {
       }
     }
     image.getContext("2d").putImageData(pixels, 0, 0);
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = Math.round(view.width * ratio);
-    canvas.height = Math.round(view.height * ratio);
-    canvas.style.width = `${view.width}px`;
-    canvas.style.height = `${view.height}px`;
     canvas.setAttribute("aria-label", `basin map of ${label}`);
-    const ctx = canvas.getContext("2d");
+    const ctx = fitCanvas(canvas, view.width, view.height);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.drawImage(image, 0, 0, view.width, view.height);
     ctx.fillStyle = "#ffffff";
     ctx.strokeStyle = "#000000";
     for (const m of map.minima) drawStar(ctx, view.toPixel(m), 6);

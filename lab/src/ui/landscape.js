@@ -7,6 +7,7 @@ import { contours } from "d3-contour";
 import { format } from "d3-format";
 import { scaleLinear, scaleSequential } from "d3-scale";
 import { interpolateViridis } from "d3-scale-chromatic";
+import { fitCanvas } from "./canvas.js";
 
 const LEVELS = 18;
 
@@ -92,15 +93,8 @@ export function colourLabel(grid, value) {
  * lowest (bottom) to highest (top) value, with about five labelled ticks.
  */
 export function drawColourBar(canvas, grid, height, ink) {
-  const ratio = window.devicePixelRatio || 1;
   const width = 66;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, width, height);
+  const ctx = fitCanvas(canvas, width, height);
   const top = 8;
   const bottom = height - 8;
   const y = scaleLinear().domain([grid.lo, grid.hi]).range([bottom, top]);

@@ -5,6 +5,7 @@
 
 import { format } from "d3-format";
 import { scaleLinear, scaleLog } from "d3-scale";
+import { fitCanvas } from "./canvas.js";
 
 const tick = format(".1~e");
 const plain = format(".4~g");
@@ -16,14 +17,7 @@ export function drawLosses(
   f,
   { axis = "steps", width = 260, height = 170, ink = "#222", evaluations },
 ) {
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, width, height);
+  const ctx = fitCanvas(canvas, width, height);
   const margin = { left: 50, right: 14, top: 8, bottom: 30 };
   const known = Number.isFinite(f.fmin);
   // One curve per run and start point (thinner when a figure has several starts).
