@@ -1,14 +1,16 @@
 // One run request of the laboratory, as plain data in and plain data out: what the
-// command-line entry (cli.js) answers and what the live figures compute. A request names the
-// landscape, the variant with its hyperparameters, the base with its hyperparameters, the
-// start points and the steps; the answer holds the trajectory, the losses, the gradient
-// evaluations and where each start point diverged.
+// command-line entry (cli.js) answers. A request names the landscape (a registered function
+// with its `params`, or a typed `expression` of x and y on [-box, box]²), the variant with
+// its hyperparameters, the base with its hyperparameters, the start points and the steps;
+// the answer holds the trajectory, the losses, the gradient evaluations and where each start
+// point diverged.
 //
 // A schedule cannot travel as JSON, so GSAM's `rho_schedule` (a function t ↦ ρ_t in the twin)
 // is sent as a list among the hyperparameters, one radius per step t = 0, 1, …:
 // "rho_schedule": [ρ_0, ρ_1, …] becomes t => list[t]; a step past the list's end is an error
 // naming rho_schedule.
 
+import { expressionFunction } from "./expressions.js";
 import { functionInfo, functions, makeBase, makeVariant } from "./registry.js";
 import { run } from "./run.js";
 
@@ -31,6 +33,17 @@ function finiteOrNull(v) {
 
 /** The landscape of a request: a registered function with its parameters. */
 export function requestFunction(request) {
+  if (request.expression !== undefined) {
+    // A typed landscape of x and y, on the box [-box, box]² (sampy.expressions' language).
+    const box = request.box ?? 4;
+    if (!(typeof box === "number" && box > 0 && Number.isFinite(box))) {
+      throw new RangeError(`box must be a finite number > 0, got ${box}`);
+    }
+    return expressionFunction(request.expression, [
+      [-box, box],
+      [-box, box],
+    ]);
+  }
   if (typeof request.function !== "string")
     throw new RangeError("function must be the name of a registered 2-D test function");
   functionInfo(request.function); // an unknown name fails here with the list of names
@@ -67,6 +80,9 @@ export function answer(request) {
   }
   const f = requestFunction(request);
   const optimizer = requestOptimizer(request);
+  if (request.x0 === undefined && request.expression !== undefined) {
+    throw new RangeError("x0 must be given for a typed landscape (it has no suggested start)");
+  }
   const x0 = request.x0 ?? [functionInfo(request.function).suggested_start];
   const steps = request.steps ?? 300;
   const traj = run(optimizer, f, x0, steps, {
