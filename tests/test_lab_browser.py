@@ -270,3 +270,20 @@ def test_the_figures_follow_the_dark_theme(browser, book: BookBuild) -> None:
         dark = page.evaluate(ink)
     assert light != dark, "the figure's text keeps the light theme's colour"
     assert not unexpected(errors), unexpected(errors)
+
+
+def test_the_laboratory_adds_a_variant_and_copies_the_python(browser, book: BookBuild) -> None:
+    with local_only_context(browser) as (context, _):
+        page, errors = open_page(context, page_path(book, EXPLORER).as_uri())
+        lab = page.locator(".sampy-lab.sl-full")
+        lab.get_by_label("variant 3", exact=True).select_option("LookSAM")
+        state = figure_state(page)
+        assert len(state["ends"]) == 3, "the third slot did not run"
+        assert "LookSAM:" in lab.locator(".sl-status").inner_text()
+        assert lab.get_by_role("slider", name="k").count() == 1, "LookSAM's knobs are missing"
+        lab.get_by_role("button", name="Copy as Python").click()
+        snippet = lab.locator("pre.sl-snippet").inner_text()
+        assert 'sampy.variant("LookSAM").make(SGD(' in snippet
+        assert snippet.count("sampy.run(") == 3
+        assert lab.locator(".sl-copied").inner_text() in ("copied", "selected: press Ctrl+C")
+    assert not unexpected(errors), unexpected(errors)
