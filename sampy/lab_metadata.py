@@ -13,7 +13,13 @@ written again in JavaScript: they are exported from ``sampy.variants()``, the cl
 - ``bases``: the base optimizers a variant can run on, with their knobs;
 - ``functions``: every registered 2-D test function at its default parameters (description,
   domain, minima, minimum value, parameters) with the start and learning rate the laboratory
-  suggests and whether its colours are logarithmic.
+  suggests and whether its colours are logarithmic; ``function_knobs``: the parameters a
+  figure may put on a slider (``FUNCTION_KNOBS``);
+- ``expressions``: the language of typed landscapes (``sampy.expressions``' whitelist and
+  bounds);
+- ``lesson``, ``colours``, ``first_values`` and ``controls``: the laboratory's first settings
+  and palettes (``sampy.playground.choices``), first values where a registry default is sized
+  for a network (``FIRST_VALUES``), and its own lr, steps and noise sliders.
 
 ``python -m sampy.lab_metadata PATH`` writes the document; the laboratory's build runs it.
 """

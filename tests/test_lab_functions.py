@@ -13,6 +13,7 @@ from lab_helpers import node_library
 
 import sampy
 from sampy.expressions import check_expression, parse_expression
+from sampy.lab_metadata import FUNCTION_KNOBS
 from sampy.playground import choices
 
 FUNCTIONS = choices.two_d_function_names()
@@ -207,3 +208,12 @@ def test_an_expression_one_refuses_the_other_refuses(twin_expressions, text):
     reply = replies[(ACCEPTED + REFUSED).index(text)]
     assert check_expression(text) is not None, f"the reference accepts {text!r}"
     assert reply["message"], f"the twin accepts {text!r}"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTION_KNOBS))
+def test_a_landscape_slider_moves_a_real_parameter_over_valid_values(name: str) -> None:
+    for spec, lo, hi, _ in FUNCTION_KNOBS[name]:
+        for value in (spec.default, lo, hi):
+            spec.check(value)
+            f = sampy.functions.get(name, **{spec.name: value})
+            assert f.dim == 2 and np.all(np.isfinite(f.domain))

@@ -210,7 +210,7 @@ export class LiveFigure {
     const s = this.settings;
     const names = Object.keys(metadata.functions);
     const options = [...names.map((n) => ({ value: n, label: n })), { value: EXPRESSION, label: EXPRESSION }];
-    const { element, menu } = menuControl("landscape", options, s.function, (name) => {
+    const { element } = menuControl("landscape", options, s.function, (name) => {
       const info = name === EXPRESSION ? null : functionInfo(name);
       this.settings.function = name;
       this.settings.params = {};
@@ -222,7 +222,6 @@ export class LiveFigure {
       this.setFunction();
       this.rerun();
     });
-    void menu;
     const out = [element];
     if (s.function === EXPRESSION) {
       const id = `sl-expression-${Math.random().toString(36).slice(2)}`;

@@ -49,14 +49,13 @@ export function ballShape(row, hyperparameters) {
 export function ascentSteps(traj, i) {
   const out = [];
   if (traj.queries === null) return out;
-  const { n, d } = traj;
+  const { d } = traj;
   traj.queries.forEach((batches, k) => {
     const w = traj.point(k, i);
     for (const batch of batches) {
       const q = [batch[i * d], batch[i * d + 1]];
       if (q[0] !== w[0] || q[1] !== w[1]) out.push({ step: k + 1, from: w, to: q });
     }
-    void n;
   });
   return out;
 }
