@@ -55,10 +55,9 @@ export function checkpointFractions(g, gAdv, ratioEps, mode, d) {
   return out;
 }
 
-/** Descent rule d = g̃ ⊙ c[ckpt]: scale each coordinate by its checkpoint's factor. */
-export class CheckpointScaling {
-  constructor(factors, ratioEps, mode) {
-    this.factors = Float64Array.from(factors);
+/** A descent rule that picks each coordinate from its checkpoint (shared by the two below). */
+class PerCheckpoint {
+  constructor(ratioEps, mode) {
     this.ratioEps = ratioEps;
     this.mode = mode;
   }
@@ -70,27 +69,31 @@ export class CheckpointScaling {
   apply(g, gAdv, state) {
     const ck = checkpoints(g, gAdv, this.ratioEps, this.mode);
     const out = new Float64Array(g.length);
-    for (let k = 0; k < g.length; k++) out[k] = gAdv[k] * this.factors[ck[k]];
+    for (let k = 0; k < g.length; k++) out[k] = this.coordinate(g[k], gAdv[k], ck[k]);
     return [out, null];
   }
 }
 
+/** Descent rule d = g̃ ⊙ c[ckpt]: scale each coordinate by its checkpoint's factor. */
+export class CheckpointScaling extends PerCheckpoint {
+  constructor(factors, ratioEps, mode) {
+    super(ratioEps, mode);
+    this.factors = Float64Array.from(factors);
+  }
+
+  coordinate(g, gAdv, checkpoint) {
+    return gAdv * this.factors[checkpoint];
+  }
+}
+
 /** Descent rule: d_i = g̃_i in the chosen checkpoints, g_i elsewhere (SAMCkpt). */
-export class CheckpointHybrid {
+export class CheckpointHybrid extends PerCheckpoint {
   constructor(selected, ratioEps, mode) {
+    super(ratioEps, mode);
     this.selected = Array.from(selected);
-    this.ratioEps = ratioEps;
-    this.mode = mode;
   }
 
-  init() {
-    return null;
-  }
-
-  apply(g, gAdv, state) {
-    const ck = checkpoints(g, gAdv, this.ratioEps, this.mode);
-    const out = new Float64Array(g.length);
-    for (let k = 0; k < g.length; k++) out[k] = this.selected.includes(ck[k]) ? gAdv[k] : g[k];
-    return [out, null];
+  coordinate(g, gAdv, checkpoint) {
+    return this.selected.includes(checkpoint) ? gAdv : g;
   }
 }
