@@ -54,7 +54,7 @@ EXPECTED_MIN_FIGURES = {
     "schedule_free": 2,
     "anatomy": 3,
     "imbsam": 1,
-    "contradictions": 1,
+    "implementations": 1,
     "label_noise": 4,
     "pytorch": 5,
 }
