@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sampy import optim
+from sampy._deprecated import RENAMED, warn_renamed
 from sampy.optim.hyper import Hyper
 from sampy.problems import DEFAULT_N
 
@@ -417,8 +418,8 @@ _VARIANTS: tuple[Variant, ...] = (
         takes_base=False,
     ),
     Variant(
-        "SeedAdamWMSAMSF",
-        optim.SeedAdamWMSAMSF,
+        "NotesAdamWMSAMScheduleFree",
+        optim.NotesAdamWMSAMScheduleFree,
         "opooladz/Momentum-SAM-ScheduleFree README (seed 004), no paper",
         None,
         "θ' = θ + ρ x/‖x‖ (along +momentum, never removed)",
@@ -572,7 +573,10 @@ def variants() -> list[Variant]:
 
 
 def variant(name: str) -> Variant:
-    """The registered variant called ``name``."""
+    """The registered variant called ``name`` (an old, renamed name warns and gives the new row)."""
+    if name in RENAMED:
+        warn_renamed(f"the variant name {name!r}", repr(RENAMED[name]))
+        name = RENAMED[name]
     for row in _VARIANTS:
         if row.name == name:
             return row

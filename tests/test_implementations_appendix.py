@@ -19,7 +19,7 @@ from sampy.optim import (
     SGD,
     AdamWMSAMScheduleFree,
     LookSAM,
-    SeedAdamWMSAMSF,
+    NotesAdamWMSAMScheduleFree,
 )
 
 F = sampy.functions.get("rosenbrock")
@@ -117,7 +117,7 @@ def test_looksam_stale_restore_differs_and_the_correct_loop_is_sampy():
 
 
 def test_seed_004_formula_and_schedule_free_msam_are_different_algorithms():
-    seed = _ours(SeedAdamWMSAMSF(lr=1e-2, weight_decay=0.0), 300)
+    seed = _ours(NotesAdamWMSAMScheduleFree(lr=1e-2, weight_decay=0.0), 300)
     consistent = _ours(AdamWMSAMScheduleFree(lr=1e-2), 300)
     assert np.abs(seed - consistent).max() > 1e-2
     assert sampy.variant("AdamWMSAMScheduleFree").grad_evals == "1"

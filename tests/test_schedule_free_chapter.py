@@ -10,8 +10,8 @@ import pytest
 
 import sampy
 from sampy.optim import Oracle
+from sampy.optim.msam_schedule_free import NotesAdamWMSAMScheduleFree
 from sampy.optim.schedule_free import ScheduleFreeAdamW
-from sampy.optim.seed004 import SeedAdamWMSAMSF
 
 QUADRATIC = sampy.functions.get("quadratic", A=np.diag([1.0, 10.0]), b=np.zeros(2))
 W0 = np.array([2.0, 1.5])
@@ -63,7 +63,7 @@ def test_seed_formula_without_ascent_is_adamw_with_step_c_alpha(r, p):
     """Proposition prop-sf-seed: ρ = 0 ⇒ θ_t = θ_{t−1} − c_t α_t (m_t/(√v_t + ε) + λ θ_{t−1}),
     by a hand-written Adam recursion; r = p = 0 ⇒ c_t = 1/t."""
     lr, (b1, b2), eps, lam = 0.05, (0.9, 0.999), 1e-8, 0.01
-    opt = SeedAdamWMSAMSF(
+    opt = NotesAdamWMSAMScheduleFree(
         lr=lr, rho=0.0, weight_decay=lam, r=r, weight_lr_power=p, grad_mode="clean_only"
     )
     thetas, _ = _run(opt, QUADRATIC, W0, 80)
@@ -85,7 +85,7 @@ def test_seed_formula_without_ascent_is_adamw_with_step_c_alpha(r, p):
 
 def test_seed_ascent_momentum_is_m_over_one_minus_beta1():
     """Lemma lem-sf-seed-x: x_t = m_t/(1 − β1) at every step (README loop, ρ > 0)."""
-    opt = SeedAdamWMSAMSF(lr=0.05, rho=0.1, betas=(0.85, 0.99))
+    opt = NotesAdamWMSAMScheduleFree(lr=0.05, rho=0.1, betas=(0.85, 0.99))
     _, states = _run(opt, QUADRATIC, W0, 40)
     for state in states:
         np.testing.assert_allclose(state.x, state.m / (1 - 0.85), rtol=1e-12, atol=1e-15)
@@ -98,10 +98,16 @@ def test_seed_formula_with_ascent_ends_above_its_start_on_the_noisy_quadratic():
     noisy = sampy.problems.NoisyGradient(QUADRATIC, sigma=1.0, seed=0)
     start = QUADRATIC(W0)
     seed = sampy.run(
-        SeedAdamWMSAMSF(lr=0.05, rho=0.05, weight_decay=0.0, warmup_steps=20), noisy, W0, 400
+        NotesAdamWMSAMScheduleFree(lr=0.05, rho=0.05, weight_decay=0.0, warmup_steps=20),
+        noisy,
+        W0,
+        400,
     )
     no_ascent = sampy.run(
-        SeedAdamWMSAMSF(lr=0.05, rho=0.0, weight_decay=0.0, warmup_steps=20), noisy, W0, 400
+        NotesAdamWMSAMScheduleFree(lr=0.05, rho=0.0, weight_decay=0.0, warmup_steps=20),
+        noisy,
+        W0,
+        400,
     )
     sf = ScheduleFreeAdamW(lr=0.05, warmup_steps=20)
     _, states = _run(sf, noisy, W0, 400)

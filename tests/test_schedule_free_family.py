@@ -20,8 +20,8 @@ from sampy import functions
 from sampy.optim import SAM, SGD, Adam, Oracle
 from sampy.optim.base import check_base
 from sampy.optim.msam import MSAM, AdamWMSAM
+from sampy.optim.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree
 from sampy.optim.schedule_free import ScheduleFreeAdamW
-from sampy.optim.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
 
 A2 = np.array([[3.0, 1.0], [1.0, 2.0]])
 B2 = np.array([1.0, -1.0])
@@ -30,7 +30,7 @@ MINIMUM = np.linalg.solve(A2, B2)  # (0.6, −0.8)
 STEPS = 60
 EPS = 1e-12  # MSAM's guard in ρ/(‖v‖ + 1e-12)
 
-ALL = [MSAM, AdamWMSAM, ScheduleFreeAdamW, SeedAdamWMSAMSF, AdamWMSAMScheduleFree]
+ALL = [MSAM, AdamWMSAM, ScheduleFreeAdamW, NotesAdamWMSAMScheduleFree, AdamWMSAMScheduleFree]
 
 
 def _quadratic():
@@ -340,7 +340,7 @@ def test_schedule_free_matches_the_official_package(peer, gen):
 
 def _seed(**kw):
     base = dict(lr=0.05, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, rho=0.0)
-    return SeedAdamWMSAMSF(**{**base, **kw})
+    return NotesAdamWMSAMScheduleFree(**{**base, **kw})
 
 
 @pytest.mark.parametrize("grad_mode", ["clean_only", "perturbed_only"])
@@ -451,7 +451,7 @@ def test_corrected_rho_zero_is_schedule_free_adamw_bit_for_bit():
 
 
 def test_corrected_follows_its_algorithm_box():
-    """Steps 1–5 of seed004.py by hand (GEN-B, r = 0, p = 2, no warm-up)."""
+    """Steps 1–5 of msam_schedule_free.py by hand (GEN-B, r = 0, p = 2, no warm-up)."""
     lr, b1, b2, eps, wd, rho, mu = 0.05, 0.9, 0.99, 1e-8, 0.1, 0.2, 0.8
     opt = AdamWMSAMScheduleFree(
         lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, rho=rho, ascent_momentum=mu
@@ -536,9 +536,9 @@ def test_on_a_quadratic_the_corrected_version_converges_and_the_seed_climbs():
         (lambda: AdamWMSAM(lr=0.02), 1),
         (lambda: ScheduleFreeAdamW(lr=0.02), 1),
         (lambda: AdamWMSAMScheduleFree(lr=0.02), 1),
-        (lambda: SeedAdamWMSAMSF(lr=0.02), 2),
-        (lambda: SeedAdamWMSAMSF(lr=0.02, grad_mode="perturbed_only"), 1),
-        (lambda: SeedAdamWMSAMSF(lr=0.02, grad_mode="clean_only"), 1),
+        (lambda: NotesAdamWMSAMScheduleFree(lr=0.02), 2),
+        (lambda: NotesAdamWMSAMScheduleFree(lr=0.02, grad_mode="perturbed_only"), 1),
+        (lambda: NotesAdamWMSAMScheduleFree(lr=0.02, grad_mode="clean_only"), 1),
     ],
 )
 def test_gradient_evaluations_are_measured(make, per_step):
@@ -591,7 +591,7 @@ def test_zero_gradient_start_gives_no_nan(cls):
         lambda: AdamWMSAM(lr=np.array([0.01, 1e7])),
         lambda: ScheduleFreeAdamW(lr=np.array([0.01, 1e7])),
         lambda: AdamWMSAMScheduleFree(lr=np.array([0.01, 1e7])),
-        lambda: SeedAdamWMSAMSF(lr=np.array([0.01, 1e8]), weight_lr_power=0.0),
+        lambda: NotesAdamWMSAMScheduleFree(lr=np.array([0.01, 1e8]), weight_lr_power=0.0),
     ],
     ids=["MSAM", "AdamWMSAM", "ScheduleFreeAdamW", "AdamWMSAMScheduleFree", "Seed"],
 )
@@ -601,7 +601,9 @@ def test_a_diverging_setting_is_recorded_not_raised(make):
     assert np.isfinite(traj.xs).all()
 
 
-@pytest.mark.parametrize("cls", [MSAM, AdamWMSAM, AdamWMSAMScheduleFree, SeedAdamWMSAMSF])
+@pytest.mark.parametrize(
+    "cls", [MSAM, AdamWMSAM, AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree]
+)
 def test_a_rho_grid_equals_separate_runs(cls):
     rhos = np.array([0.0, 0.05, 0.3])
     x0 = np.tile([1.5, -1.0], (3, 1))

@@ -22,18 +22,18 @@ import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
 from sampy.optim import Oracle  # noqa: E402
 from sampy.optim import msam as np_msam  # noqa: E402
+from sampy.optim import msam_schedule_free as np_msf  # noqa: E402
 from sampy.optim import schedule_free as np_sf  # noqa: E402
-from sampy.optim import seed004 as np_seed  # noqa: E402
 from sampy.torch.msam import MSAM, AdamWMSAM  # noqa: E402
+from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree  # noqa: E402
 from sampy.torch.schedule_free import ScheduleFreeAdamW  # noqa: E402
-from sampy.torch.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF  # noqa: E402
 
 TWINS = {
     np_msam.MSAM: MSAM,
     np_msam.AdamWMSAM: AdamWMSAM,
     np_sf.ScheduleFreeAdamW: ScheduleFreeAdamW,
-    np_seed.SeedAdamWMSAMSF: SeedAdamWMSAMSF,
-    np_seed.AdamWMSAMScheduleFree: AdamWMSAMScheduleFree,
+    np_msf.NotesAdamWMSAMScheduleFree: NotesAdamWMSAMScheduleFree,
+    np_msf.AdamWMSAMScheduleFree: AdamWMSAMScheduleFree,
 }
 # Learning rates small enough that 200 steps from 0.3 off a minimum do not reach it: near a
 # minimum the momentum vanishes and the direction v/‖v‖ amplifies rounding by ρ/‖v‖
@@ -47,17 +47,17 @@ CASES = {
         np_sf.ScheduleFreeAdamW,
         dict(lr=1e-2, weight_decay=0.05, warmup_steps=10, decay_at_z=True, variant="gen_a"),
     ),
-    "Seed-sum_two": (np_seed.SeedAdamWMSAMSF, dict(lr=1e-2, rho=0.05)),
-    "Seed-perturbed_only": (
-        np_seed.SeedAdamWMSAMSF,
+    "Notes-sum_two": (np_msf.NotesAdamWMSAMScheduleFree, dict(lr=1e-2, rho=0.05)),
+    "Notes-perturbed_only": (
+        np_msf.NotesAdamWMSAMScheduleFree,
         dict(lr=1e-2, rho=0.05, grad_mode="perturbed_only", warmup_steps=5, r=1.0),
     ),
-    "Seed-clean_only-c=1": (
-        np_seed.SeedAdamWMSAMSF,
+    "Notes-clean_only-c=1": (
+        np_msf.NotesAdamWMSAMScheduleFree,
         dict(lr=1e-2, rho=0.01, grad_mode="clean_only", interpolate=False),
     ),
     "AdamWMSAMScheduleFree": (
-        np_seed.AdamWMSAMScheduleFree,
+        np_msf.AdamWMSAMScheduleFree,
         dict(lr=2e-3, rho=0.05, weight_decay=0.01, warmup_steps=10, ascent_momentum=0.8),
     ),
 }
@@ -151,10 +151,10 @@ def test_seed_readme_loop_by_hand_equals_step_with_closure():
     loss = st.as_torch_loss(f)
     kwargs = dict(lr=1e-2, rho=0.1, weight_decay=0.05)
     points = [torch.tensor(_start(f), requires_grad=True) for _ in range(4)]
-    auto = SeedAdamWMSAMSF([points[0]], **kwargs)
-    hand = SeedAdamWMSAMSF([points[1]], **kwargs)
-    auto_p = SeedAdamWMSAMSF([points[2]], grad_mode="perturbed_only", **kwargs)
-    hand_p = SeedAdamWMSAMSF([points[3]], grad_mode="perturbed_only", **kwargs)
+    auto = NotesAdamWMSAMScheduleFree([points[0]], **kwargs)
+    hand = NotesAdamWMSAMScheduleFree([points[1]], **kwargs)
+    auto_p = NotesAdamWMSAMScheduleFree([points[2]], grad_mode="perturbed_only", **kwargs)
+    hand_p = NotesAdamWMSAMScheduleFree([points[3]], grad_mode="perturbed_only", **kwargs)
     for _ in range(30):
         auto.step(_closure(auto, loss, points[0]))
         hand.zero_grad()
@@ -332,7 +332,7 @@ def _flat_reference(ref_opt, model, inputs, targets, steps):
 
 
 @pytest.mark.parametrize(
-    "case", ["MSAM", "AdamWMSAM", "Seed-sum_two", "AdamWMSAMScheduleFree", "SF-gen_b"]
+    "case", ["MSAM", "AdamWMSAM", "Notes-sum_two", "AdamWMSAMScheduleFree", "SF-gen_b"]
 )
 def test_four_tensors_in_two_groups_use_one_global_norm(case):
     ref_cls, kwargs = CASES[case]
@@ -362,8 +362,11 @@ MODEL_CASES = {
     "MSAM": (MSAM, dict(lr=0.1, rho=0.3)),
     "AdamWMSAM": (AdamWMSAM, dict(lr=0.01, rho=0.5)),
     "ScheduleFreeAdamW": (ScheduleFreeAdamW, dict(lr=0.01, weight_decay=0.1, warmup_steps=3)),
-    "Seed-sum_two": (SeedAdamWMSAMSF, dict(lr=0.01, rho=0.1)),
-    "Seed-perturbed_only": (SeedAdamWMSAMSF, dict(lr=0.01, rho=0.1, grad_mode="perturbed_only")),
+    "Notes-sum_two": (NotesAdamWMSAMScheduleFree, dict(lr=0.01, rho=0.1)),
+    "Notes-perturbed_only": (
+        NotesAdamWMSAMScheduleFree,
+        dict(lr=0.01, rho=0.1, grad_mode="perturbed_only"),
+    ),
     "AdamWMSAMScheduleFree": (AdamWMSAMScheduleFree, dict(lr=0.01, rho=0.1, warmup_steps=3)),
 }
 
@@ -487,7 +490,7 @@ def test_moves_between_the_perturbed_and_the_unperturbed_point(cls):
 def test_seed_ascent_is_along_plus_x_and_step_refuses_to_run_there():
     inputs, targets = _data()
     model = _mlp()
-    opt = SeedAdamWMSAMSF(_two_groups(model), lr=0.01, rho=0.3)
+    opt = NotesAdamWMSAMScheduleFree(_two_groups(model), lr=0.01, rho=0.3)
     for _ in range(5):
         opt.step(_model_closure(opt, model, inputs, targets))
     params = list(model.parameters())
@@ -514,7 +517,7 @@ def test_parameters_without_gradient_are_skipped(case):
     closure = _closure(opt, lambda w: (w**2).sum(), used)
     for _ in range(3):
         opt.step(closure)
-    if hasattr(opt, "move_from_ascent") and cls is not SeedAdamWMSAMSF:
+    if hasattr(opt, "move_from_ascent") and cls is not NotesAdamWMSAMScheduleFree:
         opt.move_from_ascent()
         opt.move_to_ascent()
     if hasattr(opt, "eval"):

@@ -1,5 +1,6 @@
 """NumPy reference optimizers: base optimizers and the SAM family, functional and batched."""
 
+from sampy._deprecated import module_getattr
 from sampy.optim.accumulation import WithAccumulation
 from sampy.optim.adam import Adam, AdamState, AdamW
 from sampy.optim.base import BaseOptimizer, Optimizer, Oracle
@@ -18,6 +19,7 @@ from sampy.optim.jsam import JSAM, LogitJacobianState, LogitSAM
 from sampy.optim.knobs import WithKnobs, with_knobs
 from sampy.optim.looksam import LookSAM
 from sampy.optim.msam import MSAM, AdamWMSAM
+from sampy.optim.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree
 from sampy.optim.msharpness import MSharpnessSAM, MultiStepSAM
 from sampy.optim.perturbation import (
     dual_direction,
@@ -30,7 +32,6 @@ from sampy.optim.sam import SAM, NormBallAscent
 from sampy.optim.samanatomy import SAMAnatomy
 from sampy.optim.same import SAME, CustomSAME, SAMCkpt
 from sampy.optim.schedule_free import ScheduleFreeAdamW
-from sampy.optim.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
 from sampy.optim.sgd import SGD, SGDState
 from sampy.optim.sharpness_aware import (
     PerturbedGradient,
@@ -95,6 +96,7 @@ __all__ = [
     "MSharpnessSAM",
     "MultiStepSAM",
     "NormBallAscent",
+    "NotesAdamWMSAMScheduleFree",
     "Optimizer",
     "Oracle",
     "Partition",
@@ -109,7 +111,6 @@ __all__ = [
     "SGDState",
     "SSAMState",
     "ScheduleFreeAdamW",
-    "SeedAdamWMSAMSF",
     "SharpnessAware",
     "SharpnessAwareState",
     "TransformedAscent",
@@ -134,3 +135,6 @@ __all__ = [
     "unscale_gradient",
     "with_knobs",
 ]
+
+# Deprecated aliases (SeedAdamWMSAMSF): resolved with a warning, never listed in __all__.
+__getattr__ = module_getattr(__name__, globals())

@@ -4,6 +4,7 @@ Every class has the same name, hyperparameters and defaults as its NumPy referen
 ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its twin.
 """
 
+from sampy._deprecated import module_getattr
 from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
@@ -17,13 +18,13 @@ from sampy.torch.imbsam import ImbSAM
 from sampy.torch.jsam import JSAM, LogitSAM, PerExampleSAM, functional_forward
 from sampy.torch.looksam import LookSAM
 from sampy.torch.msam import MSAM, AdamWMSAM
+from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree
 from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM
 from sampy.torch.random_sam import RandomSAM
 from sampy.torch.sam import SAM
 from sampy.torch.samanatomy import SAMAnatomy
 from sampy.torch.same import SAME, CustomSAME, SAMCkpt
 from sampy.torch.schedule_free import ScheduleFreeAdamW
-from sampy.torch.seed004 import AdamWMSAMScheduleFree, SeedAdamWMSAMSF
 from sampy.torch.sharpness_aware import SharpnessAware
 from sampy.torch.ssam import SSAMD, SSAMF
 from sampy.torch.swaps import (
@@ -64,6 +65,7 @@ __all__ = [
     "LookSAM",
     "MSharpnessSAM",
     "MultiStepSAM",
+    "NotesAdamWMSAMScheduleFree",
     "PerExampleSAM",
     "RandomSAM",
     "SAMAgree",
@@ -73,7 +75,6 @@ __all__ = [
     "SAMMagnitude",
     "SGDAgree",
     "ScheduleFreeAdamW",
-    "SeedAdamWMSAMSF",
     "SharpnessAware",
     "VaSSO",
     "as_torch_loss",
@@ -83,3 +84,6 @@ __all__ = [
     "enable_running_stats",
     "functional_forward",
 ]
+
+# Deprecated aliases (SeedAdamWMSAMSF): resolved with a warning, never listed in __all__.
+__getattr__ = module_getattr(__name__, globals())

@@ -23,7 +23,7 @@ import { topKMask } from "./masks.js";
 import { SSAMD } from "./ssam.js";
 import { AdamWMSAM, MSAM } from "./msam.js";
 import { ScheduleFreeAdamW } from "./schedule_free.js";
-import { AdamWMSAMScheduleFree, SeedAdamWMSAMSF } from "./seed004.js";
+import { AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree } from "./msam_schedule_free.js";
 import { SAMAnatomy } from "./samanatomy.js";
 
 export { Adam, AdamW, Oracle, SAM, SGD, SharpnessAware };
@@ -31,7 +31,7 @@ export { ClampSAM, ClipSAM, CustomSAME, FisherSAM, FriendlySAM, GSAM, RandomSAM,
 export { SAMDirection, SAME, SAMMagnitude, SGDAgree, USAM, VaSSO };
 export { proportionalRho } from "./gsam.js";
 export { AdamWMSAM, AdamWMSAMScheduleFree, LookSAM, MSAM, MultiStepSAM, SAMAnatomy };
-export { ScheduleFreeAdamW, SeedAdamWMSAMSF, SSAMD, WSAM, clipByGlobalNorm, topKMask };
+export { NotesAdamWMSAMScheduleFree, ScheduleFreeAdamW, SSAMD, WSAM, clipByGlobalNorm, topKMask };
 
 /** The base optimizers, by class name. */
 export const BASE_CLASSES = { SGD, Adam, AdamW };
@@ -61,7 +61,7 @@ export const TWINS = {
   MSAM,
   AdamWMSAM,
   ScheduleFreeAdamW,
-  SeedAdamWMSAMSF,
+  NotesAdamWMSAMScheduleFree,
   AdamWMSAMScheduleFree,
   SAMAnatomy,
 };

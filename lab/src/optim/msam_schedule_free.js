@@ -1,10 +1,10 @@
 // "AdamW-MSAM-ScheduleFree": the formula of the Momentum-SAM-ScheduleFree notes
 // (opooladz/Momentum-SAM-ScheduleFree README), literally, and a corrected construction. The
-// browser twin of sampy/optim/seed004.py; no paper (MSAM: M. Becker, F. Altrock, B. Risse,
+// browser twin of sampy/optim/msam_schedule_free.py; no paper (MSAM: M. Becker, F. Altrock, B. Risse,
 // arXiv:2401.12033, 2024; Schedule-Free: A. Defazio et al., "The Road Less Scheduled",
 // NeurIPS 2024).
 //
-// SeedAdamWMSAMSF — the README formula, per point (t = 1, 2, …; W warm-up steps):
+// NotesAdamWMSAMScheduleFree — the README formula, per point (t = 1, 2, …; W warm-up steps):
 //
 // 1. d_t = x_{t−1}/(‖x_{t−1}‖ + 1e-12);  θ'_t = θ_{t−1} + ρ d_t       (ascent along +momentum)
 // 2. g_t = ∇L(θ_{t−1}) + ∇L(θ'_t) ("sum_two": 2 evaluations) | ∇L(θ'_t) | ∇L(θ_{t−1})
@@ -30,9 +30,9 @@ import { add, mix, perPointScale, sub } from "./vectors.js";
 import { pow } from "../float.js";
 
 /** The README formula, literally. 2 gradients per step ("sum_two"), else 1. */
-export class SeedAdamWMSAMSF {
+export class NotesAdamWMSAMScheduleFree {
   constructor(options = {}) {
-    const h = resolve("SeedAdamWMSAMSF", options);
+    const h = resolve("NotesAdamWMSAMScheduleFree", options);
     this.hyperparameters = h;
     Object.assign(this, h);
   }

@@ -1,0 +1,49 @@
+"""Renamed public names, kept as deprecated aliases for one release.
+
+Each old name still resolves, with a ``DeprecationWarning`` that names its replacement: the
+classes through a module-level ``__getattr__`` (so they stay out of ``__all__``), the modules
+through small shims that warn when imported, the registry rows through ``sampy.variant``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: Old class (and registry row) name → new name. ``SeedAdamWMSAMSF`` is the formula of the
+#: Momentum-SAM-ScheduleFree notes taken literally, now ``NotesAdamWMSAMScheduleFree``.
+RENAMED: dict[str, str] = {"SeedAdamWMSAMSF": "NotesAdamWMSAMScheduleFree"}
+
+#: Old module → new module.
+RENAMED_MODULES: dict[str, str] = {
+    "sampy.optim.seed004": "sampy.optim.msam_schedule_free",
+    "sampy.torch.seed004": "sampy.torch.msam_schedule_free",
+}
+
+
+def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn that ``old`` is deprecated in favour of ``new`` (removed in the next release)."""
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release: use {new}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def module_getattr(module: str, namespace: Mapping[str, Any]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for ``module`` resolving the renamed classes with a warning.
+
+    Args:
+        module: the module's dotted name (for the messages).
+        namespace: the module's ``globals()``, where the new names live.
+    """
+
+    def __getattr__(name: str) -> Any:
+        new = RENAMED.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warn_renamed(f"{module}.{name}", f"{module}.{new}")
+        return namespace[new]
+
+    return __getattr__

@@ -1,0 +1,93 @@
+"""The renamed public names still work for one release, each with a ``DeprecationWarning``.
+
+``sampy.optim.seed004`` / ``sampy.torch.seed004`` became ``msam_schedule_free``, and the class
+and registry row ``SeedAdamWMSAMSF`` became ``NotesAdamWMSAMScheduleFree`` (the formula of the
+Momentum-SAM-ScheduleFree notes, taken literally). The old names resolve to the new objects
+and warn, naming the replacement; they are listed nowhere (``__all__``, the registry, the
+laboratory's metadata and its JavaScript twins).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+import sampy
+import sampy.optim
+from sampy import lab_metadata
+from sampy.optim import msam_schedule_free
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD, NEW = "SeedAdamWMSAMSF", "NotesAdamWMSAMScheduleFree"
+
+
+def _fresh_import(name: str):
+    """Import ``name`` anew (a cached module would not run its warning again)."""
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
+def test_old_numpy_module_warns_and_reexports_the_new_classes():
+    with pytest.warns(DeprecationWarning, match=r"sampy\.optim\.msam_schedule_free") as record:
+        old = _fresh_import("sampy.optim.seed004")
+    assert any("sampy.optim.seed004" in str(w.message) for w in record)
+    assert old.SeedAdamWMSAMSF is msam_schedule_free.NotesAdamWMSAMScheduleFree
+    assert old.NotesAdamWMSAMScheduleFree is msam_schedule_free.NotesAdamWMSAMScheduleFree
+    assert old.AdamWMSAMScheduleFree is msam_schedule_free.AdamWMSAMScheduleFree
+    assert old.SeedState is msam_schedule_free.NotesAdamWMSAMScheduleFreeState
+
+
+def test_old_numpy_class_name_warns_and_is_the_new_class():
+    with pytest.warns(DeprecationWarning, match=NEW) as record:
+        cls = sampy.optim.SeedAdamWMSAMSF
+    assert cls is sampy.optim.NotesAdamWMSAMScheduleFree
+    # The warning points at the line that used the old name, not at sampy's internals.
+    assert record[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=NEW):
+        from sampy.optim import SeedAdamWMSAMSF
+    assert SeedAdamWMSAMSF is msam_schedule_free.NotesAdamWMSAMScheduleFree
+
+
+def test_unknown_names_still_raise_attribute_error():
+    with pytest.raises(AttributeError, match="NoSuchOptimizer"):
+        _ = sampy.optim.NoSuchOptimizer
+
+
+def test_old_registry_name_warns_and_gives_the_new_row():
+    with pytest.warns(DeprecationWarning, match=NEW) as record:
+        row = sampy.variant(OLD)
+    assert row is sampy.variant(NEW)
+    assert row.name == NEW and row.cls is sampy.optim.NotesAdamWMSAMScheduleFree
+    assert record[0].filename == __file__
+
+
+def test_aliases_are_listed_nowhere():
+    assert OLD not in sampy.optim.__all__ and NEW in sampy.optim.__all__
+    assert OLD not in dir(sampy.optim)
+    names = [row.name for row in sampy.variants()]
+    assert OLD not in names and names.count(NEW) == 1
+    assert OLD not in sampy.table_html() and OLD not in sampy.hyperparameters_html()
+    document = lab_metadata.metadata()
+    assert OLD not in {v["name"] for v in document["variants"]} | set(document["classes"])
+    assert NEW in set(document["classes"])
+    assert OLD not in (ROOT / "lab" / "src" / "optim" / "index.js").read_text(encoding="utf-8")
+    assert not (ROOT / "lab" / "src" / "optim" / "seed004.js").exists()
+
+
+def test_old_torch_names_warn_and_are_the_new_ones():
+    pytest.importorskip("torch")
+    import sampy.torch
+    from sampy.torch import msam_schedule_free as torch_msf
+
+    with pytest.warns(DeprecationWarning, match=r"sampy\.torch\.msam_schedule_free"):
+        old = _fresh_import("sampy.torch.seed004")
+    assert old.SeedAdamWMSAMSF is torch_msf.NotesAdamWMSAMScheduleFree
+    assert old.AdamWMSAMScheduleFree is torch_msf.AdamWMSAMScheduleFree
+    with pytest.warns(DeprecationWarning, match=NEW):
+        cls = sampy.torch.SeedAdamWMSAMSF
+    assert cls is sampy.torch.NotesAdamWMSAMScheduleFree
+    assert OLD not in sampy.torch.__all__ and NEW in sampy.torch.__all__
+    assert sampy.variant(NEW).twin() is torch_msf.NotesAdamWMSAMScheduleFree
