@@ -1,7 +1,7 @@
 """Problems that give SAM variants what a plain gradient oracle cannot: examples and noise.
 
 A test function (``sampy.functions``) answers one question: the loss and gradient at a point.
-Several SAM variants need more (VARIANTS.md §0.1):
+Several SAM variants need more:
 
 - m-sharpness, 1-SAM, ESAM's data selection, SSAM-F's Fisher mask and ImbSAM need the loss
   to be a **sum of examples** ``L(w) = (1/n) Σ_i ℓ_i(w)`` and ask for per-example losses,
@@ -229,7 +229,7 @@ class LogisticRegression(SumOfExamples):
 
     Labels ``t_i ∈ {−1, +1}``, no bias term (append a constant feature for one), so ``w`` has
     one coordinate per feature and a 2-feature problem can be drawn as a landscape. The
-    per-example gradient is closed form (VARIANTS.md §18.1):
+    per-example gradient is closed form (as in Baek, Kolter, Raghunathan, ICLR 2024):
     ``∇ℓ_i(w) = −t_i σ(−t_i ⟨w, x_i⟩) x_i + λ w``. The L2 term is inside every ℓ_i, so every
     subset mean includes it.
 

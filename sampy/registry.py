@@ -28,8 +28,8 @@ class Variant:
     Attributes:
         name: the variant's name (the class name, or e.g. ``ASAM`` for a preset of ``SAM``).
         cls: the NumPy reference class; ``cls(base, **preset, **hyperparameters)``.
-        paper: authors, title, venue, year (or the seed document for seed-only variants).
-        bibkey: the key in ``book/references.bib`` (None for seed-only variants).
+        paper: authors, title, venue, year (or the notes a variant comes from, if no paper).
+        bibkey: the key in ``book/references.bib`` (None for variants without a paper).
         ascent: where the second gradient is taken.
         descent: which direction the base optimizer gets.
         base: how parameters move.
@@ -123,7 +123,7 @@ def _two(_: dict[str, Any]) -> float:
 
 _BASE = "any base (SGD, Adam, …) at w"
 _SAM_ASCENT = "ε = ρ g/‖g‖"
-_SEED3 = "lhchau/sam-hessian research notes (seed 003), no paper"
+_ANATOMY_NOTES = "Research notes on the anatomy of SAM's gradient (lhchau/sam-hessian), no paper"
 
 _VARIANTS: tuple[Variant, ...] = (
     Variant(
@@ -420,10 +420,10 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "NotesAdamWMSAMScheduleFree",
         optim.NotesAdamWMSAMScheduleFree,
-        "opooladz/Momentum-SAM-ScheduleFree README (seed 004), no paper",
+        "The Momentum-SAM-ScheduleFree notes (opooladz/Momentum-SAM-ScheduleFree README), no paper",
         None,
         "θ' = θ + ρ x/‖x‖ (along +momentum, never removed)",
-        "g = ∇L(θ) + ∇L(θ') (README loop; or one of the two)",
+        "g = ∇L(θ) + ∇L(θ') (the notes' loop; or one of the two)",
         "AdamW step from θ', then θ ← (1 − c)θ + cθ'' (built in)",
         "2 (sum_two), 1 otherwise",
         lambda h: 2.0 if h["grad_mode"] == "sum_two" else 1.0,
@@ -433,8 +433,8 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "AdamWMSAMScheduleFree",
         optim.AdamWMSAMScheduleFree,
-        "sampy's correction of seed 004: MSAM's ascent (Becker et al. 2024) on Schedule-Free "
-        "AdamW (Defazio et al., NeurIPS 2024), no paper",
+        "sampy's correction of the Momentum-SAM-ScheduleFree notes: MSAM's ascent (Becker et "
+        "al. 2024) on Schedule-Free AdamW (Defazio et al., NeurIPS 2024), no paper",
         None,
         "ỹ = y − ρ m/‖m‖ (gradient EMA; removed before each update)",
         "d = ∇L(ỹ) (the only gradient)",
@@ -447,7 +447,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAME",
         optim.SAME,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = g̃ with checkpoint k scaled by c",
@@ -459,7 +459,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "CustomSAME",
         optim.CustomSAME,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = g̃ ⊙ c[checkpoint], one factor per checkpoint",
@@ -471,7 +471,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAMCkpt",
         optim.SAMCkpt,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d_i = g̃_i in the chosen checkpoints, g_i elsewhere",
@@ -483,7 +483,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAMDirection",
         optim.SAMDirection,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = sign(g̃) ⊙ |g|",
@@ -495,7 +495,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAMMagnitude",
         optim.SAMMagnitude,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = |g̃| ⊙ sign(g)",
@@ -507,7 +507,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAMAgree",
         optim.SAMAgree,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = g̃ ⊙ 1[g̃ ⊙ g > 0]",
@@ -519,7 +519,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SGDAgree",
         optim.SGDAgree,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = g ⊙ 1[g̃ ⊙ g > 0]",
@@ -531,7 +531,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "ClampSAM",
         optim.ClampSAM,
-        _SEED3 + " (the spec's interpretation of CLAMPSAM)",
+        _ANATOMY_NOTES + "; sampy's reading of their CLAMPSAM code",
         None,
         "ε = clip(ρ g/‖g‖, −τ, τ)",
         "d = g̃",
@@ -543,7 +543,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "ClipSAM",
         optim.ClipSAM,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         _SAM_ASCENT,
         "d = sign(g̃) ⊙ min(|g̃|, c|g|)",
@@ -555,7 +555,7 @@ _VARIANTS: tuple[Variant, ...] = (
     Variant(
         "SAMAnatomy",
         optim.SAMAnatomy,
-        _SEED3,
+        _ANATOMY_NOTES,
         None,
         "ε1 = ρ g/‖g‖, then ε2 = ρ m/‖m‖ with m = g where g̃/g > 0",
         "d = ∇L(w + ε2)",

@@ -1,17 +1,16 @@
 """Gradient accumulation over N micro-batches, and the two things it can mean for SAM.
 
-Keras 3 ``Optimizer(gradient_accumulation_steps=N)`` (``base_optimizer.py``; VARIANTS.md
-§5.2) adds up N gradients and makes one update with ``ĝ = (g_N + Σ_{j<N} g_j)/N`` (then
-clipping, weight decay, the update). A SAM-type step asks for several gradients, so
-"accumulate" has two legitimate meanings; ``accumulation_mode`` picks one:
+Keras 3 ``Optimizer(gradient_accumulation_steps=N)`` (keras-team/keras @ 001750db,
+``keras/src/optimizers/base_optimizer.py``) adds up N gradients and makes one update with ``ĝ = (g_N
++ Σ_{j<N} g_j)/N`` (then clipping, weight decay, the update). A SAM-type step asks for several
+gradients, so "accumulate" has two legitimate meanings; ``accumulation_mode`` picks one:
 
-- ``"msharpness"`` (A, the default): each micro-batch runs the variant's own gradient
-  computations — its own ``ε_j``, its own ``g̃_j`` — and the N directions ``d_j`` the variant
-  hands to its base are averaged into ONE base update. This is m-sharpness with m = the
-  micro-batch size (VARIANTS.md §1.3; ``MSharpnessSAM``), and what DDP with per-worker
-  perturbations does. Generic for every variant that takes a base (``variant.base``): the
-  base is replaced by one that records ``d_1 … d_{N−1}`` and makes the real update with
-  their average at micro-step N.
+- ``"msharpness"`` (A, the default): each micro-batch runs the variant's own gradient computations —
+  its own ``ε_j``, its own ``g̃_j`` — and the N directions ``d_j`` the variant hands to its base are
+  averaged into ONE base update. This is m-sharpness with m = the micro-batch size (Foret et al.,
+  ICLR 2021, Section 4.1; ``MSharpnessSAM``), and what DDP with per-worker perturbations does.
+  Generic for every variant that takes a base (``variant.base``): the base is replaced by one that
+  records ``d_1 … d_{N−1}`` and makes the real update with their average at micro-step N.
 - ``"union"`` (B): SAM on the union of the micro-batches — every gradient the variant asks
   for is the average over the N micro-batches at the same point (one ``ε`` from the
   accumulated clean gradient, then the perturbed gradients over the same micro-batches).
@@ -20,7 +19,7 @@ clipping, weight decay, the update). A SAM-type step asks for several gradients,
 Both cost N times the variant's gradient evaluations. For an optimizer without a base that
 takes one gradient per step (MSAM, Schedule-Free, SGD) the two modes coincide (there is no
 ε built from a gradient) and the union view is used; for other optimizers without a base
-(bSAM, seed 004's two-gradient mode) only ``"union"`` is defined.
+(bSAM, ``NotesAdamWMSAMScheduleFree``'s two-gradient mode) only ``"union"`` is defined.
 
 Micro-batches: on a ``sampy.problems.SumOfExamples`` the examples ``0 … n−1`` are cut into N
 consecutive micro-batches (``np.array_split``; averages weighted by ``|B_j|/n`` when the

@@ -6,13 +6,12 @@ An optimizer is plain data plus two pure functions::
     x, state = opt.step(x, state, oracle)   # one optimisation step for every point
 
 ``oracle(x)`` returns ``(loss, grad)`` at every point of ``x``, ``oracle.grad(x)`` only the
-gradient; both count as one gradient evaluation, so the number a method spends is measured,
-not claimed. Norms are always
-taken per point (over the last axis), never over the batch.
+gradient; both count as one gradient evaluation, so the number a method spends is measured, not
+claimed. Norms are always taken per point (over the last axis), never over the batch.
 
-On a sum-of-examples problem (``sampy.problems.SumOfExamples``) the oracle also answers
-per-example questions, each counted as the specification counts it (VARIANTS.md §0.5): one
-backward pass is one gradient evaluation, whatever examples it covers —
+On a sum-of-examples problem (``sampy.problems.SumOfExamples``) the oracle also answers per-example
+questions, each counted as sampy counts cost everywhere: one backward pass is one gradient
+evaluation, whatever examples it covers —
 
 - ``grad(x, examples)``: the mean gradient over a subset of examples (1 evaluation);
 - ``per_example_grads(x, examples)``: one gradient per example (k evaluations for k examples);

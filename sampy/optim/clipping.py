@@ -1,6 +1,7 @@
 """Gradient clipping with Keras semantics: per variable, by value, by global norm.
 
-Keras 3 ``keras.optimizers.Optimizer`` (``base_optimizer.py``; VARIANTS.md §4.1), per point:
+Keras 3 ``keras.optimizers.Optimizer`` (keras-team/keras @ 001750db,
+``keras/src/optimizers/base_optimizer.py``), per point:
 
 - ``clipnorm=c`` — **per variable** (per tensor of the ``Partition``):
   ``g⁽ᵏ⁾ ← (g⁽ᵏ⁾ · c) / max(‖g⁽ᵏ⁾‖, c)``; a zero tensor stays zero. Without a partition the
@@ -16,9 +17,10 @@ WSAM's ``max_norm``) scales by ``min(1, c/(G + 1e-6))``: exactly the identity wh
 ``G + 1e-6 ≤ c``, but a gradient with ``c − 1e-6 < G`` ends slightly *below* c (``c·G/(G +
 1e-6)``). ``clip_by_global_norm(..., convention="torch")`` calls that one function.
 
-Where clipping sits in a SAM step is a separate choice (``clip_stage``, VARIANTS.md §4.2):
-the direction handed to the base (``"descent"``, GR-SAM), the gradient the ascent rule sees
-(``"ascent"``), or every gradient the optimizer sees (``"both"``, official WSAM). A global
+Where clipping sits in a SAM step is a separate choice (``clip_stage``): the direction handed
+to the base (``"descent"``, as the official SAM code, google-research/sam @ dae9904c), the
+gradient the ascent rule sees (``"ascent"``), or every gradient the optimizer sees (``"both"``,
+as the official WSAM code, dlrover @ 19e5d790). A global
 rescaling of the first gradient is normalised away in ε (davda54/sam #32); per-tensor and
 per-value clipping change ε's direction.
 """

@@ -1,7 +1,8 @@
 """Exponential moving average of the weights, with Keras semantics, around any optimizer.
 
 Keras 3 ``Optimizer(use_ema=True, ema_momentum=μ, ema_overwrite_frequency=k)``
-(``base_optimizer.py``; VARIANTS.md §5.1). After the update of step ``t = 0, 1, …``:
+(keras-team/keras @ 001750db, ``keras/src/optimizers/base_optimizer.py``). After the update of step
+``t = 0, 1, …``:
 
 1. ``μ_t = 0`` if ``t = 0`` else ``μ``                (the first update copies the weights)
 2. ``avg ← μ_t · avg + (1 − μ_t) · w``

@@ -8,9 +8,9 @@ with ``ndim ≥ 2`` (torch layout, axis 0 = output row or filter)
 
 so every output row is made zero-mean; tensors with ``ndim ≤ 1`` (biases, norms) are left
 alone. GC is a linear, idempotent orthogonal projection, so ``‖GC(g)‖ ≤ ‖g‖``. On a flat
-vector without a ``Partition`` (one 1-D tensor) it is the identity (VARIANTS.md §3.1).
+vector without a ``Partition`` (one 1-D tensor) it is the identity.
 
-Where it enters a SAM step (VARIANTS.md §3.2); ``gc_ascent`` names the choice:
+Where it enters a SAM step differs between implementations; ``gc_ascent`` names the choice:
 
 - ``"kozistr"`` — pytorch-optimizer's ``use_gc`` (SAM, LookSAM; PR #344): the norm is taken
   *before* centralizing, ``ε = ρ GC(g)/(‖g‖ + eps)``, so ``‖ε‖ = ρ‖GC(g)‖/‖g‖ ≤ ρ``. GC is
@@ -18,14 +18,14 @@ Where it enters a SAM step (VARIANTS.md §3.2); ``gc_ascent`` names the choice:
   on="perturbation")``. Exact for the p = 2 ball; for ASAM (``adaptive=True``) it centralizes
   ``T²g`` where pytorch-optimizer centralizes g inside ``T² g`` — they differ.
 - ``"gcsam"`` — M. Hassan, A. Vakanski, B. Zhang, M. Xian, "GCSAM: Gradient Centralized
-  Sharpness Aware Minimization", arXiv:2501.11584 (IEEE Access 2025), as summarised in
-  VARIANTS.md §3.2: ``ε = ρ GC(g)/‖GC(g)‖`` (``‖ε‖ = ρ``): the rule sees ``GC(g)``.
+  Sharpness Aware Minimization", arXiv:2501.11584 (IEEE Access 2025), as its abstract
+  describes it: ``ε = ρ GC(g)/‖GC(g)‖`` (``‖ε‖ = ρ``): the rule sees ``GC(g)``.
 - ``"off"`` — the ascent is not centralized.
 
-``gc_descent`` (GCSAM's ``GC(g̃)``; seed 003's ``samgc.py``) centralizes the direction handed
-to the base: the descent stage. pytorch-optimizer centralizes ``g`` in place, so its
-LookSAM also projects with ``GC(g)``; here only the named stage changes (the in-place side
-effect is not reproduced, VARIANTS.md §24 item 5).
+``gc_descent`` (GCSAM's ``GC(g̃)``; ``samgc.py`` of lhchau/sam-hessian) centralizes the direction
+handed to the base: the descent stage. pytorch-optimizer centralizes ``g`` in place, so its LookSAM
+also projects with ``GC(g)``; here only the named stage changes (the in-place side effect is not
+reproduced).
 """
 
 from __future__ import annotations

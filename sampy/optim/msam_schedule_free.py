@@ -1,13 +1,17 @@
-"""Seed 004, "AdamW-MSAM-ScheduleFree": the README formula, and a corrected construction.
+"""AdamW with Momentum-SAM and schedule-free averaging: the notes' formula, and a construction.
 
-Source: opooladz/Momentum-SAM-ScheduleFree, README (seed 004), VARIANTS.md §16. No paper. The
-repository's own code implements yet another algorithm (§16.4); neither is followed here.
+Source: the Momentum-SAM-ScheduleFree notes, the README of opooladz/Momentum-SAM-ScheduleFree
+(@ 07958a19). No paper. The repository's own code (``AdamWMSAMScheduleFree.py`` @ ca11c5f8)
+implements yet another algorithm (a per-tensor ascent along ``z − p``, applied again inside
+``step`` and never removed); neither class follows it. The book's appendix "Implementations
+compared" sets the three side by side.
 
-``NotesAdamWMSAMScheduleFree`` — the README formula, literally (per point; t = 1, 2, …; W warm-up steps)::
+``NotesAdamWMSAMScheduleFree`` — the notes' formula, literally (per point; t = 1, 2, …; W
+warm-up steps)::
 
     1. d_t   = x_{t−1} / (‖x_{t−1}‖ + 1e-12)          (eps guard: x_0 = 0 gives d_1 = 0)
     2. θ'_t  = θ_{t−1} + ρ d_t                          (ascent, along +momentum)
-    3. g_t   = ∇L(θ_{t−1}) + ∇L(θ'_t)   (grad_mode "sum_two", the README loop: 2 evaluations)
+    3. g_t   = ∇L(θ_{t−1}) + ∇L(θ'_t)   (grad_mode "sum_two", the notes' loop: 2 evaluations)
              | ∇L(θ'_t)                  ("perturbed_only", 1)  | ∇L(θ_{t−1})  ("clean_only", 1)
     4. α_t   = η · min(1, t/W) · √(1 − β2ᵗ) / (1 − β1ᵗ)
     5. m_t   = β1 m_{t−1} + (1−β1) g_t ;   v_t = β2 v_{t−1} + (1−β2) g_t²
@@ -16,33 +20,37 @@ repository's own code implements yet another algorithm (§16.4); neither is foll
     8. ω_t   = t^r (max_{s≤t} α_s)^p ;   c_t = ω_t / Σ_{i≤t} ω_i    (c_t ≡ 1 if not interpolate)
     9. θ_t   = (1 − c_t) θ_{t−1} + c_t θ''_t
 
-The README's training loop is ``zero_grad(); backward at θ; move_to_ascent(); backward at
+The notes' training loop is ``zero_grad(); backward at θ; move_to_ascent(); backward at
 θ + ascent; move_from_ascent(); step()`` with no ``zero_grad`` between the two backward calls,
 so the gradient ``step()`` consumes is the *sum* of both; "sum_two" emulates it (we read the
-loop's ascent as the formula's ``ρ d_t``). What the formula does (§16.2): the ascent is along
+loop's ascent as the formula's ``ρ d_t``). What the formula does: the ascent is along
 ``+x/‖x‖`` (official MSAM uses ``−v/‖v‖``) and is never removed (``c_t ρ d_t`` stays in θ_t);
 there is a single sequence θ, so with ρ = 0 it is AdamW with step ``c_t α_t`` — a 1/t
 learning-rate decay for r = p = 0, not schedule-free averaging — and nothing separate to
 evaluate (``eval``/``train`` are the identity); ``x_t = m_t/(1 − β1)``, so x duplicates m.
-The README leaves the scope of ‖x‖ open; here it is global per point (MSAM-O's choice; the
-repository's code takes it per tensor, which a flat point does not have).
+The notes leave the scope of ‖x‖ open; here it is global per point (the choice of MSAM's
+official code, MarlonBecker/MSAM; the repository's code takes it per tensor, which a flat
+point does not have).
 Identities: ρ = 0, c_t ≡ 1: Adam with the bias correction folded into α_t (Kingma & Ba's
 "efficient" form, eps not bias-corrected) and decay ``α_t λ``; ρ = 0, r = p = 0, constant η:
 ``θ_t = θ_{t−1} − (1/t)·(that AdamW increment)``.
 
-``AdamWMSAMScheduleFree`` — our construction (no paper): MSAM's ascent on Schedule-Free AdamW.
-Per point, with the state of ``ScheduleFreeAdamW`` (z, x, v, …), an EMA ``m`` of the gradients
-and ``scale = ρ/(‖m‖ + 1e-12)`` (0 at first); the parameters hold the perturbed ``ỹ``::
+``AdamWMSAMScheduleFree`` — our construction (no paper): the ascent of Momentum-SAM (Becker,
+Altrock, Risse, arXiv:2401.12033, 2024) on Schedule-Free AdamW (Defazio et al., "The Road Less
+Scheduled", NeurIPS 2024). Per point, with the state of ``ScheduleFreeAdamW`` (z, x, v, …), an
+EMA ``m`` of the gradients and ``scale = ρ/(‖m‖ + 1e-12)`` (0 at first); the parameters hold
+the perturbed ``ỹ``::
 
     1. g  = ∇L(ỹ)                                  (the only gradient evaluation)
     2. y  = ỹ + scale · m                          (remove the last perturbation)
-    3. (y, z, x, v) ← ScheduleFreeAdamW.update(y, g)  (decay at y; VARIANTS.md §15.2 steps 1–7)
+    3. (y, z, x, v) ← ScheduleFreeAdamW.update(y, g)  (decay at y; steps 1–7 of
+                                                       ``sampy.optim.schedule_free``)
     4. m  ← μ m + (1 − μ) g                        (μ = ascent_momentum)
     5. scale ← ρ/(‖m‖ + 1e-12);  ỹ ← y − scale · m (perturb along −m: the direction of descent)
 
 One gradient per step. ``eval`` returns the un-perturbed average x; ``train`` the stored ỹ;
 ``move_from_ascent``/``move_to_ascent`` move between ỹ and y exactly. Reduces to
-``ScheduleFreeAdamW`` bit for bit when ρ = 0. How it differs from the seed formula: the
+``ScheduleFreeAdamW`` bit for bit when ρ = 0. How it differs from the notes' formula: the
 perturbation has MSAM's sign (−m, along the update) and is removed before the update, so it
 never accumulates in the iterate; the base is Schedule-Free AdamW with its three sequences
 (no Adam first moment in the step, SF's bias correction, decay at y), so x is a true average
@@ -84,7 +92,7 @@ class NotesAdamWMSAMScheduleFreeState(NamedTuple):
 
 
 class NotesAdamWMSAMScheduleFree:
-    """The seed-004 README formula, literally. 2 gradients per step ("sum_two"), else 1.
+    """The Momentum-SAM-ScheduleFree notes' formula, literally: 2 gradients ("sum_two") or 1.
 
     Args:
         lr: learning rate η (a number, or one value per start point).
@@ -111,7 +119,7 @@ class NotesAdamWMSAMScheduleFree:
         Hyper(
             "grad_mode",
             "sum_two",
-            "g_t = ∇L(θ) + ∇L(θ') (README loop), ∇L(θ') or ∇L(θ)",
+            "g_t = ∇L(θ) + ∇L(θ') (the notes' loop), ∇L(θ') or ∇L(θ)",
             kind="choice",
             choices=GRAD_MODES,
         ),
@@ -156,7 +164,7 @@ class NotesAdamWMSAMScheduleFree:
 
     @property
     def grad_evals_per_step(self) -> int:
-        """2 for the README loop ("sum_two"), 1 otherwise."""
+        """2 for the notes' loop ("sum_two"), 1 otherwise."""
         return 2 if self.grad_mode == "sum_two" else 1
 
     def init(self, x: np.ndarray) -> NotesAdamWMSAMScheduleFreeState:
@@ -167,13 +175,13 @@ class NotesAdamWMSAMScheduleFree:
         )
 
     def ascent(self, state: NotesAdamWMSAMScheduleFreeState) -> np.ndarray:
-        """The README's ascent ``ρ d_t = ρ x/(‖x‖ + 1e-12)`` (global norm per point)."""
+        """The notes' ascent ``ρ d_t = ρ x/(‖x‖ + 1e-12)`` (global norm per point)."""
         return self._rho * (state.x / (lp_norm(state.x, 2) + NORM_EPS))
 
     def move_to_ascent(
         self, theta: np.ndarray, state: NotesAdamWMSAMScheduleFreeState
     ) -> np.ndarray:
-        """``θ + ρ d_t``: where the README loop takes its second gradient."""
+        """``θ + ρ d_t``: where the notes' loop takes its second gradient."""
         return theta + self.ascent(state)
 
     def move_from_ascent(
@@ -193,7 +201,7 @@ class NotesAdamWMSAMScheduleFree:
     def step(
         self, theta: np.ndarray, state: NotesAdamWMSAMScheduleFreeState, oracle: Oracle
     ) -> tuple[np.ndarray, NotesAdamWMSAMScheduleFreeState]:
-        """One step of the README formula (steps 1–9 of the module docstring)."""
+        """One step of the notes' formula (steps 1–9 of the module docstring)."""
         beta1, beta2 = self.betas
         t = state.count + 1
         theta_up = theta + self.ascent(state)

@@ -4,9 +4,10 @@ A *gradient transformation* is a pure function ``t(g) -> g'`` of one gradient, p
 ``g`` has shape ``(..., d)`` and every leading index is an independent point. Gradient
 centralization (``sampy.optim.gc``), clipping (``sampy.optim.clipping``) and the division of a
 loss-scaled gradient by its scale (below) are transformations. A SAM-type step has three places
-to apply one (VARIANTS.md §3.2, §4.2), and each place is one small wrapper, so every
-transformation works with every variant by composition — optax's combinators — instead of a
-``use_gc`` / ``clipnorm`` argument copied into each class:
+to apply one (implementations disagree on which: see ``sampy.optim.gc`` and
+``sampy.optim.clipping``), and each place is one small wrapper, so every transformation works
+with every variant by composition — optax's combinators — instead of a ``use_gc`` /
+``clipnorm`` argument copied into each class:
 
 - **descent** — ``TransformedBase(base, t)``: the direction ``d`` the variant hands to its base
   optimizer becomes ``t(d)``. Works with every variant that takes a base.
@@ -17,16 +18,16 @@ transformation works with every variant by composition — optax's combinators �
   asks for — clean, perturbed, per example, per micro-batch — is transformed before the
   optimizer sees it. Works with every optimizer.
 
-``Partition`` gives the flat coordinates the tensor structure of a model (VARIANTS.md §0.1):
+``Partition`` gives the flat coordinates the tensor structure of a model (its list of tensors):
 gradient centralization and Keras' per-variable ``clipnorm`` act per tensor, and without a
 partition the whole point is one 1-D tensor.
 
-Loss scaling (Keras ``Optimizer.scale_loss``, VARIANTS.md §5.3): training minimises ``s·L``
-so that small gradients survive low precision, and every gradient is divided by ``s`` before
-the optimizer uses it. ``loss_scaled(s)`` is that round trip as an oracle-stage
-transformation: backpropagating ``s·L`` returns ``s·∇L`` (the chain rule starts from ``s``
-instead of 1), then ``/ s``. In float64 it changes at most the last bit (nothing for a power
-of two); it fixes *where* the division happens — before accumulation and clipping, as Keras.
+Loss scaling (Keras ``Optimizer.scale_loss``, ``keras/src/optimizers/base_optimizer.py``): training
+minimises ``s·L`` so that small gradients survive low precision, and every gradient is divided by
+``s`` before the optimizer uses it. ``loss_scaled(s)`` is that round trip as an oracle-stage
+transformation: backpropagating ``s·L`` returns ``s·∇L`` (the chain rule starts from ``s`` instead
+of 1), then ``/ s``. In float64 it changes at most the last bit (nothing for a power of two); it
+fixes *where* the division happens — before accumulation and clipping, as Keras.
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ class TransformedBase(DelegatingWrapper):
     """The descent stage: a base optimizer that moves along ``t(d)`` instead of ``d``.
 
     ``SAM(TransformedBase(SGD(lr=0.1), t), rho=0.05)`` clips or centralizes only the direction
-    handed to the base — the final SAM gradient, as GR-SAM clips (VARIANTS.md §4.2).
+    handed to the base — the final SAM gradient, as the official SAM code clips it
+    (google-research/sam @ dae9904c, ``sam_jax/training_utils/flax_training.py``).
     """
 
     _wrapped_name = "base"
@@ -314,7 +316,7 @@ def base_of(optimizer: Any) -> BaseOptimizer | None:
 def ascent_rule_of(optimizer: Any) -> Any | None:
     """The ascent rule (``init`` + ``__call__(x, g, state)``) the variant takes ε from.
 
-    A method called ``ascent`` (seed 004's ``SeedAdamWMSAMSF``) is not a rule: it has no
+    A method called ``ascent`` (``NotesAdamWMSAMScheduleFree``'s) is not a rule: it has no
     ``init``.
     """
     rule = getattr(optimizer, "ascent", None)
@@ -355,7 +357,7 @@ def unperturbed_point(optimizer: Any, x: np.ndarray, state: State) -> np.ndarray
 def perturbed_point(optimizer: Any, w: np.ndarray, state: State) -> np.ndarray:
     """The point to store for un-perturbed weights ``w`` (inverse of ``unperturbed_point``).
 
-    Only variants with ``unperturbed`` store a perturbed point; seed 004's
+    Only variants with ``unperturbed`` store a perturbed point; ``NotesAdamWMSAMScheduleFree``'s
     ``move_to_ascent`` without ``unperturbed`` is a temporary move, not a stored offset.
     """
     if getattr(optimizer, "unperturbed", None) is None:
@@ -399,9 +401,10 @@ class WithGradientTransform(OptimizerWrapper):
     """The oracle stage: the optimizer sees ``t(g)`` for every gradient it asks for.
 
     ``WithGradientTransform(WSAM(SGD(lr=0.1)), t)`` transforms both of WSAM's gradients, as
-    the official WSAM clips both with ``max_norm`` (VARIANTS.md §4.2; it clips g just after
-    building ε from it, which for global-norm clipping gives the same ε up to eps). Gradient
-    evaluations are counted by the caller's oracle, unchanged.
+    the official WSAM clips both with ``max_norm`` (dlrover @ 19e5d790,
+    ``atorch/atorch/optimizers/wsam.py``; it clips g just after building ε from it, which for
+    global-norm clipping gives the same ε up to eps). Gradient evaluations are counted by the
+    caller's oracle, unchanged.
     """
 
     def __init__(self, optimizer: Any, transform: Transform) -> None:

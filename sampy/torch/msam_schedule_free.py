@@ -1,10 +1,11 @@
-"""Seed 004 in torch: the README formula, and MSAM on Schedule-Free AdamW (our construction).
+"""AdamW with Momentum-SAM and schedule-free averaging in torch: the notes' formula, and ours.
 
-Twins of ``sampy.optim.msam_schedule_free``. Source: opooladz/Momentum-SAM-ScheduleFree, README (seed 004),
-VARIANTS.md §16; no paper. The repository's own code implements yet another algorithm
-(§16.4); neither twin follows it.
+Twins of ``sampy.optim.msam_schedule_free``. Source: the Momentum-SAM-ScheduleFree notes, the
+README of opooladz/Momentum-SAM-ScheduleFree (@ 07958a19); no paper. The repository's own code
+(``AdamWMSAMScheduleFree.py`` @ ca11c5f8) implements yet another algorithm; neither twin
+follows it (the book's appendix "Implementations compared" sets the three side by side).
 
-``NotesAdamWMSAMScheduleFree`` — the README formula, literally (per group; t = 1, 2, …)::
+``NotesAdamWMSAMScheduleFree`` — the notes' formula, literally (per group; t = 1, 2, …)::
 
     1. d_t   = x_{t−1} / (‖x_{t−1}‖ + 1e-12)        (‖x‖ global over all tensors with state)
     2. θ'_t  = θ_{t−1} + ρ d_t                        (ascent, along +momentum)
@@ -16,7 +17,7 @@ VARIANTS.md §16; no paper. The repository's own code implements yet another alg
     8. ω_t   = t^r (max_{s≤t} α_s)^p ;   c_t = ω_t / Σ_{i≤t} ω_i    (c_t ≡ 1 if not interpolate)
     9. θ_t   = (1 − c_t) θ_{t−1} + c_t θ''_t
 
-The parameters hold θ (not θ'). The README's training loop, which the step consumes as is::
+The parameters hold θ (not θ'). The notes' training loop, which the step consumes as is::
 
     opt.zero_grad()
     loss_fn(model(inputs), targets).backward()    # ∇L(θ)
@@ -80,7 +81,7 @@ from sampy.torch.schedule_free import ScheduleFreeAdamW, interpolate, schedule_f
 
 
 class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
-    """The seed-004 README formula, literally. 2 gradients per step ("sum_two"), else 1.
+    """The Momentum-SAM-ScheduleFree notes' formula, literally: 2 gradients ("sum_two") or 1.
 
     Args:
         params: parameters or parameter groups (‖x‖ is global over all groups).
@@ -137,7 +138,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
 
     @property
     def grad_evals_per_step(self) -> int:
-        """2 for the README loop ("sum_two"), 1 otherwise."""
+        """2 for the notes' loop ("sum_two"), 1 otherwise."""
         return 2 if self.grad_mode == "sum_two" else 1
 
     def _state(self, p: Tensor) -> dict[str, Any]:
@@ -178,7 +179,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
 
     @torch.no_grad()
     def move_to_ascent(self) -> None:
-        """Parameters ← θ' = θ + ρ x/(‖x‖ + 1e-12): where the README takes its 2nd gradient."""
+        """Parameters ← θ' = θ + ρ x/(‖x‖ + 1e-12): where the notes take the 2nd gradient."""
         self._move(True)
 
     @torch.no_grad()
@@ -193,7 +194,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         """The identity: there is no separate average to evaluate."""
 
     def _gradients(self, closure: Closure) -> Tensor | None:
-        """Run the README loop with ``closure`` as ``grad_mode`` says; returns the first loss."""
+        """Run the notes' loop with ``closure`` as ``grad_mode`` says; returns the first loss."""
         if self.grad_mode == "clean_only":
             return run_closure(closure)
         if self.grad_mode == "perturbed_only":

@@ -1,10 +1,10 @@
-// "AdamW-MSAM-ScheduleFree": the formula of the Momentum-SAM-ScheduleFree notes
-// (opooladz/Momentum-SAM-ScheduleFree README), literally, and a corrected construction. The
-// browser twin of sampy/optim/msam_schedule_free.py; no paper (MSAM: M. Becker, F. Altrock, B. Risse,
-// arXiv:2401.12033, 2024; Schedule-Free: A. Defazio et al., "The Road Less Scheduled",
-// NeurIPS 2024).
+// AdamW with Momentum-SAM and schedule-free averaging: the formula of the
+// Momentum-SAM-ScheduleFree notes (opooladz/Momentum-SAM-ScheduleFree README), literally, and
+// a corrected construction. The browser twin of sampy/optim/msam_schedule_free.py; no paper
+// (MSAM: M. Becker, F. Altrock, B. Risse, arXiv:2401.12033, 2024; Schedule-Free: A. Defazio et
+// al., "The Road Less Scheduled", NeurIPS 2024).
 //
-// NotesAdamWMSAMScheduleFree — the README formula, per point (t = 1, 2, …; W warm-up steps):
+// NotesAdamWMSAMScheduleFree — the notes' formula, per point (t = 1, 2, …; W warm-up steps):
 //
 // 1. d_t = x_{t−1}/(‖x_{t−1}‖ + 1e-12);  θ'_t = θ_{t−1} + ρ d_t       (ascent along +momentum)
 // 2. g_t = ∇L(θ_{t−1}) + ∇L(θ'_t) ("sum_two": 2 evaluations) | ∇L(θ'_t) | ∇L(θ_{t−1})
@@ -29,7 +29,7 @@ import { ScheduleFreeAdamW, averagingWeight } from "./schedule_free.js";
 import { add, mix, perPointScale, sub } from "./vectors.js";
 import { pow } from "../float.js";
 
-/** The README formula, literally. 2 gradients per step ("sum_two"), else 1. */
+/** The notes' formula, literally. 2 gradients per step ("sum_two"), else 1. */
 export class NotesAdamWMSAMScheduleFree {
   constructor(options = {}) {
     const h = resolve("NotesAdamWMSAMScheduleFree", options);
@@ -50,13 +50,13 @@ export class NotesAdamWMSAMScheduleFree {
     };
   }
 
-  /** The README's ascent ρ d_t = ρ x/(‖x‖ + 1e-12) (global norm per point). */
+  /** The notes' ascent ρ d_t = ρ x/(‖x‖ + 1e-12) (global norm per point). */
   ascent(state, d) {
     const norms = lpNorm(state.x, 2, d);
     return state.x.map((v, k) => this.rho * (v / (norms[(k / d) | 0] + NORM_EPS)));
   }
 
-  /** θ + ρ d_t: where the README loop takes its second gradient. */
+  /** θ + ρ d_t: where the notes' loop takes its second gradient. */
   moveToAscent(theta, state, d) {
     return add(theta, this.ascent(state, d));
   }
@@ -76,7 +76,7 @@ export class NotesAdamWMSAMScheduleFree {
     return theta;
   }
 
-  /** One step of the README formula. */
+  /** One step of the notes' formula. */
   step(theta, state, oracle) {
     const d = oracle.dim;
     const [beta1, beta2] = this.betas;
