@@ -42,7 +42,7 @@ def test_the_mistakes_are_told_apart_on_every_case():
 
 
 def test_reference_is_the_spec_recursion():
-    """The reference (driven through sampy.optim.BSAM) equals VARIANTS.md §8.2 steps 6–8."""
+    """The reference (driven through sampy.optim.BSAM) equals the official update, steps 6–8."""
     for case in CASES:
         expected = np.stack(student_bsam_update(*case.args))
         np.testing.assert_allclose(reference_bsam_update(*case.args), expected, rtol=1e-14)

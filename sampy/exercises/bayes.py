@@ -4,11 +4,12 @@ Write ``bsam_update(w, m, s, g, g_adv, lr, betas, damping, weight_decay) -> (w, 
 the noisy gradient ``g = ∇L(θ)`` at a posterior sample θ and the gradient ``g_adv = ∇L(w + ρ
 g/s)`` at the adversarial point, return the new mean, momentum and precision of the official
 bSAM code (T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023;
-``team-approx-bayes/bayesian-sam``, VARIANTS.md §8.2)::
+``team-approx-bayes/bayesian-sam``, ``build_bsam_optimizer``); η is the learning rate ``lr``,
+ζ the damping, δ the prior precision ``weight_decay``::
 
     m ← β1 m + (1 − β1)(g_adv + δ w)
-    w ← w − α m / s                        (the OLD s: the official code's order)
-    s ← β2 s + (1 − β2)(√s |g| + γ + δ)    (the noisy g, not squared)
+    w ← w − η m / s                        (the OLD s: the official code's order)
+    s ← β2 s + (1 − β2)(√s |g| + ζ + δ)    (the noisy g, not squared)
 
 The checker recognises the mistakes of pytorch-optimizer's ``BSAM`` and of hurried readers:
 the precision term squared, the adversarial gradient in the precision, δ forgotten there, and
@@ -71,8 +72,8 @@ def _right(root_s, abs_g, abs_g_adv):
 
 MISTAKES = (
     Mistake(
-        "the precision term is squared, (√s|g| + γ + δ)²: bSAM averages √s|g| + γ + δ itself "
-        "(pytorch-optimizer squares it, VARIANTS.md §8.4)",
+        "the precision term is squared, (√s|g| + ζ + δ)²: bSAM averages √s|g| + ζ + δ itself "
+        "(pytorch-optimizer's port squares it)",
         lambda *a: _variant(*a, h=_right, square=True),
     ),
     Mistake(
@@ -81,8 +82,8 @@ MISTAKES = (
         lambda *a: _variant(*a, h=lambda r, g, ga: r * ga),
     ),
     Mistake(
-        "δ is missing from the precision: s ← β2 s + (1 − β2)(√s|g| + γ + δ); the prior "
-        "precision δ keeps s from falling below γ + δ",
+        "δ is missing from the precision: s ← β2 s + (1 − β2)(√s|g| + ζ + δ); the prior "
+        "precision δ keeps s from falling below ζ + δ",
         lambda w, m, s, g, ga, lr, b, gam, d: _variant(
             w, m, s, g, ga, lr, b, gam, d, h=lambda r, x, y: r * x - d
         ),
