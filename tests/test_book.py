@@ -56,7 +56,8 @@ EXPECTED_MIN_FIGURES = {
     "imbsam": 1,
     "implementations": 1,
     "label_noise": 4,
-    "pytorch": 5,
+    "pytorch": 1,
+    "pytorch_scaling": 2,
 }
 
 # What the @jupyter-widgets/html-manager bundle asks for and nobody ships: its Font Awesome
@@ -149,6 +150,7 @@ EXERCISE_CHAPTERS = (
     "imbsam",
     "label_noise",
     "pytorch",
+    "pytorch_scaling",
 )
 
 
