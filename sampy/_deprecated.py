@@ -2,7 +2,8 @@
 
 Each old name still resolves, with a ``DeprecationWarning`` that names its replacement: the
 classes through a module-level ``__getattr__`` (so they stay out of ``__all__``), the modules
-through small shims that warn when imported, the registry rows through ``sampy.variant``.
+through small shims that warn when imported, the registry rows through ``sampy.variant`` and
+the values of choice hyperparameters through ``renamed_value`` in the constructors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 #: Old class (and registry row) name → new name. ``SeedAdamWMSAMSF`` is the formula of the
 #: Momentum-SAM-ScheduleFree notes taken literally, now ``NotesAdamWMSAMScheduleFree``.
 RENAMED: dict[str, str] = {"SeedAdamWMSAMSF": "NotesAdamWMSAMScheduleFree"}
+
+#: Old → new values of choice hyperparameters: ``ratio_mode="seed_code"`` (the ratio guard of the
+#: code of the research notes on the anatomy of SAM's gradient) is now ``"notes_code"``.
+RENAMED_VALUES: dict[str, dict[str, str]] = {"ratio_mode": {"seed_code": "notes_code"}}
 
 #: Old module → new module.
 RENAMED_MODULES: dict[str, str] = {
@@ -29,6 +34,18 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
         DeprecationWarning,
         stacklevel=stacklevel,
     )
+
+
+def renamed_value(name: str, value: Any) -> Any:
+    """``value`` of the hyperparameter ``name``, mapped to its new spelling (with a warning).
+
+    Called first thing in a constructor, so the warning points at the caller's line.
+    """
+    new = RENAMED_VALUES.get(name, {}).get(value) if isinstance(value, str) else None
+    if new is None:
+        return value
+    warn_renamed(f"{name}={value!r}", f"{name}={new!r}", stacklevel=4)
+    return new
 
 
 def module_getattr(module: str, namespace: Mapping[str, Any]) -> Callable[[str], Any]:

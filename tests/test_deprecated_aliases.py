@@ -13,6 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sampy
@@ -91,3 +92,28 @@ def test_old_torch_names_warn_and_are_the_new_ones():
     assert cls is sampy.torch.NotesAdamWMSAMScheduleFree
     assert OLD not in sampy.torch.__all__ and NEW in sampy.torch.__all__
     assert sampy.variant(NEW).twin() is torch_msf.NotesAdamWMSAMScheduleFree
+
+
+@pytest.mark.parametrize("name", ["SAME", "CustomSAME", "SAMCkpt"])
+def test_old_ratio_mode_warns_and_runs_as_the_new_one(name):
+    """``ratio_mode="seed_code"`` is now ``"notes_code"``: same steps, one warning, not listed."""
+    row = sampy.variant(name)
+    f = sampy.functions.get("rosenbrock")
+    x0 = np.array([[-1.0, 1.5], [0.5, -0.5]])
+    with pytest.warns(DeprecationWarning, match="notes_code") as record:
+        old = row.cls(sampy.optim.SGD(lr=1e-3), ratio_mode="seed_code")
+    assert record[0].filename == __file__
+    new = row.make(sampy.optim.SGD(lr=1e-3), ratio_mode="notes_code")
+    np.testing.assert_array_equal(sampy.run(old, f, x0, 20).xs, sampy.run(new, f, x0, 20).xs)
+    spec = next(s for s in row.hyperparameters if s.name == "ratio_mode")
+    assert spec.choices == ("sign_safe", "notes_code")
+    with pytest.raises(ValueError):
+        row.make(sampy.optim.SGD(lr=1e-3), ratio_mode="no_such_mode")
+
+
+def test_old_ratio_mode_of_the_torch_twins_warns():
+    torch = pytest.importorskip("torch")
+    params = [torch.zeros(3, requires_grad=True)]
+    with pytest.warns(DeprecationWarning, match="notes_code"):
+        opt = sampy.variant("SAME").make_twin(params, lr=0.1, ratio_mode="seed_code")
+    assert opt.descent.mode == "notes_code"

@@ -899,7 +899,7 @@ PAIRS = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["sign_safe", "seed_code"])
+@pytest.mark.parametrize("mode", ["sign_safe", "notes_code"])
 def test_checkpoints_of_hand_made_pairs(mode):
     g = np.array([p[0] for p in PAIRS])
     gt = np.array([p[1] for p in PAIRS])
@@ -935,7 +935,7 @@ def _one_step_direction(opt, w):
     return base.directions[-1]
 
 
-@pytest.mark.parametrize("mode", ["sign_safe", "seed_code"])
+@pytest.mark.parametrize("mode", ["sign_safe", "notes_code"])
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
 def test_same_factor_one_is_sam_and_factor_zero_removes_the_checkpoint(mode, k):
     w, g, gt = _sam_pairs()
@@ -955,7 +955,7 @@ def test_same_factor_one_is_sam_and_factor_zero_removes_the_checkpoint(mode, k):
 
 
 @matrix
-@pytest.mark.parametrize("mode", ["sign_safe", "seed_code"])
+@pytest.mark.parametrize("mode", ["sign_safe", "notes_code"])
 def test_same_factor_one_custom_same_all_ones_and_samckpt_all_are_sam(fname, bname, mode):
     _assert_differs(_base, _sam(0.1), fname, bname)
     sam, same = _run_both(

@@ -1,9 +1,9 @@
 """Gradient accumulation over N micro-batches, and the two things it can mean for SAM.
 
 Keras 3 ``Optimizer(gradient_accumulation_steps=N)`` (keras-team/keras @ 001750db,
-``keras/src/optimizers/base_optimizer.py``) adds up N gradients and makes one update with ``ĝ = (g_N
-+ Σ_{j<N} g_j)/N`` (then clipping, weight decay, the update). A SAM-type step asks for several
-gradients, so "accumulate" has two legitimate meanings; ``accumulation_mode`` picks one:
+``keras/src/optimizers/base_optimizer.py``) adds up N gradients and makes one update with
+``ĝ = (g_N + Σ_{j<N} g_j)/N`` (then clipping, weight decay, the update). A SAM-type step asks for
+several gradients, so "accumulate" has two legitimate meanings; ``accumulation_mode`` picks one:
 
 - ``"msharpness"`` (A, the default): each micro-batch runs the variant's own gradient computations —
   its own ``ε_j``, its own ``g̃_j`` — and the N directions ``d_j`` the variant hands to its base are

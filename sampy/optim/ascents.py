@@ -22,7 +22,8 @@ def _unit(v: np.ndarray, radius: Any, eps: float) -> np.ndarray:
 class UnnormalizedAscent:
     """USAM: ``ε = ρ g`` — no normalisation, so ρ carries the gradient's units.
 
-    Used in theory (Andriushchenko & Flammarion, ICML 2022); VARIANTS.md §1.5.
+    Used in theory (Andriushchenko & Flammarion, ICML 2022, whose code calls it
+    ``sam_no_grad_norm``).
     """
 
     def __init__(self, rho: Any) -> None:
@@ -40,10 +41,10 @@ class UnnormalizedAscent:
 class FriendlyAscent:
     """F-SAM: perturb along ``g − σ m``, removing an EMA ``m`` of past gradients.
 
-    Official code order (``momentum_order="official_code"``, VARIANTS.md §12.2): on the first
-    step ``m ← g`` and ``d = g``; afterwards ``d = g − σ m_{t−1}`` and then
-    ``m ← λ m + (1 − λ) g`` (an EMA of the *raw* gradient). The paper's order
-    (``"paper"``) updates ``m`` first and uses ``d = g − σ m_t``. ``ε = ρ d/(‖d‖ + eps)``.
+    Official code order (``momentum_order="official_code"``, nblt/F-SAM ``utils.py``): on the first
+    step ``m ← g`` and ``d = g``; afterwards ``d = g − σ m_{t−1}`` and then ``m ← λ m + (1 − λ) g``
+    (an EMA of the *raw* gradient). The paper's order (``"paper"``) updates ``m`` first and uses
+    ``d = g − σ m_t``. ``ε = ρ d/(‖d‖ + eps)``.
     """
 
     def __init__(self, rho: Any, sigma: float, lmbda: float, momentum_order: str, eps: float):
@@ -102,7 +103,7 @@ class FisherAscent:
 
     M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness
     Aware Minimisation", ICML 2022. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)``; η = 0 gives SAM. The
-    diagonal Fisher proxy ``1 + η g²`` is VARIANTS.md §19's (constants unverified there).
+    diagonal Fisher proxy ``1 + η g²`` is not checked against the paper's code.
     """
 
     def __init__(self, rho: Any, fisher_eta: float, eps: float) -> None:

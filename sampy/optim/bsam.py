@@ -1,12 +1,12 @@
 """bSAM: Bayesian SAM, an Adam-like method that learns a Gaussian posterior N(w, 1/(N s)).
 
-T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023,
-arXiv:2210.01620. Official code: team-approx-bayes/bayesian-sam (``build_bsam_optimizer``),
-VARIANTS.md §8.2 — the official algorithm, not pytorch-optimizer's ``BSAM`` (§8.4 lists its
-deviations). bSAM is its own base optimizer: Adam's second moment is replaced by the precision
-``s`` and the perturbation is preconditioned by ``1/s`` and not normalised. State: the mean
-``w`` (the iterate), ``m = 0``, ``s = s_init``, a generator. One step, with the n examples
-split into M = ``batchsplit`` sub-batches ``B_b`` (independent noise for each):
+T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023, arXiv:2210.01620.
+Official code: team-approx-bayes/bayesian-sam @ 936eec17 (``build_bsam_optimizer`` in ``optim.py``)
+— the official algorithm, not pytorch-optimizer's ``BSAM``, which deviates from it. bSAM is its own
+base optimizer: Adam's second moment is replaced by the precision ``s`` and the perturbation is
+preconditioned by ``1/s`` and not normalised. State: the mean ``w`` (the iterate), ``m = 0``,
+``s = s_init``, a generator. One step, with the n examples split into M = ``batchsplit`` sub-batches
+``B_b`` (independent noise for each):
 
 1. ``e_b ~ N(0, I)``;  ``θ_b = w + sqrt(1/(N s)) ⊙ e_b``     (a sample of the posterior)
 2. ``g_b = ∇L_{B_b}(θ_b)``                                   (M evaluations, "noisy" gradient)

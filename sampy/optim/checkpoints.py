@@ -1,15 +1,16 @@
-"""Seed 003's element-wise "checkpoints": how SAM changes each coordinate of the gradient.
+"""Element-wise "checkpoints": how SAM changes each coordinate of the gradient.
 
 For every coordinate the ratio ``r_i = g̃_i / g_i`` of the perturbed to the clean gradient
-falls in one of four checkpoints (lhchau/sam-hessian research notes; VARIANTS.md §17.1):
+falls in one of four checkpoints (the research notes on the anatomy of SAM's gradient,
+lhchau/sam-hessian):
 
 - ckpt1: ``r > 1``        SAM amplifies the coordinate (same sign)
 - ckpt2: ``0 < r < 1``    SAM shrinks it (same sign)
 - ckpt3: ``r < −1``       sign flip, larger magnitude
 - ckpt4: ``−1 < r < 0``   sign flip, smaller magnitude
 
-Boundaries (r = 0, ±1) and undefined ratios are "ckpt0". ``mode="seed_code"`` computes
-``r = g̃/(g + ratio_eps)`` as the seed's code does (the eps ignores the sign of g);
+Boundaries (r = 0, ±1) and undefined ratios are "ckpt0". ``mode="notes_code"`` computes
+``r = g̃/(g + ratio_eps)`` as the notes' code does (the eps ignores the sign of g);
 ``mode="sign_safe"`` uses ``g + ratio_eps·sign(g)`` and puts ``|g| ≤ ratio_eps`` in ckpt0 (so
 with ``ratio_eps = 0`` exactly the zero coordinates).
 """
@@ -20,9 +21,9 @@ import numpy as np
 
 
 def ratio(g: np.ndarray, g_adv: np.ndarray, ratio_eps: float = 1e-8, mode: str = "sign_safe"):
-    """``r = g̃/g`` with the seed's or the sign-safe guard (NaN where undefined)."""
+    """``r = g̃/g`` with the notes' code's guard or the sign-safe one (NaN where undefined)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        if mode == "seed_code":
+        if mode == "notes_code":
             return g_adv / (g + ratio_eps)
         sign = np.where(g >= 0, 1.0, -1.0)
         return np.where(np.abs(g) <= ratio_eps, np.nan, g_adv / (g + ratio_eps * sign))

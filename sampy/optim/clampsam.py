@@ -1,16 +1,16 @@
 """ClampSAM and ClipSAM: keep outlier coordinates from dominating SAM's steps.
 
-Seed 003's notes (lhchau/sam-hessian, "Project1"): SAM cannot use a large ρ because a few
-outlier gradient coordinates push the ascent too far. The seed's ``CLAMPSAM`` code clamped ε
-with a *lower* bound (every coordinate became ≥ 1: a bug, deleted in the next commit);
-``ClampSAM`` here is VARIANTS.md §17.8's interpretation, documented as such. Two gradient
-evaluations per step.
+The research notes on the anatomy of SAM's gradient (lhchau/sam-hessian, "Project1"): SAM cannot use
+a large ρ because a few outlier gradient coordinates push the ascent too far. Their ``CLAMPSAM``
+code (@ 805010c) clamped ε with a *lower* bound (every coordinate became ≥ 1: a bug, deleted in the
+next commit); ``ClampSAM`` here is our reading of the intent (an upper bound τ on every |ε_i|). Two
+gradient evaluations per step.
 
 ``ClampSAM``: ``ε_raw = ρ g/(‖g‖ + eps)``; ``ε = clip(ε_raw, −τ, τ)`` element-wise; with
 ``renorm`` rescale to ``‖ε‖ = ρ``; ``g̃ = ∇L(w + ε)``; ``w ← base.update(w, g̃)``.
 Identities: τ ≥ ρ clips nothing (``|ε_i| ≤ ‖ε‖ ≤ ρ``) so it is SAM.
 
-``ClipSAM`` (the seed's later ``CLIPSAM``, condition c): the descent coordinates keep the sign
+``ClipSAM`` (the notes' later ``CLIPSAM``, condition c): the descent coordinates keep the sign
 of g̃ and are limited to ``c`` times the clean ones, ``|d_i| = min(|g̃_i|, c|g_i|)``.
 """
 

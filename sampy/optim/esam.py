@@ -2,8 +2,8 @@
 
 J. Du, H. Yan, J. Feng, J. T. Zhou, L. Zhen, R. S. M. Goh, V. Y. F. Tan, "Efficient
 Sharpness-aware Minimization for Improved Training of Neural Networks", ICLR 2022,
-arXiv:2110.03141. Official code: dydjw9/Efficient_SAM. VARIANTS.md §10, with the spec's [I]
-choices. One step:
+arXiv:2110.03141. Official code: dydjw9/Efficient_SAM @ 1e06840c (``utils/Esam.py``); where the
+paper and the code differ, a switch chooses. One step:
 
 1. SWP mask ``k_i ~ Bernoulli(β)``, drawn from the state's generator — per coordinate
    (``swp_granularity="coordinate"``) or one draw for the whole vector (``"tensor"``: a flat

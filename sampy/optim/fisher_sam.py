@@ -8,7 +8,7 @@ Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
 3. ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
 
 Reduces to: SAM when η = 0; the base optimizer when ρ = 0. The proxy's exact constants are
-VARIANTS.md §19's and unverified against the paper's code.
+not checked against the paper's code.
 """
 
 from __future__ import annotations

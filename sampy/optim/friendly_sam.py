@@ -2,15 +2,15 @@
 
 T. Li, P. Zhou, Z. He, X. Cheng, X. Huang, "Friendly Sharpness-Aware Minimization",
 CVPR 2024, arXiv:2403.12350. The full-gradient component of SAM's perturbation hurts; remove
-an EMA estimate ``m`` of it. Two gradient evaluations per step (VARIANTS.md §12.2, official
-code order):
+an EMA estimate ``m`` of it. Two gradient evaluations per step (in the order of the official
+code, nblt/F-SAM @ 2e2f9899, ``utils.py``):
 
 1. ``g = ∇L(w)``
 2. first step: ``m ← g``, ``d = g``; later: ``d = g − σ m_{t−1}``, ``m ← λ m + (1 − λ) g``
 3. ``ε = ρ d/(‖d‖ + eps)``;  ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
 
 ``momentum_order="paper"`` updates m first and uses ``d = g − σ m_t``. pytorch-optimizer's
-FriendlySAM differs: it averages the modified ``d`` instead of g (§12.3).
+FriendlySAM differs: it averages the modified ``d`` instead of g.
 Reduces to: SAM when σ = 0; the base optimizer when ρ = 0.
 """
 

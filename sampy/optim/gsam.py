@@ -4,8 +4,8 @@ J. Zhuang, B. Gong, L. Yuan, Y. Cui, H. Adam, N. Dvornek, S. Tatikonda, J. Dunca
 "Surrogate Gap Guided Sharpness-Aware Minimization", ICLR 2022, arXiv:2203.08065.
 
 GSAM descends on the perturbed loss ``f_p`` and, orthogonally to ``∇f_p``, ascends on ``f`` to
-shrink the surrogate gap ``h = f_p − f`` without changing ``f_p`` to first order. Two
-gradient evaluations per step (VARIANTS.md §6.2):
+shrink the surrogate gap ``h = f_p − f`` without changing ``f_p`` to first order. Two gradient
+evaluations per step (the authors' code, juntang-zhuang/GSAM @ a770275b, ``gsam/gsam.py``):
 
 1. ``g = ∇f(w)``;  ``ε = ρ_t g/(‖g‖ + eps)``  (ASAM form with ``adaptive``)
 2. ``h = ∇f(w + ε)``
@@ -70,7 +70,7 @@ class ScheduledNormBallAscent(NormBallAscent):
         """``(ε with ρ = rho_schedule(t), t + 1)``.
 
         ρ_t is not validated: an unclamped warm-up gives ρ_t < 0 (a descent "perturbation"),
-        as big_vision's GSAM does (VARIANTS.md §6.3).
+        as big_vision's GSAM does (google-research/big_vision issue #80).
         """
         rho = self.rho_schedule(state)
         e = norm_ball_perturbation(x, g, rho, self.p, self.adaptive, self.eta, self.perturb_eps)
@@ -85,7 +85,7 @@ def proportional_rho(
     rho_min: float,
     clamp: bool = False,
 ) -> Callable[[int], float]:
-    """GSAM's ρ schedule tied to the learning rate (VARIANTS.md §6.3).
+    """GSAM's ρ schedule tied to the learning rate (``gsam/scheduler.py`` of the authors' code).
 
     ``ρ_t = ρ_min + (ρ_max − ρ_min)(lr_t − lr_min)/(lr_max − lr_min)``, and ``ρ_max`` when
     ``lr_max = lr_min``. During a warm-up ``lr_t < lr_min`` makes ρ_t negative

@@ -2,7 +2,7 @@
 
 Y. Zhou, Y. Qu, X. Xu, H. Shen, "ImbSAM: A Closer Look at Sharpness-Aware Minimization in
 Class-Imbalanced Recognition", ICCV 2023, arXiv:2308.07815. Official code:
-cool-xuan/Imbalanced_SAM. VARIANTS.md §13.2. Objective
+cool-xuan/Imbalanced_SAM @ c65f41eb (``imbsam.py``, ``utils/trainval.py``). Objective
 ``min_w L_head(w) + max_{‖ε‖≤ρ} L_tail(w + ε)`` with, over the n examples (the batch) and the
 problem's ``groups`` (``"tail"`` marks a tail-class example, anything else is head):
 

@@ -1,7 +1,7 @@
 """logit-SAM and J-SAM: 1-SAM with only the logit scale, or only the Jacobian, perturbed.
 
 C. Baek, Z. Kolter, A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
-arXiv:2405.03676, §3-4 (VARIANTS.md §18). For a binary model with the logistic loss the
+arXiv:2405.03676, Sections 3-4. For a binary model with the logistic loss the
 per-example gradient is a logit scale times the Jacobian, ``∇ℓ_i(w) = r_i(w) ∇f_i(w)`` with
 ``r_i = −t_i σ(−t_i f_i)`` (``sampy.dln``). 1-SAM (``MSharpnessSAM`` with ``m = 1``) perturbs each
 example on its own, ``ε_i = ρ ∇ℓ_i(w)/(‖∇ℓ_i(w)‖ + eps)``, and moves *both* factors to
@@ -20,7 +20,7 @@ vector-Jacobian products, each at its own point ``w + ε_i``); logit-SAM ``n + 1
 gradients, a forward pass at the n points ``w + ε_i``, then **one** backward pass at ``w``:
 ``Σ_i r_i ∇f_i(w)`` is the gradient of ``Σ_i r_i f_i(w)`` with the ``r_i`` held fixed).
 
-Reduces to (VARIANTS.md §23): on the linear model ``f = ⟨w, x⟩`` the Jacobian ``x`` does not
+Reduces to: on the linear model ``f = ⟨w, x⟩`` the Jacobian ``x`` does not
 depend on ``w``, so J-SAM is SGD (any ``λ``) and logit-SAM is 1-SAM (``λ = 0``); the base
 optimizer when ρ = 0. On the 2-layer deep linear network J-SAM's ``G_i`` is the closed form of
 Proposition 4.1 (``sampy.dln.jsam_gradients``). Needs a binary logit model

@@ -1,10 +1,11 @@
-"""The seed-000 "standard parameters", for every variant, by composition.
+"""The Keras SAM library's "standard parameters", for every variant, by composition.
 
-Seed 000 (NoteDance/SAM, a Keras port of pytorch-optimizer) documents ``use_gc`` and the
-Keras optimizer knobs ``clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps`` for its SAM
-classes — and silently ignores them (VARIANTS.md §20). ``with_knobs`` gives them a meaning
-for every variant, without touching any variant's code:
+The Keras SAM library's documentation (NoteDance/SAM, a Keras port of pytorch-optimizer)
+documents ``use_gc`` and the Keras optimizer knobs ``clipnorm``, ``clipvalue``,
+``global_clipnorm``, ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+``loss_scale_factor`` and ``gradient_accumulation_steps`` for its SAM classes — and its code
+(NoteDance/optimizers @ 68c03d09, ``optimizers/sam.py``) silently ignores them. ``with_knobs``
+gives them a meaning for every variant, without touching any variant's code:
 
     opt = with_knobs(GSAM(SGD(lr=0.1)), partition=((3, 4), (3,)), use_gc=True,
                      clipnorm=1.0, use_ema=True, gradient_accumulation_steps=4)
@@ -118,7 +119,7 @@ def _check_switches(
 
 
 class WithKnobs(OptimizerWrapper):
-    """A variant with the seed-000 standard parameters (see the module docstring).
+    """A variant with the Keras SAM library's standard parameters (see the module docstring).
 
     Args:
         optimizer: any sampy optimizer (a SAM variant, or a base used alone).
@@ -253,5 +254,5 @@ class WithKnobs(OptimizerWrapper):
 
 
 def with_knobs(optimizer: Any, **knobs: Any) -> WithKnobs:
-    """``optimizer`` with the seed-000 standard parameters; see ``WithKnobs``."""
+    """``optimizer`` with the Keras SAM library's standard parameters; see ``WithKnobs``."""
     return WithKnobs(optimizer, **knobs)

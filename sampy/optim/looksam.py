@@ -1,8 +1,9 @@
 """LookSAM: compute SAM's extra direction every k steps and reuse it in between.
 
-Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable
-Sharpness-Aware Minimization", CVPR 2022, arXiv:2203.02714. Global form of VARIANTS.md §9.2,
-with its own step counter t = 0, 1, … (step 0 is a SAM step):
+Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable Sharpness-Aware
+Minimization", CVPR 2022, arXiv:2203.02714 (no official code). Global norms (as MSAM's authors
+implement it, MarlonBecker/MSAM ``optimizer/looksam.py``), with its own step counter t = 0, 1, …
+(step 0 is a SAM step):
 
 1. ``g = ∇L(w)``
 2. if ``t mod k = 0`` (2 evaluations):
@@ -34,9 +35,9 @@ from sampy.optim.sam import PERTURB_EPS, NormBallAscent
 def _projection_coefficient(g_s: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``⟨g_s, g⟩/‖g‖²`` per point, 0 where g = 0.
 
-    No eps in the denominator (the spec's ``‖g‖² + eps`` form): with ρ = 0, g_s = g and the
-    coefficient must be exactly 1 so that g_v = 0 and the reuse steps are base steps; an eps
-    would leave g·eps/‖g‖², which the reuse scaling ‖g‖/(‖g_v‖ + 1e-8) then amplifies.
+    No eps in the denominator (unlike the ``‖g‖² + eps`` of some implementations): with ρ = 0, g_s =
+    g and the coefficient must be exactly 1 so that g_v = 0 and the reuse steps are base steps; an
+    eps would leave g·eps/‖g‖², which the reuse scaling ‖g‖/(‖g_v‖ + 1e-8) then amplifies.
     """
     gg = per_point_dot(g, g)
     positive = gg > 0

@@ -2,7 +2,7 @@
 
 M. Becker, F. Altrock, B. Risse, "Momentum-SAM: Sharpness Aware Minimization without
 Computational Overhead", arXiv:2401.12033, 2024. Official code: MarlonBecker/MSAM
-(``optimizer/msam.py``, ``optimizer/adamW_msam.py``), VARIANTS.md §14.
+@ 780fa4f6 (``optimizer/msam.py``, ``optimizer/adamW_msam.py``).
 
 Instead of a first gradient, MSAM perturbs along the *negative* momentum direction
 ``−ρ v/‖v‖`` (the direction the weights are moving, motivated by Nesterov's look-ahead), and

@@ -1,11 +1,10 @@
 """m-sharpness SAM (each micro-batch perturbs with its own gradient) and multi-step ascent.
 
-m-SAM: M. Andriushchenko, N. Flammarion, "Towards Understanding Sharpness-Aware
-Minimization", ICML 2022, arXiv:2206.06232 (n-SAM / 1-SAM / m-SAM); the per-device
-perturbation of P. Foret, A. Kleiner, H. Mobahi, B. Neyshabur, "Sharpness-Aware Minimization
-for Efficiently Improving Generalization", ICLR 2021, arXiv:2010.01412. VARIANTS.md §1.3-1.4.
-The batch is the whole problem (n examples), split into ``M = ⌈n/m⌉`` micro-batches
-``B_1..B_M`` of size m (the last one smaller when m does not divide n):
+m-SAM: M. Andriushchenko, N. Flammarion, "Towards Understanding Sharpness-Aware Minimization", ICML
+2022, arXiv:2206.06232 (n-SAM / 1-SAM / m-SAM); the per-device perturbation of P. Foret, A. Kleiner,
+H. Mobahi, B. Neyshabur, "Sharpness-Aware Minimization for Efficiently Improving Generalization",
+ICLR 2021, arXiv:2010.01412, Section 4.1. The batch is the whole problem (n examples), split into
+``M = ⌈n/m⌉`` micro-batches ``B_1..B_M`` of size m (the last one smaller when m does not divide n):
 
 1. ``g_j = ∇L_{B_j}(w)``                          for every j   (M evaluations)
 2. ``ε_j = ρ g_j / (‖g_j‖ + eps)``
@@ -19,7 +18,8 @@ examples; 1-SAM ``d = (1/n) Σ_i ∇ℓ_i(w + ρ ∇ℓ_i/‖∇ℓ_i‖)`` when
 ρ = 0. Needs a ``sampy.problems.SumOfExamples``.
 
 Multi-step ascent: optax ``contrib.sam`` with ``sync_period = ascent_steps + 1`` and the
-paper-equivalent adversarial optimizer ``chain(normalize(), sgd(ρ))`` (VARIANTS.md §1.6):
+paper-equivalent adversarial optimizer ``chain(normalize(), sgd(ρ))`` (google-deepmind/optax
+@ 1cde7043, ``optax/contrib/_sam.py``):
 
 1. ``w_0 = w``; for ``j = 0..k−1``: ``w_{j+1} = w_j + ρ ∇L(w_j)/(‖∇L(w_j)‖ + eps)``
 2. ``w ← base.update(w, ∇L(w_k))`` at the original ``w``

@@ -1,16 +1,16 @@
 """SAMAnatomy: drop the sign-flipped coordinates from a second ascent.
 
-From seed 003's code (lhchau/sam-hessian ``samanatomy.py``; no paper; VARIANTS.md §17.7).
-Three gradient evaluations per step:
+From the code of the research notes on the anatomy of SAM's gradient (lhchau/sam-hessian @ 0c4c993d,
+``sam_hessian/optimizer/samanatomy.py``); no paper. Three gradient evaluations per step:
 
 1. ``g = ∇L(w)``;  ``ε1 = ρ g/(‖g‖ + eps)``
 2. ``g1 = ∇L(w + ε1)``;  ``r = g1/(g + eps)``;  ``m = g ⊙ 1[r > 0]``;  ``ε2 = ρ m/(‖m‖ + eps)``
-3. ``g2 = ∇L(w + ε2)``;  ``w ← base.update(w, g2)``  (seed: SGD with momentum)
+3. ``g2 = ∇L(w + ε2)``;  ``w ← base.update(w, g2)``  (the notes' code: SGD with momentum)
 
-The seed's notes: removing the r < 0 coordinates from the second ascent does not remove
-them from step 3 — "even higher". Identities: when no coordinate has r ≤ 0, ``ε2 = ε1`` and
-the update equals SAM's (one evaluation wasted); ρ = 0 gives the base optimizer. The seed
-uses eps = 1e-8 in both places; so does this class by default.
+The notes: removing the r < 0 coordinates from the second ascent does not remove them from step 3 —
+"even higher". Identities: when no coordinate has r ≤ 0, ``ε2 = ε1`` and the update equals SAM's
+(one evaluation wasted); ρ = 0 gives the base optimizer. The notes' code uses eps = 1e-8 in both
+places; so does this class by default.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class SAMAnatomy:
         """One step: three gradients, one base update at the unperturbed ``x``."""
         g = oracle.grad(x)
         g1 = oracle.grad(x + dual_direction(g, 2.0, self._radius, self.perturb_eps))
-        same_sign = ratio(g, g1, self.perturb_eps, mode="seed_code") > 0
+        same_sign = ratio(g, g1, self.perturb_eps, mode="notes_code") > 0
         kept = np.where(same_sign, g, 0.0)
         g2 = oracle.grad(x + dual_direction(kept, 2.0, self._radius, self.perturb_eps))
         x, base_state = self.base.update(x, g2, state.base)

@@ -1,14 +1,15 @@
 """SAME, CustomSAME and SAMCkpt: change SAM's gradient checkpoint by checkpoint.
 
-From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.2-4).
-Two gradient evaluations per step, SAM's ascent ``ε = ρ g/(‖g‖ + eps)``, then with
-``ck = checkpoints(g, g̃)`` (see ``sampy.optim.checkpoints``):
+From the research notes on the anatomy of SAM's gradient and their code
+(lhchau/sam-hessian @ 0c4c993d, ``sam_hessian/optimizer/``); no paper. Two gradient evaluations per
+step, SAM's ascent ``ε = ρ g/(‖g‖ + eps)``, then with ``ck = checkpoints(g, g̃)`` (see
+``sampy.optim.checkpoints``):
 
-- ``SAME``:       ``d = g̃ ⊙ (1 + (c − 1)·1[ck = k])`` — amplify checkpoint k by c. The seed's
+- ``SAME``:       ``d = g̃ ⊙ (1 + (c − 1)·1[ck = k])`` — amplify checkpoint k by c. The notes'
   formula ``g̃ + g̃ ⊙ mask`` is c = 2 (our default); its code calls c ``condition``, default 1.
 - ``CustomSAME``: ``d = g̃ ⊙ c[ck]`` with one factor per checkpoint 0…4; the default
-  ``(1, c, 1, 1/c, c)`` with c = 2 is the seed's "increase ckpt1, keep ckpt2, reduce ckpt3,
-  increase ckpt4" (ckpt0 keeps g̃: our choice, the seed's code zeroed it).
+  ``(1, c, 1, 1/c, c)`` with c = 2 is the notes' "increase ckpt1, keep ckpt2, reduce ckpt3,
+  increase ckpt4" (ckpt0 keeps g̃: our choice, the notes' code zeroed it).
 - ``SAMCkpt``:    ``d_i = g̃_i`` for coordinates in the selected checkpoints, ``g_i`` elsewhere.
 
 Reduces to SAM when c = 1 (SAME), all factors are 1 (CustomSAME), or all checkpoints 0…4 are
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sampy._deprecated import renamed_value
 from sampy.optim.base import BaseOptimizer
 from sampy.optim.checkpoints import CheckpointHybrid, CheckpointScaling
 from sampy.optim.hyper import Hyper, validate
@@ -30,9 +32,9 @@ RATIO = (
     Hyper(
         "ratio_mode",
         "sign_safe",
-        "ratio guard as in the seed's code or sign-safe",
+        "ratio guard: sign-safe, or as in the notes' code",
         kind="choice",
-        choices=("sign_safe", "seed_code"),
+        choices=("sign_safe", "notes_code"),
     ),
 )
 
@@ -64,6 +66,7 @@ class CustomSAME(SharpnessAware):
         ratio_mode: str = "sign_safe",
         perturb_eps: float = 1e-12,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base,
@@ -93,6 +96,7 @@ class SAME(CustomSAME):
         ratio_mode: str = "sign_safe",
         perturb_eps: float = 1e-12,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         factors = [1.0] * 5
         factors[int(checkpoint)] = float(factor)
@@ -125,6 +129,7 @@ class SAMCkpt(SharpnessAware):
         ratio_mode: str = "sign_safe",
         perturb_eps: float = 1e-12,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             base,

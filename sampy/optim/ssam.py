@@ -1,9 +1,10 @@
 """SSAM: Sparse SAM — perturb only the coordinates a binary mask keeps (SSAM-F and SSAM-D).
 
-P. Mi, L. Shen, T. Ren, Y. Zhou, X. Sun, R. Ji, D. Tao, "Make Sharpness-Aware Minimization
-Stronger: A Sparsified Perturbation Approach", NeurIPS 2022, arXiv:2210.05177. Official code:
-Mi-Peng/Sparse-Sharpness-Aware-Minimization (classes ``SSAMF``, ``SSAMD``). VARIANTS.md §11.
-Common step, with a mask ``m ∈ {0, 1}^d`` (sparsity s = fraction of zeros), counter t = 0, 1, …:
+P. Mi, L. Shen, T. Ren, Y. Zhou, X. Sun, R. Ji, D. Tao, "Make Sharpness-Aware Minimization Stronger:
+A Sparsified Perturbation Approach", NeurIPS 2022, arXiv:2210.05177. Official code:
+Mi-Peng/Sparse-Sharpness-Aware-Minimization @ 76974fd0 (``solver/sam.py``, classes ``SSAMF``,
+``SSAMD``). Common step, with a mask ``m ∈ {0, 1}^d`` (sparsity s = fraction of zeros), counter
+t = 0, 1, …:
 
 1. ``g = ∇L(w)``                                                    (evaluation 1)
 2. ``ε = ρ m ⊙ g / (‖g‖ + 1e-7)`` — the FULL ‖g‖, so ``‖ε‖ ≤ ρ``
@@ -19,7 +20,7 @@ costs 2 evaluations); after the update of a refresh step, at the new ``w``,
 ``F = Σ_{i∈I} (∇ℓ_i(w))²`` over ``N = min(num_samples, n)`` examples drawn without replacement
 by the state's generator (N per-example gradient evaluations), and ``m`` keeps the
 ``int(d (1 − s))`` largest ``F_i`` (stable: ties go to the lower index). On a plain function
-(no examples) ``F = g(w)²`` (one evaluation), VARIANTS.md §11.2 [I].
+(no examples) ``F = g(w)²`` (one evaluation; our adaptation: the paper's Fisher needs examples).
 
 SSAM-D (dynamic sparse mask): the mask starts as the top ``d − ⌈d s⌉`` of uniform random
 scores; on a refresh step, right after step 2 (with the clean ``g`` and the *perturbed*

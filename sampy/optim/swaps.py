@@ -1,12 +1,14 @@
 """Magnitude/direction swaps and sign-agreement masks between SAM's and SGD's gradients.
 
-From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.5-6).
-Two gradient evaluations per step, SAM's ascent, then a descent rule on ``(g, g̃)``:
+From the research notes on the anatomy of SAM's gradient and their code
+(lhchau/sam-hessian @ 0c4c993d, ``sam_hessian/optimizer/``); no paper; the sign-agreement masks come
+from the notes alone. Two gradient evaluations per step, SAM's ascent, then a descent rule on
+``(g, g̃)``:
 
-- ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` — SAM's direction with SGD's magnitude. The seed's
-  code calls this class ``SAMMAGNITUDE``; its notes say the names are swapped. sampy names
-  the classes by what they do and keeps the seed's names as documented aliases.
-- ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` — SAM's magnitude with SGD's direction (the seed's
+- ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` — SAM's direction with SGD's magnitude. The notes'
+  code calls this class ``SAMMAGNITUDE``; the notes say the names are swapped. sampy names
+  the classes by what they do and keeps the code's names as documented aliases.
+- ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` — SAM's magnitude with SGD's direction (the notes'
   ``SAMDIRECTION``).
 - ``SAMAgree``: ``d = g̃ ⊙ 1[g̃ ⊙ g > 0]`` (+ ``g`` elsewhere with ``fill="sgd"``).
 - ``SGDAgree``: ``d = g ⊙ 1[g̃ ⊙ g > 0]`` (+ ``g̃`` elsewhere with ``fill="sam"``).
@@ -65,18 +67,18 @@ class _Swap(SharpnessAware):
 
 
 class SAMDirection(_Swap):
-    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (seed code: SAMMAGNITUDE)."""
+    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (the notes' code: SAMMAGNITUDE)."""
 
     combine = staticmethod(sam_direction)
 
 
 class SAMMagnitude(_Swap):
-    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (seed code: SAMDIRECTION)."""
+    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (the notes' code: SAMDIRECTION)."""
 
     combine = staticmethod(sam_magnitude)
 
 
-# The seed's class names, which its own notes say are swapped relative to their meaning.
+# The class names of the notes' code, which the notes say are swapped relative to their meaning.
 SAMMAGNITUDE = SAMDirection
 SAMDIRECTION = SAMMagnitude
 

@@ -8,8 +8,7 @@ direction; perturb along an EMA of gradients instead. Two gradient evaluations p
 2. ``ε = ρ d_t/(‖d_t‖ + eps)``;  ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
 
 The "+" counterpart of F-SAM's ``g − σ m``. Reduces to: SAM when θ = 1; the base optimizer
-when ρ = 0. The default θ = 0.4 is our choice (VARIANTS.md §19 leaves the constants
-unverified).
+when ρ = 0. The default θ = 0.4 is our choice.
 """
 
 from __future__ import annotations

@@ -3,18 +3,20 @@
 Y. Yue, J. Jiang, Z. Ye, N. Gao, Y. Liu, K. Zhang, "Sharpness-Aware Minimization Revisited:
 Weighted Sharpness as a Regularization Term", KDD 2023, arXiv:2305.15817.
 
-Objective ``L(w) + (γ/(1−γ)) (max_{‖δ‖≤ρ} L(w+δ) − L(w))``; with ``α = γ/(1−γ)`` its gradient
-is ``g + α(g̃ − g)``. Two gradient evaluations per step (VARIANTS.md §7.2):
+Objective ``L(w) + (γ/(1−γ)) (max_{‖δ‖≤ρ} L(w+δ) − L(w))``; with ``α = γ/(1−γ)`` its gradient is
+``g + α(g̃ − g)``. Two gradient evaluations per step (official code:
+intelligent-machine-learning/dlrover @ 19e5d790, ``atorch/atorch/optimizers/wsam.py``):
 
 1. ``g = ∇L(w)``;  ``ε = ρ g/(‖g‖ + eps)`` (ASAM form with ``adaptive``)
 2. ``g̃ = ∇L(w + ε)``; with ``max_norm``, both g and g̃ are clipped to global norm ``max_norm``
 3a. ``decouple=False``: ``w ← base.update(w, α g̃ + (1 − α) g)``
 3b. ``decouple=True``:  ``w ← base.update(w, g)``, then ``w ← w − η α (g̃ − g)`` (η = base lr)
 
-The seed-000 README documents WSAM with LookSAM's parameters (``k``, ``alpha``); these are the
-real ones of the official code (``rho=0.05, gamma=0.9, decouple=True, max_norm=None``).
-Reduces to: SAM when γ = 0.5 and ``decouple=False`` (or ``decouple=True`` with plain SGD); the
-base optimizer on g when γ = 0; the base optimizer when ρ = 0.
+The Keras SAM library's documentation (NoteDance/SAM) gives WSAM LookSAM's parameters (``k``,
+``alpha``); these are the real ones of the official code
+(``rho=0.05, gamma=0.9, decouple=True, max_norm=None``). Reduces to: SAM when γ = 0.5 and
+``decouple=False`` (or ``decouple=True`` with plain SGD); the base optimizer on g when γ = 0; the
+base optimizer when ρ = 0.
 """
 
 from __future__ import annotations

@@ -258,8 +258,8 @@ class GSAMDescent:
 
 
 def ratio(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor:
-    """``r = g̃/g`` with the seed's or the sign-safe guard (NaN where undefined)."""
-    if mode == "seed_code":
+    """``r = g̃/g`` with the notes' code's guard or the sign-safe one (NaN where undefined)."""
+    if mode == "notes_code":
         return g_adv / (g + ratio_eps)
     # g + eps·sign(g) with sign(0) = 1, written as two sums so the eps stays float64-exact.
     r = g_adv / torch.where(g >= 0, g + ratio_eps, g - ratio_eps)

@@ -85,7 +85,7 @@ class SAMAnatomy(SharpnessAware):
             for p in ps:
                 g = self.state[p].pop(CLEAN_GRAD)
                 g1 = p.grad if p.grad is not None else torch.zeros_like(g)  # lost in pass 2
-                same_sign = ratio(g, g1, self.perturb_eps, "seed_code") > 0
+                same_sign = ratio(g, g1, self.perturb_eps, "notes_code") > 0
                 group.append(torch.where(same_sign, g, torch.zeros_like(g)))
             kept.append(group)
         e2 = unit(kept, radii(self._context(params)), self.perturb_eps, inplace=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from sampy._deprecated import renamed_value
 from sampy.optim import same as reference
 from sampy.optim.hyper import validate
 from sampy.torch.rules import CheckpointHybrid, CheckpointScaling, NormBallAscent
@@ -44,6 +45,7 @@ class CustomSAME(SharpnessAware):
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             params,
@@ -72,6 +74,7 @@ class SAME(CustomSAME):
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         factors = [1.0] * 5
         factors[int(checkpoint)] = float(factor)
@@ -103,6 +106,7 @@ class SAMCkpt(SharpnessAware):
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
     ) -> None:
+        ratio_mode = renamed_value("ratio_mode", ratio_mode)
         validate(self.HYPERPARAMETERS, locals())
         super().__init__(
             params,

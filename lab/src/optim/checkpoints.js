@@ -10,7 +10,7 @@
 // - ckpt3: r < −1       sign flip, larger magnitude
 // - ckpt4: −1 < r < 0   sign flip, smaller magnitude
 //
-// Boundaries (r = 0, ±1) and undefined ratios are ckpt0. Mode "seed_code" computes
+// Boundaries (r = 0, ±1) and undefined ratios are ckpt0. Mode "notes_code" computes
 // r = g̃/(g + ratio_eps) as the notes' code does (the eps ignores the sign of g); "sign_safe"
 // uses g + ratio_eps·sign(g) and puts |g| ≤ ratio_eps in ckpt0.
 
@@ -18,7 +18,7 @@
 export function ratio(g, gAdv, ratioEps = 1e-8, mode = "sign_safe") {
   const out = new Float64Array(g.length);
   for (let k = 0; k < g.length; k++) {
-    if (mode === "seed_code") {
+    if (mode === "notes_code") {
       out[k] = gAdv[k] / (g[k] + ratioEps);
     } else {
       const sign = g[k] >= 0 ? 1.0 : -1.0;

@@ -39,7 +39,7 @@ export class SAMAnatomy {
     const g = oracle.grad(x);
     const g1 = oracle.grad(add(x, dualDirection(g, 2, this.rho, eps, d)));
     // r ≤ 0 (or NaN) marks a coordinate whose sign SAM flipped: it leaves the second ascent.
-    const r = ratio(g, g1, eps, "seed_code");
+    const r = ratio(g, g1, eps, "notes_code");
     const kept = g.map((v, k) => (r[k] > 0 ? v : 0.0));
     const g2 = oracle.grad(add(x, dualDirection(kept, 2, this.rho, eps, d)));
     const [xNew, baseState] = this.base.update(x, g2, state.base);
