@@ -45,7 +45,7 @@ def test_the_mistakes_are_told_apart_on_every_case():
 
 
 def test_reference_follows_schedule_free_adamw_step_by_step():
-    """Fed the z and the steps γ of a ScheduleFreeAdamW run (paper form, warm-up), the
+    """Fed the z and the steps η of a ScheduleFreeAdamW run (paper form, warm-up), the
     reference reproduces the run's x and y at every step."""
     f = sampy.functions.get("rosenbrock")
     opt = ScheduleFreeAdamW(lr=0.02, warmup_steps=5, variant="gen_a", betas=(0.9, 0.999))

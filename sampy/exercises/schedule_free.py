@@ -1,20 +1,21 @@
 """Exercise: schedule-free averaging and interpolation (book chapter "Schedule-free training").
 
 Write ``schedule_free_average(x, z, lrs, beta1) -> (x_new, y_new)``: given the average ``x``
-of the earlier base iterates, the NEW base iterate ``z = z_{t}`` and the steps ``lrs = (γ_1,
-…, γ_t)`` taken so far (this one last), return the new average (the point to evaluate) and the
+of the earlier base iterates, the NEW base iterate ``z = z_{t}`` and the steps ``lrs = (η_1,
+…, η_t)`` taken so far (this one last), return the new average (the point to evaluate) and the
 new interpolation (where the next gradient is taken), as in Schedule-Free AdamW (A. Defazio,
 X. A. Yang, H. Mehta, K. Mishchenko, A. Khaled, A. Cutkosky, "The Road Less Scheduled",
-NeurIPS 2024; official code ``facebookresearch/schedule_free``, VARIANTS.md §15)::
+NeurIPS 2024; official code ``facebookresearch/schedule_free``)::
 
-    ω_i = (max_{j ≤ i} γ_j)²                 (weight_lr_power p = 2, r = 0)
+    ω_i = (max_{j ≤ i} η_j)²                 (weight_lr_power p = 2, r = 0)
     c   = ω_t / Σ_{i ≤ t} ω_i
     x_new = (1 − c) x + c z
     y_new = β1 x_new + (1 − β1) z
 
-(The paper writes ``c_{t+1} = γ_t² / Σ_{i ≤ t} γ_i²``; the code's running maximum makes no
-difference while the steps do not decrease, as with a warm-up.) The checker recognises
-uniform averaging (c = 1/t), weights γ instead of γ², β1 on the wrong sequence, and the two
+(The paper writes ``c_{t+1} = γ_t² / Σ_{i ≤ t} γ_i²``, its γ_t being the step η_t here; the
+code's running maximum makes no difference while the steps do not decrease, as with a
+warm-up.) The checker recognises
+uniform averaging (c = 1/t), weights η instead of η², β1 on the wrong sequence, and the two
 points swapped (evaluating at y).
 """
 
@@ -53,11 +54,11 @@ def reference_schedule_free_average(x, z, lrs, beta1) -> np.ndarray:
 MISTAKES = (
     Mistake(
         "c = 1/t, a uniform average: Schedule-Free weights each iterate by its step squared, "
-        "c = γ_t²/Σγ_i², so the small steps of a warm-up count little",
+        "c = η_t²/Ση_i², so the small steps of a warm-up count little",
         lambda x, z, lrs, b: _average(x, z, lrs, b, uniform=True),
     ),
     Mistake(
-        "c = γ_t/Σγ_i: the weights are the SQUARED steps (weight_lr_power = 2)",
+        "c = η_t/Ση_i: the weights are the SQUARED steps (weight_lr_power = 2)",
         lambda x, z, lrs, b: _average(x, z, lrs, b, power=1.0),
     ),
     Mistake(
