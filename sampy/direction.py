@@ -9,7 +9,7 @@ in ``sampy.optim`` by ``tests/test_direction_chapter.py``:
 - ``first_order_gap(f, x, rho)``: the surrogate gap ``f(w + ρ g/‖g‖) − f(w)`` GSAM works with;
 - ``friendly_directions(grads, sigma, lmbda, order)``: F-SAM's ascent directions ``d_t`` for a
   sequence of gradients, in the official code's order, the paper's, and the modified-EMA order
-  (which averages the modified direction instead of the raw gradient, VARIANTS.md §12.3);
+  (which averages the modified direction instead of the raw gradient);
 - ``ema_noise_factor(theta, t)``: the variance of VaSSO's EMA of i.i.d. noise, relative to one
   gradient's, ``θ (1 − (1 − θ)^{2t}) / (2 − θ)`` (Li & Giannakis, NeurIPS 2023).
 """
@@ -60,8 +60,8 @@ def friendly_directions(
 
     ``official_code``: ``m_1 = g_1, d_1 = g_1``; then ``d_t = g_t − σ m_{t−1}``,
     ``m_t = λ m_{t−1} + (1 − λ) g_t``. ``paper``: ``m_t = λ m_{t−1} + (1 − λ) g_t`` (``m_0 = 0``)
-    first, then ``d_t = g_t − σ m_t``. ``modified_ema`` (the rule VARIANTS.md §12.3 attributes
-    to pytorch-optimizer; its 4.1.0 does not do it): as the official code but
+    first, then ``d_t = g_t − σ m_t``. ``modified_ema`` (a rule once attributed to
+    pytorch-optimizer; its 4.1.0 does not do it): as the official code but
     ``m_t = λ m_{t−1} + (1 − λ) d_t`` (the EMA of the modified direction).
     """
     if order not in FRIENDLY_ORDERS:

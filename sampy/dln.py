@@ -1,7 +1,7 @@
 """Binary logit models: the linear model and the 2-layer deep linear network (DLN).
 
 C. Baek, Z. Kolter, A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
-arXiv:2405.03676 (VARIANTS.md §18). Labels ``t ∈ {−1, +1}``, logistic loss
+arXiv:2405.03676, Sections 3-4. Labels ``t ∈ {−1, +1}``, logistic loss
 ``ℓ(w, x, t) = −log σ(t f(w, x))``, and its per-example gradient splits into a **logit scale**
 times the model's **Jacobian**::
 
@@ -17,10 +17,10 @@ Two models:
 The DLN's parameters are one flat vector ``w = (v, vec W)`` (``W`` row by row), so the DLN is a
 ``sampy.problems.SumOfExamples`` and every optimizer of ``sampy.optim`` runs on it.
 
-Proposition 4.1 of Baek et al. in closed form (``jsam_gradients``), with the 1-SAM and
-logit-SAM gradients of the same network (``one_sam_gradients``, ``logit_sam_gradients``;
-VARIANTS.md §18.4). Per example, with ``ε = −t ρ ∇f/J`` (the 1-SAM perturbation: the positive
-logit scale cancels in ``ρ∇ℓ/‖∇ℓ‖``)::
+Proposition 4.1 of Baek et al. in closed form (``jsam_gradients``), with the 1-SAM and logit-SAM
+gradients of the same network (``one_sam_gradients``, ``logit_sam_gradients``; our derivation,
+checked against automatic differentiation by the tests). Per example, with ``ε = −t ρ ∇f/J`` (the
+1-SAM perturbation: the positive logit scale cancels in ``ρ∇ℓ/‖∇ℓ‖``)::
 
     ∇_v f(w + ε) = z − t ρ ‖x‖² v / J,    ∇_W f(w + ε) = (v − t ρ z / J) xᵀ               (2)
     f(w + ε, x)  = f (1 + ρ²‖x‖²/J²) − t ρ J                                          (3)

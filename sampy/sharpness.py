@@ -320,7 +320,7 @@ def m_sharpness(
     is :func:`sharpness`. It is at least the batch's sharpness, since the average of the
     micro-batch maxima bounds the maximum of the average (M. Andriushchenko, N. Flammarion,
     "Towards Understanding Sharpness-Aware Minimization", ICML 2022; Foret et al., ICLR 2021,
-    §4.1). Worst cases come from :func:`worst_case_loss` (``kwargs`` go there).
+    Section 4.1). Worst cases come from :func:`worst_case_loss` (``kwargs`` go there).
     """
     check_real("rho", rho, low=0.0)
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:

@@ -2,9 +2,9 @@
 
 Two widgets, both drawn into one reusable matplotlib figure and shown as a ``widgets.Image``:
 
-- ``Playground``: the laboratory. Up to four variants side by side on the same landscape
-  from the same start (a registered function or a typed expression of x and y), ascent
-  arrows, ρ-balls, loss curves, the seed-003 anatomy, the sharpness at the end points,
+- ``Playground``: the laboratory. Up to four variants side by side on the same landscape from the
+  same start (a registered function or a typed expression of x and y), ascent arrows, ρ-balls, loss
+  curves, the anatomy of SAM's gradient (checkpoints), the sharpness at the end points,
   basin-of-attraction maps and exports (PNG, CSV, NPZ, a snippet that reproduces the run).
   ``make playground`` serves it with Voila on 127.0.0.1.
 - ``Explorer``: the first, smaller explorer: one method against its base optimizer.

@@ -1,4 +1,4 @@
-"""Exercise: sort the coordinates of SAM's gradient into seed 003's checkpoints.
+"""Exercise: sort the coordinates of SAM's gradient into their checkpoints.
 
 Write ``checkpoints(g, g_adv) -> labels`` (book chapter "Anatomy of the SAM gradient"): for
 every coordinate the ratio ``r = g̃_i / g_i`` of the perturbed to the clean gradient gives
@@ -53,7 +53,7 @@ def _closed_boundaries(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
 
 
 def _zero_gradient_labelled(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-    # the seed's own guard: g̃/(g + 1e-8), which gives g = 0 a huge ratio of g̃'s sign
+    # the guard of the notes' code: g̃/(g + 1e-8), which gives g = 0 a huge ratio of g̃'s sign
     return _label(g_adv / (g + 1e-8))
 
 

@@ -2,7 +2,7 @@
 
 C. Baek, Z. Kolter, A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
 arXiv:2405.03676; M. Andriushchenko, N. Flammarion, "Towards Understanding Sharpness-Aware
-Minimization", ICML 2022, arXiv:2206.06232. VARIANTS.md §18.
+Minimization", ICML 2022, arXiv:2206.06232.
 
 - ``data``: binary Gaussian data with flipped labels; symmetric noise for class labels;
 - ``reweighting``: Lemma 3.1 (1-SAM reweights the linear model's examples);

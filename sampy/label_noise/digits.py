@@ -11,7 +11,7 @@ from a seeded initialisation with mini-batches, and each method is one of the to
 - ``GSAM``: ``sampy.torch.GSAM``;
 - ``1-SAM``, ``logit-SAM``, ``J-SAM``: ``sampy.torch.jsam.PerExampleSAM`` with
   ``mode="1-sam"``, ``LogitSAM``, ``JSAM`` (one perturbation per example of the mini-batch;
-  cross-entropy, the multi-class reading of VARIANTS.md §18.2).
+  cross-entropy, our multi-class reading of Baek et al.'s logit/Jacobian split).
 
 Every method has the same base (SGD with momentum, the same learning rate and batches). After
 every epoch the clean test accuracy is recorded; at the end, the fraction of noisy training

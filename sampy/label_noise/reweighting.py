@@ -1,7 +1,7 @@
 """Lemma 3.1 of Baek et al.: on the linear model, 1-SAM is SGD with per-example weights.
 
 C. Baek, Z. Kolter, A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
-arXiv:2405.03676, Lemma 3.1 (VARIANTS.md §18.3). For ``f(w, x) = ⟨w, x⟩`` with the logistic
+arXiv:2405.03676, Lemma 3.1. For ``f(w, x) = ⟨w, x⟩`` with the logistic
 loss the 1-SAM perturbation of example i is ``ε_i = −t_i ρ x_i/‖x_i‖``: it does not depend on
 ``w`` and leaves the Jacobian ``x_i`` alone, and it lowers the margin by ``C_i = ρ‖x_i‖``. So
 

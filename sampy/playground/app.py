@@ -4,7 +4,7 @@
 legend) with a status line per variant under it (where it ended, loss, gradient evaluations,
 "diverged at step k", "bouncing … not converged") and the overlays' controls (ascent arrows
 w → w + ε at the steps k and k + 1 of every k-th k, ρ-balls at the end points, the side
-panel: loss against steps or against gradient evaluations, or the seed-003 anatomy); on the
+panel: loss against steps or against gradient evaluations, or the anatomy of SAM's gradient); on the
 right, beside it, the controls that change the runs:
 
 - the landscape: a registered function or a typed expression of x and y (checked by
@@ -105,7 +105,7 @@ function, each with its own knobs (ρ first; hover for the meaning and valid ran
 <li><b>arrows every k</b>: the ascent step w → w+ε (where each variant took its second
 gradient) at the steps k and k+1 of every k-th k, so that both phases of SAM's bounce across a
 valley show; <b>ρ-ball</b> around each end point; <b>side panel</b>: loss against steps, loss
-against gradient evaluations (the cost), or the seed-003 <i>anatomy</i> (fractions of
+against gradient evaluations (the cost), or the <i>anatomy</i> of SAM's gradient (fractions of
 coordinates in ckpt0–ckpt4).</li>
 <li>Tabs: a <b>basin map</b> (every start of a grid, coloured by the minimum it reaches,
 for two variants side by side), the <b>sharpness</b> at the end points (top Hessian

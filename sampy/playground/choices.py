@@ -177,7 +177,7 @@ LESSON: dict = {
 }
 
 # The colours of the laboratory, one meaning each, on every panel (hex strings, for CSS and
-# JavaScript too): the variant slots (slot 1 dashed white, the baseline), the seed-003
+# JavaScript too): the variant slots (slot 1 dashed white, the baseline), the
 # checkpoints of the anatomy panel, the basins of the basin map (no colour of a variant or a
 # checkpoint), the start points that reached no minimum, and the diverged ones.
 PALETTES: dict = {

@@ -9,8 +9,8 @@ script) without a kernel or a browser:
 - the overlays' data: ``ascent_arrows`` (at the steps ``arrow_steps``: both phases of a
   bounce), ``ball_outline``, ``loss_curve`` and its floor ``loss_floor``; the status line
   ``describe`` (with ``last_moves``: a run still bouncing is "not converged");
-- ``anatomy`` (seed 003's ckpt1…ckpt4 along a path), ``sharpness_rows`` (λmax, trace and the
-  worst case in the ρ-ball at the end points), ``basin_pair`` (two basin maps);
+- ``anatomy`` (the checkpoints ckpt1…ckpt4 of SAM's gradient along a path), ``sharpness_rows``
+  (λmax, trace and the worst case in the ρ-ball at the end points), ``basin_pair`` (two basin maps);
 - the exports: ``snippet`` (one line of Python that reproduces the runs with sampy),
   ``trajectories_csv`` and ``trajectories_npz`` (bytes);
 - ``landscape_grid``: the landscape on a grid, made safe to colour (poles, NaN, outliers).
@@ -535,7 +535,7 @@ def _local_minimum(f: TestFunction, start: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Anatomy:
-    """Seed 003's checkpoints along one run: per step with an ascent, the fraction of the
+    """The checkpoints of SAM's gradient along one run: per step with an ascent, the fraction of the
     coordinates whose ratio ``r = g̃/g`` falls in ckpt0…ckpt4.
 
     Attributes:

@@ -1,10 +1,10 @@
 """The laboratory's pictures: one reusable matplotlib figure per view, updated by blitting.
 
-``LabPicture`` draws the landscape (2-D filled contours at equal scales with a colour bar, or
-a 3-D surface), a side panel (loss against steps, loss against gradient evaluations, or the
-seed-003 anatomy of one variant) and a legend beside them (``figure_layout``: a wide
-landscape across the figure with the side panel under it, any other on the left with the
-side panel on the right), and returns PNG bytes for a ``widgets.Image``.
+``LabPicture`` draws the landscape (2-D filled contours at equal scales with a colour bar, or a 3-D
+surface), a side panel (loss against steps, loss against gradient evaluations, or the anatomy of one
+variant's gradient: its checkpoints) and a legend beside them (``figure_layout``: a wide landscape
+across the figure with the side panel under it, any other on the left with the side panel on the
+right), and returns PNG bytes for a ``widgets.Image``.
 
 Why it is fast enough to follow a slider: everything that does not change when a
 hyperparameter moves (the landscape, axes, ticks, legend) is drawn once into a pixel buffer
@@ -53,7 +53,7 @@ from sampy.playground.compute import (
 )
 
 VIEWS = ("2-D contour", "3-D surface")
-SIDES = ("loss / step", "loss / gradient evaluations", "anatomy (seed 003)")
+SIDES = ("loss / step", "loss / gradient evaluations", "anatomy (checkpoints)")
 # The colours (``PALETTES`` in ``sampy.playground.choices``: one meaning each, on every
 # panel). One colour per variant slot, all visible on viridis and on the dark side panel; the
 # first slot is dashed white (the baseline, SGD by default), as in the classic explorer.

@@ -1,11 +1,12 @@
 """Keep BatchNorm running statistics out of SAM's second forward pass.
 
-A SAM step runs the model twice, at ``w`` and at ``w + ε``. The running mean/variance should
-see only the first (clean) batch — the official JAX code keeps the first pass's BatchNorm state
-(VARIANTS.md §1.2). Setting ``momentum = 0`` freezes the running statistics while the layer
-still normalises with batch statistics (do not switch to eval mode). Unlike the davda54 helper,
-the batch counter ``num_batches_tracked`` is restored as well, so a layer built with
-``momentum=None`` (cumulative average) also counts one batch per SAM step.
+A SAM step runs the model twice, at ``w`` and at ``w + ε``. The running mean/variance should see
+only the first (clean) batch — the official JAX code keeps the first pass's BatchNorm state
+(google-research/sam @ dae9904c, ``sam_jax/training_utils/flax_training.py``). Setting
+``momentum = 0`` freezes the running statistics while the layer still normalises with batch
+statistics (do not switch to eval mode). Unlike the davda54 helper, the batch counter
+``num_batches_tracked`` is restored as well, so a layer built with ``momentum=None`` (cumulative
+average) also counts one batch per SAM step.
 """
 
 from __future__ import annotations

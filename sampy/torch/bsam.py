@@ -1,11 +1,11 @@
 """bSAM (Bayesian SAM) as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.BSAM``.
 
-T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023,
-arXiv:2210.01620. Official code: team-approx-bayes/bayesian-sam (``build_bsam_optimizer``),
-VARIANTS.md §8.2 — the official algorithm, not pytorch-optimizer's ``BSAM`` (§8.4 lists its
-deviations). bSAM is its own base optimizer (there is no ``base_optimizer`` argument): an
-Adam-like method that learns a Gaussian posterior ``N(w, 1/(N s))``, with the precision ``s`` in
-place of Adam's second moment and a perturbation preconditioned by ``1/s``, not normalised.
+T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023, arXiv:2210.01620.
+Official code: team-approx-bayes/bayesian-sam @ 936eec17 (``build_bsam_optimizer`` in ``optim.py``)
+— the official algorithm, not pytorch-optimizer's ``BSAM``, which deviates from it. bSAM is its own
+base optimizer (there is no ``base_optimizer`` argument): an Adam-like method that learns a Gaussian
+posterior ``N(w, 1/(N s))``, with the precision ``s`` in place of Adam's second moment and a
+perturbation preconditioned by ``1/s``, not normalised.
 
 State per tensor: ``m = 0`` and ``s = s_init`` (the parameters hold the mean ``w``); one noise
 generator. One step, the n examples of the batch split into M = ``batchsplit`` sub-batches

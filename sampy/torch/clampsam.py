@@ -1,7 +1,8 @@
 """ClampSAM and ClipSAM as ``torch.optim.Optimizer``s: twins of ``sampy.optim.clampsam``.
 
-Seed 003's notes (lhchau/sam-hessian, "Project1"); ``ClampSAM`` is VARIANTS.md §17.8's
-interpretation of the seed's buggy ``CLAMPSAM``. Two gradient evaluations per step:
+From the research notes on the anatomy of SAM's gradient (lhchau/sam-hessian, "Project1");
+``ClampSAM`` is our reading of the intent of their buggy ``CLAMPSAM`` code. Two gradient evaluations
+per step:
 
 - ``ClampSAM``: ``ε = clip(ρ g/(‖g‖ + eps), −τ, τ)`` element-wise (with ``renorm`` rescaled to
   ``‖ε‖ = ρ``; ``first_step``); base step with ``g̃ = ∇L(w + ε)`` at ``w`` (``second_step``).

@@ -1,8 +1,7 @@
 """Data-parallel SAM: the twins under ``torch.nn.parallel.DistributedDataParallel`` (DDP).
 
-SAM takes two gradients per step, and under DDP each of them may or may not be all-reduced
-across the workers. :func:`ddp_sam_step` runs one step of any two-gradient twin in one of two
-modes (VARIANTS.md §1.3, §22, §24 item 8):
+SAM takes two gradients per step, and under DDP each of them may or may not be all-reduced across
+the workers. :func:`ddp_sam_step` runs one step of any two-gradient twin in one of two modes:
 
 - ``ascent="per_worker"`` (the default; m-sharpness with m = the per-worker batch): each worker
   perturbs with the gradient of **its own shard**, ``ε_k = ρ g_k/‖g_k‖``, and only the final

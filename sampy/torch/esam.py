@@ -1,9 +1,9 @@
 """ESAM as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.ESAM``.
 
-J. Du, H. Yan, J. Feng, J. T. Zhou, L. Zhen, R. S. M. Goh, V. Y. F. Tan, "Efficient
-Sharpness-aware Minimization for Improved Training of Neural Networks", ICLR 2022,
-arXiv:2110.03141. Official code: dydjw9/Efficient_SAM. VARIANTS.md §10. The same step as the
-reference, with the gradients in ``p.grad``:
+J. Du, H. Yan, J. Feng, J. T. Zhou, L. Zhen, R. S. M. Goh, V. Y. F. Tan, "Efficient Sharpness-aware
+Minimization for Improved Training of Neural Networks", ICLR 2022, arXiv:2110.03141. Official code:
+dydjw9/Efficient_SAM @ 1e06840c (``utils/Esam.py``). The same step as the reference, with the
+gradients in ``p.grad``:
 
 1. SWP mask ``k ~ Bernoulli(β)``: per coordinate (``swp_granularity="coordinate"``, one
    ``U[0, 1)`` draw per weight over the flattened parameters in group order) or per tensor

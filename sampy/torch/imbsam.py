@@ -2,9 +2,9 @@
 
 Y. Zhou, Y. Qu, X. Xu, H. Shen, "ImbSAM: A Closer Look at Sharpness-Aware Minimization in
 Class-Imbalanced Recognition", ICCV 2023, arXiv:2308.07815. Official code:
-cool-xuan/Imbalanced_SAM. VARIANTS.md §13.2. SAM on the tail-class loss only, plain descent on
-the head-class loss: ``min_w L_head(w) + max_{‖ε‖≤ρ} L_tail(w + ε)`` with, over the n examples
-of the batch,
+cool-xuan/Imbalanced_SAM @ c65f41eb (``imbsam.py``). SAM on the tail-class loss only, plain descent
+on the head-class loss: ``min_w L_head(w) + max_{‖ε‖≤ρ} L_tail(w + ε)`` with, over the n examples of
+the batch,
 
     L_head = (1/n) Σ_{i ∈ head} ℓ_i,      L_tail = (c/n) Σ_{i ∈ tail} ℓ_i,   c = tail_weight
 

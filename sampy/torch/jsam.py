@@ -1,7 +1,7 @@
 """1-SAM, logit-SAM and J-SAM as ``torch.optim.Optimizer``: twins of ``sampy.optim.jsam``.
 
 C. Baek, Z. Kolter, A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
-arXiv:2405.03676 (VARIANTS.md §18). Every example gets its own perturbation
+arXiv:2405.03676, Sections 3-4. Every example gets its own perturbation
 ``ε_i = ρ ∇ℓ_i(w)/(‖∇ℓ_i(w)‖ + eps)`` (norm global over all parameters of all groups, ρ the
 group's own), and with ``r = ∂ℓ/∂f`` (the logit scale) and ``J_i = ∂f_i/∂w`` the examples give
 
@@ -17,7 +17,7 @@ The same steps, in the same order, as the NumPy reference. Two losses, chosen by
 - **binary** (float targets ``t ∈ {−1, +1}``, logits of shape ``(k,)``): ``ℓ = log(1 + e^{−t f})``,
   ``r = −t σ(−t f)`` — the setting of the paper and of the reference;
 - **classes** (integer targets, logits of shape ``(k, C)``): cross-entropy,
-  ``r = softmax(f) − e_t`` (the paper's multi-class reading, VARIANTS.md §18.2).
+  ``r = softmax(f) − e_t`` (our multi-class reading of the paper's logit/Jacobian split).
 
 **The contract.** Each example needs its own parameters, so these optimizers evaluate the model
 *functionally* and vectorise over examples with ``torch.func.vmap``. ``step`` takes a pure

@@ -1,8 +1,9 @@
 """LookSAM as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.LookSAM``.
 
-Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable
-Sharpness-Aware Minimization", CVPR 2022, arXiv:2203.02714. Global form of VARIANTS.md §9.2,
-with its own step counter t = 0, 1, … (``shared["step"]``, saved by ``state_dict()``):
+Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You, "Towards Efficient and Scalable Sharpness-Aware
+Minimization", CVPR 2022, arXiv:2203.02714 (no official code). Global norms (as in MarlonBecker/MSAM
+``optimizer/looksam.py``), with its own step counter t = 0, 1, … (``shared["step"]``, saved by
+``state_dict()``):
 
 1. ``g = ∇L(w)``
 2. SAM step, ``t mod k = 0`` (2 evaluations): ``ε = ρ g/(‖g‖ + eps)`` (``first_step``);

@@ -2,7 +2,7 @@
 
 M. Becker, F. Altrock, B. Risse, "Momentum-SAM: Sharpness Aware Minimization without
 Computational Overhead", arXiv:2401.12033, 2024. Official code: MarlonBecker/MSAM
-(``optimizer/msam.py``, ``optimizer/adamW_msam.py``), VARIANTS.md §14.
+@ 780fa4f6 (``optimizer/msam.py``, ``optimizer/adamW_msam.py``).
 
 MSAM perturbs along the *negative* momentum ``−ρ v/‖v‖`` and keeps the parameters **stored at
 the perturbed point** ``w̃``, so the one gradient of a step — the one you compute, as for any

@@ -2,13 +2,12 @@
 
 The twins of ``sampy.optim.MSharpnessSAM`` and ``sampy.optim.MultiStepSAM``.
 
-m-SAM: M. Andriushchenko, N. Flammarion, "Towards Understanding Sharpness-Aware
-Minimization", ICML 2022, arXiv:2206.06232 (n-SAM / 1-SAM / m-SAM); the per-device
-perturbation of P. Foret, A. Kleiner, H. Mobahi, B. Neyshabur, "Sharpness-Aware Minimization
-for Efficiently Improving Generalization", ICLR 2021, arXiv:2010.01412. VARIANTS.md §1.3-1.4.
-The batch of n examples is split into ``M = ⌈n/m⌉`` micro-batches ``B_1..B_M`` of size m
-(consecutive, or a fresh random partition every step with ``shuffle``; the last one smaller
-when m does not divide n). For every j, one after the other:
+m-SAM: M. Andriushchenko, N. Flammarion, "Towards Understanding Sharpness-Aware Minimization", ICML
+2022, arXiv:2206.06232 (n-SAM / 1-SAM / m-SAM); the per-device perturbation of P. Foret, A. Kleiner,
+H. Mobahi, B. Neyshabur, "Sharpness-Aware Minimization for Efficiently Improving Generalization",
+ICLR 2021, arXiv:2010.01412, Section 4.1. The batch of n examples is split into ``M = ⌈n/m⌉``
+micro-batches ``B_1..B_M`` of size m (consecutive, or a fresh random partition every step with
+``shuffle``; the last one smaller when m does not divide n). For every j, one after the other:
 
 1. ``g_j = ∇L_{B_j}(w)`` (the micro-batch mean)            — backward at w
 2. ``ε_j = ρ g_j/(‖g_j‖ + eps)``; ``w ← w + ε_j``          — ``first_step()``
@@ -22,8 +21,8 @@ the same, and interleaving keeps one gradient in memory (plus ``d`` and the save
 base optimizer when ρ = 0.
 
 Multi-step ascent: optax ``contrib.sam`` with ``sync_period = ascent_steps + 1`` and
-``chain(normalize(), sgd(ρ))`` (VARIANTS.md §1.6). With k = ``ascent_steps``:
-
+``chain(normalize(), sgd(ρ))`` (google-deepmind/optax @ 1cde7043, ``optax/contrib/_sam.py``). With k
+= ``ascent_steps``:
 1. ``g_0 = ∇L(w)``; ``w_1 = w + ρ g_0/(‖g_0‖ + eps)``               — ``first_step()``
 2. for ``j = 1..k−1``: ``g_j = ∇L(w_j)``; ``w_{j+1} = w_j + ρ g_j/(‖g_j‖ + eps)``
                                                                    — ``ascent_step()``

@@ -2,7 +2,7 @@
 
 In the spirit of T. Li, W. Yan, Z. Lei, Y. Wu, K. Fang, M. Yang, X. Huang, "Efficient
 Generalization Improvement Guided by Random Weight Perturbation", arXiv:2211.11489 (RWP), in
-the generic form of VARIANTS.md §19.3. Two gradient evaluations per step:
+a generic form (RWP's filter-wise scaling of σ is left out). Two gradient evaluations per step:
 
 1. ``g = ∇L(w)``                                   — ``closure()`` (or your own backward)
 2. ``ε = ρ z``, ``z ~ N(0, I)`` (``kind="gaussian"``) or ``ε = ρ z/‖z‖`` (``kind="sphere"``,

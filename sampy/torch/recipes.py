@@ -9,14 +9,15 @@ into your loop and change what you need.
   #97; juntang-zhuang/GSAM #2; nblt/F-SAM #5).
 - :func:`bf16_sam_step` — bfloat16 autocast, no scaler (the F-SAM authors' advice, nblt/F-SAM #5).
 - :func:`accumulated_sam_step` — gradient accumulation, mode (A): m-sharpness, each micro-batch
-  perturbs with its own gradient (davda54/sam #62, nblt/F-SAM #3; spec §1.3, §5.2).
+  perturbs with its own gradient (davda54/sam #62, nblt/F-SAM #3).
 - :func:`union_batch_sam_step` — gradient accumulation, mode (B): SAM on the union of the
-  micro-batches, replaying them (spec §5.2).
+  micro-batches, replaying them.
 
 In every recipe ``loss_fn`` computes and returns the loss (a scalar tensor) **without** calling
 ``backward()``; the recipe does the backward passes, because it must scale, split or accumulate
-them. Note the BatchNorm caveat of every SAM step (spec §1.8): freeze running statistics in the
-second pass with ``sampy.torch.disable_running_stats`` inside ``loss_fn`` if your model has them.
+them. Note the BatchNorm caveat of every SAM step (``sampy.torch.batchnorm``): freeze running
+statistics in the second pass with ``sampy.torch.disable_running_stats`` inside ``loss_fn`` if your
+model has them.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def amp_sam_step(
 
     Why each part:
 
-    - **Unscale before the perturbation** (spec §1.8, §24.9): ``ε = ρ g/(‖g‖ + eps)`` is
+    - **Unscale before the perturbation**: ``ε = ρ g/(‖g‖ + eps)`` is
       invariant to the scale only while ``eps`` is negligible, and the inner products of GSAM,
       WSAM, LookSAM, ... are not invariant at all. The base optimizer must also see ``g̃``
       unscaled. So *each* backward pass is unscaled (juntang-zhuang/GSAM #2; nblt/F-SAM #5:
@@ -107,10 +108,10 @@ def amp_sam_step(
       lightweight view with the same ``param_groups``; both slots hold found-inf flags, and
       ``update()`` combines all slots, so one overflow in either pass halves the scale once.
       The scale is the same for both passes (``update()`` runs only at the end).
-    - **Skip the whole step if either pass overflowed** (GSAM's author, juntang-zhuang/GSAM #2;
-      spec §24.9). The first pass's flag is added to the second slot's before ``scaler.step``,
-      so its single ``.item()`` decides for both. A skipped step restores ``w`` from the saved
-      copy (exact, even when ``ε`` was NaN) and leaves the base optimizer untouched.
+    - **Skip the whole step if either pass overflowed** (GSAM's author, juntang-zhuang/GSAM #2). The
+      first pass's flag is added to the second slot's before ``scaler.step``, so its single
+      ``.item()`` decides for both. A skipped step restores ``w`` from the saved copy (exact, even
+      when ``ε`` was NaN) and leaves the base optimizer untouched.
 
     Host synchronisation: exactly the one that ``GradScaler.step`` itself does (reading the
     combined found-inf flag to decide whether to call the base step); the returned ``loss`` is
@@ -230,7 +231,8 @@ def accumulated_sam_step(
         g_j = ∇L_j(w);  ε_j = ascent(g_j);  g̃_j = ∇L_j(w + ε_j);  d_j = descent(g_j, g̃_j)
 
     then one base step at ``w`` with ``d = (1/N) Σ_j d_j`` (for SAM ``d_j = g̃_j``). This is
-    spec §1.3 with ``m`` = micro-batch size and §5.2 (A): what UND-SAM's ``acc_steps`` and
+    m-sharpness with ``m`` = micro-batch size (Foret et al., ICLR 2021, Section 4.1): what the
+    ``acc_steps`` of Andriushchenko & Flammarion's code (tml-epfl/understanding-sam) and
     per-worker DDP perturbation compute (juntang-zhuang/GSAM #5), the recommended default. It is
     **not** SAM on the union batch (that is :func:`union_batch_sam_step`); with N identical
     micro-batches the two coincide.
@@ -288,9 +290,9 @@ def union_batch_sam_step(
     ``g = (1/N) Σ_j ∇L_j(w)`` accumulated over all micro-batches, one ``ε`` from it, then
     ``g̃ = (1/N) Σ_j ∇L_j(w + ε)`` accumulated over the **same** micro-batches replayed, one
     base step: exactly SAM on the concatenated batch (for equal-sized micro-batches and a mean
-    loss), up to floating-point summation order (spec §5.2 (B)). Cost: 2N passes, like (A),
+    loss), up to floating-point summation order. Cost: 2N passes, like (A),
     but the micro-batches must be available twice (replay the data loader's output, keep the
-    augmentation and dropout randomness in mind, spec §24.7), and the clean gradient of every
+    augmentation and dropout randomness in mind), and the clean gradient of every
     micro-batch must be known before any perturbed pass can start.
 
     Returns the mean (detached) loss at ``w``; no host sync.

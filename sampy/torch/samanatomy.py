@@ -1,7 +1,7 @@
 """SAMAnatomy as a ``torch.optim.Optimizer``: the twin of ``sampy.optim.SAMAnatomy``.
 
-From seed 003's code (lhchau/sam-hessian ``samanatomy.py``; no paper; VARIANTS.md §17.7).
-Three gradient evaluations per step:
+From the code of the research notes on the anatomy of SAM's gradient (lhchau/sam-hessian @ 0c4c993d,
+``sam_hessian/optimizer/samanatomy.py``); no paper. Three gradient evaluations per step:
 
 1. ``g = ∇L(w)``;  ``ε1 = ρ g/(‖g‖ + eps)``; ``w ← w + ε1``             — ``first_step``
 2. ``g1 = ∇L(w + ε1)``;  ``m = g ⊙ 1[g1/(g + eps) > 0]``;

@@ -1,9 +1,10 @@
 """SAME, CustomSAME and SAMCkpt as ``torch.optim.Optimizer``s: twins of ``sampy.optim.same``.
 
-From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.2-4).
-Two gradient evaluations per step: SAM's ascent ``ε = ρ g/(‖g‖ + eps)`` (``first_step``), then
-with ``ck = checkpoints(g, g̃)`` (the element-wise ratio ``g̃/g``, ``sampy.optim.checkpoints``)
-a descent rule at the unperturbed ``w`` (``second_step``):
+From the research notes on the anatomy of SAM's gradient and their code
+(lhchau/sam-hessian @ 0c4c993d, ``sam_hessian/optimizer/``); no paper. Two gradient evaluations per
+step: SAM's ascent ``ε = ρ g/(‖g‖ + eps)`` (``first_step``), then with ``ck = checkpoints(g, g̃)``
+(the element-wise ratio ``g̃/g``, ``sampy.optim.checkpoints``) a descent rule at the unperturbed
+``w`` (``second_step``):
 
 - ``SAME``:       ``d = g̃ ⊙ (1 + (c − 1)·1[ck = k])`` — amplify checkpoint k by c.
 - ``CustomSAME``: ``d = g̃ ⊙ c[ck]`` with one factor per checkpoint 0…4.

@@ -2,7 +2,7 @@
 
 A. Defazio, X. A. Yang, H. Mehta, K. Mishchenko, A. Khaled, A. Cutkosky, "The Road Less
 Scheduled", NeurIPS 2024, arXiv:2405.15682. Official code: facebookresearch/schedule_free
-(``AdamWScheduleFreeReference``, the three-buffer form followed here), VARIANTS.md §15.
+@ 70785b53 (``AdamWScheduleFreeReference``, the three-buffer form followed here).
 
 Three sequences: ``z`` (the base iterate), ``x`` (a weighted average of the z's, the point to
 *evaluate*) and ``y = β1 x + (1 − β1) z`` (where the gradient is taken; the parameters hold y

@@ -1,11 +1,11 @@
 """SSAM-F and SSAM-D as ``torch.optim`` optimizers: the twins of ``sampy.optim.ssam``.
 
-P. Mi, L. Shen, T. Ren, Y. Zhou, X. Sun, R. Ji, D. Tao, "Make Sharpness-Aware Minimization
-Stronger: A Sparsified Perturbation Approach", NeurIPS 2022, arXiv:2210.05177. Official code:
-Mi-Peng/Sparse-Sharpness-Aware-Minimization (classes ``SSAMF``, ``SSAMD``). VARIANTS.md §11.
-A binary mask ``m`` over **all** the parameters (one global mask: the flattened parameters of
-every group, in group order, as the reference's flat vector), kept per parameter as a boolean
-tensor in ``state[p]["mask"]``; a step counter t = 0, 1, … in ``shared["step"]``:
+P. Mi, L. Shen, T. Ren, Y. Zhou, X. Sun, R. Ji, D. Tao, "Make Sharpness-Aware Minimization Stronger:
+A Sparsified Perturbation Approach", NeurIPS 2022, arXiv:2210.05177. Official code:
+Mi-Peng/Sparse-Sharpness-Aware-Minimization @ 76974fd0 (``solver/sam.py``, classes ``SSAMF``,
+``SSAMD``). A binary mask ``m`` over **all** the parameters (one global mask: the flattened
+parameters of every group, in group order, as the reference's flat vector), kept per parameter as a
+boolean tensor in ``state[p]["mask"]``; a step counter t = 0, 1, … in ``shared["step"]``:
 
 1. ``g = ∇L(w)``                                                 — the first closure call
 2. ``ε = ρ m ⊙ g / (‖g‖ + 1e-7)`` — the FULL ‖g‖; ``w ← w + ε``          — ``first_step()``

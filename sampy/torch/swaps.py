@@ -1,11 +1,12 @@
 """Magnitude/direction swaps and sign-agreement masks: twins of ``sampy.optim.swaps``.
 
-From seed 003's research notes and code (lhchau/sam-hessian; no paper; VARIANTS.md §17.5-6).
-Two gradient evaluations per step, SAM's ascent (``first_step``), then a descent rule on
-``(g, g̃)`` at the unperturbed ``w`` (``second_step``):
+From the research notes on the anatomy of SAM's gradient and their code
+(lhchau/sam-hessian @ 0c4c993d, ``sam_hessian/optimizer/``); no paper. Two gradient evaluations per
+step, SAM's ascent (``first_step``), then a descent rule on ``(g, g̃)`` at the unperturbed ``w``
+(``second_step``):
 
-- ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` (the seed's code calls it ``SAMMAGNITUDE``)
-- ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` (the seed's ``SAMDIRECTION``)
+- ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` (the notes' code calls it ``SAMMAGNITUDE``)
+- ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` (the notes' ``SAMDIRECTION``)
 - ``SAMAgree``: ``d = g̃ ⊙ 1[g̃ ⊙ g > 0]`` (``fill="other"``: ``g`` elsewhere)
 - ``SGDAgree``: ``d = g ⊙ 1[g̃ ⊙ g > 0]`` (``fill="other"``: ``g̃`` elsewhere)
 
@@ -56,18 +57,18 @@ class _Swap(SharpnessAware):
 
 
 class SAMDirection(_Swap):
-    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (seed code: SAMMAGNITUDE)."""
+    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (the notes' code: SAMMAGNITUDE)."""
 
     rule = SAMDirectionRule
 
 
 class SAMMagnitude(_Swap):
-    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (seed code: SAMDIRECTION)."""
+    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (the notes' code: SAMDIRECTION)."""
 
     rule = SAMMagnitudeRule
 
 
-# The seed's class names, which its own notes say are swapped relative to their meaning.
+# The class names of the notes' code, which the notes say are swapped relative to their meaning.
 SAMMAGNITUDE = SAMDirection
 SAMDIRECTION = SAMMagnitude
 
