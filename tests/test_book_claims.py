@@ -364,6 +364,92 @@ def test_diagonal_quadratic_box_worst_case_is_half_rho2_trace():
     )
 
 
+def keskar_by_corners(f, w, eps):
+    """Keskar et al.'s epsilon-sharpness (A = I) as the best corner of the box (exact for a
+    quadratic with a diagonally dominant Hessian; near a minimum the corners win)."""
+    half = eps * (np.abs(w) + 1.0)
+    corners = np.array([[sx, sy] for sx in (-1, 1) for sy in (-1, 1)]) * half
+    return 100 * (np.max(f(w + corners)) - f(w)) / (1 + f(w))
+
+
+def test_keskar_sharpness_sides_with_the_trace_on_himmelblau():
+    """sharp_flat.md: Keskar's box picks m1 = (3, 2) as the flattest (like the trace, unlike
+    λmax, which picks m2 by about 2 %, against a trace margin of about 35 %); m3 the sharpest;
+    L-BFGS-B inside the box finds the same maximum as the corners."""
+    from scipy.optimize import minimize
+
+    h = functions.get("himmelblau")
+    eps = 1e-3
+    by_corners = np.array([keskar_by_corners(h, m, eps) for m in h.minima])
+    rank = lambda v: np.argsort(np.argsort(v)) + 1  # noqa: E731
+    np.testing.assert_array_equal(rank(by_corners), [1, 2, 4, 3])
+    for m, value in zip(h.minima, by_corners, strict=True):
+        half = eps * (np.abs(m) + 1.0)
+        best = -np.inf
+        for quadrant in ([0.5, 0.5], [0.5, -0.5], [-0.5, 0.5], [-0.5, -0.5]):  # one start each
+            res = minimize(
+                lambda y, m=m: (-float(h(m + y)), -h.grad(m + y)),
+                np.array(quadrant) * half,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=list(zip(-half, half, strict=True)),
+            )
+            best = max(best, -res.fun)
+        assert 100 * (best - h(m)) / (1 + h(m)) == pytest.approx(value, rel=1e-6)
+    lam = sharpness.top_eigenvalue(h, h.minima)
+    tr = sharpness.hessian_trace(h, h.minima)
+    assert 0.01 < (lam[0] - lam[1]) / lam[0] < 0.05
+    assert 0.3 < (tr[1] - tr[0]) / tr[0] < 0.4
+
+
+def test_power_iteration_returns_the_dominant_eigenvalue_and_a_shift_gives_lambda_max():
+    """sharp_flat.md: at Himmelblau's local maximum power iteration returns the most negative
+    eigenvalue (largest |λ|); power iteration on H − λ_dom I, plus λ_dom, returns λmax."""
+    h = functions.get("himmelblau")
+    w = np.array([-0.270845, -0.923039])
+    assert np.linalg.norm(h.grad(w)) < 1e-4  # a critical point
+    eig = np.linalg.eigvalsh(sharpness.hessian(h, w))
+    assert eig[1] < 0 and abs(eig[0]) > abs(eig[1])  # a maximum; the dominant one is λmin
+    hvp = sharpness.hessian_vector_product(h, w)
+    dominant = sharpness.power_iteration_top_eigenvalue(hvp, d=2, seed=3)
+    assert dominant == pytest.approx(eig[0], rel=1e-8)
+    shifted = dominant + sharpness.power_iteration_top_eigenvalue(
+        lambda v: hvp(v) - dominant * v, d=2, seed=3
+    )
+    assert shifted == pytest.approx(eig[1], rel=1e-8)
+
+
+def test_direction_only_loss_is_c_squared_flatter_at_c_times_the_weights():
+    """sharp_flat.md (normalisation): L(cw) = L(w) implies ∇L(cw) = ∇L(w)/c, ∇²L(cw) = ∇²L(w)/c²."""
+
+    def direction_only(w):
+        return (w[..., 1] / anp.sqrt(anp.sum(w**2, axis=-1)) - 0.6) ** 2
+
+    d = functions.from_callable(direction_only, dim=2)
+    w = np.array([1.3, -0.4])  # not a minimum: the gradient scales too
+    for c in (0.3, 2.0, 7.0):
+        assert d(c * w) == pytest.approx(d(w), rel=1e-12)
+        np.testing.assert_allclose(d.grad(c * w), d.grad(w) / c, rtol=1e-10)
+        np.testing.assert_allclose(
+            sharpness.hessian(d, c * w), sharpness.hessian(d, w) / c**2, rtol=1e-9, atol=1e-14
+        )
+
+
+def test_one_sharpness_is_at_least_rho_times_the_mean_gradient_norm():
+    """sharp_flat.md and exercise sf-ex-convex: for convex per-example losses (logistic), the
+    1-sharpness is at least ρ·mean‖∇L_i‖ (and strictly above it: the loss is not affine)."""
+    from sampy.problems import make_logistic_problem
+
+    problem = make_logistic_problem()
+    points = np.vstack([problem.minima[:1], np.random.default_rng(1).uniform(-2, 2, (3, 2))])
+    for rho in (0.2, 0.5):
+        one = np.atleast_1d(sharpness.m_sharpness(problem, points, rho, 1))
+        first_order = rho * np.linalg.norm(
+            np.stack([problem.per_example_grads(x) for x in points]), axis=-1
+        ).mean(axis=-1)
+        assert np.all(one > first_order)
+
+
 # =========================================================================== chapter 3
 
 
