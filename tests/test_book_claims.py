@@ -1,8 +1,8 @@
 """Every lemma, proposition and numerical claim of the book's chapters, checked numerically.
 
-Each test names the page and the statement it checks; the book names the test back. The
-chapters are book/sharp_flat.md (ch. 1), book/deriving_sam.md (ch. 2), book/sam_toys.md
-(ch. 3) and book/pytorch.md. All randomness is seeded.
+Each test names the page and the statement it checks; each chapter's reproducibility note
+names this file. The chapters are book/sharp_flat.md (ch. 1), book/deriving_sam.md (ch. 2),
+book/sam_toys.md (ch. 3) and book/pytorch.md. All randomness is seeded.
 """
 
 from __future__ import annotations
