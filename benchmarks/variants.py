@@ -28,7 +28,7 @@ arithmetic and nothing else gets, i.e. what the goal asks of the NumPy step itse
   function. They run on ``sampy.problems.make_logistic_problem()`` (64 examples, 2 features),
   against a separate limit: evals_per_step × the closed-form mean gradient of that problem,
   written here (one matrix product, one tanh, one matrix product). The registry counts one
-  evaluation per example or micro-batch (VARIANTS.md §0.5), and vectorised over the examples
+  evaluation per example or micro-batch (one backward pass), and vectorised over the examples
   those cost far less than a full-batch gradient each, so for MSharpnessSAM, SSAMF and BSAM
   this limit is lenient; for ESAM and ImbSAM it is tight. Their N = 10,000 run is 5 steps (a
   step costs tens of milliseconds there). Both sides run with NumPy's OpenBLAS at one thread:

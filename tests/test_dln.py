@@ -4,8 +4,8 @@
 - Proposition 4.1 (book/label_noise.md): the closed-form J-SAM gradients of both layers equal
   J-SAM computed by autograd, to 1e-10, on random networks (seeded and by hypothesis); the
   companions (perturbed logit, 1-SAM, logit-SAM) likewise;
-- the reference optimizers: their direction is the mean of the closed forms, the reductions of
-  VARIANTS.md §23 (linear model: J-SAM is SGD, logit-SAM is 1-SAM; ρ = 0 is the base), the
+- the reference optimizers: their direction is the mean of the closed forms, the reductions
+  (linear model: J-SAM is SGD, logit-SAM is 1-SAM; ρ = 0 is the base), the
   measured cost, validation, and no NaN from a zero gradient.
 """
 
@@ -44,7 +44,7 @@ def _random_dln(seed, h=4, p=5, scale=1.0):
     return v, big_w, x, t
 
 
-# -- J-SAM, 1-SAM and logit-SAM by autograd, from the definitions (VARIANTS.md §18.2) ---------
+# -- J-SAM, 1-SAM and logit-SAM by autograd, from the definitions (Baek et al., Section 4) -----
 
 
 def _logit(w, x, h):

@@ -1,7 +1,7 @@
 """Variants that need examples or randomness: m-SAM, multi-step SAM, ESAM, SSAM-F/D, ImbSAM, bSAM.
 
-The reduction identities of VARIANTS.md §23 for each of them, steps written out by hand
-(per-example gradients by autograd on a loss written here), Monte Carlo checks of the random
+The reduction identities of each of them (ρ = 0 gives the base, and so on), steps written out by
+hand (per-example gradients by autograd on a loss written here), Monte Carlo checks of the random
 parts, measured gradient-evaluation counts, validation, zero gradients and divergence.
 """
 

@@ -1,11 +1,12 @@
 """Tests of the catalogue functions (``sampy/functions/catalogue.py``) and ``sharp_flat_wells``.
 
-The generic contract (stationary minima with value ``fmin``, nothing below ``fmin`` on a grid,
-hand gradient = autograd, Hessian = finite differences) is tested for every registered name
-with its defaults in ``test_functions.py``; here it is repeated for non-default parameters.
-The expected numbers come from outside the code under test: BOOK.md §4.1 (Hessian eigenvalues
-at the minima, to the table's precision), closed forms, values computed by hand, independent
-root finding (bisection, the trigonometric solution of a cubic).
+The generic contract (stationary minima with value ``fmin``, nothing below ``fmin`` on a grid, hand
+gradient = autograd, Hessian = finite differences) is tested for every registered name with its
+defaults in ``test_functions.py``; here it is repeated for non-default parameters. The expected
+numbers come from outside the code under test: a reference table of the test functions (the VLSE
+pages of Surjanovic & Bingham, with Hessian eigenvalues at the minima computed independently by BFGS
+and finite differences, to the table's precision), closed forms, values computed by hand,
+independent root finding (bisection, the trigonometric solution of a cubic).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_registry_has_the_catalogue():
 
 
 # ---------------------------------------------------------------------------------------------
-# BOOK.md §4.1: Hessian eigenvalues (λmin, λmax) at the global minima, to the table's digits
+# The reference table: Hessian eigenvalues (λmin, λmax) at the global minima, to its digits
 
 
 def _assert_table(eigs, table):

@@ -1,13 +1,13 @@
-"""The seed-000 standard parameters for every variant: GC, clipping, EMA, accumulation, loss scale.
+"""The Keras SAM library's standard parameters for every variant: GC, clipping, EMA, ….
 
-VARIANTS.md §3 (gradient centralization), §4 (clipping), §5 (weight EMA, gradient
-accumulation, loss scaling) and §20 (seed 000). Expected values are written by hand from the
-formulas of the specification on a 15-dimensional quadratic ``½wᵀAw − bᵀw`` (gradient
-``Aw − b``) whose coordinates are a 3×4 weight matrix and a bias of 3; where a value is
-compared with another sampy optimizer, that optimizer is the independent reference (plain
-SAM, ``MSharpnessSAM``, WSAM's own ``max_norm``) and the test says so. One peer test runs
-pytorch-optimizer's ``SAM(use_gc=True)``. Equality is exact where both sides do the same
-floating-point operations; every tolerance says where it comes from.
+Gradient centralization (Yong et al., ECCV 2020; pytorch-optimizer's ``use_gc``; GCSAM), clipping,
+weight EMA, gradient accumulation and loss scaling (Keras 3's ``base_optimizer.py``), the knobs the
+Keras SAM library (NoteDance/SAM) documents. Expected values are written by hand from those formulas
+on a 15-dimensional quadratic ``½wᵀAw − bᵀw`` (gradient ``Aw − b``) whose coordinates are a 3×4
+weight matrix and a bias of 3; where a value is compared with another sampy optimizer, that
+optimizer is the independent reference (plain SAM, ``MSharpnessSAM``, WSAM's own ``max_norm``) and
+the test says so. One peer test runs pytorch-optimizer's ``SAM(use_gc=True)``. Equality is exact
+where both sides do the same floating-point operations; every tolerance says where it comes from.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def test_partition_layout_and_validation():
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 gradient centralization
+# gradient centralization
 
 
 def test_gc_rows_have_zero_mean_and_one_dimensional_tensors_are_untouched():
@@ -242,7 +242,7 @@ def test_kozistr_sam_follows_pytorch_optimizer_sam_with_use_gc():
     """Ten steps of SAM(use_gc=True) on the quadratic, parameters split as PART.
 
     pytorch-optimizer 4.1 takes the global norm in float32 even for float64 parameters
-    (VARIANTS.md §25), so ε carries a relative error of about 1e-7: trajectories agree to 1e-8.
+    (measured), so ε carries a relative error of about 1e-7: trajectories agree to 1e-8.
     """
     torch = pytest.importorskip("torch")
     pto = pytest.importorskip("pytorch_optimizer")
@@ -282,7 +282,7 @@ def test_kozistr_sam_follows_pytorch_optimizer_sam_with_use_gc():
 
 
 # ---------------------------------------------------------------------------------------------
-# §4 clipping
+# clipping
 
 
 def test_per_variable_clipnorm_is_global_clipnorm_for_a_single_tensor():
@@ -386,8 +386,8 @@ def test_the_descent_stage_is_a_transformed_base():
 def test_wsam_max_norm_is_the_both_stage_with_torch_clipping():
     """Official WSAM clips g and g̃ with torch's clip_grad_norm_: the oracle stage.
 
-    WSAM-O clips g after building ε from it, the oracle stage before: ε = ρ g/(‖g‖ + eps) is
-    the same up to eps/‖clipped g‖ ≈ 3e-12, so the runs agree to 1e-13, not bit for bit.
+    The official WSAM code clips g after building ε from it, the oracle stage before: ε = ρ g/(‖g‖ +
+    eps) is the same up to eps/‖clipped g‖ ≈ 3e-12, so the runs agree to 1e-13, not bit for bit.
     """
     c = 0.3
     reference = _run(WSAM(SGD(lr=LR), rho=RHO, max_norm=c))
@@ -419,7 +419,7 @@ def test_at_most_one_clip_as_keras(two):
 
 
 # ---------------------------------------------------------------------------------------------
-# §5.1 weight EMA
+# weight EMA
 
 
 def _sgd_by_hand(x, steps, lr=0.1):
@@ -493,7 +493,7 @@ def test_ema_tracks_the_unperturbed_point_of_msam():
 
 
 # ---------------------------------------------------------------------------------------------
-# §5.2 gradient accumulation
+# gradient accumulation
 
 VARIANTS = {
     "SAM": lambda: SAM(SGD(lr=LR, momentum=0.9), rho=RHO),
@@ -630,7 +630,7 @@ def test_accumulation_refusals():
 
 
 # ---------------------------------------------------------------------------------------------
-# §5.3 loss scaling
+# loss scaling
 
 
 def test_gradients_of_the_scaled_loss_divided_by_the_scale_are_the_gradients():

@@ -1,7 +1,7 @@
-"""The NumPy reference SAM / ASAM / p-norm SAM (VARIANTS.md §1, §2, §23 rows 1-4).
+"""The NumPy reference SAM / ASAM / p-norm SAM (Foret et al., ICLR 2021; Kwon et al., ICML 2021).
 
-Closed forms on the quadratic, reduction identities, Hölder equalities, the ASAM scale
-covariance of §2.4 (and SAM's failure of it), per-point norms and gradient counting.
+Closed forms on the quadratic, reduction identities, Hölder equalities, ASAM's scale
+covariance (Kwon et al., Section 3; and SAM's failure of it), per-point norms and gradient counting.
 """
 
 from __future__ import annotations
@@ -340,7 +340,7 @@ def test_linf_moves_every_nonzero_coordinate_by_rho():
 
 
 # ---------------------------------------------------------------------------------------------
-# ASAM scale covariance (§2.4): L(a, b) = (a·b − 1)² + (a·b)⁴ is invariant under (ca, b/c)
+# ASAM scale covariance: L(a, b) = (a·b − 1)² + (a·b)⁴ is invariant under (ca, b/c)
 
 
 def _scale_symmetric(x):

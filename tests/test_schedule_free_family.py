@@ -1,6 +1,9 @@
-"""MSAM, Schedule-Free AdamW and the seed-004 combination (VARIANTS.md §14–§16).
+"""MSAM, Schedule-Free AdamW and their combinations (the notes' formula and ours).
 
-Expected values are hand-written recursions of the spec's numbered updates, trajectories of
+MSAM: Becker et al., arXiv:2401.12033 (official code MarlonBecker/MSAM); Schedule-Free AdamW:
+Defazio et al., NeurIPS 2024 (facebookresearch/schedule_free); the Momentum-SAM-ScheduleFree
+notes (opooladz/Momentum-SAM-ScheduleFree README). Expected values are hand-written recursions
+of the numbered updates in the modules' docstrings, trajectories of
 other optimizers (``sampy.optim.SGD``/``Adam``, ``torch.optim.SGD``) or of the official
 ``schedulefree`` package; none is taken from the code under test. Equality is exact where both
 sides do the same floating-point operations; every tolerance says where it comes from.
@@ -67,7 +70,7 @@ def _raises_naming(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# MSAM (§14)
+# MSAM
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
@@ -100,7 +103,7 @@ def test_msam_rho_zero_is_torch_sgd_in_float64():
 
 
 def _msam_by_hand(x0, n, lr, mu, wd, rho):
-    """§14.2 written on the un-perturbed w: w̃ = w − ρ v/(‖v‖ + 1e-12), g at w̃."""
+    """MSAM's official update written on the un-perturbed w: w̃ = w − ρ v/(‖v‖ + 1e-12), g at w̃."""
     w, v = x0.copy(), np.zeros_like(x0)
     ws, vs = [w], [v]
     for _ in range(n):
@@ -148,7 +151,10 @@ def test_move_to_and_from_ascent_are_inverse(cls):
 
 
 def _adamw_after_by_hand(x0, n, lr, b1, b2, eps, wd, rho):
-    """§14.3 on the un-perturbed w (ρ = 0: AdamW with the decay applied AFTER the step)."""
+    """AdamW-MSAM's official update on the un-perturbed w.
+
+    ρ = 0: AdamW with the decay applied AFTER the step.
+    """
     w, m, v = x0.copy(), np.zeros_like(x0), np.zeros_like(x0)
     ws, ms = [w], [m]
     for t in range(1, n + 1):
@@ -191,11 +197,11 @@ def test_adamw_msam_rho_zero_differs_from_torch_adamw_by_the_decay_order():
 
 
 # ---------------------------------------------------------------------------------------------
-# Schedule-Free AdamW (§15)
+# Schedule-Free AdamW
 
 
 def _sf_by_hand(x0, n, lr, b1, b2, eps, wd, warmup, r, p, gen):
-    """VARIANTS.md §15.2 in the reference implementation's order of operations."""
+    """``AdamWScheduleFreeReference``'s update, in its order of operations."""
     z, x, y, v = x0.copy(), x0.copy(), x0.copy(), np.zeros_like(x0)
     lr_max, weight_sum = -1.0, 0.0
     ys = [y]
@@ -335,28 +341,28 @@ def test_schedule_free_matches_the_official_package(peer, gen):
 
 
 # ---------------------------------------------------------------------------------------------
-# Seed 004: the README formula (§16)
+# The Momentum-SAM-ScheduleFree notes' formula
 
 
-def _seed(**kw):
+def _notes(**kw):
     base = dict(lr=0.05, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, rho=0.0)
     return NotesAdamWMSAMScheduleFree(**{**base, **kw})
 
 
 @pytest.mark.parametrize("grad_mode", ["clean_only", "perturbed_only"])
-def test_seed_rho_zero_without_interpolation_is_adam_with_eps_zero(grad_mode):
+def test_notes_rho_zero_without_interpolation_is_adam_with_eps_zero(grad_mode):
     """ρ = 0, c ≡ 1, λ = 0, ε = 0: α_t m/√v = η m̂/√v̂, Kingma & Ba's bias-corrected Adam."""
-    seed = sampy.run(_seed(eps=0.0, interpolate=False, grad_mode=grad_mode), _quadratic(), X0, 50)
+    notes = sampy.run(_notes(eps=0.0, interpolate=False, grad_mode=grad_mode), _quadratic(), X0, 50)
     adam = sampy.run(Adam(lr=0.05, betas=(0.9, 0.99), eps=0.0), _quadratic(), X0, 50)
     # The bias corrections are folded differently: relative round-off ~1e-16 per step.
-    np.testing.assert_allclose(seed.xs, adam.xs, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(notes.xs, adam.xs, rtol=0, atol=1e-12)
 
 
-def test_seed_rho_zero_without_interpolation_folds_eps_and_decay_into_alpha():
+def test_notes_rho_zero_without_interpolation_folds_eps_and_decay_into_alpha():
     """ρ = 0, c ≡ 1: θ ← θ − η m̂/(√v̂ + ε/√(1−β2ᵗ)) − α_t λ θ, written with m̂ and v̂."""
     lr, b1, b2, eps, wd = 0.05, 0.9, 0.99, 1e-3, 0.2
-    seed = sampy.run(
-        _seed(eps=eps, weight_decay=wd, interpolate=False, grad_mode="clean_only"),
+    notes = sampy.run(
+        _notes(eps=eps, weight_decay=wd, interpolate=False, grad_mode="clean_only"),
         _quadratic(),
         X0,
         50,
@@ -372,14 +378,14 @@ def test_seed_rho_zero_without_interpolation_folds_eps_and_decay_into_alpha():
             theta - lr * m_hat / (np.sqrt(v_hat) + eps / math.sqrt(1 - b2**t)) - alpha * wd * theta
         )
         xs.append(theta)
-    np.testing.assert_allclose(seed.xs, np.array(xs), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(notes.xs, np.array(xs), rtol=0, atol=1e-12)
 
 
-def test_seed_rho_zero_with_uniform_weights_is_adamw_with_a_one_over_t_step():
+def test_notes_rho_zero_with_uniform_weights_is_adamw_with_a_one_over_t_step():
     """ρ = 0, r = p = 0, constant η: c_t = 1/t, θ_t = θ_{t−1} − (1/t)·(AdamW increment)."""
     lr, b1, b2, eps, wd = 0.05, 0.9, 0.99, 1e-8, 0.1
-    seed = sampy.run(
-        _seed(weight_decay=wd, r=0.0, weight_lr_power=0.0, grad_mode="clean_only"),
+    notes = sampy.run(
+        _notes(weight_decay=wd, r=0.0, weight_lr_power=0.0, grad_mode="clean_only"),
         _quadratic(),
         X0,
         50,
@@ -393,21 +399,21 @@ def test_seed_rho_zero_with_uniform_weights_is_adamw_with_a_one_over_t_step():
         increment = alpha * m / (np.sqrt(v) + eps) + alpha * wd * theta
         theta = theta - increment / t
         xs.append(theta)
-    np.testing.assert_allclose(seed.xs, np.array(xs), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(notes.xs, np.array(xs), rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("grad_mode", ["sum_two", "perturbed_only", "clean_only"])
-def test_seed_ascent_momentum_is_m_over_one_minus_beta1(grad_mode):
-    """§16.2 item 3: x_0 = m_0 = 0 ⇒ x_t = m_t/(1 − β1) for every t."""
-    _, states = _steps(_seed(rho=0.1, grad_mode=grad_mode, betas=(0.8, 0.99)), X0, 40)
+def test_notes_ascent_momentum_is_m_over_one_minus_beta1(grad_mode):
+    """x_0 = m_0 = 0 ⇒ x_t = m_t/(1 − β1) for every t (x duplicates m)."""
+    _, states = _steps(_notes(rho=0.1, grad_mode=grad_mode, betas=(0.8, 0.99)), X0, 40)
     for s in states[1:]:
         np.testing.assert_allclose(s.x, s.m / (1 - 0.8), rtol=1e-12, atol=1e-14)
 
 
-def test_seed_two_steps_by_hand_with_summed_gradients():
+def test_notes_two_steps_by_hand_with_summed_gradients():
     """The README loop: g_t = ∇L(θ) + ∇L(θ + ρ d_t), then the formula from θ' = θ + ρ d_t."""
     lr, b1, b2, eps, wd, rho = 0.05, 0.9, 0.99, 1e-8, 0.1, 0.2
-    opt = _seed(weight_decay=wd, rho=rho, grad_mode="sum_two")
+    opt = _notes(weight_decay=wd, rho=rho, grad_mode="sum_two")
     xs, _ = _steps(opt, X0, 3)
     theta, x, m, v, amax, wsum = X0.copy(), 0.0 * X0, 0.0, 0.0, -1.0, 0.0
     for t in (1, 2, 3):
@@ -427,8 +433,8 @@ def test_seed_two_steps_by_hand_with_summed_gradients():
     assert not np.allclose(xs[1], X0)
 
 
-def test_seed_move_to_and_from_ascent():
-    opt = _seed(rho=0.3)
+def test_notes_move_to_and_from_ascent():
+    opt = _notes(rho=0.3)
     xs, states = _steps(opt, X0, 5)
     up = opt.move_to_ascent(xs[-1], states[-1])
     np.testing.assert_allclose(_norm(up - xs[-1]), 0.3, rtol=1e-13)
@@ -489,18 +495,18 @@ def test_corrected_train_and_eval():
     np.testing.assert_allclose(opt.move_to_ascent(y, s), xs[-1], rtol=0, atol=1e-15)
 
 
-def test_the_seed_keeps_its_ascent_and_the_corrected_version_removes_it():
+def test_the_notes_formula_keeps_its_ascent_and_the_corrected_version_removes_it():
     """Sphere ‖w‖² (a quadratic), η tiny: gradients, m and x all point radially outwards.
 
-    Seed: θ_t = θ_{t−1} + c_t ρ x/‖x‖ + O(η), so with r = p = 0 (c_t = 1/t) the ascent piles
-    up: ‖θ_T‖ = ‖θ_0‖ + ρ Σ_{t=2}^T 1/t (d_1 = 0) — it walks uphill. Corrected: the
+    The notes' formula: θ_t = θ_{t−1} + c_t ρ x/‖x‖ + O(η), so with r = p = 0 (c_t = 1/t) the ascent
+    piles up: ‖θ_T‖ = ‖θ_0‖ + ρ Σ_{t=2}^T 1/t (d_1 = 0) — it walks uphill. Corrected: the
     un-perturbed y moves by O(η) only; the stored ỹ sits exactly ρ from it, downhill.
     """
     f = functions.get("sphere")
     w0 = np.array([[0.6, 0.8], [-1.0, 0.5]])
     rho, lr, steps = 0.05, 1e-10, 50
-    seed = _seed(lr=lr, rho=rho, r=0.0, weight_lr_power=0.0, grad_mode="sum_two")
-    thetas, _ = _steps(seed, w0, steps, f)
+    notes = _notes(lr=lr, rho=rho, r=0.0, weight_lr_power=0.0, grad_mode="sum_two")
+    thetas, _ = _steps(notes, w0, steps, f)
     drift = rho * sum(1.0 / t for t in range(2, steps + 1))
     # The descent part is ≤ T·α_t·√d ≈ 1e-8.
     np.testing.assert_allclose(_norm(thetas[-1]), _norm(w0) + drift, rtol=0, atol=1e-7)
@@ -514,11 +520,12 @@ def test_the_seed_keeps_its_ascent_and_the_corrected_version_removes_it():
     assert (_dot(ys[-1] - y, w0) < 0).all()  # perturbed towards the minimum, not away
 
 
-def test_on_a_quadratic_the_corrected_version_converges_and_the_seed_climbs():
-    """Same ρ = 0.2, η = 0.05, 500 steps: the seed ends above its start, ours at the minimum."""
+def test_on_a_quadratic_the_corrected_version_converges_and_the_notes_formula_climbs():
+    """Same ρ = 0.2, η = 0.05, 500 steps: the notes' formula ends above its start, ours at
+    the minimum."""
     f = _quadratic()
-    seed = sampy.run(_seed(lr=0.05, rho=0.2), f, X0, 500)
-    assert (seed.final_loss > f(X0)).all()
+    notes = sampy.run(_notes(lr=0.05, rho=0.2), f, X0, 500)
+    assert (notes.final_loss > f(X0)).all()
     ours = AdamWMSAMScheduleFree(lr=0.05, rho=0.2)
     ys, states = _steps(ours, X0, 500)
     x = ours.eval(ys[-1], states[-1])
@@ -593,7 +600,7 @@ def test_zero_gradient_start_gives_no_nan(cls):
         lambda: AdamWMSAMScheduleFree(lr=np.array([0.01, 1e7])),
         lambda: NotesAdamWMSAMScheduleFree(lr=np.array([0.01, 1e8]), weight_lr_power=0.0),
     ],
-    ids=["MSAM", "AdamWMSAM", "ScheduleFreeAdamW", "AdamWMSAMScheduleFree", "Seed"],
+    ids=["MSAM", "AdamWMSAM", "ScheduleFreeAdamW", "AdamWMSAMScheduleFree", "Notes"],
 )
 def test_a_diverging_setting_is_recorded_not_raised(make):
     traj = sampy.run(make(), _quadratic(), X0[:2], 30)

@@ -358,7 +358,7 @@ def _per_worker_multistep(k_steps: int = 2) -> list[torch.Tensor]:
 
 
 def _per_worker_looksam() -> list[torch.Tensor]:
-    """Per-worker LookSAM: every worker keeps its own g_v from its own shard (§9.2)."""
+    """Per-worker LookSAM: every worker keeps its own g_v from its own shard."""
     x, y = _data()
     g_v: dict[int, list[torch.Tensor]] = {}
 

@@ -322,7 +322,7 @@ def test_imbsam_with_rho_0_is_the_base_on_the_sum_of_both_losses():
 
 
 def _adam_like(f, x0, steps, lr, betas, weight_decay, damping, s_init, order):
-    """VARIANTS.md §8.3's deterministic limit, written from the formulas (ρ = 0, N = ∞)."""
+    """bSAM's deterministic limit, written from the formulas (ρ = 0, N = ∞)."""
     x, m, s = x0.astype(float), np.zeros_like(x0), np.full_like(x0, s_init)
     xs = [x]
     for _ in range(steps):

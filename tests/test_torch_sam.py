@@ -64,7 +64,7 @@ SETTINGS = {"beale": ((2.5, 0.3), 1.0), "goldstein_price": ((0.1, -1.1), 0.003)}
 def _start(f) -> np.ndarray:
     # Near a minimum, where every landscape is smooth, but far enough that 200 steps do not
     # reach the bouncing regime at the minimum (there ε = ρ g/‖g‖ flips with the sign of a
-    # vanishing g, which amplifies rounding; VARIANTS.md §25 on chaotic drift).
+    # vanishing g, which amplifies rounding: chaotic drift).
     if f.name in SETTINGS:
         return np.array(SETTINGS[f.name][0])
     return f.minima[-1] + np.array([OFFSET, -OFFSET])

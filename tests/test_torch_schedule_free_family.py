@@ -1,4 +1,4 @@
-"""Torch twins of MSAM, AdamW-MSAM, Schedule-Free AdamW and seed 004 (VARIANTS.md §14–§16).
+"""Torch twins of MSAM, AdamW-MSAM, Schedule-Free AdamW and the two MSAM-schedule-free optimizers.
 
 The twins are checked against the NumPy references (``sampy.run`` on test functions, float64),
 against ``torch.optim.SGD``/``Adam`` (ρ = 0, bit for bit), against the official
@@ -35,10 +35,10 @@ TWINS = {
     np_msf.NotesAdamWMSAMScheduleFree: NotesAdamWMSAMScheduleFree,
     np_msf.AdamWMSAMScheduleFree: AdamWMSAMScheduleFree,
 }
-# Learning rates small enough that 200 steps from 0.3 off a minimum do not reach it: near a
-# minimum the momentum vanishes and the direction v/‖v‖ amplifies rounding by ρ/‖v‖
-# (VARIANTS.md §25 on chaotic drift). Measured agreement: 9e-12 (MSAM on Himmelblau),
-# 1.5e-13 (seed, perturbed_only, on Booth: two moves per step), at most 2e-15 elsewhere.
+# Learning rates small enough that 200 steps from 0.3 off a minimum do not reach it: near a minimum
+# the momentum vanishes and the direction v/‖v‖ amplifies rounding by ρ/‖v‖ (chaotic drift).
+# Measured agreement: 9e-12 (MSAM on Himmelblau), 1.5e-13 (the notes' formula, perturbed_only, on
+# Booth: two moves per step), at most 2e-15 elsewhere.
 CASES = {
     "MSAM": (np_msam.MSAM, dict(lr=2e-4, momentum=0.9, weight_decay=1e-2, rho=0.05)),
     "AdamWMSAM": (np_msam.AdamWMSAM, dict(lr=1e-3, weight_decay=1e-2, rho=0.05)),
@@ -113,7 +113,7 @@ def test_twin_follows_the_reference_trajectory(case, fname):
     reference = sampy.run(ref_cls(**kwargs), f, x0, STEPS)
     twin, _, _ = _twin_run(TWINS[ref_cls], kwargs, f, x0, STEPS)
     assert not reference.diverged.any()
-    # Both record the STORED parameters: w̃ (MSAM family), y (Schedule-Free), θ (seed).
+    # Both record the STORED parameters: w̃ (MSAM family), y (Schedule-Free), θ (the notes' formula).
     np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
     assert np.abs(reference.xs[-1] - x0).max() > 0.1  # it moved
 
@@ -145,7 +145,7 @@ def test_evaluation_points_match_the_reference(case):
         assert torch.equal(x.detach(), stored)  # y (or ỹ) again, bit for bit
 
 
-def test_seed_readme_loop_by_hand_equals_step_with_closure():
+def test_notes_loop_by_hand_equals_step_with_closure():
     """The README loop (no zero_grad between the backward passes) = ``step(closure)``."""
     f = sampy.functions.get("himmelblau")
     loss = st.as_torch_loss(f)
@@ -487,7 +487,7 @@ def test_moves_between_the_perturbed_and_the_unperturbed_point(cls):
         torch.testing.assert_close(p.detach(), s, rtol=0, atol=1e-15)
 
 
-def test_seed_ascent_is_along_plus_x_and_step_refuses_to_run_there():
+def test_notes_ascent_is_along_plus_x_and_step_refuses_to_run_there():
     inputs, targets = _data()
     model = _mlp()
     opt = NotesAdamWMSAMScheduleFree(_two_groups(model), lr=0.01, rho=0.3)

@@ -404,7 +404,7 @@ def test_samanatomy_phases_must_come_in_order():
 # -- (4) peers: pytorch-optimizer, where it implements the same algorithm ----------------------
 #
 # pytorch-optimizer (4.1.0) computes the global gradient norm of ε in float32 even for float64
-# parameters (VARIANTS.md §25). The equality tests reproduce the peer in float64 by swapping its
+# parameters (measured). The equality tests reproduce the peer in float64 by swapping its
 # norm helper for a float64 one (``_float64_peer``); ``test_peers_as_shipped_...`` bounds what
 # the float32 norm alone changes.
 
@@ -537,7 +537,7 @@ def test_wsam_matches_pytorch_optimizer(base, decouple):
 
 @pytest.mark.usefixtures("_float64_peer")
 def test_wsam_max_norm_differs_from_pytorch_optimizer_as_documented():
-    """VARIANTS.md §7.2: the official code clips g and g̃; pytorch-optimizer clips only g̃."""
+    """The official WSAM code clips g and g̃; pytorch-optimizer clips only g̃."""
     base_cls, kwargs = PEER_BASES["sgd-momentum"]
     hyper = {"rho": 0.05, "gamma": 0.7, "max_norm": 1.0}
     ours = _twin_run(wsam.WSAM, 1, base_cls, kwargs, **hyper)
@@ -548,7 +548,7 @@ def test_wsam_max_norm_differs_from_pytorch_optimizer_as_documented():
 
 
 class _ModifiedEMA:
-    """§12.3's F-SAM ascent: ``d = g − σ m``, then ``m ← λ m + (1 − λ) d`` (EMA of d)."""
+    """The modified-EMA F-SAM ascent: ``d = g − σ m``, then ``m ← λ m + (1 − λ) d`` (EMA of d)."""
 
     def __init__(self, rho: float, sigma: float, lmbda: float) -> None:
         self.rho, self.sigma, self.lmbda = rho, sigma, lmbda
@@ -570,7 +570,7 @@ class _ModifiedEMA:
 def test_friendly_sam_matches_pytorch_optimizer(sigma, lmbda):
     """pytorch-optimizer 4.1.0 keeps the EMA of the raw gradient, as the official code does.
 
-    VARIANTS.md §12.3 says it averages the modified ``d = g − σ m`` instead; that rule (built
+    It was once said to average the modified ``d = g − σ m`` instead; that rule (built
     below on the NumPy reference) departs from ours after step 2, so the equality over 200 steps
     shows 4.1.0 no longer does it (both its foreach and per-tensor paths lerp toward raw g).
     """
@@ -619,11 +619,12 @@ def _looksam_on_the_mlp(k: int, steps: int = 6) -> tuple[np.ndarray, np.ndarray]
 
 @pytest.mark.usefixtures("_float64_peer")
 def test_looksam_with_k_above_1_differs_from_pytorch_optimizer_only_across_tensors():
-    """VARIANTS.md §9.2: pytorch-optimizer projects g_s and rescales g_v per tensor.
+    """pytorch-optimizer projects g_s and rescales g_v per tensor (sampy: globally).
 
-    On one tensor the per-tensor and the global projection coincide (agreement to rounding,
-    which the reuse scale ‖g‖/‖g_v‖ amplifies). §9.2's stale-weight restore on reuse steps is
-    not in 4.1.0 (it pops ``old_p`` when it restores), or the one-tensor runs would differ.
+    On one tensor the per-tensor and the global projection coincide (agreement to rounding, which
+    the reuse scale ‖g‖/‖g_v‖ amplifies). The stale-weight restore on reuse steps found in other
+    LookSAM ports (rollovd/LookSAM) is not in 4.1.0 (it pops ``old_p`` when it restores), or the
+    one-tensor runs would differ.
     """
     base_cls, kwargs = PEER_BASES["sgd-momentum"]
     hyper = {"rho": 0.05, "k": 3}

@@ -68,8 +68,8 @@ LOWS = {"lr": 1e-6}
 JOINT = {"SSAMD": lambda h: h["T_end"] > h["T_start"]}
 # Values worth drawing besides the interval (p = ∞ is valid and has its own code path).
 EXTRA = {"p": [math.inf]}
-# Guards that must be positive for a zero gradient to be safe: without them ρ·0/0 is NaN, as
-# VARIANTS.md §1.7 says (and the seed's SAMAnatomy divides by its guard twice).
+# Guards that must be positive for a zero gradient to be safe: without them ρ·0/0 is NaN (and
+# SAMAnatomy divides by its guard twice).
 GUARDS = ("perturb_eps", "ratio_eps")
 
 

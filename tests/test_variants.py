@@ -1,13 +1,13 @@
-"""The registry of SAM variants and the reduction identities of VARIANTS.md §23.
+"""The registry of SAM variants and their reduction identities (ρ = 0 gives the base, …).
 
 - the registry (``sampy.variants()``): every variant class is listed, rows are complete, the
   hyperparameter specs agree with the constructors;
 - validation driven by the registry: every bad value of every knob raises naming it;
 - measured gradient evaluations per step against each row's ``evals_per_step``;
-- the identity matrix of §23 with SGD-momentum and Adam bases, 60 steps, two functions;
+- the reduction identities with SGD-momentum and Adam bases, 60 steps, two functions;
 - one-step closed forms of the two-gradient variants on a non-diagonal quadratic.
 
-Expected values are written by hand from the formulas of VARIANTS.md, or are trajectories of
+Expected values are written by hand from the papers' formulas, or are trajectories of
 other optimizers (for the identities); none is taken from the code under test. Equality is
 exact where the two code paths do the same floating-point operations; every tolerance says
 where it comes from.
@@ -103,7 +103,7 @@ BASES = {
 }
 STEPS = 60
 
-# Classes that are optimizers but not SAM variants, and the seed's swapped alias names.
+# Classes that are optimizers but not SAM variants, and the notes' code's swapped alias names.
 # (Step-level wrappers — OptimizerWrapper subclasses such as WithEMA — add a knob to any
 # optimizer and are excluded by class below.)
 NOT_VARIANTS = {"SGD", "Adam", "AdamW", "SAMMAGNITUDE", "SAMDIRECTION"}
@@ -196,7 +196,7 @@ def test_every_variant_class_is_registered():
 
 
 def test_seed_alias_names_are_the_swapped_classes():
-    """The seed's SAMMAGNITUDE is, by its own notes, SAM's direction with SGD's magnitude."""
+    """The notes' code's SAMMAGNITUDE is, by the notes, SAM's direction with SGD's magnitude."""
     assert optim.SAMMAGNITUDE is optim.SAMDirection
     assert optim.SAMDIRECTION is optim.SAMMagnitude
 
@@ -361,7 +361,7 @@ def test_looksam_spends_two_evaluations_exactly_on_every_kth_step(k):
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Reduction identities (VARIANTS.md §23)
+# 4. Reduction identities
 
 
 def _has_rho(row):
@@ -395,7 +395,7 @@ def test_rho_zero_is_the_base_optimizer_bit_for_bit(name, fname, bname):
 def test_looksam_rho_zero_near_a_minimum_is_plain_sgd():
     """Sphere f = ‖x‖², SGD lr = 0.1: x_{t+1} = 0.8 x_t exactly as a hand recursion.
 
-    Regression test: with ‖g_s‖²-style eps in the projection (VARIANTS.md §9.2's form), ρ = 0
+    Regression test: with an eps in the projection's ‖g‖² + eps, ρ = 0
     left g_v = g·eps/‖g‖² ≈ 1e-8 here, and the reuse scaling ‖g‖/(‖g_v‖ + 1e-8) turned it into
     reuse steps about 35 % too long (measured before the fix: 0.584 instead of 0.64 at t = 2).
     """
@@ -450,7 +450,7 @@ def test_gsam_alpha_zero_with_constant_rho_is_sam(fname, bname):
 
 @pytest.mark.parametrize("alpha", [0.2, 1.0, 5.0])
 def test_gsam_descent_keeps_the_perturbed_gradient_component(alpha):
-    """⟨d, h⟩ = ‖h‖²: the correction −α g_⊥ is orthogonal to h = ∇f(w + ε) (§6.5)."""
+    """⟨d, h⟩ = ‖h‖²: the correction −α g_⊥ is orthogonal to h = ∇f(w + ε) (Zhuang et al.)."""
     rng = np.random.default_rng(11)
     w = rng.normal(size=(50, 3)) * 2.0
     rho = 0.3
@@ -537,7 +537,7 @@ def test_gsam_with_a_clamped_warm_up_schedule_does_not_perturb_during_warm_up():
 
 
 def test_gsam_with_an_unclamped_warm_up_uses_the_negative_rho():
-    """clamp=False (the default, for fidelity with big_vision, §6.3): ρ_t < 0 is used as is."""
+    """clamp=False (the default, for fidelity with big_vision): ρ_t < 0 is used as is."""
     lrs = [0.0, 0.01, 0.02, 0.06, 0.1, 0.1]
     schedule = proportional_rho(lambda t: lrs[t], 0.1, 0.02, rho_max=0.3, rho_min=0.0)
     opt = GSAM(RecordingBase(lr=0.05), alpha=0.0, rho_schedule=schedule)
@@ -573,7 +573,7 @@ def test_wsam_gamma_half_decoupled_with_plain_sgd_is_sam(fname):
 
 @matrix
 def test_wsam_decoupled_differs_from_sam_with_momentum_or_adam(fname, bname):
-    """With momentum or Adam the decoupled sharpness term bypasses the base (§7.3)."""
+    """With momentum or Adam the decoupled sharpness term bypasses the base."""
     sam, wsam = _run_both(_sam(0.1), lambda b: WSAM(b, rho=0.1, gamma=0.5), fname, bname)
     assert np.abs(wsam.xs - sam.xs).max() > 1e-3
 
@@ -645,7 +645,7 @@ def test_wsam_max_norm_clips_both_gradients_like_torch(decouple, max_norm):
     lr, rho, gamma = 0.05, 0.3, 0.8
     alpha = gamma / (1 - gamma)
     g = _grad(W)
-    gt = _grad(W + rho * _unit(g))  # ε from the unclipped g (§7.2 step 2 comes before 3)
+    gt = _grad(W + rho * _unit(g))  # ε from the unclipped g (the official code builds ε first)
     gc, gtc = _clip_like_torch(g, max_norm), _clip_like_torch(gt, max_norm)
     expected = W - lr * (alpha * gtc + (1 - alpha) * gc)
     opt = WSAM(SGD(lr=lr), rho=rho, gamma=gamma, decouple=decouple, max_norm=max_norm)
@@ -847,11 +847,11 @@ def test_random_sam_sphere_kind_has_length_rho():
     assert cos.min() < -0.5 and cos.max() > 0.5
 
 
-# --- the seed-003 family
+# --- the anatomy family (research notes on the anatomy of SAM's gradient)
 
 
 def _ckpt_by_hand(g, gt, eps, mode):
-    """VARIANTS.md §17.1, one coordinate at a time."""
+    """The four checkpoints of the notes, one coordinate at a time."""
     if mode == "sign_safe":
         if abs(g) < eps:
             return 0
@@ -873,7 +873,7 @@ def _ckpt_by_hand(g, gt, eps, mode):
 
 
 EPS = 1e-8
-# (g, g̃, checkpoint with the sign-safe ratio, checkpoint with the seed code's ratio)
+# (g, g̃, checkpoint with the sign-safe ratio, checkpoint with the notes' code's ratio)
 PAIRS = [
     (1.0, 2.0, 1, 1),
     (1.0, 0.5, 2, 2),
@@ -887,14 +887,14 @@ PAIRS = [
     (-2.0, 0.0, 0, 0),  # r = 0
     (1.0, 1.0 + EPS, 0, 0),  # r = 1 exactly: (1 + eps)/(1 + eps)
     (1.0, -(1.0 + EPS), 0, 0),  # r = −1 exactly
-    (-2.0, -2.0 - EPS, 0, 1),  # sign-safe r = 1; seed code: −2.00000001/−1.99999999 > 1
-    (-2.0, 2.0 + EPS, 0, 3),  # sign-safe r = −1; seed code r < −1
+    (-2.0, -2.0 - EPS, 0, 1),  # sign-safe r = 1; notes' code: −2.00000001/−1.99999999 > 1
+    (-2.0, 2.0 + EPS, 0, 3),  # sign-safe r = −1; notes' code r < −1
     (2.0, 2.0, 2, 2),  # g̃ = g: the guard makes r slightly below 1 for g > 0 ...
-    (-2.0, -2.0, 2, 1),  # ... and, in the seed's code, slightly above 1 for g < 0
-    (0.0, 5.0, 0, 1),  # g = 0: undefined (sign-safe); seed code r = 5e8
+    (-2.0, -2.0, 2, 1),  # ... and, in the notes' code, slightly above 1 for g < 0
+    (0.0, 5.0, 0, 1),  # g = 0: undefined (sign-safe); notes' code r = 5e8
     (0.0, -5.0, 0, 3),
     (0.0, 0.0, 0, 0),
-    (0.0, 1e-9, 0, 2),  # seed code: r = 0.1
+    (0.0, 1e-9, 0, 2),  # notes' code: r = 0.1
     (5e-9, 1.0, 0, 1),  # |g| < eps: ckpt0 in sign-safe mode
 ]
 
@@ -907,7 +907,7 @@ def test_checkpoints_of_hand_made_pairs(mode):
     expected = np.array([p[column] for p in PAIRS])
     np.testing.assert_array_equal(checkpoints(g, gt, EPS, mode), expected)
     by_hand = np.array([_ckpt_by_hand(a, b, EPS, mode) for a, b in zip(g, gt, strict=True)])
-    np.testing.assert_array_equal(by_hand, expected)  # the table agrees with §17.1 as coded here
+    np.testing.assert_array_equal(by_hand, expected)  # the table agrees with the notes' checkpoints
     # Batched: the same classification for a (3, 7) reshape of the table.
     np.testing.assert_array_equal(
         checkpoints(g.reshape(3, 7), gt.reshape(3, 7), EPS, mode), expected.reshape(3, 7)
@@ -1071,7 +1071,7 @@ def test_clamp_sam_perturbation_is_clipped_and_renormalised():
     x = rng.normal(size=(100, 3))
     g = _grad(x) * rng.choice([1.0, 1e3], size=(100, 3))  # some outlier coordinates
     rho, tau = 0.5, 0.2
-    raw = rho * g / (np.linalg.norm(g, axis=-1, keepdims=True) + 1e-12)  # §17.8's ε_raw
+    raw = rho * g / (np.linalg.norm(g, axis=-1, keepdims=True) + 1e-12)  # ClampSAM's ε_raw
     clipped = ClampSAM(SGD(), rho=rho, tau=tau)
     e, _ = clipped.ascent(x, g, None)
     assert np.abs(e).max() <= tau
@@ -1116,7 +1116,7 @@ def test_sam_anatomy_on_the_sphere_is_sam_with_three_evaluations(bname):
 
 
 def test_sam_anatomy_drops_sign_flipped_coordinates_from_the_second_ascent():
-    """§17.7 by hand on the quadratic: m = g ⊙ 1[g1/(g + 1e-8) > 0], ε2 = ρ m/‖m‖."""
+    """SAMAnatomy by hand on the quadratic: m = g ⊙ 1[g1/(g + 1e-8) > 0], ε2 = ρ m/‖m‖."""
     w, g, _ = _sam_pairs(rho=0.8)
     rho = 0.8
     g1 = _grad(w + rho * g / (np.linalg.norm(g, axis=-1, keepdims=True) + 1e-8))
@@ -1165,7 +1165,7 @@ def test_a_rho_grid_equals_separate_runs(name):
         else:
             np.testing.assert_array_equal(grid.xs[:, k], alone.xs)
     # J-SAM on a linear model is SGD whatever ρ (its Jacobian x_i does not depend on w;
-    # VARIANTS.md §23): the four radii must give one end point. Everyone else: four.
+    # see sampy.optim.jsam): the four radii must give one end point. Everyone else: four.
     assert len({tuple(p) for p in grid.final}) == (1 if name == "JSAM" else 4)
 
 
