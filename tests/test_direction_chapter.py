@@ -2,11 +2,13 @@
 
 GSAM: the correction is orthogonal to g̃ (⟨d, g̃⟩ = ‖g̃‖²), it lowers the first-order surrogate
 gap by α‖g_⊥‖² more than SAM, d = g̃ when g ∥ g̃, α = 0 is SAM and ρ = 0 the base; the page's
-from-scratch GSAM equals sampy's. WSAM: the coupled direction is α g̃ + (1 − α) g, γ = 0 is
+from-scratch GSAM equals sampy's. WSAM: the coupled direction is ω g̃ + (1 − ω) g, γ = 0 is
 the base on g, γ = 0.5 is SAM, coupled = decoupled for plain SGD but not with momentum; its
-hyperparameters are not LookSAM's (seed-000 contradiction). F-SAM: σ = 0 is SAM, the three
-momentum orders agree on steps 1-2 and differ from step 3, the mean of d is (1 − σ) ḡ.
-VaSSO: θ = 1 is SAM; the EMA's noise variance is θ(1 − (1 − θ)^{2t})/(2 − θ).
+hyperparameters are not LookSAM's (the appendix "Implementations compared" shows where they
+were mixed up). F-SAM: σ = 0 is SAM, the three momentum orders agree on steps 1-2 and differ
+from step 3, the mean of d is (1 − σ) ḡ. VaSSO: θ = 1 is SAM; the EMA's noise variance is
+θ(1 − (1 − θ)^{2t})/(2 − θ). RWP on a quadratic: d = g + (1 − c)ρHz, the average sharpness is
+½ρ² tr H, the stationary spread is η(1 − c)²ρ²λ/(2 − ηλ).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sampy.direction import (
     gsam_direction_min_f,
     gsam_split,
 )
-from sampy.optim import GSAM, SAM, SGD, WSAM, FriendlySAM, VaSSO
+from sampy.optim import GSAM, SAM, SGD, WSAM, FriendlySAM, RandomSAM, VaSSO
 from sampy.optim.ascents import FriendlyAscent, VarianceSuppressedAscent
 from sampy.optim.gsam import GSAMDescent
 
@@ -253,3 +255,65 @@ def test_vasso_ema_noise_variance(theta):
     _, state = ascent(None, xi[0][:, None], np.zeros((200_000, 1)))
     np.testing.assert_allclose(state[:, 0], theta * xi[0])
     assert ema_noise_factor(theta, 10_000) == pytest.approx(theta / (2 - theta))
+
+
+# ---------------------------------------------------------------- random weight perturbation
+
+H_RWP = np.diag([4.0, 0.5, 1.5])
+W_STAR = np.array([0.3, -1.0, 2.0])
+QUAD = sampy.functions.get("quadratic", A=H_RWP, b=H_RWP @ W_STAR)  # ½(w − w*)ᵀH(w − w*) + const
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("kind", ["gaussian", "sphere"])
+def test_rwp_step_on_a_quadratic_is_the_gradient_plus_curvature_noise(mix, kind):
+    """prop-dir-rwp 1: with ε the step's perturbation, d = g + (1 − c) H ε (ε = ρz)."""
+    opt = RandomSAM(SGD(lr=0.1), rho=0.2, kind=kind, mix=mix, seed=3)
+    x = np.random.default_rng(5).normal(size=(50, 3))
+    eps, _ = opt.ascent(x, QUAD.grad(x), opt.ascent.init(x))
+    x1, _ = opt.step(x, opt.init(x), sampy.optim.Oracle(QUAD))
+    d = (x - x1) / 0.1
+    np.testing.assert_allclose(d, QUAD.grad(x) + (1 - mix) * eps @ H_RWP, rtol=1e-12, atol=1e-12)
+    norms = np.linalg.norm(eps, axis=-1)
+    if kind == "sphere":
+        np.testing.assert_allclose(norms, 0.2, rtol=1e-12)
+    else:
+        assert norms.std() > 0.01  # ρ z: a Gaussian, not a fixed length
+
+
+def test_rwp_average_sharpness_is_half_rho_squared_trace():
+    """prop-dir-rwp 2: E L(w + ρz) − L(w) = ½ρ² tr H (and ρ² tr H/(2n) on the sphere)."""
+    rho, n = 0.3, 400_000
+    opt = RandomSAM(SGD(lr=0.1), rho=rho, seed=1)
+    w = np.tile(np.array([1.0, 0.2, -0.5]), (n, 1))
+    eps, _ = opt.ascent(w, QUAD.grad(w), opt.ascent.init(w))
+    rise = QUAD(w + eps) - QUAD(w)
+    expected = 0.5 * rho**2 * np.trace(H_RWP)
+    assert rise.mean() == pytest.approx(expected, abs=5 * rise.std() / np.sqrt(n))
+    sphere = RandomSAM(SGD(lr=0.1), rho=rho, kind="sphere", seed=1)
+    eps, _ = sphere.ascent(w, QUAD.grad(w), sphere.ascent.init(w))
+    rise = QUAD(w + eps) - QUAD(w)
+    assert rise.mean() == pytest.approx(expected / 3, abs=5 * rise.std() / np.sqrt(n))
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5])
+def test_rwp_stationary_spread_on_a_quadratic(mix):
+    """prop-dir-rwp 3: Var(w_i − w*_i) → η(1 − c)²ρ²λ_i/(2 − ηλ_i), for ηλ_i up to 1.6."""
+    lr, rho, n = 0.4, 0.2, 40_000
+    run = sampy.run(
+        RandomSAM(SGD(lr=lr), rho=rho, mix=mix, seed=7), QUAD, np.tile(W_STAR, (n, 1)), 200
+    )
+    lam = np.diag(H_RWP)
+    expected = lr * (1 - mix) ** 2 * rho**2 * lam / (2 - lr * lam)
+    var = (run.final - W_STAR).var(axis=0)
+    # the variance of a sample variance of n Gaussians is 2σ⁴/(n − 1): 5 standard errors
+    np.testing.assert_array_less(np.abs(var - expected), 5 * expected * np.sqrt(2 / (n - 1)))
+    np.testing.assert_allclose(
+        (run.final - W_STAR).mean(axis=0), 0, atol=5 * np.sqrt(expected / n).max()
+    )
+
+
+def test_rwp_rho0_and_mix1_are_the_base():
+    base = sampy.run(SGD(lr=0.008), F, STARTS, 100).xs
+    for opt in (RandomSAM(SGD(lr=0.008), rho=0.0), RandomSAM(SGD(lr=0.008), rho=0.3, mix=1.0)):
+        np.testing.assert_allclose(sampy.run(opt, F, STARTS, 100).xs, base, atol=1e-12)

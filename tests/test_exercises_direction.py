@@ -9,17 +9,22 @@ import pytest
 from sampy.exercises.direction import (
     GSAM_CASES,
     GSAM_MISTAKES,
+    VASSO_CASES,
+    VASSO_MISTAKES,
     WSAM_CASES,
     WSAM_MISTAKES,
     check_gsam_direction,
+    check_vasso_perturbations,
     check_wsam_direction,
     reference_gsam_direction,
+    reference_vasso_perturbations,
     reference_wsam_direction,
 )
 
 CHECKERS = [
     (check_gsam_direction, reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES),
     (check_wsam_direction, reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES),
+    (check_vasso_perturbations, reference_vasso_perturbations, VASSO_CASES, VASSO_MISTAKES),
 ]
 
 
@@ -29,8 +34,16 @@ def student_gsam_direction(g, g_adv, alpha):
 
 
 def student_wsam_direction(g, g_adv, gamma):
-    alpha = gamma / (1 - gamma)
-    return g + alpha * (g_adv - g)
+    omega = gamma / (1 - gamma)
+    return g + omega * (g_adv - g)
+
+
+def student_vasso_perturbations(grads, rho, theta):
+    d, out = np.zeros(np.shape(grads)[1]), []
+    for g in grads:
+        d = d + theta * (g - d)
+        out.append(rho * d / np.linalg.norm(d))
+    return np.array(out)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +51,7 @@ def student_wsam_direction(g, g_adv, gamma):
     [
         (check_gsam_direction, student_gsam_direction, GSAM_CASES),
         (check_wsam_direction, student_wsam_direction, WSAM_CASES),
+        (check_vasso_perturbations, student_vasso_perturbations, VASSO_CASES),
     ],
 )
 def test_checker_accepts_a_correct_solution(checker, student, cases):
@@ -84,3 +98,27 @@ def test_errors_and_non_functions_are_feedback():
     assert not check_wsam_direction("not a function").passed
     wrong = check_wsam_direction(lambda g, g_adv, gamma: g)
     assert not wrong.passed and "expected" in wrong.failures[0].message
+
+
+def test_vasso_reference_is_the_optimizer_s_perturbation():
+    """The checker's reference is what ``sampy.optim.VaSSO`` perturbs by, step after step."""
+    from sampy.optim import SGD, Oracle, VaSSO
+
+    for case in VASSO_CASES:
+        grads, rho, theta = case.args
+        script = iter(np.repeat(grads, 2, axis=0))  # g at w, then (ignored) g̃ at w + ε
+        seen = []
+
+        def grad(x, seen=seen, script=script):
+            seen.append(np.array(x))
+            return next(script)
+
+        opt = VaSSO(SGD(lr=1.0), rho=rho, theta=theta)  # the steps move w; ε = w + ε − w
+        x, state, oracle = np.zeros(grads.shape[1]), None, Oracle.from_gradient(grad)
+        state = opt.init(x)
+        for _ in grads:
+            x, state = opt.step(x, state, oracle)
+        perturbations = np.array(seen[1::2]) - np.array(seen[0::2])
+        np.testing.assert_allclose(
+            perturbations, reference_vasso_perturbations(*case.args), rtol=1e-12, atol=1e-15
+        )

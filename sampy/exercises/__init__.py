@@ -22,7 +22,11 @@ from sampy.exercises.adaptive import check_asam_perturbation, check_dual_directi
 from sampy.exercises.anatomy import check_checkpoints
 from sampy.exercises.bayes import check_bsam_precision_update
 from sampy.exercises.cheaper import check_looksam_reuse, check_sds_selection
-from sampy.exercises.direction import check_gsam_direction, check_wsam_direction
+from sampy.exercises.direction import (
+    check_gsam_direction,
+    check_vasso_perturbations,
+    check_wsam_direction,
+)
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.imbsam import check_imbsam_direction
 from sampy.exercises.sam_step import check_sam_step
@@ -43,6 +47,7 @@ __all__ = [
     "check_sam_step",
     "check_schedule_free_average",
     "check_sds_selection",
+    "check_vasso_perturbations",
     "check_wsam_direction",
     "compare_with_reference",
 ]

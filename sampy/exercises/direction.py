@@ -1,5 +1,5 @@
-"""Exercises: GSAM's descent direction and WSAM's weighted direction (chapter "Fixing SAM's
-direction").
+"""Exercises: GSAM's descent direction, WSAM's weighted direction and VaSSO's perturbations
+(chapter "Fixing SAM's direction").
 
 ``gsam_direction(g, g_adv, alpha) -> d``: split the clean gradient ``g`` into its part along the
 perturbed gradient ``g̃`` and the rest, ``g_⊥ = g − (⟨g, g̃⟩/‖g̃‖²) g̃``, and return
@@ -8,10 +8,17 @@ ICLR 2022). The checker compares with ``sampy.optim.gsam.GSAMDescent`` and names
 mistakes: ``g`` instead of ``g_⊥``, the wrong sign, the roles of ``g`` and ``g̃`` swapped in the
 projection, and a projection that forgets to divide by ``‖g̃‖²``.
 
-``wsam_direction(g, g_adv, gamma) -> d``: the coupled WSAM direction ``α g̃ + (1 − α) g`` with
-``α = γ/(1 − γ)`` (Y. Yue et al., "Sharpness-Aware Minimization Revisited: Weighted Sharpness as
-a Regularization Term", KDD 2023); typical mistakes: γ used as the weight, the weights swapped,
-the sharpness term added to g̃ instead of g.
+``wsam_direction(g, g_adv, gamma) -> d``: the coupled WSAM direction ``ω g̃ + (1 − ω) g`` with
+``ω = γ/(1 − γ)`` (the paper's α; Y. Yue et al., "Sharpness-Aware Minimization Revisited:
+Weighted Sharpness as a Regularization Term", KDD 2023); typical mistakes: γ used as the
+weight, the weights swapped, the sharpness term added to g̃ instead of g.
+
+``vasso_perturbations(grads, rho, theta) -> eps``: for gradients ``g_1, …, g_T`` (rows), VaSSO's
+perturbations ``ε_t = ρ d_t/‖d_t‖`` with ``d_t = (1 − θ) d_{t−1} + θ g_t``, ``d_0 = 0``
+(B. Li, G. B. Giannakis, "Enhancing Sharpness-Aware Optimization Through Variance
+Suppression", NeurIPS 2023). The reference is ``sampy.optim.VaSSO``'s ascent rule; typical
+mistakes: θ and 1 − θ swapped, ε = ρ d_t unnormalised, the average started at ``g_1`` instead
+of 0, SAM's ``ρ g_t/‖g_t‖`` (no average at all).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 
 from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
 from sampy.optim import SGD, WSAM, Oracle
+from sampy.optim.ascents import VarianceSuppressedAscent
 from sampy.optim.gsam import GSAMDescent
 
 Vector = np.ndarray
@@ -93,24 +101,24 @@ def _alpha(gamma: float) -> float:
 WSAM_MISTAKES = (
     Mistake(
         "you weighted with γ itself (γ g̃ + (1 − γ) g): the objective L + (γ/(1−γ))(L_ρ − L) "
-        "weights the sharpness by α = γ/(1 − γ), so d = α g̃ + (1 − α) g",
+        "weights the sharpness by ω = γ/(1 − γ), so d = ω g̃ + (1 − ω) g",
         lambda g, g_adv, gamma: gamma * g_adv + (1 - gamma) * g,
     ),
     Mistake(
-        "the weights are swapped (α g + (1 − α) g̃): the sharpness weight α multiplies the "
+        "the weights are swapped (ω g + (1 − ω) g̃): the sharpness weight ω multiplies the "
         "PERTURBED gradient g̃",
         lambda g, g_adv, gamma: _alpha(gamma) * g + (1 - _alpha(gamma)) * g_adv,
     ),
     Mistake(
-        "d = g̃ + α(g̃ − g): the regulariser's gradient α(g̃ − g) is added to the CLEAN gradient g "
+        "d = g̃ + ω(g̃ − g): the regulariser's gradient ω(g̃ − g) is added to the CLEAN gradient g "
         "(the gradient of L), not to g̃",
         lambda g, g_adv, gamma: g_adv + _alpha(gamma) * (g_adv - g),
     ),
 )
 
 WSAM_CASES = (
-    Case("γ = 0.9 (α = 9)", (np.array([1.0, -2.0]), np.array([0.5, 1.0]), 0.9)),
-    Case("γ = 0.2 (α = 1/4)", (np.array([0.3, 0.7, -1.1]), np.array([1.3, -0.2, 0.4]), 0.2)),
+    Case("γ = 0.9 (ω = 9)", (np.array([1.0, -2.0]), np.array([0.5, 1.0]), 0.9)),
+    Case("γ = 0.2 (ω = 1/4)", (np.array([0.3, 0.7, -1.1]), np.array([1.3, -0.2, 0.4]), 0.2)),
 )
 
 
@@ -118,4 +126,78 @@ def check_wsam_direction(wsam_direction: Callable[[Vector, Vector, float], Vecto
     """Check ``wsam_direction(g, g_adv, gamma) -> d`` against ``sampy.optim.WSAM`` (coupled)."""
     return compare_with_reference(
         "wsam_direction", wsam_direction, reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES
+    )
+
+
+def reference_vasso_perturbations(grads: Vector, rho: float, theta: float) -> Vector:
+    """VaSSO's ``ε_1, …, ε_T`` for the gradients ``grads`` (rows), by ``sampy.optim.VaSSO``'s
+    ascent rule (``d_0 = 0``, guard 1e-12)."""
+    grads = np.asarray(grads, dtype=float)
+    ascent = VarianceSuppressedAscent(rho, theta, 1e-12)
+    d = ascent.init(grads[0])
+    out = []
+    for g in grads:
+        e, d = ascent(None, g, d)
+        out.append(e)
+    return np.stack(out)
+
+
+def _unit_rows(v: Vector, rho: float) -> Vector:
+    return rho * v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _ema(grads: Vector, theta: float, first: Vector | None) -> Vector:
+    d = np.zeros_like(grads[0]) if first is None else first
+    out = []
+    for g in grads:
+        d = (1 - theta) * d + theta * g
+        out.append(d)
+    return np.stack(out)
+
+
+VASSO_MISTAKES = (
+    Mistake(
+        "the weights are swapped (d_t = θ d_{t−1} + (1 − θ) g_t): θ is the weight of the NEW "
+        "gradient, d_t = (1 − θ) d_{t−1} + θ g_t, so that θ = 1 is SAM",
+        lambda grads, rho, theta: _unit_rows(_ema(np.asarray(grads), 1 - theta, None), rho),
+    ),
+    Mistake(
+        "ε = ρ d_t is not normalised: the perturbation is ρ d_t/‖d_t‖, of length ρ whatever "
+        "the size of the average",
+        lambda grads, rho, theta: rho * _ema(np.asarray(grads), theta, None),
+    ),
+    Mistake(
+        "you started the average at the first gradient (d_0 = g_1): VaSSO starts at d_0 = 0, "
+        "so d_1 = θ g_1 and the old gradients weigh (1 − θ)^k θ, not more",
+        lambda grads, rho, theta: _unit_rows(
+            _ema(np.asarray(grads), theta, np.asarray(grads, dtype=float)[0]), rho
+        ),
+    ),
+    Mistake(
+        "this is SAM's ρ g_t/‖g_t‖: VaSSO normalises the moving average d_t of the gradients, "
+        "not the current gradient",
+        lambda grads, rho, theta: _unit_rows(np.asarray(grads, dtype=float), rho),
+    ),
+)
+
+_VASSO_GRADS = np.array(
+    [[1.0, -2.0, 0.5], [0.2, -1.0, 1.5], [-0.8, -1.6, 0.1], [1.4, 0.3, -0.6], [0.6, -2.2, 0.9]]
+)
+VASSO_CASES = (
+    Case("θ = 0.4, five steps", (_VASSO_GRADS, 0.05, 0.4)),
+    Case("θ = 0.7, ρ = 0.5", (_VASSO_GRADS[::-1], 0.5, 0.7)),
+    Case("θ = 0.2, 2-D", (np.array([[3.0, 1.0], [-1.0, 2.0], [0.5, -0.5], [2.0, 2.0]]), 0.1, 0.2)),
+)
+
+
+def check_vasso_perturbations(
+    vasso_perturbations: Callable[[Vector, float, float], Vector],
+) -> Feedback:
+    """Check ``vasso_perturbations(grads, rho, theta) -> eps`` against ``sampy.optim.VaSSO``."""
+    return compare_with_reference(
+        "vasso_perturbations",
+        vasso_perturbations,
+        reference_vasso_perturbations,
+        VASSO_CASES,
+        VASSO_MISTAKES,
     )
