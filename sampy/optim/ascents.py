@@ -99,11 +99,11 @@ class VarianceSuppressedAscent:
 
 
 class FisherAscent:
-    """Fisher-SAM: the worst case in the ellipsoid ``εᵀ F ε ≤ ρ²``, ``F = diag(1 + η g²)``.
+    """Fisher-SAM: the worst case in the ellipsoid ``εᵀ F ε ≤ ρ²``, ``F = diag(1 + κ g²)``.
 
     M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness
-    Aware Minimisation", ICML 2022. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)``; η = 0 gives SAM. The
-    diagonal Fisher proxy ``1 + η g²`` is not checked against the paper's code.
+    Aware Minimisation", ICML 2022. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)``; κ = 0 gives SAM. The
+    diagonal Fisher proxy ``1 + κ g²`` is not checked against the paper's code.
     """
 
     def __init__(self, rho: Any, fisher_eta: float, eps: float) -> None:

@@ -14,17 +14,17 @@ preconditioned by ``1/s`` and not normalised. State: the mean ``w`` (the iterate
 4. ``g̃_b = ∇L_{B_b}(w̃_b)``                                    (M evaluations)
 5. ``h_b = sqrt(s ⊙ g_b²)``;  ``h = Σ_b (|B_b|/n) h_b``, ``g̃ = Σ_b (|B_b|/n) g̃_b``
 6. ``m ← β1 m + (1 − β1)(g̃ + δ w)``
-7. ``w ← w − α m / s``                                      (with the OLD s: code order)
-8. ``s ← β2 s + (1 − β2)(h + γ + δ)``                       (not squared)
+7. ``w ← w − η m / s``                                      (with the OLD s: code order)
+8. ``s ← β2 s + (1 − β2)(h + ζ + δ)``                       (not squared)
 
-``update_order="paper"`` swaps 7 and 8 (the paper's box: w moves with the new s). α = ``lr``,
-δ = ``weight_decay`` (the official code derives it from a prior precision: δ = priorprec/N),
-γ = ``damping``, N = ``num_data`` (default: the problem's n; ``inf`` removes the noise). The
-official learning-rate multiplier ``lrfactor`` (a schedule) is not modelled; with equal
-sub-batch sizes the weights of step 5 are the official plain means.
-``2M`` gradient evaluations per step. Reduces to: with ρ = 0 and N = ∞ a deterministic
-Adam-like method, m an EMA of ``∇L(w) + δ w`` and s an EMA of ``sqrt(s)|∇L(w)| + γ + δ``.
-With ``batchsplit=1`` it also runs on a plain test function (then ``num_data`` is required).
+``update_order="paper"`` swaps 7 and 8 (the paper's box: w moves with the new s). η = ``lr`` (the
+paper's α), δ = ``weight_decay`` (the official code derives it from a prior precision:
+δ = priorprec/N), ζ = ``damping`` (the paper's γ), N = ``num_data`` (default: the problem's n;
+``inf`` removes the noise). The official learning-rate multiplier ``lrfactor`` (a schedule) is not
+modelled; with equal sub-batch sizes the weights of step 5 are the official plain means. ``2M``
+gradient evaluations per step. Reduces to: with ρ = 0 and N = ∞ a deterministic Adam-like method, m
+an EMA of ``∇L(w) + δ w`` and s an EMA of ``sqrt(s)|∇L(w)| + ζ + δ``. With ``batchsplit=1`` it also
+runs on a plain test function (then ``num_data`` is required).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ class BSAM:
     """Bayesian SAM (official algorithm). ``2 · batchsplit`` gradient evaluations per step.
 
     Args:
-        lr: learning rate α.
+        lr: learning rate η.
         betas: (β1, β2), EMA rates of m and s.
         weight_decay: δ (the prior precision divided by N).
         rho: ρ of the unnormalised, 1/s-preconditioned perturbation.
-        damping: γ added to the precision.
+        damping: ζ added to the precision.
         num_data: N in the posterior variance 1/(N s) (None: the problem's n; ``math.inf``:
             no noise).
         s_init: initial precision.
@@ -63,7 +63,7 @@ class BSAM:
     """
 
     HYPERPARAMETERS = (
-        Hyper("lr", 0.5, "learning rate α", 0.0, None, low_open=True, log=True, per_point=True),
+        Hyper("lr", 0.5, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
         Hyper(
             "betas",
             (0.9, 0.999),
@@ -76,7 +76,7 @@ class BSAM:
         ),
         Hyper("weight_decay", 1e-4, "δ = prior precision / N", 0.0, None),
         Hyper("rho", 0.01, "ρ of the perturbation ρ g/s", 0.0, None, per_point=True),
-        Hyper("damping", 0.1, "γ added to the precision s", 0.0, None),
+        Hyper("damping", 0.1, "damping ζ added to the precision s", 0.0, None),
         Hyper(
             "num_data",
             None,

@@ -5,15 +5,15 @@ Sharpness-aware Minimization for Improved Training of Neural Networks", ICLR 202
 arXiv:2110.03141. Official code: dydjw9/Efficient_SAM @ 1e06840c (``utils/Esam.py``); where the
 paper and the code differ, a switch chooses. One step:
 
-1. SWP mask ``k_i ~ Bernoulli(β)``, drawn from the state's generator — per coordinate
+1. SWP mask ``k_i ~ Bernoulli(χ)``, drawn from the state's generator — per coordinate
    (``swp_granularity="coordinate"``) or one draw for the whole vector (``"tensor"``: a flat
-   vector is one tensor, so it is perturbed with probability β or not at all)
+   vector is one tensor, so it is perturbed with probability χ or not at all)
 2. ``g = ∇L(w)``                                                     (evaluation 1)
-3. ``ε = (ρ/β) · k ⊙ T² g / (‖T u‖ + 1e-7)`` with ``T = |w|`` (``adaptive``) or 1, and
+3. ``ε = (ρ/χ) · k ⊙ T² g / (‖T u‖ + 1e-7)`` with ``T = |w|`` (``adaptive``) or 1, and
    ``u = g`` (``swp_norm="full"``, the paper's form: ``E[ε] = ρ T²g/‖Tg‖``) or
-   ``u = k ⊙ g`` (``"kept"``, the official code's: ``‖ε‖ = ρ/β``)
-4. SDS (only when γ < 0.99, as the official code): per-example losses at ``w`` and ``w + ε``,
-   instance sharpness ``s_i = ℓ_i(w + ε) − ℓ_i(w)``; ``S`` = the ``k = max(1, ⌊γn⌋)``
+   ``u = k ⊙ g`` (``"kept"``, the official code's: ``‖ε‖ = ρ/χ``)
+4. SDS (only when φ < 0.99, as the official code): per-example losses at ``w`` and ``w + ε``,
+   instance sharpness ``s_i = ℓ_i(w + ε) − ℓ_i(w)``; ``S`` = the ``k = max(1, ⌊φn⌋)``
    examples of largest ``s_i`` — a stable sort, ties broken by the lower index, so exactly k
    examples (the official strict ``s_i > c`` selects k − 1, or nothing when ρ = 0)
 5. ``g̃ = ∇ mean_{i∈S} ℓ_i (w + ε)``                                  (evaluation 2)
@@ -24,8 +24,9 @@ on. In a network SWP saves the backward work of the frozen weights and SDS the b
 the unselected examples; this flat reference computes them in full but the counts are the
 same. The mask is drawn at the start of each step (the official code draws it at the end of
 the previous step and leaves the very first step unmasked; the distribution is the same).
-Reduces to: SAM with eps 1e-7 when β = γ = 1; the base optimizer when ρ = 0 and γ ≥ 0.99.
-SDS needs a ``sampy.problems.SumOfExamples``; with γ ≥ 0.99 ESAM runs on any function.
+χ = ``beta`` and φ = ``gamma`` (Du et al. call them β and γ). Reduces to: SAM with eps 1e-7 when
+χ = φ = 1; the base optimizer when ρ = 0 and φ ≥ 0.99. SDS needs a ``sampy.problems.SumOfExamples``;
+with φ ≥ 0.99 ESAM runs on any function.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class ESAM:
     Args:
         base: the base optimizer.
         rho: radius ρ (the expected perturbation has length ρ).
-        beta: SWP keep probability β ∈ (0, 1] (1 = no SWP).
-        gamma: SDS fraction γ ∈ (0, 1] of examples in the second gradient (≥ 0.99 = all).
+        beta: SWP keep probability χ ∈ (0, 1] (1 = no SWP).
+        gamma: SDS fraction φ ∈ (0, 1] of examples in the second gradient (≥ 0.99 = all).
         adaptive: ASAM's scaling ``T = |w|`` (official ``adaptive``).
         swp_granularity: ``"coordinate"`` (paper) or ``"tensor"`` (official code).
         swp_norm: normalise by ``‖g‖`` (``"full"``, paper) or by the kept part (``"kept"``,
@@ -74,9 +75,9 @@ class ESAM:
     HYPERPARAMETERS = (
         RHO,
         Hyper(
-            "beta", 0.6, "SWP: probability β that a weight is perturbed", 0.0, 1.0, low_open=True
+            "beta", 0.6, "SWP: probability χ that a weight is perturbed", 0.0, 1.0, low_open=True
         ),
-        Hyper("gamma", 0.5, "SDS: fraction γ of examples kept for g̃", 0.0, 1.0, low_open=True),
+        Hyper("gamma", 0.5, "SDS: fraction φ of examples kept for g̃", 0.0, 1.0, low_open=True),
         Hyper("adaptive", False, "ASAM's scaling T = |w|", kind="bool"),
         Hyper(
             "swp_granularity",
@@ -123,7 +124,7 @@ class ESAM:
 
     @property
     def selects_data(self) -> bool:
-        """Whether SDS is on (γ < 0.99, the official threshold)."""
+        """Whether SDS is on (φ < 0.99, the official threshold)."""
         return self.gamma < 0.99
 
     @property
@@ -136,14 +137,14 @@ class ESAM:
         return ESAMState(rng=np.random.default_rng(self.seed), base=self.base.init(x))
 
     def swp_mask(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
-        """The keep mask ``k`` (None when β = 1: every weight is perturbed)."""
+        """The keep mask ``k`` (None when χ = 1: every weight is perturbed)."""
         if self.beta >= 1.0:
             return None
         shape = x.shape if self.swp_granularity == "coordinate" else (*x.shape[:-1], 1)
         return rng.random(shape) < self.beta
 
     def perturbation(self, x: np.ndarray, g: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-        """``ε = (ρ/β) k ⊙ T² g / (‖T u‖ + eps)``, step 3 of the box."""
+        """``ε = (ρ/χ) k ⊙ T² g / (‖T u‖ + eps)``, step 3 of the box."""
         kept = g if keep is None else g * keep
         scale = np.abs(x) if self.adaptive else 1.0
         u = scale * (kept if self.swp_norm == "kept" else g)
@@ -151,7 +152,7 @@ class ESAM:
         return (self._radius / (norm + self.perturb_eps) / self.beta) * (scale * scale) * kept
 
     def select(self, sharpness: np.ndarray) -> np.ndarray:
-        """SDS: the ``max(1, ⌊γn⌋)`` examples of largest sharpness, per point, ``(..., n)``."""
+        """SDS: the ``max(1, ⌊φn⌋)`` examples of largest sharpness, per point, ``(..., n)``."""
         n = sharpness.shape[-1]
         return top_k_mask(sharpness, max(1, int(n * self.gamma)))
 

@@ -3,12 +3,12 @@
 M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness Aware
 Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
 
-1. ``g = ∇L(w)``;  ``F = diag(1 + η g²)`` (diagonal Fisher proxy from the squared gradient)
+1. ``g = ∇L(w)``;  ``F = diag(1 + κ g²)`` (diagonal Fisher proxy from the squared gradient)
 2. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)`` — the maximiser of ``εᵀg`` over ``εᵀFε ≤ ρ²``
 3. ``g̃ = ∇L(w + ε)``;  ``w ← base.update(w, g̃)``
 
-Reduces to: SAM when η = 0; the base optimizer when ρ = 0. The proxy's exact constants are
-not checked against the paper's code.
+κ = ``fisher_eta`` (Kim et al. call it η). Reduces to: SAM when κ = 0; the base optimizer when
+ρ = 0. The proxy's exact constants are not checked against the paper's code.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class FisherSAM(SharpnessAware):
 
     HYPERPARAMETERS = (
         RHO,
-        Hyper("fisher_eta", 1.0, "scale η of the Fisher proxy 1 + η g² (0 = SAM)", 0.0, None),
+        Hyper("fisher_eta", 1.0, "Fisher scale κ in the proxy 1 + κ g² (0 = SAM)", 0.0, None),
         PERTURB_EPS,
     )
 

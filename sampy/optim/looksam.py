@@ -9,15 +9,15 @@ implement it, MarlonBecker/MSAM ``optimizer/looksam.py``), with its own step cou
 2. if ``t mod k = 0`` (2 evaluations):
    ``g_s = ∇L(w + ρ g/(‖g‖ + eps))``;  ``g_v = g_s − (⟨g_s, g⟩/‖g‖²) g``  (⟂ g; 0 if g = 0);
    ``d = g_s``
-3. else (1 evaluation): ``d = g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v``
+3. else (1 evaluation): ``d = g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v``
 4. ``w ← base.update(w, d)`` at ``w``
 
 On average ``1 + 1/k`` gradient evaluations per step. Unlike pytorch-optimizer's and
 rollovd's LookSAM, the weights are restored only on SAM steps (they restore a stale copy on
 every step, discarding the progress of the reuse steps), and the projection uses global,
 eps-guarded norms (theirs are per tensor with no eps).
-Reduces to: SAM when k = 1; the base optimizer on g at reuse steps when α = 0; the base
-optimizer when ρ = 0 (then ``g_v = 0``).
+ψ = ``alpha`` (Liu et al. call it α). Reduces to: SAM when k = 1; the base optimizer on g at reuse
+steps when ψ = 0; the base optimizer when ρ = 0 (then ``g_v = 0``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class LookSAM:
     HYPERPARAMETERS = (
         Hyper("rho", 0.1, "radius ρ of the SAM steps' ball", 0.0, None, per_point=True),
         Hyper("k", 10, "a SAM step every k steps", 1, None, kind="int"),
-        Hyper("alpha", 0.7, "weight α of the reused direction", 0.0, None),
+        Hyper("alpha", 0.7, "weight ψ of the reused direction", 0.0, None),
         Hyper("adaptive", False, "ASAM's ball on SAM steps", kind="bool"),
         PERTURB_EPS,
     )

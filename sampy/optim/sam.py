@@ -35,8 +35,8 @@ PERTURB_EPS = Hyper("perturb_eps", 1e-12, "guard in ρ/(‖g‖ + eps) against a
 NORM_BALL = (
     RHO,
     Hyper("p", 2.0, "norm of the ball (1 ≤ p ≤ ∞)", 1.0, None),
-    Hyper("adaptive", False, "ASAM's ball ‖T⁻¹ε‖ ≤ ρ with T = |w| + η", kind="bool"),
-    Hyper("eta", 0.0, "η in ASAM's T = |w| + η", 0.0, None),
+    Hyper("adaptive", False, "ASAM's ball ‖T⁻¹ε‖ ≤ ρ with T = |w| + ξ", kind="bool"),
+    Hyper("eta", 0.0, "offset ξ in ASAM's T = |w| + ξ (Kwon et al.'s η)", 0.0, None),
     PERTURB_EPS,
 )
 

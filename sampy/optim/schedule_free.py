@@ -65,10 +65,10 @@ SCHEDULE_FREE_HYPERPARAMETERS = (
         size=2,
     ),
     Hyper("eps", 1e-8, "added to the (bias-corrected) √v in the denominator", 0.0, None),
-    Hyper("weight_decay", 0.0, "weight decay λ, applied to z with step γ", 0.0, None),
+    Hyper("weight_decay", 0.0, "weight decay λ, applied to z with step η_t", 0.0, None),
     Hyper("warmup_steps", 0, "linear learning-rate warm-up steps W", 0, None, kind="int"),
     Hyper("r", 0.0, "power r of the polynomial averaging weights (k+1)^r", 0.0, None),
-    Hyper("weight_lr_power", 2.0, "power p of the averaging weights γ_max^p", 0.0, None),
+    Hyper("weight_lr_power", 2.0, "power p of the averaging weights (max η_t)^p", 0.0, None),
     Hyper("decay_at_z", False, "evaluate the weight decay at z instead of y", kind="bool"),
     Hyper(
         "variant",

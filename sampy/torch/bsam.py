@@ -17,15 +17,15 @@ generator. One step, the n examples of the batch split into M = ``batchsplit`` s
 4. ``g̃_b = ∇L_{B_b}(w̃_b)``                                      (forward + backward at w̃_b)
 5. ``h = Σ_b (|B_b|/n) sqrt(s ⊙ g_b²)``;  ``g̃ = Σ_b (|B_b|/n) g̃_b``;  parameters ← w (exact)
 6. ``m ← β1 m + (1 − β1)(g̃ + δ w)``
-7. ``w ← w − α m / s``                                        (with the OLD s: code order)
-8. ``s ← β2 s + (1 − β2)(h + γ + δ)``                         (not squared)
+7. ``w ← w − η m / s``                                        (with the OLD s: code order)
+8. ``s ← β2 s + (1 − β2)(h + ζ + δ)``                         (not squared)
 
-``update_order="paper"`` swaps 7 and 8. α = ``lr``, δ = ``weight_decay``, γ = ``damping``,
-N = ``num_data`` (``math.inf`` removes the noise). ``2M`` forward/backward passes per step; the
-two of a sub-batch run one after the other, so only one ``g_b`` is alive at a time (the
-reference takes all M noisy gradients first: the same numbers). With ρ = 0 and N = ∞ it is a
-deterministic Adam-like method: m an EMA of ``∇L(w) + δ w``, s an EMA of
-``sqrt(s)|∇L(w)| + γ + δ``. After a step ``p.grad`` holds ``g̃`` (the weighted sub-batch mean).
+``update_order="paper"`` swaps 7 and 8. η = ``lr`` (the paper's α), δ = ``weight_decay``,
+ζ = ``damping`` (the paper's γ), N = ``num_data`` (``math.inf`` removes the noise). ``2M``
+forward/backward passes per step; the two of a sub-batch run one after the other, so only one
+``g_b`` is alive at a time (the reference takes all M noisy gradients first: the same numbers). With
+ρ = 0 and N = ∞ it is a deterministic Adam-like method: m an EMA of ``∇L(w) + δ w``, s an EMA of
+``sqrt(s)|∇L(w)| + ζ + δ``. After a step ``p.grad`` holds ``g̃`` (the weighted sub-batch mean).
 
 **Closures.** ``step(closure, batch_size=n)`` takes an **example closure**
 (``sampy.torch.examples``): ``closure(indices=None)`` returns the un-reduced losses of those
@@ -113,11 +113,11 @@ class BSAM(SavesNoise, CheckedOptimizer):
 
     Args:
         params: parameters or parameter groups.
-        lr: learning rate α.
+        lr: learning rate η.
         betas: (β1, β2), EMA rates of m and s.
         weight_decay: δ (the prior precision divided by N).
         rho: ρ of the unnormalised, 1/s-preconditioned perturbation.
-        damping: γ added to the precision.
+        damping: ζ added to the precision.
         num_data: N in the posterior variance 1/(N s) (None: ``batch_size``, the reference's
             convention; ``math.inf``: no noise).
         s_init: initial precision.
@@ -367,12 +367,12 @@ class BSAM(SavesNoise, CheckedOptimizer):
         d = torch._foreach_add(gt, params, alpha=delta)
         torch._foreach_mul_(m, beta1)
         torch._foreach_add_(m, d, alpha=1.0 - beta1)
-        # the target of 8: h + γ + δ
+        # the target of 8: h + ζ + δ
         torch._foreach_add_(target, group["damping"])
         torch._foreach_add_(target, delta)
         if self.update_order == "paper":
             self._ema(s, target, beta2)
-        # 7. w ← w − α m / s
+        # 7. w ← w − η m / s
         move = torch._foreach_mul(m, group["lr"])
         torch._foreach_div_(move, s)
         torch._foreach_sub_(params, move)

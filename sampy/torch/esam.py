@@ -5,20 +5,20 @@ Minimization for Improved Training of Neural Networks", ICLR 2022, arXiv:2110.03
 dydjw9/Efficient_SAM @ 1e06840c (``utils/Esam.py``). The same step as the reference, with the
 gradients in ``p.grad``:
 
-1. SWP mask ``k ~ Bernoulli(β)``: per coordinate (``swp_granularity="coordinate"``, one
+1. SWP mask ``k ~ Bernoulli(χ)``: per coordinate (``swp_granularity="coordinate"``, one
    ``U[0, 1)`` draw per weight over the flattened parameters in group order) or per tensor
    (``"tensor"``, one draw per parameter tensor)                            — ``begin_step()``
 2. ``g = ∇L(w)``                                                  — the first closure call
-3. ``ε = (ρ/β) · k ⊙ T² g / (‖T u‖ + 1e-7)``, ``T = |w|`` (``adaptive``) or 1, ``u = g``
+3. ``ε = (ρ/χ) · k ⊙ T² g / (‖T u‖ + 1e-7)``, ``T = |w|`` (``adaptive``) or 1, ``u = g``
    (``swp_norm="full"``) or ``k ⊙ g`` (``"kept"``); ``w ← w + ε``             — ``first_step()``
-4. SDS (only when γ < 0.99): per-example losses at ``w`` (the first forward) and at ``w + ε``
-   (a forward pass without gradients); ``S`` = the ``max(1, ⌊γn⌋)`` examples of largest
+4. SDS (only when φ < 0.99): per-example losses at ``w`` (the first forward) and at ``w + ε``
+   (a forward pass without gradients); ``S`` = the ``max(1, ⌊φn⌋)`` examples of largest
    ``ℓ_i(w + ε) − ℓ_i(w)`` (stable: ties go to the lower index, exactly k examples)
                                                                               — ``select()``
 5. ``g̃ = ∇ mean_{i∈S} ℓ_i(w + ε)``                                — the last closure call
 6. ``w ← saved w``; base step with ``g̃``                                    — ``second_step()``
 
-The closure. With SDS on (γ < 0.99, the default γ = 0.5) ``step`` needs the **example
+The closure. With SDS on (φ < 0.99, the default φ = 0.5) ``step`` needs the **example
 closure** of ``sampy.torch.examples``: ``closure(indices=None)`` returns the un-reduced losses
 and the optimizer calls ``backward`` itself. It is called three times per step: at ``w`` (one
 forward + backward of the mean; its losses are the ``ℓ_i(w)`` of step 4), at ``w + ε`` under
@@ -42,7 +42,7 @@ host (to freeze tensors), so they are drawn on the CPU generator, which reads no
 ``noise="numpy"`` makes the reference's calls: ``rng.random(d)`` over the flattened parameters
 (coordinate) or ``rng.random(number of tensors)`` (tensor) — on a one-tensor model, such as a
 flat vector, that is the reference's ``rng.random((1,))``, so the twin tests compare to 1e-10.
-No draw is made when β = 1. The generator state is saved by ``state_dict()``.
+No draw is made when χ = 1. The generator state is saved by ``state_dict()``.
 
 Usage::
 
@@ -67,8 +67,8 @@ or, by hand::
     loss_fn(model(inputs[idx]), targets[idx]).backward()
     opt.second_step(zero_grad=True)
 
-Reduces to: SAM with ``perturb_eps=1e-7`` when β = γ = 1; the base optimizer when ρ = 0 and
-γ ≥ 0.99.
+Reduces to: SAM with ``perturb_eps=1e-7`` when χ = φ = 1; the base optimizer when ρ = 0 and
+φ ≥ 0.99.
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ def evaluate(closure: Closure) -> tuple[Tensor, int | None]:
 
 
 class SWPAscent:
-    """ESAM's ascent: ``ε = (ρ/β) k ⊙ T² g / (‖T u‖ + eps)``, the norm global over all groups.
+    """ESAM's ascent: ``ε = (ρ/χ) k ⊙ T² g / (‖T u‖ + eps)``, the norm global over all groups.
 
     ``keep`` maps a parameter to its mask: a boolean tensor (coordinates), a Python bool (its
-    whole tensor) or nothing (β = 1: every weight is kept).
+    whole tensor) or nothing (χ = 1: every weight is kept).
     """
 
     def __init__(self, beta: float, swp_norm: str, perturb_eps: float) -> None:
@@ -182,8 +182,8 @@ class ESAM(SavesNoise, SharpnessAware):
             the norm is shared by all groups).
         base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
         rho: radius ρ (the expected perturbation has length ρ).
-        beta: SWP keep probability β ∈ (0, 1] (1 = no SWP).
-        gamma: SDS fraction γ ∈ (0, 1] of examples in the second gradient (≥ 0.99 = all).
+        beta: SWP keep probability χ ∈ (0, 1] (1 = no SWP).
+        gamma: SDS fraction φ ∈ (0, 1] of examples in the second gradient (≥ 0.99 = all).
         adaptive: ASAM's scaling ``T = |w|``.
         swp_granularity: ``"coordinate"`` (paper) or ``"tensor"`` (official code).
         swp_norm: normalise by ``‖g‖`` (``"full"``, paper) or the kept part (``"kept"``).
@@ -234,7 +234,7 @@ class ESAM(SavesNoise, SharpnessAware):
 
     @property
     def selects_data(self) -> bool:
-        """Whether SDS is on (γ < 0.99, the official threshold): the closure must give examples."""
+        """Whether SDS is on (φ < 0.99, the official threshold): the closure must give examples."""
         return self.gamma < 0.99
 
     def _all_params(self) -> list[Tensor]:
@@ -243,7 +243,7 @@ class ESAM(SavesNoise, SharpnessAware):
     # -- SWP ---------------------------------------------------------------------------------
 
     def _draw(self, freeze: bool) -> None:
-        """Draw this step's keep mask into the ascent rule (none when β = 1)."""
+        """Draw this step's keep mask into the ascent rule (none when χ = 1)."""
         self.ascent.keep = {}
         self._drawn = True
         if self.beta >= 1.0:
@@ -305,9 +305,9 @@ class ESAM(SavesNoise, SharpnessAware):
 
     @torch.no_grad()
     def select(self, sharpness: Tensor) -> Tensor:
-        """SDS: the indices (ascending, int64, on the device) of the ``max(1, ⌊γn⌋)`` examples of
+        """SDS: the indices (ascending, int64, on the device) of the ``max(1, ⌊φn⌋)`` examples of
         largest ``sharpness = ℓ(w + ε) − ℓ(w)``; ties go to the lower index. All of them when
-        SDS is off (γ ≥ 0.99)."""
+        SDS is off (φ ≥ 0.99)."""
         if sharpness.dim() != 1 or sharpness.numel() == 0:
             raise ValueError(
                 "sharpness must be a non-empty 1-D tensor (one value per example), got shape "

@@ -3,11 +3,11 @@
 M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness Aware
 Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
 
-1. ``g = ∇L(w)``;  ``F = diag(1 + η g²)``
+1. ``g = ∇L(w)``;  ``F = diag(1 + κ g²)``
 2. ``ε = ρ F⁻¹g/(√(gᵀF⁻¹g) + eps)``; ``w ← w + ε``          — ``first_step``
 3. ``g̃ = ∇L(w + ε)``;  base step with ``g̃`` at ``w``        — ``second_step``
 
-The inner product ``gᵀF⁻¹g`` is global over all groups. Reduces to SAM when η = 0; to the
+The inner product ``gᵀF⁻¹g`` is global over all groups. Reduces to SAM when κ = 0; to the
 base optimizer when ρ = 0.
 """
 

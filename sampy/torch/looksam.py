@@ -9,7 +9,7 @@ Minimization", CVPR 2022, arXiv:2203.02714 (no official code). Global norms (as 
 2. SAM step, ``t mod k = 0`` (2 evaluations): ``ε = ρ g/(‖g‖ + eps)`` (``first_step``);
    ``g_s = ∇L(w + ε)``; restore ``w``; ``g_v = g_s − (⟨g_s, g⟩/‖g‖²) g`` (0 if g = 0), kept
    per parameter in ``state[p]["g_v"]``; ``d = g_s``                       (``second_step``)
-3. reuse step (1 evaluation): ``d = g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v``      (``second_step``)
+3. reuse step (1 evaluation): ``d = g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v``      (``second_step``)
 4. base step with ``d`` at ``w``; ``t ← t + 1``
 
 Evaluation pattern: ``step(closure)`` calls the closure twice on SAM steps and once on reuse
@@ -57,7 +57,7 @@ class LookSAM(SharpnessAware):
         base_optimizer: the class of the base optimizer.
         rho: radius ρ of the SAM steps' ball.
         k: a SAM step every k steps (k = 1 is SAM).
-        alpha: weight α of the reused direction.
+        alpha: weight ψ of the reused direction.
         adaptive: ASAM's ball on SAM steps.
         perturb_eps: the guard in ``ρ/(‖g‖ + eps)``.
         **base_kwargs: passed to ``base_optimizer``.
@@ -117,7 +117,7 @@ class LookSAM(SharpnessAware):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """SAM step: restore ``w``, store ``g_v``, base step with ``g_s``. Reuse step: base step
-        with ``g + α (‖g‖/(‖g_v‖ + 1e-8)) g_v`` (``g`` is the gradient in ``p.grad``)."""
+        with ``g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v`` (``g`` is the gradient in ``p.grad``)."""
         if self.is_sam_step:
             params, g, g_s = self._restore(need_clean=True)
             g_s_flat = flat(g_s)

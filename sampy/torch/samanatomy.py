@@ -18,7 +18,7 @@ Evaluation pattern: ``step(closure)`` calls the closure three times. By hand::
     opt.second_step(zero_grad=True)
 
 When no coordinate has a ratio ≤ 0, ``ε2 = ε1`` and the update equals SAM's; ρ = 0 gives the
-base optimizer. The seed uses eps = 1e-8 in both places; so does this class by default.
+base optimizer. The notes' code uses eps = 1e-8 in both places; so does this class by default.
 """
 
 from __future__ import annotations
