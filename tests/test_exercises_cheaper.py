@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 
 from sampy.exercises.cheaper import (
+    ASCENT_CASES,
+    ASCENT_MISTAKES,
     LOOKSAM_CASES,
     LOOKSAM_MISTAKES,
     SDS_CASES,
     SDS_MISTAKES,
     check_looksam_reuse,
+    check_projected_ascent,
     check_sds_selection,
     reference_looksam_reuse,
+    reference_projected_ascent,
     reference_sds_select,
 )
+from sampy.optim import SGD, MultiStepSAM, Oracle
 
 
 def student_looksam_reuse(g0, g_s, g, alpha):
@@ -30,11 +35,21 @@ def student_sds_select(loss_before, loss_after, gamma):
     return mask
 
 
+def student_projected_ascent(grad, w, rho, k):
+    e = np.zeros_like(w, dtype=float)
+    for _ in range(k):
+        g = grad(w + e)
+        e = e + rho * g / np.linalg.norm(g)
+        e = e * min(1.0, rho / np.linalg.norm(e))
+    return e
+
+
 CHECKERS = [
     (check_looksam_reuse, student_looksam_reuse, LOOKSAM_CASES, LOOKSAM_MISTAKES),
     (check_sds_selection, student_sds_select, SDS_CASES, SDS_MISTAKES),
+    (check_projected_ascent, student_projected_ascent, ASCENT_CASES, ASCENT_MISTAKES),
 ]
-IDS = ["looksam_reuse", "sds_select"]
+IDS = ["looksam_reuse", "sds_select", "projected_ascent"]
 
 
 @pytest.mark.parametrize(("check", "answer", "cases", "mistakes"), CHECKERS, ids=IDS)
@@ -47,7 +62,8 @@ def test_checker_accepts_a_correct_solution(check, answer, cases, mistakes):
 @pytest.mark.parametrize(
     ("check", "mistake", "n_cases"),
     [(check_looksam_reuse, m, len(LOOKSAM_CASES)) for m in LOOKSAM_MISTAKES]
-    + [(check_sds_selection, m, len(SDS_CASES)) for m in SDS_MISTAKES],
+    + [(check_sds_selection, m, len(SDS_CASES)) for m in SDS_MISTAKES]
+    + [(check_projected_ascent, m, len(ASCENT_CASES)) for m in ASCENT_MISTAKES],
     ids=lambda v: v.explanation[:24] if hasattr(v, "explanation") else None,
 )
 def test_checker_names_each_typical_mistake(check, mistake, n_cases):
@@ -62,6 +78,7 @@ def test_checker_names_each_typical_mistake(check, mistake, n_cases):
     [
         (reference_looksam_reuse, LOOKSAM_CASES, LOOKSAM_MISTAKES),
         (reference_sds_select, SDS_CASES, SDS_MISTAKES),
+        (reference_projected_ascent, ASCENT_CASES, ASCENT_MISTAKES),
     ],
     ids=IDS,
 )
@@ -96,6 +113,31 @@ def test_looksam_reference_is_the_formula():
 def test_errors_are_feedback_and_unknown_answers_show_the_expected_value(check, answer):
     crash = check(lambda *args: 1 / 0)
     assert not crash.passed and "ZeroDivisionError" in crash.failures[0].message
-    wrong = check(lambda *args: np.zeros_like(args[0], dtype=float) + 0.123)
+    first = next(a for a in CHECKERS if a[0] is check)[2][0].args
+    array = next(a for a in first if isinstance(a, np.ndarray))
+    wrong = check(lambda *args: np.zeros_like(array, dtype=float) + 0.123)
     assert not wrong.passed and "expected" in wrong.failures[0].message
     assert not check("not a function").passed
+
+
+def test_projected_ascent_reference_stays_in_the_ball_and_reduces_to_sam_and_to_multistep():
+    """k = 1 is SAM's ε; the no-projection mistake is sampy's MultiStepSAM ascent; ‖ε‖ ≤ ρ."""
+    for case in ASCENT_CASES:
+        grad, w, rho, k = case.args
+        e = reference_projected_ascent(grad, w, rho, k)
+        assert np.linalg.norm(e) <= rho * (1 + 1e-12)
+        g = grad(w)
+        np.testing.assert_allclose(
+            reference_projected_ascent(grad, w, rho, 1), rho * g / np.linalg.norm(g), rtol=1e-10
+        )
+        asked = []
+
+        def spy(x, asked=asked, grad=grad):
+            asked.append(np.array(x))
+            return grad(x)
+
+        opt = MultiStepSAM(SGD(lr=1e-3), rho=rho, ascent_steps=k)
+        opt.step(w, opt.init(w), Oracle.from_gradient(spy))
+        np.testing.assert_allclose(
+            asked[-1] - w, ASCENT_MISTAKES[0].function(*case.args), rtol=1e-9
+        )

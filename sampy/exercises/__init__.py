@@ -21,7 +21,11 @@ is a failed check with the exception in the message.
 from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
 from sampy.exercises.anatomy import check_checkpoints
 from sampy.exercises.bayes import check_bsam_precision_update
-from sampy.exercises.cheaper import check_looksam_reuse, check_sds_selection
+from sampy.exercises.cheaper import (
+    check_looksam_reuse,
+    check_projected_ascent,
+    check_sds_selection,
+)
 from sampy.exercises.direction import (
     check_gsam_direction,
     check_vasso_perturbations,
@@ -44,6 +48,7 @@ __all__ = [
     "check_gsam_direction",
     "check_imbsam_direction",
     "check_looksam_reuse",
+    "check_projected_ascent",
     "check_sam_step",
     "check_schedule_free_average",
     "check_sds_selection",

@@ -1,19 +1,28 @@
-"""Exercises of the chapter "Making SAM cheaper": LookSAM's reuse step and ESAM's data selection.
+"""Exercises of the chapter "Making SAM cheaper": LookSAM's reuse step, ESAM's data selection
+and projected multi-step ascent.
 
 1. ``looksam_reuse(g0, g_s, g, alpha) -> d``. At the last SAM step LookSAM saw the clean
    gradient ``g0`` and the SAM gradient ``g_s``; it stored the part of ``g_s`` orthogonal to
    ``g0``, ``g_v = g_s − (⟨g_s, g0⟩/‖g0‖²) g0``. On a reuse step, with the clean gradient ``g``,
-   the direction is ``d = g + α (‖g‖/‖g_v‖) g_v`` (Y. Liu, S. Mai, X. Chen, C.-J. Hsieh, Y. You,
+   the direction is ``d = g + ψ (‖g‖/‖g_v‖) g_v`` with ψ = ``alpha`` (the paper's α; Y. Liu,
+   S. Mai, X. Chen, C.-J. Hsieh, Y. You,
    "Towards Efficient and Scalable Sharpness-Aware Minimization", CVPR 2022). The reference is
    ``sampy.optim.LookSAM`` itself, driven through one SAM step and one reuse step.
 2. ``sds_select(loss_before, loss_after, gamma) -> mask``. ESAM's sharpness-sensitive data
-   selection keeps the ``k = max(1, ⌊γn⌋)`` examples whose loss rises most under the
+   selection keeps the ``k = max(1, ⌊φn⌋)`` examples (φ = ``gamma``) whose loss rises most under the
    perturbation, ties going to the lower index (J. Du et al., "Efficient Sharpness-aware
    Minimization for Improved Training of Neural Networks", ICLR 2022). The reference is
    ``sampy.optim.ESAM.select``.
+3. ``projected_ascent(grad, w, rho, k) -> eps``. Multi-step ascent as P. Foret, A. Kleiner,
+   H. Mobahi, B. Neyshabur ("Sharpness-Aware Minimization for Efficiently Improving
+   Generalization", ICLR 2021, Appendix C.6) run it: from ``ε_0 = 0``, k steps
+   ``ε ← Π(ε + ρ ∇L(w + ε)/‖∇L(w + ε)‖)``, where Π projects onto the ball ``‖ε‖ ≤ ρ``; the
+   result is ``ε_k``. The reference is written here (``sampy.optim.MultiStepSAM`` is the
+   unprojected form, one of the mistakes).
 
 Each checker recognises the typical mistakes, one wrong function each (``LOOKSAM_MISTAKES``,
-``SDS_MISTAKES``), and every case is built so that no two of them give the same answer.
+``SDS_MISTAKES``, ``ASCENT_MISTAKES``), and every case is built so that no two of them give the
+same answer.
 """
 
 from __future__ import annotations
@@ -55,8 +64,8 @@ def _rescaled(g: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 LOOKSAM_MISTAKES = (
     Mistake(
-        "the reused part is α g_v, without the ratio ‖g‖/‖g_v‖: LookSAM rescales the stored "
-        "direction to the size of the CURRENT gradient, so that ‖d − g‖ = α ‖g‖",
+        "the reused part is ψ g_v, without the ratio ‖g‖/‖g_v‖: LookSAM rescales the stored "
+        "direction to the size of the CURRENT gradient, so that ‖d − g‖ = ψ ‖g‖",
         lambda g0, g_s, g, alpha: g + alpha * _orthogonal(g_s, g0),
     ),
     Mistake(
@@ -81,7 +90,7 @@ LOOKSAM_MISTAKES = (
         lambda g0, g_s, g, alpha: np.array(g_s, dtype=float),
     ),
     Mistake(
-        "the clean gradient g is missing: d = g + α (‖g‖/‖g_v‖) g_v, not only the reused part",
+        "the clean gradient g is missing: d = g + ψ (‖g‖/‖g_v‖) g_v, not only the reused part",
         lambda g0, g_s, g, alpha: alpha * _rescaled(g, _orthogonal(g_s, g0)),
     ),
 )
@@ -95,9 +104,9 @@ def _looksam_case(name: str, seed: int, dim: int, alpha: float) -> Case:
 
 
 LOOKSAM_CASES = (
-    _looksam_case("3 coordinates, α = 0.7", 0, 3, 0.7),
-    _looksam_case("5 coordinates, α = 0.3", 1, 5, 0.3),
-    _looksam_case("8 coordinates, α = 1.5", 2, 8, 1.5),
+    _looksam_case("3 coordinates, ψ = 0.7", 0, 3, 0.7),
+    _looksam_case("5 coordinates, ψ = 0.3", 1, 5, 0.3),
+    _looksam_case("8 coordinates, ψ = 1.5", 2, 8, 1.5),
 )
 
 
@@ -162,7 +171,7 @@ SDS_MISTAKES = (
         ),
     ),
     Mistake(
-        "a strict threshold s_i > c at the k-th largest value c (as the official code) keeps "
+        "a strict threshold s_i > c at the k-th largest value c keeps "
         "fewer than k examples — k − 1 without ties, none when every s_i is equal: take the "
         "top k of a stable sort instead",
         lambda before, after, gamma: _strict(np.asarray(before), np.asarray(after), gamma),
@@ -175,7 +184,7 @@ SDS_MISTAKES = (
         ),
     ),
     Mistake(
-        "k was rounded up; ESAM keeps k = max(1, ⌊γ n⌋) examples",
+        "k was rounded up; ESAM keeps k = max(1, ⌊φ n⌋) examples",
         lambda before, after, gamma: _top(
             np.asarray(after) - np.asarray(before), int(np.ceil(len(after) * gamma))
         ),
@@ -190,23 +199,23 @@ def _sds_case(name: str, before: list[float], rise: list[float], gamma: float) -
 
 
 SDS_CASES = (
-    # n = 7, γ = 0.5: k = 3; the 3rd and 4th largest rises tie (indices 2 and 5).
+    # n = 7, φ = 0.5: k = 3; the 3rd and 4th largest rises tie (indices 2 and 5).
     _sds_case(
-        "7 examples, γ = 0.5",
+        "7 examples, φ = 0.5",
         [3.0, 0.25, 0.5, 2.5, 0.75, 1.0, 0.5],
         [0.25, 1.0, 0.5, 0.0, 0.75, 0.5, 0.0],
         0.5,
     ),
-    # n = 10, γ = 0.35: k = 3; a three-way tie at the boundary (indices 3, 6, 8).
+    # n = 10, φ = 0.35: k = 3; a three-way tie at the boundary (indices 3, 6, 8).
     _sds_case(
-        "10 examples, γ = 0.35",
+        "10 examples, φ = 0.35",
         [0.5, 4.0, 1.0, 0.25, 2.0, 0.75, 0.5, 3.0, 1.5, 0.25],
         [1.25, 0.0, 0.25, 0.5, 0.25, 1.0, 0.5, 0.25, 0.5, 0.0],
         0.35,
     ),
-    # n = 9, γ = 0.3: k = 2; the 2nd and 3rd largest rises tie (indices 1 and 7).
+    # n = 9, φ = 0.3: k = 2; the 2nd and 3rd largest rises tie (indices 1 and 7).
     _sds_case(
-        "9 examples, γ = 0.3",
+        "9 examples, φ = 0.3",
         [1.0, 0.5, 2.0, 0.25, 1.5, 3.5, 0.75, 0.25, 2.5],
         [0.5, 0.75, 0.25, 1.0, 0.0, 0.25, 0.5, 0.75, 0.5],
         0.3,
@@ -220,4 +229,119 @@ def check_sds_selection(
     """Check ``sds_select(loss_before, loss_after, gamma) -> boolean mask`` against ESAM."""
     return compare_with_reference(
         "sds_select", sds_select, reference_sds_select, SDS_CASES, SDS_MISTAKES
+    )
+
+
+# --------------------------------------------------------------------------- projected ascent
+
+GradFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _unit_step(grad: GradFn, point: np.ndarray, length: float) -> np.ndarray:
+    g = np.asarray(grad(point), dtype=float)
+    return length * g / (np.linalg.norm(g) + 1e-12)
+
+
+def _project(e: np.ndarray, rho: float) -> np.ndarray:
+    norm = np.linalg.norm(e)
+    return e if norm <= rho else e * (rho / norm)
+
+
+def reference_projected_ascent(grad: GradFn, w: np.ndarray, rho: float, k: int) -> np.ndarray:
+    """Foret et al.'s projected ascent: ``ε ← Π(ε + ρ ĝ(w + ε))`` k times from 0; ``ε_k``."""
+    w = np.asarray(w, dtype=float)
+    e = np.zeros_like(w)
+    for _ in range(k):
+        e = _project(e + _unit_step(grad, w + e, rho), rho)
+    return e
+
+
+def _unprojected(grad: GradFn, w: np.ndarray, rho: float, k: int, length: float) -> np.ndarray:
+    w = np.asarray(w, dtype=float)
+    e = np.zeros_like(w)
+    for _ in range(k):
+        e = e + _unit_step(grad, w + e, length)
+    return e
+
+
+def _projected_once(grad: GradFn, w: np.ndarray, rho: float, k: int) -> np.ndarray:
+    return _project(_unprojected(grad, w, rho, k, rho), rho)
+
+
+def _point_projected(grad: GradFn, w: np.ndarray, rho: float, k: int) -> np.ndarray:
+    w = np.asarray(w, dtype=float)
+    u = w.copy()
+    for _ in range(k):
+        u = _project(u + _unit_step(grad, u, rho), rho)  # the ball around 0, not around w
+    return u - w
+
+
+ASCENT_MISTAKES = (
+    Mistake(
+        "no projection: k steps of length ρ can end kρ from w (the form of optax's sam and of "
+        "sampy.optim.MultiStepSAM); project ε back onto the ball ‖ε‖ ≤ ρ after every step",
+        lambda grad, w, rho, k: _unprojected(grad, w, rho, k, rho),
+    ),
+    Mistake(
+        "you projected only once, at the end: the gradients of the later steps must be taken "
+        "at the projected points, so project after EVERY step",
+        _projected_once,
+    ),
+    Mistake(
+        "you projected the point w + ε onto the ball around the origin; the ball is centred at "
+        "w: project the perturbation ε onto ‖ε‖ ≤ ρ",
+        _point_projected,
+    ),
+    Mistake(
+        "steps of ρ/k without projection stay in the ball but are a different method (the "
+        "chapter's cost-benefit runs); the projected ascent takes steps of ρ and projects",
+        lambda grad, w, rho, k: _unprojected(grad, w, rho, k, rho / k),
+    ),
+    Mistake(
+        "only one ascent step (this is SAM's ε = ρ g/‖g‖): take k steps, each from the "
+        "current perturbed point w + ε",
+        lambda grad, w, rho, k: _unit_step(grad, np.asarray(w, dtype=float), rho),
+    ),
+    Mistake(
+        "you returned the point w + ε_k; return the perturbation ε_k",
+        lambda grad, w, rho, k: (
+            np.asarray(w, dtype=float) + reference_projected_ascent(grad, w, rho, k)
+        ),
+    ),
+)
+
+
+def _quadratic_grad(w: np.ndarray) -> np.ndarray:
+    return np.array([1.0, 10.0]) * (np.asarray(w, dtype=float) - np.array([0.5, -0.2]))
+
+
+def _toy_grad(w: np.ndarray) -> np.ndarray:
+    from sampy.functions import get  # imported here: the checkers load without the landscapes
+
+    return get("sharp_flat").grad(np.asarray(w, dtype=float))
+
+
+def _rosenbrock_grad(w: np.ndarray) -> np.ndarray:
+    x, y = np.asarray(w, dtype=float)
+    return np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
+
+
+ASCENT_CASES = (
+    Case("ill-conditioned quadratic, k = 3", (_quadratic_grad, np.array([1.5, 0.3]), 0.5, 3)),
+    Case("sharp/flat toy, k = 4", (_toy_grad, np.array([0.6, -0.25]), 0.1, 4)),
+    Case("Rosenbrock, k = 5", (_rosenbrock_grad, np.array([-1.0, 1.5]), 0.2, 5)),
+)
+
+
+def check_projected_ascent(
+    projected_ascent: Callable[[GradFn, np.ndarray, float, int], np.ndarray],
+) -> Feedback:
+    """Check ``projected_ascent(grad, w, rho, k) -> eps`` (Foret et al.'s projected ascent)."""
+    return compare_with_reference(
+        "projected_ascent",
+        projected_ascent,
+        reference_projected_ascent,
+        ASCENT_CASES,
+        ASCENT_MISTAKES,
+        rtol=1e-6,
     )
