@@ -317,3 +317,12 @@ def test_rwp_rho0_and_mix1_are_the_base():
     base = sampy.run(SGD(lr=0.008), F, STARTS, 100).xs
     for opt in (RandomSAM(SGD(lr=0.008), rho=0.0), RandomSAM(SGD(lr=0.008), rho=0.3, mix=1.0)):
         np.testing.assert_allclose(sampy.run(opt, F, STARTS, 100).xs, base, atol=1e-12)
+
+
+def test_the_page_names_no_test_and_its_note_names_this_file():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "book" / "direction.md").read_text()
+    assert not re.findall(r"`test_[a-z0-9_]+`", text)
+    assert "Checked by" not in text and "tests/test_direction_chapter.py" in text

@@ -10,10 +10,14 @@ from sampy.exercises.adaptive import (
     ASAM_MISTAKES,
     DUAL_CASES,
     DUAL_MISTAKES,
+    FISHER_CASES,
+    FISHER_MISTAKES,
     check_asam_perturbation,
     check_dual_direction,
+    check_fisher_perturbation,
     reference_asam_perturbation,
     reference_dual_direction,
+    reference_fisher_perturbation,
 )
 
 
@@ -28,9 +32,15 @@ def student_dual_direction(g, p, rho):
     return rho * np.sign(g) * a / np.sum(np.abs(g) ** q) ** ((q - 1) / q)
 
 
+def student_fisher_perturbation(g, rho, kappa):
+    u = g / (1 + kappa * g**2)
+    return rho * u / np.sqrt(g @ u)
+
+
 CHECKERS = [
     (check_asam_perturbation, student_asam_perturbation, ASAM_CASES, ASAM_MISTAKES),
     (check_dual_direction, student_dual_direction, DUAL_CASES, DUAL_MISTAKES),
+    (check_fisher_perturbation, student_fisher_perturbation, FISHER_CASES, FISHER_MISTAKES),
 ]
 MISTAKE_PARAMS = [
     pytest.param(check, mistake, cases, id=f"{check.__name__}-{i}")
@@ -39,7 +49,7 @@ MISTAKE_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("check, student, cases, _", CHECKERS, ids=["asam", "dual"])
+@pytest.mark.parametrize("check, student, cases, _", CHECKERS, ids=["asam", "dual", "fisher"])
 def test_checker_accepts_a_correct_solution(check, student, cases, _):
     feedback = check(student)
     assert feedback.passed and len(feedback.checks) == len(cases)
@@ -59,8 +69,9 @@ def test_checker_names_each_typical_mistake_on_every_case(check, mistake, cases)
     [
         (reference_asam_perturbation, ASAM_CASES, ASAM_MISTAKES),
         (reference_dual_direction, DUAL_CASES, DUAL_MISTAKES),
+        (reference_fisher_perturbation, FISHER_CASES, FISHER_MISTAKES),
     ],
-    ids=["asam", "dual"],
+    ids=["asam", "dual", "fisher"],
 )
 def test_the_mistakes_are_told_apart_on_every_case(reference, cases, mistakes):
     for case in cases:
@@ -84,10 +95,15 @@ def test_references_are_the_closed_forms():
         q = p / (p - 1)
         np.testing.assert_allclose(np.sum(np.abs(e) ** p) ** (1 / p), rho, rtol=1e-10)
         np.testing.assert_allclose(e @ g, rho * np.sum(np.abs(g) ** q) ** (1 / q), rtol=1e-10)
+    for case in FISHER_CASES:
+        g, rho, kappa = case.args
+        e, f = reference_fisher_perturbation(g, rho, kappa), 1 + kappa * g**2
+        np.testing.assert_allclose(e @ (f * e), rho**2, rtol=1e-10)
+        np.testing.assert_allclose(e @ g, rho * np.sqrt(g @ (g / f)), rtol=1e-10)
 
 
 def test_errors_in_student_code_are_feedback():
-    for check in (check_asam_perturbation, check_dual_direction):
+    for check in (check_asam_perturbation, check_dual_direction, check_fisher_perturbation):
         crash = check(lambda *args: 1 / 0)
         assert not crash.passed and "ZeroDivisionError" in crash.failures[0].message
         wrong = check(lambda *args: np.zeros(3))

@@ -18,7 +18,11 @@ HTML in a notebook) and never raises on a student's error: an exception in the s
 is a failed check with the exception in the message.
 """
 
-from sampy.exercises.adaptive import check_asam_perturbation, check_dual_direction
+from sampy.exercises.adaptive import (
+    check_asam_perturbation,
+    check_dual_direction,
+    check_fisher_perturbation,
+)
 from sampy.exercises.anatomy import check_checkpoints
 from sampy.exercises.bayes import check_bsam_precision_update
 from sampy.exercises.cheaper import (
@@ -45,6 +49,7 @@ __all__ = [
     "check_bsam_precision_update",
     "check_checkpoints",
     "check_dual_direction",
+    "check_fisher_perturbation",
     "check_gsam_direction",
     "check_imbsam_direction",
     "check_looksam_reuse",
