@@ -39,6 +39,11 @@ from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compa
 from sampy.exercises.imbsam import check_imbsam_direction
 from sampy.exercises.sam_step import check_sam_step
 from sampy.exercises.schedule_free import check_schedule_free_average
+from sampy.exercises.theory import (
+    check_penalised_worst_case_gradient,
+    check_sam_edge,
+    check_sam_quadratic_multipliers,
+)
 
 __all__ = [
     "Case",
@@ -53,7 +58,10 @@ __all__ = [
     "check_gsam_direction",
     "check_imbsam_direction",
     "check_looksam_reuse",
+    "check_penalised_worst_case_gradient",
     "check_projected_ascent",
+    "check_sam_edge",
+    "check_sam_quadratic_multipliers",
     "check_sam_step",
     "check_schedule_free_average",
     "check_sds_selection",
