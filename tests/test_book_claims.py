@@ -496,7 +496,8 @@ def test_sam_escapes_the_sharp_minimum_and_gd_does_not():
 
 def test_sam_basin_statistic():
     """sam_toys.md: of 400 seeded start points, GD sends dozens to the sharp minimum and SAM
-    none; SAM ends in the flat one more often; ρ = 0.02 hardly helps (exercise st-ex-rho)."""
+    none; SAM ends in the flat one more often; ρ = 0.02 hardly helps and ρ = 0.2 leaves the sharp
+    minimum almost empty (exercise st-ex-rho)."""
     f = functions.get("sharp_flat")
     starts = np.random.default_rng(0).uniform((-1, -1), (3, 1), size=(400, 2))
 
@@ -508,9 +509,24 @@ def test_sam_basin_statistic():
     gd = counts(SGD(lr=0.008))
     sam = counts(SAM(SGD(lr=0.008), rho=0.1))
     small = counts(SAM(SGD(lr=0.008), rho=0.02))
+    large = counts(SAM(SGD(lr=0.008), rho=0.2))
     assert gd[0] >= 50 and sam[0] == 0
     assert sam[1] > gd[1] + 40
     assert small[0] > 0.8 * gd[0]
+    assert 0 < large[0] <= 3  # "almost empty" at rho = 0.2, not empty
+
+
+def test_gd_sends_the_starts_in_or_near_the_slit_to_the_sharp_minimum():
+    """sam_toys.md: of the starts left of x = 1, those with |y| < 0.3 (in or near the slit) go to
+    the sharp minimum under GD almost all (50 of 51), the others mostly not (19 of 124)."""
+    f = functions.get("sharp_flat")
+    starts = np.random.default_rng(0).uniform((-1, -1), (3, 1), size=(400, 2))
+    final = sampy.run(SGD(lr=0.008), f, starts, 5000).final
+    sharp = np.linalg.norm(final - f.minima[0], axis=-1) < 0.1
+    left = starts[:, 0] < 1.0
+    band = left & (np.abs(starts[:, 1]) < 0.3)
+    assert (sharp & band).sum() >= 0.9 * band.sum() and band.sum() > 40
+    assert (sharp & left & ~band).sum() <= 0.25 * (left & ~band).sum()
 
 
 def test_the_worst_case_landscape_has_no_sharp_well():
@@ -662,10 +678,16 @@ def test_unnormalised_sam_converges_iff(lam, rho):
 
 
 def test_normalised_sam_with_a_large_step_diverges():
-    """sam_toys.md exercise st-ex-large-step: for ηλ ≥ 2, |x| grows by at least ηλρ per step."""
+    """sam_toys.md exercise st-ex-large-step: for ηλ ≥ 2, |x| grows by at least ηλρ per step,
+    even at ηλ = 2, where gradient descent keeps a constant amplitude."""
     q = functions.get("quadratic", A=[[1.0]])
     xs = sampy.run(SAM(SGD(lr=2.0), rho=0.1, perturb_eps=0.0), q, [0.05], 50).xs[:, 0]
     assert np.all(np.diff(np.abs(xs)) >= 0.2 - 1e-12)
+    gd = sampy.run(SGD(lr=2.0), q, [0.05], 50).xs[:, 0]
+    np.testing.assert_allclose(np.abs(gd), 0.05, rtol=1e-12)
+    assert np.all(gd[1:] * gd[:-1] < 0)
+    steep = sampy.run(SAM(SGD(lr=2.5), rho=0.1, perturb_eps=0.0), q, [0.05], 30).xs[:, 0]
+    assert np.all(np.diff(np.abs(steep)) >= 0.25 - 1e-12)
 
 
 def test_sam_with_momentum_from_scratch_matches_sampy():
