@@ -8,6 +8,8 @@ finite differences, chi-square tails, runs of sampy's optimizers). All randomnes
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import autograd
 import autograd.numpy as anp
@@ -657,3 +659,24 @@ def test_which_ball_is_invariant_under_which_map():
         rise = lambda g, M: rho * np.sqrt(g @ np.linalg.solve(M, g))  # noqa: E731
         assert rise(g_u, M_u) == pytest.approx(rise(g_w, M_w), rel=1e-9)
         assert rise(g_u, np.eye(3)) != pytest.approx(rise(g_w, np.eye(3)), rel=1e-3)
+
+
+# ------------------------------------------------------------------ the three chapters' hygiene
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+
+
+@pytest.mark.parametrize("page", ["deriving_sam.md", "sam_toys.md", "sam_theory.md"])
+def test_statements_name_no_test_and_every_exercise_has_a_difficulty(page):
+    """Test names left the statements (one reproducibility note per chapter); every exercise has
+    exactly one difficulty mark; no project jargon."""
+    text = (BOOK / page).read_text(encoding="utf-8")
+    assert "Checked by" not in text and "checked by* `test_" not in text
+    assert text.count("```{admonition} Reproducibility") == 1
+    for word in ["seed 0", "seed-0", "VARIANTS.md", "seed notes"]:
+        assert word not in text
+    blocks = re.findall(r"^```\{exercise\}[^\n]*\n((?::[\w-]+:[^\n]*\n)*)", text, re.M)
+    assert blocks
+    for options in blocks:
+        marks = re.findall(r"difficulty-[123]\b", options)
+        assert len(marks) == 1, options
