@@ -133,7 +133,7 @@ def test_closed_form_weights_equal_the_measured_one_sam_ratios(seed):
     e = rho * g / np.linalg.norm(g, axis=-1, keepdims=True)
     g_adv = problem.batch_grads(w[..., None, :] + e, [[i] for i in range(problem.n)])
     np.testing.assert_allclose(g_adv, closed[..., None] * g, rtol=1e-10, atol=1e-14)
-    # The perturbation is −t_i ρ x_i/‖x_i‖, whatever w is (VARIANTS.md §18.3).
+    # The perturbation is −t_i ρ x_i/‖x_i‖, whatever w is.
     x = problem.features
     np.testing.assert_allclose(
         e,

@@ -1,10 +1,11 @@
 """Label noise on real data: scikit-learn's handwritten digits, a small MLP, the torch twins.
 
 The 1,797 8×8 digit images that ship with scikit-learn (``sklearn.datasets.load_digits``; no
-download) are split once (seed 0) into 70 % training and 30 % test images. A fraction of the
-training labels is replaced by a different class drawn uniformly (symmetric noise,
-``symmetric_label_noise``); the test labels stay clean. A 64-``hidden``-10 ReLU MLP is trained
-from a seeded initialisation with mini-batches, and each method is one of the torch twins:
+download) are split once (a NumPy generator seeded with 0) into 70 % training and 30 % test
+images. A fraction of the training labels is replaced by a different class drawn uniformly
+(symmetric noise, ``symmetric_label_noise``); the test labels stay clean. A 64-``hidden``-10
+ReLU MLP is trained from a seeded initialisation with mini-batches, and each method is one of
+the torch twins:
 
 - ``SGD``: ``torch.optim.SGD`` (momentum);
 - ``SAM``, ``ASAM``: ``sampy.torch.SAM`` (``adaptive=True`` for ASAM);

@@ -311,7 +311,7 @@ class Playground(widgets.VBox):
         )  # fmt: skip
         self.noise_slider = widgets.FloatSlider(
             value=0.0, min=0.0, max=2.0, step=0.01, description="noise σ", style=wide,
-            layout=column, tooltip="σ of Gaussian noise added to every gradient (seed 0)",
+            layout=column, tooltip="σ of Gaussian noise on every gradient (seeded generator)",
         )  # fmt: skip
         self.x_slider = widgets.FloatSlider(description="start x", style=wide, layout=column)
         self.y_slider = widgets.FloatSlider(description="start y", style=wide, layout=column)
