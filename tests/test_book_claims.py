@@ -2,7 +2,7 @@
 
 Each test names the page and the statement it checks; each chapter's reproducibility note
 names this file. The chapters are book/sharp_flat.md (ch. 1), book/deriving_sam.md (ch. 2),
-book/sam_toys.md (ch. 3) and book/pytorch.md. All randomness is seeded.
+book/sam_toys.md (ch. 3) and book/pytorch_scaling.md. All randomness is seeded.
 """
 
 from __future__ import annotations
@@ -712,8 +712,8 @@ def test_intro_example_counts():
 
 
 # =========================================================================== SAM in PyTorch
-# Proposition prop-pt-m-sharpness (book/pytorch.md): the average of the micro-batch worst cases
-# bounds the worst case of the average; to first order, the triangle inequality.
+# Proposition prop-pt-m-sharpness (book/pytorch_scaling.md): the average of the micro-batch worst
+# cases bounds the worst case of the average; to first order, the triangle inequality.
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -35,6 +35,7 @@ from sampy.exercises.direction import (
     check_vasso_perturbations,
     check_wsam_direction,
 )
+from sampy.exercises.eigenvalues import check_largest_eigenvalue
 from sampy.exercises.feedback import Case, CheckResult, Feedback, Mistake, compare_with_reference
 from sampy.exercises.imbsam import check_imbsam_direction
 from sampy.exercises.sam_step import check_sam_step
@@ -57,6 +58,7 @@ __all__ = [
     "check_fisher_perturbation",
     "check_gsam_direction",
     "check_imbsam_direction",
+    "check_largest_eigenvalue",
     "check_looksam_reuse",
     "check_penalised_worst_case_gradient",
     "check_projected_ascent",
