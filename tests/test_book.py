@@ -98,6 +98,18 @@ def test_every_toc_page_was_built(book: BookBuild) -> None:
     assert not missing, f"pages in _toc.yml without HTML: {missing}"
 
 
+def test_no_page_speaks_the_project_s_internal_jargon(book: BookBuild) -> None:
+    # The documents the project started from are named by what they are in the book ("the
+    # Momentum-SAM-ScheduleFree notes"), never by the specification's internal numbers, and the
+    # specification itself is not part of the book: a reader could follow neither.
+    jargon = re.compile(r"seed[ -]?00\d|seed 0\b|VARIANTS\.md", re.IGNORECASE)
+    found = {
+        d: sorted(set(jargon.findall(page_path(book, d).read_text(encoding="utf-8"))))
+        for d in DOCNAMES
+    }
+    assert not {d: words for d, words in found.items() if words}
+
+
 def test_no_static_folder_at_the_root(book: BookBuild) -> None:
     # With a _static/ folder at the root, Jupyter Book puts every .js/.css of every
     # html_static_path folder on every page: 4 MB of widget JavaScript, twice on widget pages.
