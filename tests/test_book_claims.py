@@ -14,10 +14,10 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from toy_landscapes import PRODUCT
 
 import sampy
 from sampy import functions, sharpness
-from sampy.functions import TestFunction
 from sampy.optim import (
     SAM,
     SGD,
@@ -37,26 +37,6 @@ def random_ball_points(rng, n, shape, p, rho):
     radius = rho * rng.uniform(size=(n, *shape[:-1], 1)) ** 0.5
     radius[: n // 2] = rho  # half of them on the boundary, where the maximum lives
     return z * (radius / lp_norm(z, p))
-
-
-def product_loss(w):
-    return (w[..., 0] * w[..., 1] - 1.0) ** 2
-
-
-def product_grad(w):
-    r = w[..., 0] * w[..., 1] - 1.0
-    return 2.0 * r[..., None] * w[..., ::-1]
-
-
-PRODUCT = TestFunction(
-    name="product",
-    fn=product_loss,
-    dim=2,
-    domain=((0.0, 3.0), (0.0, 2.4)),
-    minima=np.array([[1.0, 1.0]]),
-    fmin=0.0,
-    analytic_grad=product_grad,
-)
 
 
 # =========================================================================== chapter 2

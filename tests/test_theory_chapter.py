@@ -16,6 +16,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from scipy import optimize, stats
+from toy_landscapes import PRODUCT
 
 import sampy
 from sampy import functions, sharpness
@@ -322,26 +323,6 @@ def test_stochastic_one_sam_hovers_around_the_same_point():
         x -= 0.5 / (1 + k / 50) * (x + rho * np.sign(x - a_i) - a_i)
         path.append(x)
     assert np.mean(path[-2000:]) == pytest.approx(0.9, abs=0.02)
-
-
-def product_loss(w):
-    return (w[..., 0] * w[..., 1] - 1.0) ** 2
-
-
-def product_grad(w):
-    r = w[..., 0] * w[..., 1] - 1.0
-    return 2.0 * r[..., None] * w[..., ::-1]
-
-
-PRODUCT = TestFunction(
-    name="product",
-    fn=product_loss,
-    dim=2,
-    domain=((0.0, 3.0), (0.0, 2.4)),
-    minima=np.array([[1.0, 1.0]]),
-    fmin=0.0,
-    analytic_grad=product_grad,
-)
 
 
 def test_normalisation_lets_sam_drift_and_usam_stop():
