@@ -60,7 +60,7 @@ def test_every_registry_row_has_exactly_one_algorithm_box():
     """The family card links each registry row to the {prf:algorithm} box whose :class: lists
     variant-<Name>: every row needs exactly one such box, with a :label:, in a page of the
     book; a class naming no registry row is a typo."""
-    from sampy.registry import algorithm_boxes, boxes_by_variant
+    from sampy.algorithm_boxes import algorithm_boxes, boxes_by_variant
 
     boxes = algorithm_boxes(toc_chapters())
     found = boxes_by_variant(boxes)
@@ -80,7 +80,7 @@ def test_every_registry_row_has_exactly_one_algorithm_box():
 
 
 def test_the_box_scanner_reads_both_fences_and_several_classes(tmp_path):
-    from sampy.registry import algorithm_boxes, box_links, boxes_by_variant
+    from sampy.algorithm_boxes import algorithm_boxes, box_links, boxes_by_variant
 
     page = tmp_path / "chapter.md"
     page.write_text(
