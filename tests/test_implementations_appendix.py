@@ -12,6 +12,7 @@ import inspect
 
 import numpy as np
 import pytest
+from stepping import QUADRATIC, W0, points_and_states
 
 import sampy
 from sampy.optim import (
@@ -22,7 +23,6 @@ from sampy.optim import (
     ImbSAM,
     LookSAM,
     NotesAdamWMSAMScheduleFree,
-    Oracle,
 )
 from sampy.optim.checkpoints import checkpoints
 from sampy.optim.schedule_free import ScheduleFreeAdamW
@@ -202,20 +202,6 @@ def test_pytorch_optimizer_sam_as_shipped_differs_by_its_float32_norm(monkeypatc
 
 # -- the Momentum-SAM-ScheduleFree notes' formula ----------------------------------------------
 
-QUADRATIC = sampy.functions.get("quadratic", A=np.diag([1.0, 10.0]), b=np.zeros(2))
-W0 = np.array([2.0, 1.5])
-
-
-def _states(opt, f, x0, steps):
-    oracle = Oracle(f)
-    p, state = np.array(x0, dtype=float), opt.init(np.array(x0, dtype=float))
-    points, states = [p], [state]
-    for _ in range(steps):
-        p, state = opt.step(p, state, oracle)
-        points.append(p)
-        states.append(state)
-    return np.stack(points), states
-
 
 @pytest.mark.parametrize("r, p", [(0.0, 0.0), (0.0, 2.0), (1.0, 2.0)])
 def test_notes_formula_without_ascent_is_adamw_with_step_c_alpha(r, p):
@@ -225,7 +211,7 @@ def test_notes_formula_without_ascent_is_adamw_with_step_c_alpha(r, p):
     opt = NotesAdamWMSAMScheduleFree(
         lr=lr, rho=0.0, weight_decay=lam, r=r, weight_lr_power=p, grad_mode="clean_only"
     )
-    thetas, _ = _states(opt, QUADRATIC, W0, 80)
+    thetas, _ = points_and_states(opt, QUADRATIC, W0, 80)
     theta, m, v, alpha_max, weight_sum = W0.copy(), np.zeros(2), np.zeros(2), -1.0, 0.0
     for t in range(1, 81):
         g = QUADRATIC.grad(theta)
@@ -245,7 +231,7 @@ def test_notes_formula_without_ascent_is_adamw_with_step_c_alpha(r, p):
 def test_notes_ascent_momentum_is_m_over_one_minus_beta1():
     """Lemma lem-impl-notes-x: x_t = m_t/(1 − β1) at every step (the notes' loop, ρ > 0)."""
     opt = NotesAdamWMSAMScheduleFree(lr=0.05, rho=0.1, betas=(0.85, 0.99))
-    _, states = _states(opt, QUADRATIC, W0, 40)
+    _, states = points_and_states(opt, QUADRATIC, W0, 40)
     for state in states:
         np.testing.assert_allclose(state.x, state.m / (1 - 0.85), rtol=1e-12, atol=1e-15)
     assert np.array_equal(opt.ascent(states[0]), np.zeros(2))  # d_1 = 0: the norm is guarded
@@ -265,7 +251,7 @@ def test_notes_formula_with_ascent_ends_above_its_start_on_the_noisy_quadratic()
         "schedule-free": ScheduleFreeAdamW(lr=0.05, warmup_steps=20),
         "msam-sf": AdamWMSAMScheduleFree(lr=0.05, rho=0.05, warmup_steps=20),
     }.items():
-        points, states = _states(opt, noisy, W0, 400)
+        points, states = points_and_states(opt, noisy, W0, 400)
         finals[name] = QUADRATIC(opt.eval(points[-1], states[-1]))
     assert finals["notes"] > start > finals["notes, rho = 0"]
     assert finals["schedule-free"] < 1e-2 and finals["msam-sf"] < 1e-2

@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stepping import QUADRATIC, W0, points_and_states
 
 import sampy
 from sampy.optim import SAM, AdamW, Oracle
 from sampy.optim.msam_schedule_free import AdamWMSAMScheduleFree
 from sampy.optim.schedule_free import ScheduleFreeAdamW
-
-QUADRATIC = sampy.functions.get("quadratic", A=np.diag([1.0, 10.0]), b=np.zeros(2))
-W0 = np.array([2.0, 1.5])
-
-
-def _run(opt, f, x0, steps):
-    oracle = Oracle(f)
-    p, state = np.array(x0, dtype=float), opt.init(np.array(x0, dtype=float))
-    points, states = [p], [state]
-    for _ in range(steps):
-        p, state = opt.step(p, state, oracle)
-        points.append(p)
-        states.append(state)
-    return np.stack(points), states
 
 
 def _weights(opt, steps):
@@ -43,7 +30,7 @@ def test_average_is_the_step_weighted_mean(warmup, variant):
     (constant step: the arithmetic mean of the z's)."""
     noisy = sampy.problems.NoisyGradient(QUADRATIC, sigma=0.5, seed=1)
     opt = ScheduleFreeAdamW(lr=0.05, warmup_steps=warmup, variant=variant)
-    _, states = _run(opt, noisy, W0, 60)
+    _, states = points_and_states(opt, noisy, W0, 60)
     steps = np.array([opt._schedule(k, -1.0, 0.0)[0] for k in range(60)])
     assert np.all(np.diff(steps) >= 0)
     zs = np.stack([s.z for s in states[1:]])
@@ -78,7 +65,7 @@ def test_averaging_weights_grow_like_t_to_the_q():
 def test_eval_and_train_switch_between_x_and_y():
     """Lemma lem-sf-modes: eval: x = y + (1 − 1/β1)(z − y); train: y = x + (1 − β1)(z − x)."""
     opt = ScheduleFreeAdamW(lr=0.05, betas=(0.8, 0.999))
-    ys, states = _run(opt, QUADRATIC, W0, 25)
+    ys, states = points_and_states(opt, QUADRATIC, W0, 25)
     for y, state in zip(ys[1:], states[1:], strict=True):
         z, beta1 = state.z, 0.8
         np.testing.assert_allclose(y + (1 - 1 / beta1) * (z - y), state.x, rtol=1e-9, atol=1e-12)
@@ -155,7 +142,7 @@ def test_msam_schedule_free_perturbs_along_the_descent_and_keeps_x_clean():
     average x never sees the perturbation, and ρ = 0 is Schedule-Free AdamW bit for bit."""
     noisy = sampy.problems.NoisyGradient(QUADRATIC, sigma=0.3, seed=2)
     opt = AdamWMSAMScheduleFree(lr=0.05, rho=0.1, warmup_steps=5)
-    ys, states = _run(opt, noisy, W0, 40)
+    ys, states = points_and_states(opt, noisy, W0, 40)
     for stored, state in zip(ys[2:], states[2:], strict=True):
         y = opt.move_from_ascent(stored, state)
         assert np.dot(stored - y, state.m) < 0
