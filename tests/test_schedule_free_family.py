@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 import pytest
+from stepping import points_and_states
 
 import sampy
 from sampy import functions
@@ -55,14 +56,7 @@ def _dot(a, b):
 
 def _steps(opt, x0, n, f=None):
     """Points and states of n steps (the states are what ``sampy.run`` does not return)."""
-    oracle = Oracle(f or _quadratic())
-    x, state = np.array(x0, dtype=float), opt.init(np.array(x0, dtype=float))
-    xs, states = [x], [state]
-    for _ in range(n):
-        x, state = opt.step(x, state, oracle)
-        xs.append(x)
-        states.append(state)
-    return np.array(xs), states
+    return points_and_states(opt, f or _quadratic(), x0, n)
 
 
 def _raises_naming(name):
