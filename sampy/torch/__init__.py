@@ -5,7 +5,12 @@ ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its 
 """
 
 from sampy._deprecated import module_getattr
-from sampy.torch.batchnorm import disable_running_stats, enable_running_stats
+from sampy.torch.batchnorm import (
+    RunningStatsFromFirstPass,
+    disable_running_stats,
+    enable_running_stats,
+    running_stats_from_first_pass,
+)
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
 from sampy.torch.distributed import ddp_sam_step, ddp_step_plan
@@ -68,6 +73,7 @@ __all__ = [
     "NotesAdamWMSAMScheduleFree",
     "PerExampleSAM",
     "RandomSAM",
+    "RunningStatsFromFirstPass",
     "SAMAgree",
     "SAMAnatomy",
     "SAMCkpt",
@@ -83,6 +89,7 @@ __all__ = [
     "disable_running_stats",
     "enable_running_stats",
     "functional_forward",
+    "running_stats_from_first_pass",
 ]
 
 # Deprecated aliases (SeedAdamWMSAMSF): resolved with a warning, never listed in __all__.
