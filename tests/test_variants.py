@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import sampy
-from sampy import functions, optim, problems
+from sampy import functions, optim, problems, registry
 from sampy.optim import (
     GSAM,
     SAM,
@@ -103,10 +103,10 @@ BASES = {
 }
 STEPS = 60
 
-# Classes that are optimizers but not SAM variants, and the notes' code's swapped alias names.
+# Classes that are optimizers but not SAM variants.
 # (Step-level wrappers — OptimizerWrapper subclasses such as WithEMA — add a knob to any
 # optimizer and are excluded by class below.)
-NOT_VARIANTS = {"SGD", "Adam", "AdamW", "SAMMAGNITUDE", "SAMDIRECTION"}
+NOT_VARIANTS = {"SGD", "Adam", "AdamW"}
 
 
 def _raises_naming(name):
@@ -195,12 +195,6 @@ def test_every_variant_class_is_registered():
     assert missing == [], f"variant classes missing from sampy.variants(): {missing}"
 
 
-def test_seed_alias_names_are_the_swapped_classes():
-    """The notes' code's SAMMAGNITUDE is, by the notes, SAM's direction with SGD's magnitude."""
-    assert optim.SAMMAGNITUDE is optim.SAMDirection
-    assert optim.SAMDIRECTION is optim.SAMMagnitude
-
-
 def test_registry_names_are_unique_and_rows_are_documented():
     rows = sampy.variants()
     names = [row.name for row in rows]
@@ -214,6 +208,155 @@ def test_registry_names_are_unique_and_rows_are_documented():
         assert row.hyperparameters, row.name
         # A preset knob is fixed by the row, so it is not offered as a free hyperparameter.
         assert not set(row.preset) & {spec.name for spec in row.hyperparameters}
+
+
+def test_rows_are_built_from_keywords_only():
+    sam = sampy.variant("SAM")
+    with pytest.raises(TypeError):
+        registry.Variant("SAM", SAM, sam.source, "", "", "", 2, "SAM")
+    rebuilt = registry.Variant(
+        name="SAM",
+        cls=SAM,
+        source=sam.source,
+        ascent=sam.ascent,
+        descent=sam.descent,
+        base=sam.base,
+        cost=2,
+        family="SAM",
+    )
+    assert (
+        (rebuilt.paper, rebuilt.bibkey)
+        == (sam.paper, sam.bibkey)
+        == (
+            sam.source.citation,
+            "foret2021sam",
+        )
+    )
+    assert rebuilt.grad_evals == sam.grad_evals == "2" and rebuilt.evals_per_step({}) == 2.0
+
+
+def test_a_cost_is_one_formula_giving_the_text_and_the_number():
+    k, m = registry.knob("k"), registry.knob("m")
+    n = registry.EXAMPLES
+    cases = [
+        (1 + 1 / k, {"k": 4}, 64, "1 + 1/k", 1.25),
+        (2 * registry.ceil(n / m), {"m": 5}, 64, "2⌈n/m⌉", 26),
+        (2 * registry.ceil(n / m), {"m": 100}, 64, "2⌈n/m⌉", 2),
+        (registry.knob("ascent_steps", "k") + 1, {"ascent_steps": 3}, 64, "k + 1", 4),
+        (2 * n, {}, 10, "2n", 20),
+        ((1 + k) / 2, {"k": 3}, 64, "(1 + k)/2", 2),
+        (1 / (k * m), {"k": 2, "m": 4}, 64, "1/(k·m)", 0.125),
+        (registry.noted(2 * registry.knob("batchsplit", "M"), "M = batchsplit"),
+         {"batchsplit": 3}, 64, "2M (M = batchsplit)", 6),
+        (registry.cases("grad_mode", "sum_two", 2, otherwise=1), {"grad_mode": "clean_only"},
+         64, "2 (sum_two), 1 otherwise", 1),
+        (2 + registry.examples_at_most("num_samples", "N_s") / registry.knob("update_freq"),
+         {"num_samples": 100, "update_freq": 4}, 64, "2 + N_s/update_freq", 18),
+    ]  # fmt: skip
+    for cost, knobs, examples, text, value in cases:
+        assert str(cost) == text
+        assert cost(knobs, examples) == value, text
+        assert cost.reads() == set(knobs), text
+    with pytest.raises(TypeError, match="cost"):
+        registry.as_cost("2")
+
+
+def _cost_grid(row) -> list[dict]:
+    """Hyperparameters at which to compare a row's cost with its classes': every combination
+    of a few valid values of each knob the cost reads (its choices, or small and large
+    numbers), the other knobs at their defaults."""
+    specs = {spec.name: spec for spec in row.hyperparameters}
+    axes = []
+    for name in sorted(row.cost.reads()):
+        spec = specs[name]
+        candidates = spec.choices or (spec.default, 1, 2, 3, 7, 10, 64, 100)
+        valid = []
+        for value in candidates:
+            try:
+                spec.check(value)
+            except ValueError:
+                continue
+            if value not in valid:
+                valid.append(value)
+        axes.append([(name, value) for value in valid])
+    grid = [row.defaults()]
+    for axis in axes:
+        grid = [{**h, name: value} for h in grid for name, value in axis]
+    return grid
+
+
+def _stated_cost(opt, n: int) -> float | str:
+    """What an optimizer says a step costs on ``n`` examples: ``grad_evals(n)``, the average
+    of ``grad_evals(steps, n)`` over whole refresh periods, or ``grad_evals_per_step``."""
+    counts = getattr(opt, "grad_evals", None)
+    if counts is not None:
+        params = list(inspect.signature(counts).parameters)
+        if params == ["n"]:
+            return counts(n)
+        if params == ["steps", "n"]:
+            steps = 12 * opt.update_freq
+            return counts(steps, n) / steps
+    # The built-in-base twins without the attribute are one-closure torch optimizers.
+    return getattr(opt, "grad_evals_per_step", 1)
+
+
+@pytest.mark.parametrize("row", sampy.variants(), ids=lambda row: row.name)
+def test_the_classes_state_the_cost_the_row_states(row):
+    """The reference's and the twin's ``grad_evals_per_step`` (or ``grad_evals(n)``) equal
+    the row's cost at every point of a grid of the knobs the cost reads, so the cost is typed
+    once (in the registry) and the classes are checked against it, not copied."""
+    torch = pytest.importorskip("torch")
+    twin = row.twin()
+    grid = _cost_grid(row)
+    assert len(grid) > 1 or not row.cost.reads(), row.name
+    for hyper in grid:
+        reference = row.make(SGD(lr=0.1), **hyper)
+        x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        mirrored = row.make_twin([x], **({"lr": 0.1} if row.takes_base else {}), **hyper)
+        for n in (problems.DEFAULT_N, 10):
+            expected = row.cost(hyper, n)
+            assert _stated_cost(reference, n) == pytest.approx(expected, rel=1e-15), (hyper, n)
+            if row.name == "SSAMF" and hyper["num_samples"] > n:
+                continue  # the twin states its long-run average for n ≥ num_samples only
+            stated = _stated_cost(mirrored, n)
+            if isinstance(stated, str):
+                # logit-SAM's and J-SAM's twins state the formula on k examples.
+                assert stated == str(row.cost).replace("n", "k"), (twin, stated)
+            else:
+                assert stated == pytest.approx(expected, rel=1e-15), (twin, hyper, n)
+
+
+def _identifying_marks(citation: str) -> tuple[str, str]:
+    """The first author's surname, and the arXiv id if the citation has one, else the year."""
+    arxiv = re.search(r"arXiv:\d{4}\.\d{4,5}", citation)
+    year = re.findall(r"(?:19|20)\d\d", citation)[-1]
+    return citation.split(",")[0], arxiv.group(0) if arxiv else year
+
+
+@pytest.mark.parametrize(
+    "row", [row for row in sampy.variants() if row.bibkey], ids=lambda row: row.name
+)
+def test_the_reference_and_the_twin_cite_the_row_s_paper(row):
+    """The paper is one fact of the registry; the two modules' docstrings cite the same one
+    (surname and year or arXiv id), so a changed row cannot leave them citing another."""
+    import sys
+
+    surname, mark = _identifying_marks(row.paper)
+    for cls in (row.cls, row.twin()):
+        text = (sys.modules[cls.__module__].__doc__ or "") + (cls.__doc__ or "")
+        assert surname in text and mark in text, (cls.__module__, surname, mark)
+
+
+def test_rows_citing_one_bib_entry_share_one_citation():
+    by_key = {}
+    for row in sampy.variants():
+        if row.bibkey:
+            by_key.setdefault(row.bibkey, set()).add(row.paper)
+    for key, citations in by_key.items():
+        shortest = min(citations, key=len)
+        # Extensions (multi-step SAM's note on optax) start with the shared citation.
+        assert all(c.startswith(shortest) for c in citations), (key, citations)
+    assert len({c for cs in by_key.values() for c in cs}) >= len(by_key)
 
 
 def test_variant_lookup_by_name():
