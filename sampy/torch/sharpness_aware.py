@@ -142,6 +142,7 @@ class SharpnessAware(torch.optim.Optimizer):
         self.shared: dict[str, Any] = {}
         self._perturbed: tuple[Groups, list[Tensor], list[Tensor]] | None = None
         self._saved_cache: tuple[list[Tensor], list[Tensor]] | None = None
+        self._saved_w: dict[Tensor, Tensor] = {}
 
     # -- helpers shared by every variant ---------------------------------------------------
 
@@ -152,17 +153,21 @@ class SharpnessAware(torch.optim.Optimizer):
         return RuleContext(self.param_groups, params, self.state, self.shared)
 
     def _saved_copies(self, flat: list[Tensor]) -> list[Tensor]:
-        """The ``old_p`` buffers of ``flat``: allocated once, reused while ``flat`` is unchanged."""
+        """The buffers that hold ``w`` of ``flat`` between the passes: allocated once, reused.
+
+        They live in ``self._saved_w`` (keyed by parameter), not in ``self.state``: a checkpoint
+        never carries this copy of the weights (it is scratch, dead between steps).
+        """
         cached = self._saved_cache
         if cached is not None and len(cached[0]) == len(flat):
             if all(a is b for a, b in zip(cached[0], flat, strict=True)):
                 return cached[1]
         saved = []
         for p in flat:
-            state = self.state[p]
-            if "old_p" not in state or state["old_p"].shape != p.shape:
-                state["old_p"] = torch.empty_like(p)
-            saved.append(state["old_p"])
+            buffer = self._saved_w.get(p)
+            if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype:
+                buffer = self._saved_w[p] = torch.empty_like(p)
+            saved.append(buffer)
         self._saved_cache = (flat, saved)
         return saved
 
@@ -298,7 +303,18 @@ class SharpnessAware(torch.optim.Optimizer):
     # -- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Rule buffers, shared counters and the base optimizer's state (momentum, moments)."""
+        """Rule buffers, shared counters and the base optimizer's state (momentum, moments).
+
+        Never a copy of the weights. Refused between ``first_step()`` and ``second_step()``:
+        the parameters are then at ``w + ε`` (a model checkpoint would hold them) and ``w``
+        lives only in this optimizer's scratch buffers, which are not saved.
+        """
+        if self._perturbed is not None:
+            raise RuntimeError(
+                f"{type(self).__name__}.state_dict() called between first_step() and "
+                "second_step(): the parameters are at w + eps and w is not saved; call "
+                "second_step() (or restore()) first, then save the model and the optimizer"
+            )
         state = super().state_dict()
         state["shared"] = dict(self.shared)
         state["base_optimizer"] = self.base_optimizer.state_dict()
@@ -309,13 +325,19 @@ class SharpnessAware(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         base = pop_base_optimizer_state(self, state_dict)
         shared = state_dict.pop("shared", {})
+        # Checkpoints written before the saved w left the state carry it as "old_p": drop it.
+        state_dict["state"] = {
+            i: {key: value for key, value in entry.items() if key != "old_p"}
+            for i, entry in state_dict["state"].items()
+        }
         kept_dtypes = _non_float_state_dtypes(state_dict)
         super().load_state_dict(state_dict)
         # torch casts every loaded state tensor to its (float) parameter's dtype: masks and
         # counters must come back as they were saved.
         for p, key, dtype in kept_dtypes(self.param_groups):
             self.state[p][key] = self.state[p][key].to(dtype)
-        self._saved_cache = None  # the state's old_p tensors were replaced
+        self._saved_cache = None
+        self._saved_w = {}
         self._perturbed = None
         self.shared = dict(shared)
         self.base_optimizer.load_state_dict(base)
