@@ -223,7 +223,7 @@ def test_swp_is_unbiased_by_exact_enumeration():
     for bits in itertools.product([False, True], repeat=3):
         keep = np.array(bits)
         weight = beta ** keep.sum() * (1 - beta) ** (3 - keep.sum())
-        e = esam.perturbation(x, g, keep)
+        e = esam.swp_perturbation(x, g, keep)
         mean += weight * e
         second += weight * float(e @ e)
     norm = np.linalg.norm(g)
@@ -238,7 +238,7 @@ def test_swp_kept_norm_has_length_rho_over_beta():
     x, g = rng.normal(size=(2, 50, 6))
     keep = rng.random((50, 6)) < beta
     keep[:, 0] = True  # at least one kept coordinate per point
-    e = esam.perturbation(x, g, keep)
+    e = esam.swp_perturbation(x, g, keep)
     kept = np.linalg.norm(g * keep, axis=-1)
     np.testing.assert_allclose(
         np.linalg.norm(e, axis=-1), rho / beta * kept / (kept + 1e-7), rtol=1e-12
@@ -284,7 +284,7 @@ def test_ssam_perturbation_is_at_most_rho():
     g = rng.normal(size=(200, 7))
     mask = rng.random((200, 7)) < 0.5
     for opt in (SSAMF(SGD(lr=0.1), rho=0.3), SSAMD(SGD(lr=0.1), rho=0.3)):
-        e = opt.perturbation(g, mask)
+        e = opt.masked_perturbation(g, mask)
         norms = np.linalg.norm(e, axis=-1)
         expected = 0.3 * np.linalg.norm(g * mask, axis=-1) / (np.linalg.norm(g, axis=-1) + 1e-7)
         np.testing.assert_allclose(norms, expected, rtol=1e-12)

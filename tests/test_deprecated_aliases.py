@@ -4,7 +4,9 @@
 and registry row ``SeedAdamWMSAMSF`` became ``NotesAdamWMSAMScheduleFree`` (the formula of the
 Momentum-SAM-ScheduleFree notes, taken literally). The old names resolve to the new objects
 and warn, naming the replacement; they are listed nowhere (``__all__``, the registry, the
-laboratory's metadata and its JavaScript twins).
+laboratory's metadata and its JavaScript twins). The class names of the anatomy notes' code,
+``SAMMAGNITUDE`` and ``SAMDIRECTION``, name the opposite of what the classes do: they resolve
+with a warning that says so, and are listed nowhere.
 """
 
 from __future__ import annotations
@@ -117,3 +119,25 @@ def test_old_ratio_mode_of_the_torch_twins_warns():
     with pytest.warns(DeprecationWarning, match="notes_code"):
         opt = sampy.variant("SAME").make_twin(params, lr=0.1, ratio_mode="seed_code")
     assert opt.descent.mode == "notes_code"
+
+
+SWAPPED = {"SAMMAGNITUDE": "SAMDirection", "SAMDIRECTION": "SAMMagnitude"}
+
+
+@pytest.mark.parametrize(
+    "side", ["sampy.optim", "sampy.optim.swaps", "sampy.torch", "sampy.torch.swaps"]
+)
+@pytest.mark.parametrize("alias", sorted(SWAPPED))
+def test_swapped_alias_names_warn_what_they_are_and_are_listed_nowhere(side, alias):
+    """``SAMMAGNITUDE`` is SAMDirection (the notes' code swaps the names): it warns and says so."""
+    if side.startswith("sampy.torch"):
+        pytest.importorskip("torch")
+    module = importlib.import_module(side)
+    new = SWAPPED[alias]
+    with pytest.warns(DeprecationWarning, match="opposite of what it does") as record:
+        cls = getattr(module, alias)
+    assert cls is getattr(module, new)
+    message = str(record[0].message)
+    assert new in message and "anatomy of SAM's gradient" in message
+    assert record[0].filename == __file__
+    assert alias not in getattr(module, "__all__", ()) and alias not in dir(module)

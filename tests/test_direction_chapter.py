@@ -27,8 +27,7 @@ from sampy.direction import (
     gsam_split,
 )
 from sampy.optim import GSAM, SAM, SGD, WSAM, FriendlySAM, RandomSAM, VaSSO
-from sampy.optim.ascents import FriendlyAscent, VarianceSuppressedAscent
-from sampy.optim.gsam import GSAMDescent
+from sampy.optim.rules import FriendlyAscent, GSAMDescent, VarianceSuppressedAscent
 
 RNG = np.random.default_rng(0)
 F = sampy.functions.get("sharp_flat")

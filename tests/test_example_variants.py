@@ -318,10 +318,10 @@ def test_ssam_perturbation_is_at_most_rho():
     scale = rng.choice([1e-9, 1.0, 1e6], size=(500, 1))
     g = rng.normal(size=(500, 6)) * scale
     mask = rng.random((500, 6)) < 0.5
-    e = opt.perturbation(g, mask)
+    e = opt.masked_perturbation(g, mask)
     assert np.all(np.linalg.norm(e, axis=-1) <= 0.7 + 1e-12)
     assert np.all(e[~mask] == 0)
-    full = opt.perturbation(g, np.ones_like(mask))
+    full = opt.masked_perturbation(g, np.ones_like(mask))
     big = scale[:, 0] >= 1.0  # where ‖g‖ ≫ the 1e-7 guard the full mask gives length ρ
     np.testing.assert_allclose(np.linalg.norm(full[big], axis=-1), 0.7, rtol=1e-6)
 
@@ -411,7 +411,7 @@ def test_ssamd_refreshes_with_the_perturbed_weights_after_the_ascent():
     )
     state = opt.init(X0)
     g = f.grad(X0)
-    e = opt.perturbation(g, state.mask)
+    e = opt.masked_perturbation(g, state.mask)
     expected = opt.refresh(state.mask, X0 + e, g, 0, np.random.default_rng(0))
     oracle = Oracle(f)
     x1, state1 = opt.step(X0, state, oracle)

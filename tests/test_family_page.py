@@ -10,7 +10,7 @@ import pytest
 
 import sampy
 from sampy.optim import SGD, WSAM, NormBallAscent, SharpnessAware
-from sampy.optim.descents import MixedDescent
+from sampy.optim.rules import MixedDescent
 
 BIB = Path(__file__).resolve().parent.parent / "book" / "references.bib"
 

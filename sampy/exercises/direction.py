@@ -29,8 +29,7 @@ import numpy as np
 
 from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
 from sampy.optim import SGD, WSAM, Oracle
-from sampy.optim.ascents import VarianceSuppressedAscent
-from sampy.optim.gsam import GSAMDescent
+from sampy.optim.rules import GSAMDescent, VarianceSuppressedAscent
 
 Vector = np.ndarray
 

@@ -12,10 +12,10 @@ Keras 3 ``keras.optimizers.Optimizer`` (keras-team/keras @ 001750db,
 - At most one of the three (Keras raises ``ValueError``; so does ``check_one_clip``).
 
 Keras' ``c · min(1/G, 1/c)`` is exactly the identity only up to one rounding (``c · (1/c)``
-need not be 1). torch's ``clip_grad_norm_`` (``sampy.optim.wsam.clip_by_global_norm``, used by
-WSAM's ``max_norm``) scales by ``min(1, c/(G + 1e-6))``: exactly the identity while
+need not be 1). torch's ``clip_grad_norm_`` (``clip_by_global_norm(..., convention="torch")``,
+which WSAM's ``max_norm`` uses) scales by ``min(1, c/(G + 1e-6))``: exactly the identity while
 ``G + 1e-6 ≤ c``, but a gradient with ``c − 1e-6 < G`` ends slightly *below* c (``c·G/(G +
-1e-6)``). ``clip_by_global_norm(..., convention="torch")`` calls that one function.
+1e-6)``).
 
 Where clipping sits in a SAM step is a separate choice (``clip_stage``): the direction handed
 to the base (``"descent"``, as the official SAM code, google-research/sam @ dae9904c), the
@@ -34,7 +34,6 @@ import numpy as np
 from sampy.optim.hyper import Hyper
 from sampy.optim.perturbation import per_point_dot
 from sampy.optim.transforms import Partition, Transform
-from sampy.optim.wsam import clip_by_global_norm as torch_clip_by_global_norm
 
 CLIP_STAGES = ("descent", "both", "ascent")
 
@@ -99,11 +98,11 @@ def clip_by_global_norm(
     ``convention="keras"``: ``g · (c · min(1/G, 1/c) + (G − G))`` (NaN for an infinite G);
     ``"torch"``: ``torch.nn.utils.clip_grad_norm_``'s ``g · min(1, c/(G + 1e-6))``.
     """
-    if convention == "torch":
-        return torch_clip_by_global_norm(g, global_clipnorm)
-    if convention != "keras":
+    if convention not in ("keras", "torch"):
         raise ValueError(f"convention must be 'keras' or 'torch', got {convention!r}")
     norm = _norm(g)
+    if convention == "torch":
+        return g * np.minimum(1.0, global_clipnorm / (norm + 1e-6))
     with np.errstate(divide="ignore", invalid="ignore"):  # G = 0 gives 1/G = inf: scale 1
         scale = global_clipnorm * np.minimum(1.0 / norm, 1.0 / global_clipnorm)
         scale = scale + (norm - norm)

@@ -143,7 +143,7 @@ class ESAM:
         shape = x.shape if self.swp_granularity == "coordinate" else (*x.shape[:-1], 1)
         return rng.random(shape) < self.beta
 
-    def perturbation(self, x: np.ndarray, g: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    def swp_perturbation(self, x: np.ndarray, g: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         """``ε = (ρ/χ) k ⊙ T² g / (‖T u‖ + eps)``, step 3 of the box."""
         kept = g if keep is None else g * keep
         scale = np.abs(x) if self.adaptive else 1.0
@@ -164,7 +164,7 @@ class ESAM:
             oracle.require_problem("ESAM's data selection (gamma < 0.99)")
             before = oracle.per_example_losses(x)
         g = oracle.grad(x)
-        e = self.perturbation(x, g, keep)
+        e = self.swp_perturbation(x, g, keep)
         if self.selects_data:
             chosen = self.select(oracle.per_example_losses(x + e) - before)
             g_adv = oracle.grad(x + e, examples=chosen)

@@ -13,13 +13,39 @@ Minimisation", ICML 2022, arXiv:2206.04920. Two gradient evaluations per step:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from sampy.optim.ascents import FisherAscent
-from sampy.optim.base import BaseOptimizer
+from sampy.optim.base import BaseOptimizer, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import PERTURB_EPS, RHO
 from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class FisherAscent:
+    """Fisher-SAM: the worst case in the ellipsoid ``εᵀ F ε ≤ ρ²``, ``F = diag(1 + κ g²)``.
+
+    M. Kim, D. Li, S. X. Hu, T. Hospedales, "Fisher SAM: Information Geometry and Sharpness
+    Aware Minimisation", ICML 2022. ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)``; κ = 0 gives SAM. The
+    diagonal Fisher proxy ``1 + κ g²`` is not checked against the paper's code.
+    """
+
+    def __init__(self, rho: Any, fisher_eta: float, eps: float) -> None:
+        self.rho = per_point(rho)
+        self.fisher_eta = fisher_eta
+        self.eps = eps
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, x: np.ndarray, g: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(ε, None)``."""
+        precond = g / (1.0 + self.fisher_eta * g * g)
+        length = np.sqrt(per_point_dot(g, precond))
+        return precond * (self.rho / (length + self.eps)), None
 
 
 class FisherSAM(SharpnessAware):

@@ -16,13 +16,51 @@ Reduces to: SAM when σ = 0; the base optimizer when ρ = 0.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from sampy.optim.ascents import FriendlyAscent
-from sampy.optim.base import BaseOptimizer
+from sampy.optim.base import BaseOptimizer, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import unit
 from sampy.optim.sam import PERTURB_EPS, RHO
 from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class FriendlyAscent:
+    """F-SAM: perturb along ``g − σ m``, removing an EMA ``m`` of past gradients.
+
+    Official code order (``momentum_order="official_code"``, nblt/F-SAM ``utils.py``): on the first
+    step ``m ← g`` and ``d = g``; afterwards ``d = g − σ m_{t−1}`` and then ``m ← λ m + (1 − λ) g``
+    (an EMA of the *raw* gradient). The paper's order (``"paper"``) updates ``m`` first and uses
+    ``d = g − σ m_t``. ``ε = ρ d/(‖d‖ + eps)``.
+    """
+
+    def __init__(self, rho: Any, sigma: float, lmbda: float, momentum_order: str, eps: float):
+        self.rho = per_point(rho)
+        self.sigma = sigma
+        self.lmbda = lmbda
+        self.momentum_order = momentum_order
+        self.eps = eps
+
+    def init(self, x: np.ndarray) -> None:
+        """No EMA before the first step."""
+        return None
+
+    def __call__(
+        self, x: np.ndarray, g: np.ndarray, m: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ε, new EMA)``."""
+        if m is None:
+            m_new = g.copy() if self.momentum_order == "official_code" else (1 - self.lmbda) * g
+            d = g if self.momentum_order == "official_code" else g - self.sigma * m_new
+        elif self.momentum_order == "official_code":
+            d = g - self.sigma * m
+            m_new = self.lmbda * m + (1.0 - self.lmbda) * g
+        else:
+            m_new = self.lmbda * m + (1.0 - self.lmbda) * g
+            d = g - self.sigma * m_new
+        return unit(d, self.rho, self.eps), m_new
 
 
 class FriendlySAM(SharpnessAware):

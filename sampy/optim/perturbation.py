@@ -72,6 +72,11 @@ def dual_direction(u: np.ndarray, p: float, radius: float | np.ndarray, eps: flo
     return radius * np.sign(u) * (a / (lp_norm(u, q) + eps)) ** (q - 1.0)
 
 
+def unit(v: np.ndarray, radius: float | np.ndarray, eps: float) -> np.ndarray:
+    """``radius · v/(‖v‖₂ + eps)`` per point: ``v`` scaled to Euclidean length ``radius``."""
+    return dual_direction(v, 2.0, radius, eps)
+
+
 def norm_ball_perturbation(
     x: np.ndarray,
     g: np.ndarray,

@@ -14,13 +14,60 @@ perturbations.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from sampy.optim.ascents import RandomAscent
-from sampy.optim.base import BaseOptimizer
-from sampy.optim.descents import MixedDescent
+from sampy.optim.base import BaseOptimizer, copy_rng, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.perturbation import unit
 from sampy.optim.sharpness_aware import SharpnessAware
+
+
+class RandomAscent:
+    """Random perturbation (average-case sharpness): ``ε ~ N(0, σ²I)`` or ``ε = ρ u/‖u‖``.
+
+    ``kind="gaussian"`` draws ``ε = σ z``; ``kind="sphere"`` draws a uniform direction of
+    length ρ. The generator lives in the state, so a run is reproducible from ``seed``.
+    """
+
+    def __init__(self, rho: Any, kind: str, seed: int) -> None:
+        self.rho = per_point(rho)
+        self.kind = kind
+        self.seed = seed
+
+    def init(self, x: np.ndarray) -> np.random.Generator:
+        """A generator seeded with ``seed``."""
+        return np.random.default_rng(self.seed)
+
+    def __call__(
+        self, x: np.ndarray, g: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.random.Generator]:
+        """``(ε, rng)`` — drawn from a copy, so the given state is never changed."""
+        rng = copy_rng(rng)
+        z = rng.standard_normal(np.shape(x))
+        if self.kind == "gaussian":
+            return self.rho * z, rng
+        return unit(z, self.rho, 0.0), rng
+
+
+class MixedDescent:
+    """``d = c g + (1 − c) g̃``: a fixed mix of the clean and the perturbed gradient.
+
+    c = 0 is SAM's rule; RandomSAM's ``mix`` is ``c`` (RWP mixes the clean gradient in the same
+    way).
+    """
+
+    def __init__(self, clean_weight: Any) -> None:
+        self.clean_weight = per_point(clean_weight)
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, g: np.ndarray, g_adv: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(d, None)``."""
+        return self.clean_weight * g + (1.0 - self.clean_weight) * g_adv, None
 
 
 class RandomSAM(SharpnessAware):

@@ -91,7 +91,7 @@ class _SparseSAM:
         self.perturb_eps = float(perturb_eps)
         self._radius = per_point(rho)
 
-    def perturbation(self, g: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def masked_perturbation(self, g: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``ε = ρ m ⊙ g / (‖g‖ + eps)`` (normalised by the unmasked norm)."""
         norm = np.sqrt(np.einsum("...i,...i->...", g, g))[..., None]
         return (self._radius / (norm + self.perturb_eps)) * (g * mask)
@@ -180,7 +180,7 @@ class SSAMF(_SparseSAM):
     def step(self, x: np.ndarray, state: SSAMState, oracle: Oracle) -> tuple[np.ndarray, SSAMState]:
         """The common step; on refresh steps a new Fisher mask at the updated point."""
         g = oracle.grad(x)
-        g_adv = oracle.grad(x + self.perturbation(g, state.mask))
+        g_adv = oracle.grad(x + self.masked_perturbation(g, state.mask))
         x, base_state = self.base.update(x, g_adv, state.base)
         mask, rng = state.mask, state.rng
         if self.refreshes(state.count):
@@ -310,7 +310,7 @@ class SSAMD(_SparseSAM):
     def step(self, x: np.ndarray, state: SSAMState, oracle: Oracle) -> tuple[np.ndarray, SSAMState]:
         """The common step; on refresh steps the mask for the next step is drawn after ε."""
         g = oracle.grad(x)
-        e = self.perturbation(g, state.mask)
+        e = self.masked_perturbation(g, state.mask)
         mask, rng = state.mask, state.rng
         if self.refreshes(state.count):
             rng = copy_rng(rng)

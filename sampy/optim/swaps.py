@@ -7,11 +7,17 @@ from the notes alone. Two gradient evaluations per step, SAM's ascent, then a de
 
 - ``SAMDirection``: ``d = sign(g̃) ⊙ |g|`` — SAM's direction with SGD's magnitude. The notes'
   code calls this class ``SAMMAGNITUDE``; the notes say the names are swapped. sampy names
-  the classes by what they do and keeps the code's names as documented aliases.
+  the classes by what they do; the code's names still resolve, as deprecated aliases that
+  warn.
 - ``SAMMagnitude``: ``d = |g̃| ⊙ sign(g)`` — SAM's magnitude with SGD's direction (the notes'
   ``SAMDIRECTION``).
-- ``SAMAgree``: ``d = g̃ ⊙ 1[g̃ ⊙ g > 0]`` (+ ``g`` elsewhere with ``fill="sgd"``).
-- ``SGDAgree``: ``d = g ⊙ 1[g̃ ⊙ g > 0]`` (+ ``g̃`` elsewhere with ``fill="sam"``).
+- ``SAMAgree``: ``d = g̃ ⊙ 1[g̃ ⊙ g > 0]``, and 0 elsewhere (``fill="zero"``) or ``g``
+  (``fill="other"``).
+- ``SGDAgree``: ``d = g ⊙ 1[g̃ ⊙ g > 0]``, and 0 elsewhere (``fill="zero"``) or ``g̃``
+  (``fill="other"``).
+
+The descent rules ``SAMDirectionRule``, ``SAMMagnitudeRule`` and ``AgreementRule`` are public
+(``sampy.optim.rules``), as on the torch side.
 
 Identities: if ``g̃ = g`` all four give SGD's step; if every sign agrees, SAMAgree = SAM and
 SGDAgree = SGD. ``sign(0) = 0`` zeroes a coordinate.
@@ -21,66 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from sampy._deprecated import module_getattr
 from sampy.optim.base import BaseOptimizer
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
-from sampy.optim.sharpness_aware import SharpnessAware
-
-
-class _Rule:
-    def __init__(self, combine) -> None:
-        self.combine = combine
-
-    def init(self, x: np.ndarray) -> None:
-        return None
-
-    def __call__(self, g: np.ndarray, g_adv: np.ndarray, state: None) -> tuple[np.ndarray, None]:
-        return self.combine(g, g_adv), None
-
-
-def sam_direction(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-    """``sign(g̃) ⊙ |g|``."""
-    return np.sign(g_adv) * np.abs(g)
-
-
-def sam_magnitude(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-    """``|g̃| ⊙ sign(g)``."""
-    return np.abs(g_adv) * np.sign(g)
-
-
-def agreement(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-    """``1[g̃ ⊙ g > 0]``: the coordinates where SAM and SGD agree in sign."""
-    return g_adv * g > 0
-
-
-class _Swap(SharpnessAware):
-    HYPERPARAMETERS = (RHO, PERTURB_EPS)
-    combine = staticmethod(sam_direction)
-
-    def __init__(
-        self, base: BaseOptimizer, rho: float | np.ndarray = 0.05, perturb_eps: float = 1e-12
-    ) -> None:
-        validate(self.HYPERPARAMETERS, locals())
-        super().__init__(
-            base, NormBallAscent(rho=rho, perturb_eps=perturb_eps), _Rule(self.combine)
-        )
-
-
-class SAMDirection(_Swap):
-    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (the notes' code: SAMMAGNITUDE)."""
-
-    combine = staticmethod(sam_direction)
-
-
-class SAMMagnitude(_Swap):
-    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (the notes' code: SAMDIRECTION)."""
-
-    combine = staticmethod(sam_magnitude)
-
-
-# The class names of the notes' code, which the notes say are swapped relative to their meaning.
-SAMMAGNITUDE = SAMDirection
-SAMDIRECTION = SAMMagnitude
+from sampy.optim.sharpness_aware import DescentRule, SharpnessAware
 
 FILL = Hyper(
     "fill",
@@ -89,6 +40,74 @@ FILL = Hyper(
     kind="choice",
     choices=("zero", "other"),
 )
+
+
+class SAMDirectionRule:
+    """Descent rule ``d = sign(g̃) ⊙ |g|``: SAM's direction, SGD's magnitude."""
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, g: np.ndarray, g_adv: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(sign(g̃) ⊙ |g|, None)``."""
+        return np.sign(g_adv) * np.abs(g), None
+
+
+class SAMMagnitudeRule:
+    """Descent rule ``d = |g̃| ⊙ sign(g)``: SAM's magnitude, SGD's direction."""
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, g: np.ndarray, g_adv: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(|g̃| ⊙ sign(g), None)``."""
+        return np.abs(g_adv) * np.sign(g), None
+
+
+class AgreementRule:
+    """Descent rule: keep one gradient where ``g̃ ⊙ g > 0``; elsewhere zero or the other one.
+
+    ``keep_sam=True`` keeps ``g̃`` (SAMAgree), ``False`` keeps ``g`` (SGDAgree); ``fill`` is
+    ``"zero"`` or ``"other"`` (the other gradient on the coordinates that disagree in sign).
+    """
+
+    def __init__(self, keep_sam: bool, fill: str) -> None:
+        self.keep_sam = keep_sam
+        self.fill = fill
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, g: np.ndarray, g_adv: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(where(g̃ ⊙ g > 0, kept, other or 0), None)``."""
+        kept, other = (g_adv, g) if self.keep_sam else (g, g_adv)
+        return np.where(g_adv * g > 0, kept, other if self.fill == "other" else 0.0), None
+
+
+class _Swap(SharpnessAware):
+    HYPERPARAMETERS = (RHO, PERTURB_EPS)
+    rule: type[DescentRule] = SAMDirectionRule
+
+    def __init__(
+        self, base: BaseOptimizer, rho: float | np.ndarray = 0.05, perturb_eps: float = 1e-12
+    ) -> None:
+        validate(self.HYPERPARAMETERS, locals())
+        super().__init__(base, NormBallAscent(rho=rho, perturb_eps=perturb_eps), self.rule())
+
+
+class SAMDirection(_Swap):
+    """SAM's direction, SGD's magnitude: ``d = sign(g̃) ⊙ |g|`` (the notes' code: SAMMAGNITUDE)."""
+
+    rule = SAMDirectionRule
+
+
+class SAMMagnitude(_Swap):
+    """SAM's magnitude, SGD's direction: ``d = |g̃| ⊙ sign(g)`` (the notes' code: SAMDIRECTION)."""
+
+    rule = SAMMagnitudeRule
 
 
 class _Agree(SharpnessAware):
@@ -103,13 +122,11 @@ class _Agree(SharpnessAware):
         perturb_eps: float = 1e-12,
     ) -> None:
         validate(self.HYPERPARAMETERS, locals())
-        keep_sam = self.keep_sam
-
-        def combine(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-            kept, other = (g_adv, g) if keep_sam else (g, g_adv)
-            return np.where(agreement(g, g_adv), kept, other if fill == "other" else 0.0)
-
-        super().__init__(base, NormBallAscent(rho=rho, perturb_eps=perturb_eps), _Rule(combine))
+        super().__init__(
+            base,
+            NormBallAscent(rho=rho, perturb_eps=perturb_eps),
+            AgreementRule(self.keep_sam, fill),
+        )
 
 
 class SAMAgree(_Agree):
@@ -122,3 +139,7 @@ class SGDAgree(_Agree):
     """SGD's coordinates where they agree in sign with SAM's (``fill="other"``: SAM's elsewhere)."""
 
     keep_sam = False
+
+
+# The notes' code's class names (SAMMAGNITUDE, SAMDIRECTION) resolve with a warning.
+__getattr__ = module_getattr(__name__, globals())

@@ -12,12 +12,32 @@ On ``½ wᵀAw``: ``g̃ = (I + ρA) A w``. Reduces to the base optimizer when ρ
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from sampy.optim.ascents import UnnormalizedAscent
-from sampy.optim.base import BaseOptimizer
+from sampy.optim.base import BaseOptimizer, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sharpness_aware import PerturbedGradient, SharpnessAware
+
+
+class UnnormalizedAscent:
+    """USAM: ``ε = ρ g`` — no normalisation, so ρ carries the gradient's units.
+
+    Used in theory (Andriushchenko & Flammarion, ICML 2022, whose code calls it
+    ``sam_no_grad_norm``).
+    """
+
+    def __init__(self, rho: Any) -> None:
+        self.rho = per_point(rho)
+
+    def init(self, x: np.ndarray) -> None:
+        """Stateless."""
+        return None
+
+    def __call__(self, x: np.ndarray, g: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        """``(ρ g, None)``."""
+        return self.rho * g, None
 
 
 class USAM(SharpnessAware):

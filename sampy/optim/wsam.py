@@ -26,15 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, per_point
+from sampy.optim.clipping import clip_by_global_norm
 from sampy.optim.hyper import Hyper, validate
-from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import PERTURB_EPS, RHO, NormBallAscent
-
-
-def clip_by_global_norm(g: np.ndarray, max_norm: float) -> np.ndarray:
-    """``torch.nn.utils.clip_grad_norm_``: scale by ``min(1, max_norm/(‖g‖ + 1e-6))`` per point."""
-    norm = np.sqrt(per_point_dot(g, g))
-    return g * np.minimum(1.0, max_norm / (norm + 1e-6))
 
 
 class WSAMState(NamedTuple):
@@ -102,8 +96,8 @@ class WSAM:
         e, _ = self.ascent(x, g, None)
         g_adv = oracle.grad(x + e)
         if self.max_norm is not None:
-            g = clip_by_global_norm(g, self.max_norm)
-            g_adv = clip_by_global_norm(g_adv, self.max_norm)
+            g = clip_by_global_norm(g, self.max_norm, convention="torch")
+            g_adv = clip_by_global_norm(g_adv, self.max_norm, convention="torch")
         if not self.decouple:
             d = self.alpha * g_adv + (1.0 - self.alpha) * g
             x, base_state = self.base.update(x, d, state.base)
