@@ -162,6 +162,87 @@ def test_bf16_autocast_training_reduces_the_loss():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+# -- BatchNorm: model= ---------------------------------------------------------------------------
+
+
+def _bn_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    )
+
+
+def _bn_stats(model) -> list[torch.Tensor]:
+    bn = model[1]
+    return [bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()]
+
+
+def _fp16_loss(model, x, y):
+    with torch.autocast("cpu", dtype=torch.float16):
+        return torch.nn.functional.mse_loss(model(x).float(), y)
+
+
+def test_amp_with_model_keeps_the_first_pass_statistics_without_counting_calls():
+    x, y = _data(dtype=torch.float32)
+    model, reference = _bn_model(), _bn_model()
+    opt = _sam(model)
+    scaler = torch.amp.GradScaler("cpu")
+    for _ in range(3):
+        reference.load_state_dict(model.state_dict())
+        _fp16_loss(reference, x, y)  # one clean pass at w
+        _, skipped = amp_sam_step(opt, scaler, lambda: _fp16_loss(model, x, y), model=model)
+        assert not skipped
+        for got, want in zip(_bn_stats(model), _bn_stats(reference), strict=True):
+            assert torch.equal(got, want)
+    assert model[1].num_batches_tracked.item() == 3
+
+
+@pytest.mark.parametrize(("bad_call", "early_exit"), [(2, False), (1, False), (1, True)])
+def test_amp_overflow_with_model_leaves_finite_unchanged_statistics(bad_call, early_exit):
+    """An fp16 overflow in either pass: the step is skipped, the weights and the eval-mode
+    statistics are those of before the step (the review's 0 · inf = NaN running variance)."""
+    x, y = _data(dtype=torch.float32)
+    model = _bn_model()
+    opt = _sam(model)
+    scaler = torch.amp.GradScaler("cpu")
+    calls = [0]
+
+    def loss_fn():
+        calls[0] += 1
+        return _fp16_loss(model, x * 1e6 if calls[0] == bad_call else x, y)
+
+    weights, stats = _params(model), _bn_stats(model)
+    model.eval()
+    outputs = model(x).detach()
+    model.train()
+    _, skipped = amp_sam_step(opt, scaler, loss_fn, early_exit=early_exit, model=model)
+    assert skipped
+    assert all(torch.equal(a, b) for a, b in zip(_params(model), weights, strict=True))
+    for got, want in zip(_bn_stats(model), stats, strict=True):
+        assert torch.equal(got, want)
+    model.eval()
+    assert torch.equal(model(x).detach(), outputs)
+    assert model[1].running_var.isfinite().all()
+
+
+def test_bf16_with_model_keeps_the_first_pass_statistics():
+    x, y = _data(dtype=torch.float32)
+    model, reference = _bn_model(), _bn_model()
+    opt = _sam(model)
+
+    def loss_of(net):
+        return torch.nn.functional.mse_loss(net(x).float(), y)
+
+    for _ in range(3):
+        reference.load_state_dict(model.state_dict())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss_of(reference)
+        bf16_sam_step(opt, lambda: loss_of(model), model=model)
+        for got, want in zip(_bn_stats(model), _bn_stats(reference), strict=True):
+            assert torch.equal(got, want)
+    assert model[1].num_batches_tracked.item() == 3
+
+
 # -- gradient accumulation ----------------------------------------------------------------------
 
 

@@ -15,19 +15,22 @@ into your loop and change what you need.
 
 In every recipe ``loss_fn`` computes and returns the loss (a scalar tensor) **without** calling
 ``backward()``; the recipe does the backward passes, because it must scale, split or accumulate
-them. Note the BatchNorm caveat of every SAM step (``sampy.torch.batchnorm``): freeze running
-statistics in the second pass with ``sampy.torch.disable_running_stats`` inside ``loss_fn`` if your
-model has them.
+them. BatchNorm: pass ``model=`` to :func:`amp_sam_step` and :func:`bf16_sam_step` and the
+running statistics see only the first pass of each layer
+(``sampy.torch.running_stats_from_first_pass``), so ``loss_fn`` need not know which call it is; a
+skipped step leaves the statistics as they were before it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from sampy.torch.batchnorm import RunningStatsFromFirstPass, running_stats_from_first_pass
 from sampy.torch.sharpness_aware import SharpnessAware
 
 Batch = TypeVar("Batch")
@@ -48,6 +51,13 @@ def _clear_grads(optimizer: torch.optim.Optimizer) -> None:
     for group in optimizer.param_groups:
         for p in group["params"]:
             p.grad = None
+
+
+def _first_pass_block(
+    model: nn.Module | None,
+) -> RunningStatsFromFirstPass | contextlib.nullcontext[None]:
+    """The BatchNorm block of a recipe's step (nothing to do without a model)."""
+    return contextlib.nullcontext() if model is None else running_stats_from_first_pass(model)
 
 
 # -- float16 + GradScaler ----------------------------------------------------------------------
@@ -80,6 +90,7 @@ def amp_sam_step(
     loss_fn: Callable[[], Tensor],
     *,
     early_exit: bool = False,
+    model: nn.Module | None = None,
 ) -> tuple[Tensor, bool]:
     """One SAM step with loss scaling (``torch.amp.GradScaler``); returns ``(loss, skipped)``.
 
@@ -129,7 +140,40 @@ def amp_sam_step(
         scaler: an enabled or disabled ``torch.amp.GradScaler`` (disabled: a plain SAM step).
         loss_fn: computes and returns the loss at the current parameters (no ``backward``).
         early_exit: sync after the first pass and stop there if it overflowed.
+        model: the model, when it has BatchNorm layers: their running statistics are updated
+            by the first pass only (``sampy.torch.running_stats_from_first_pass``), and a
+            skipped step puts them back as they were before it (an overflowing pass writes
+            ``inf``/NaN into nothing).
+
+    Example:
+        >>> import torch
+        >>> import sampy.torch as st
+        >>> from sampy.torch.recipes import amp_sam_step
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        >>> opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+        >>> scaler = torch.amp.GradScaler("cpu")
+        >>> x = torch.randn(8, 3)
+        >>> def loss_fn():
+        ...     with torch.autocast("cpu", dtype=torch.float16):
+        ...         return model(x).float().square().mean()
+        >>> loss, skipped = amp_sam_step(opt, scaler, loss_fn, model=model)
+        >>> skipped, int(model[1].num_batches_tracked)
+        (False, 1)
     """
+    with _first_pass_block(model) as block:
+        loss, skipped = _amp_sam_step(optimizer, scaler, loss_fn, early_exit)
+        if skipped and block is not None:
+            block.revert()
+    return loss, skipped
+
+
+def _amp_sam_step(
+    optimizer: SharpnessAware,
+    scaler: torch.amp.GradScaler,
+    loss_fn: Callable[[], Tensor],
+    early_exit: bool,
+) -> tuple[Tensor, bool]:
     loss = loss_fn()
     scaler.scale(loss).backward()
     if not scaler.is_enabled():
@@ -172,6 +216,7 @@ def bf16_sam_step(
     *,
     device_type: str = "cpu",
     dtype: torch.dtype = torch.bfloat16,
+    model: nn.Module | None = None,
 ) -> Tensor:
     """One SAM step with both forward passes under ``torch.autocast(device_type, dtype)``.
 
@@ -183,7 +228,21 @@ def bf16_sam_step(
     the backward pass follows them. ``backward()`` is called outside the autocast region, as the
     PyTorch AMP docs recommend. Use ``device_type="cuda"`` on a GPU.
 
-    Returns the (detached) loss at ``w``; no host synchronisation.
+    Returns the (detached) loss at ``w``; no host synchronisation. With ``model=`` its BatchNorm
+    layers' running statistics are updated by the first pass only
+    (``sampy.torch.running_stats_from_first_pass``).
+
+    Example:
+        >>> import torch
+        >>> import sampy.torch as st
+        >>> from sampy.torch.recipes import bf16_sam_step
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        >>> opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+        >>> x = torch.randn(8, 3)
+        >>> loss = bf16_sam_step(opt, lambda: model(x).float().square().mean(), model=model)
+        >>> int(model[1].num_batches_tracked)
+        1
     """
 
     def closure() -> Tensor:
@@ -192,10 +251,11 @@ def bf16_sam_step(
         loss.backward()
         return loss
 
-    loss = closure()
-    optimizer.first_step(zero_grad=True)
-    closure()
-    optimizer.second_step(zero_grad=True)
+    with _first_pass_block(model):
+        loss = closure()
+        optimizer.first_step(zero_grad=True)
+        closure()
+        optimizer.second_step(zero_grad=True)
     return loss.detach()
 
 
