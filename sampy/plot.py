@@ -9,12 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.animation import FuncAnimation
-from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
+
+try:
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.axes import Axes
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+except ImportError as error:  # `pip install sampy` is the optimizers only
+    raise ImportError(
+        "sampy.plot draws with matplotlib, which the optimizer-only install leaves out: "
+        "install the book's packages with pip install 'sampy[book]'"
+    ) from error
 
 from sampy.functions import TestFunction
 from sampy.run import Trajectory
@@ -104,17 +111,6 @@ def trajectories(
     artists.append(
         ax.scatter(paths[-1, :, 0], paths[-1, :, 1], s=50, color=color, marker="X", edgecolor="k")
     )
-    return artists
-
-
-def loss_curves(trajs: Sequence[Trajectory], labels: Sequence[str], ax: Axes) -> list:
-    """Mean loss over the start points against the step, one line per run."""
-    artists = []
-    for traj, label in zip(trajs, labels, strict=True):
-        mean = traj.losses.reshape(traj.losses.shape[0], -1).mean(axis=1)
-        artists += ax.plot(np.arange(mean.size), mean, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
     return artists
 
 
