@@ -34,8 +34,9 @@ import sampy  # noqa: E402
 from sampy import optim as ref  # noqa: E402
 from sampy.problems import SumOfExamples, make_logistic_problem  # noqa: E402
 from sampy.torch import SAM  # noqa: E402
-from sampy.torch.esam import ESAM, top_k_indices, top_k_mask  # noqa: E402
+from sampy.torch.esam import ESAM  # noqa: E402
 from sampy.torch.functional import as_torch_example_losses, as_torch_loss  # noqa: E402
+from sampy.torch.masks import top_k_indices, top_k_mask  # noqa: E402
 from sampy.torch.ssam import SSAMD, SSAMF  # noqa: E402
 
 TWINS = (ESAM, SSAMF, SSAMD)
@@ -423,7 +424,7 @@ def test_load_state_dict_without_the_noise_entry_fails_clearly():
     for cls in TWINS:
         opt = cls([x], lr=0.1)
         state = opt.state_dict()
-        del state["noise"]
+        del state["param_groups"][0]["noise"]
         with pytest.raises(ValueError, match="noise"):
             cls([x], lr=0.1).load_state_dict(state)
         with pytest.raises(ValueError, match="noise"):

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -77,11 +76,11 @@ from torch import Tensor
 
 from sampy.optim import bsam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.checked_optimizer import CheckedOptimizer
+from sampy.torch.closures import Closure, Params
 from sampy.torch.examples import ExampleLosses, example_losses
-from sampy.torch.msam import CheckedOptimizer, Params
-from sampy.torch.noise import SavesNoise, make_noise
+from sampy.torch.noise import SavesNoise
 
-Closure = Callable[..., Tensor]
 Active = list[tuple[dict[str, Any], list[Tensor]]]  # (group, its parameters that require grad)
 
 
@@ -150,9 +149,6 @@ class BSAM(SavesNoise, CheckedOptimizer):
         self.num_data = None if num_data is None else float(num_data)
         self.batchsplit = int(batchsplit)
         self.update_order = update_order
-        self.seed = int(seed)
-        self.noise = noise
-        self.noise_source = make_noise(noise, self.seed)
         defaults = dict(
             lr=lr,
             betas=(float(betas[0]), float(betas[1])),
@@ -161,7 +157,7 @@ class BSAM(SavesNoise, CheckedOptimizer):
             damping=damping,
             s_init=s_init,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, noise=noise, seed=seed)
         self._batches: dict[tuple[int, str], tuple[Tensor, ...]] = {}
 
     @property
@@ -188,7 +184,7 @@ class BSAM(SavesNoise, CheckedOptimizer):
         return state
 
     def _plan(
-        self, closure: Closure | None, batch_size: int | None, device: torch.device
+        self, closure: Closure | ExampleLosses | None, batch_size: int | None, device: torch.device
     ) -> tuple[list[Tensor | None], list[float], float]:
         """Sub-batch indices (None: the whole batch), their weights ``|B_b|/n``, and N."""
         if closure is None:
@@ -241,7 +237,9 @@ class BSAM(SavesNoise, CheckedOptimizer):
         return list(batches), [b.numel() / n for b in batches], num_data
 
     @staticmethod
-    def _gradient(closure: Closure, indices: Tensor | None, batch_size: int | None) -> Tensor:
+    def _gradient(
+        closure: Closure | ExampleLosses, indices: Tensor | None, batch_size: int | None
+    ) -> Tensor:
         """One forward and backward of a sub-batch's mean loss; returns that loss (detached)."""
         if batch_size is not None:
             losses = example_losses(closure, indices)

@@ -13,17 +13,34 @@ per step:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim import clampsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import ClampedAscent, NormBallAscent, RatioClip
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.closures import Params
+from sampy.torch.groups import Elementwise, radii, unit
+from sampy.torch.sam import NormBallAscent
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
-Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+class ClampedAscent:
+    """ClampSAM: SAM's ascent clipped element-wise to ``[−τ, τ]`` (optionally back to ρ)."""
+
+    def __init__(self, tau: float, renorm: bool, eps: float) -> None:
+        self.tau = tau
+        self.renorm = renorm
+        self.eps = eps
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ε`` per group."""
+        e = unit(grads, radii(ctx), self.eps, inplace=inplace)
+        for es in e:
+            torch._foreach_clamp_min_(es, -self.tau)
+            torch._foreach_clamp_max_(es, self.tau)
+        return unit(e, radii(ctx), self.eps, inplace=True) if self.renorm else e
 
 
 class ClampSAM(SharpnessAware):
@@ -50,6 +67,17 @@ class ClampSAM(SharpnessAware):
             group_hyperparameters=dict(rho=rho),
             **base_kwargs,
         )
+
+
+class RatioClip(Elementwise):
+    """ClipSAM: ``d = sign(g̃) ⊙ min(|g̃|, c|g|)``."""
+
+    def __init__(self, condition: float) -> None:
+        self.condition = condition
+
+    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """``sign(g̃) ⊙ min(|g̃|, c|g|)``."""
+        return torch.sign(g_adv) * torch.minimum(torch.abs(g_adv), self.condition * torch.abs(g))
 
 
 class ClipSAM(SharpnessAware):

@@ -73,8 +73,7 @@ Reduces to: SAM with ``perturb_eps=1e-7`` when χ = φ = 1; the base optimizer w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -82,57 +81,12 @@ from torch import Tensor
 
 from sampy.optim import esam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.closures import Closure, back_to_w_on_error, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
-from sampy.torch.noise import SavesNoise, make_noise
-from sampy.torch.rules import flat, global_norm, radii, regroup
+from sampy.torch.groups import flat, global_norm, radii, regroup
+from sampy.torch.masks import top_k_indices
+from sampy.torch.noise import SavesNoise
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
-
-Closure = Callable[..., Tensor]
-"""A plain closure (``closure() -> mean loss``, calls ``backward``) or an example closure."""
-
-
-def top_k_mask(scores: Tensor, k: int) -> Tensor:
-    """Boolean mask of the ``k`` largest entries of a 1-D tensor (ties: lower index).
-
-    The mirror of ``sampy.optim.esam.top_k_mask`` (a stable sort of ``−scores``, NaN last), in
-    linear time on the device: the k-th largest value ``t`` by ``topk``, every entry above
-    ``t``, and of the entries equal to ``t`` the first ones, as many as are still missing. NaN
-    ranks below every number, as in the reference (it ties with ``−inf``, which no score of
-    ESAM or SSAM produces). A stable sort of a 270k-entry vector takes ~5× longer on a CPU.
-    """
-    n = scores.numel()
-    if k <= 0 or k >= n:
-        return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device)
-    key = torch.nan_to_num(scores, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
-    kth = torch.topk(key, k, sorted=False).values.min()
-    above = key > kth
-    tied = key == kth
-    missing = k - above.sum()
-    return above | (tied & (torch.cumsum(tied, 0) <= missing))
-
-
-def top_k_indices(scores: Tensor, k: int) -> Tensor:
-    """The indices of the ``k`` largest entries of a 1-D tensor, ascending (ties: lower index)."""
-    return torch.sort(torch.sort(-scores, stable=True).indices[:k]).values
-
-
-def evaluate(closure: Closure) -> tuple[Tensor, int | None]:
-    """Call a plain or an example closure once, with no argument; gradients land in ``p.grad``.
-
-    A plain closure returns the mean loss (0-dim) and has called ``backward()`` itself; an
-    example closure returns the per-example losses (1-D, ``reduction="none"``) and this calls
-    ``backward()`` on their mean. Returns the mean loss and the number of examples (None for a
-    plain closure). Anything else is a ``ValueError``.
-    """
-    with torch.enable_grad():
-        out = closure()
-    if isinstance(out, Tensor) and out.dim() == 0:
-        return out, None
-    losses = example_losses(lambda indices: out)  # checks: a non-empty 1-D tensor
-    mean = losses.mean()
-    if mean.requires_grad:
-        mean.backward()
-    return mean.detach(), losses.numel()
 
 
 class SWPAscent:
@@ -216,14 +170,12 @@ class ESAM(SavesNoise, SharpnessAware):
         self.gamma = float(gamma)
         self.swp_granularity = swp_granularity
         self.swp_norm = swp_norm
-        self.seed = int(seed)
         self.perturb_eps = float(perturb_eps)
-        self.noise = noise
-        self.noise_source = make_noise(noise, seed)
-        self._numpy_noise = noise == "numpy"
         super().__init__(
             params,
             base_optimizer,
+            noise=noise,
+            seed=seed,
             ascent=SWPAscent(self.beta, swp_norm, self.perturb_eps),
             descent=PerturbedGradient(),
             group_hyperparameters=dict(rho=rho, adaptive=adaptive),
@@ -320,7 +272,7 @@ class ESAM(SavesNoise, SharpnessAware):
 
     # -- the step ----------------------------------------------------------------------------
 
-    def step(self, closure: Closure | None = None) -> Tensor:  # type: ignore[override]
+    def step(self, closure: Closure | ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
         """One ESAM step; returns the mean loss at ``w``.
 
         With SDS on, ``closure`` is an example closure (``sampy.torch.examples``), called at
@@ -362,20 +314,6 @@ class ESAM(SavesNoise, SharpnessAware):
                 evaluate(closure)
         self.second_step()
         return loss
-
-
-@contextmanager
-def back_to_w_on_error(opt: SharpnessAware) -> Iterator[None]:
-    """Between ``first_step`` and ``second_step``: if the closure fails, restore ``w`` exactly."""
-    try:
-        yield
-    except BaseException:
-        if opt._perturbed is not None:
-            _, params, saved = opt._perturbed
-            with torch.no_grad():
-                torch._foreach_copy_(params, saved)
-            opt._perturbed = None
-        raise
 
 
 def _no_grad(closure: ExampleLosses) -> ExampleLosses:

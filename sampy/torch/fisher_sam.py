@@ -20,8 +20,31 @@ import torch
 
 from sampy.optim import fisher_sam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import FisherAscent
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import flat, global_dot, radii, regroup
+from sampy.torch.perturbation import per_device
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
+
+
+class FisherAscent:
+    """Fisher-SAM: ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)`` with ``F = diag(1 + η g²)``."""
+
+    def __init__(self, fisher_eta: float, eps: float) -> None:
+        self.fisher_eta = fisher_eta
+        self.eps = eps
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ε`` per group."""
+        gs = flat(grads)
+        if not gs:
+            return grads
+        fisher = torch._foreach_mul(torch._foreach_mul(gs, self.fisher_eta), gs)
+        torch._foreach_add_(fisher, 1.0)
+        precond = torch._foreach_div(gs, fisher)
+        length = torch.sqrt(global_dot(gs, precond))
+        return [
+            torch._foreach_mul(pc, per_device(rho / (length + self.eps), pc))
+            for pc, rho in zip(regroup(precond, grads), radii(ctx), strict=True)
+        ]
 
 
 class FisherSAM(SharpnessAware):

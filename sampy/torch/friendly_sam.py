@@ -19,11 +19,58 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim import friendly_sam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import FriendlyAscent
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import flat, radii, regroup, unit
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
+
+
+class FriendlyAscent:
+    """F-SAM: perturb along ``g − σ m``; ``m`` an EMA of raw gradients in ``state[p]["m"]``.
+
+    Official code order: a parameter without ``m`` gets ``m ← g`` and ``d = g``; afterwards
+    ``d = g − σ m_{t−1}``, then ``m ← λ m + (1 − λ) g``. Paper order: ``m`` first, ``d = g − σ m_t``
+    (``m_0 = 0``). ``ε = ρ d/(‖d‖ + eps)``.
+    """
+
+    def __init__(self, sigma: float, lmbda: float, momentum_order: str, eps: float) -> None:
+        self.sigma = sigma
+        self.lmbda = lmbda
+        self.momentum_order = momentum_order
+        self.eps = eps
+
+    def _ema(self, m: list[Tensor], g: list[Tensor]) -> None:
+        torch._foreach_mul_(m, self.lmbda)
+        torch._foreach_add_(m, g, alpha=1.0 - self.lmbda)
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ε`` (the EMA is updated in place)."""
+        gs, ps = flat(grads), flat(ctx.params)
+        fresh = [i for i, p in enumerate(ps) if "m" not in ctx.state[p]]
+        ready = [i for i, p in enumerate(ps) if "m" in ctx.state[p]]
+        d: list[Tensor] = [gs[0]] * len(gs) if gs else []
+        official = self.momentum_order == "official_code"
+        for i in fresh:
+            if official:
+                ctx.state[ps[i]]["m"] = gs[i].clone()
+                d[i] = gs[i]
+            else:
+                m = ctx.state[ps[i]]["m"] = gs[i] * (1.0 - self.lmbda)
+                d[i] = gs[i] - self.sigma * m
+        if ready:
+            m = [ctx.state[ps[i]]["m"] for i in ready]
+            g = [gs[i] for i in ready]
+            if official:
+                new = torch._foreach_sub(g, torch._foreach_mul(m, self.sigma))
+                self._ema(m, g)
+            else:
+                self._ema(m, g)
+                new = torch._foreach_sub(g, torch._foreach_mul(m, self.sigma))
+            for i, x in zip(ready, new, strict=True):
+                d[i] = x
+        return unit(regroup(d, grads), radii(ctx), self.eps)
 
 
 class FriendlySAM(SharpnessAware):

@@ -22,11 +22,61 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import GSAMDescent, NormBallAscent, ScheduledNormBallAscent
-from sampy.torch.sharpness_aware import SharpnessAware
+from sampy.torch.groups import flat, global_dot, global_norm, regroup
+from sampy.torch.perturbation import per_device
+from sampy.torch.sam import NormBallAscent
+from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
+
+
+def orthogonal_part(g: list[Tensor], h: list[Tensor], eps: float) -> list[Tensor]:
+    """The part of ``g`` orthogonal to ``h`` in GSAM's eps-guarded form (global norms)."""
+    g_norm = global_norm(g)
+    h_norm = global_norm(h)
+    cos = global_dot(g, h) / (h_norm * g_norm + eps)
+    along = torch._foreach_mul(h, per_device(cos * g_norm, h))
+    torch._foreach_div_(along, per_device(h_norm + eps, h))
+    return torch._foreach_sub(g, along)
+
+
+class GSAMDescent:
+    """GSAM: ``d = h − α g_⊥``."""
+
+    needs_clean_grad = True
+
+    def __init__(self, alpha: float, eps: float) -> None:
+        self.alpha = alpha
+        self.eps = eps
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group."""
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
+        h = flat(g_adv)
+        if not h:
+            return g_adv
+        correction = torch._foreach_mul(orthogonal_part(flat(g), h, self.eps), self.alpha)
+        return regroup(torch._foreach_sub(h, correction), g_adv)
+
+
+class ScheduledNormBallAscent(NormBallAscent):
+    """The norm-ball ascent with ``ρ_t = rho_schedule(t)`` for every group; ``t`` in ``shared``.
+
+    ρ_t is not validated: an unclamped warm-up gives ρ_t < 0, as big_vision's GSAM does.
+    """
+
+    def __init__(self, rho_schedule: Callable[[int], float], **kwargs: float) -> None:
+        super().__init__(**kwargs)
+        self.rho_schedule = rho_schedule
+
+    def rhos(self, ctx: RuleContext) -> list[float]:
+        """``rho_schedule(t)`` for every group, then ``t ← t + 1``."""
+        t = ctx.shared.get("step", 0)
+        ctx.shared["step"] = t + 1
+        return [self.rho_schedule(t)] * len(ctx.groups)
 
 
 class GSAM(SharpnessAware):

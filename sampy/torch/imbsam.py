@@ -62,7 +62,7 @@ from torch import Tensor
 from sampy.optim import imbsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
-from sampy.torch.rules import NormBallAscent
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, SharpnessAware
 
 HEAD_GRAD = "head_grad"  # state key of g_h between first_step and second_step

@@ -38,8 +38,9 @@ from torch import Tensor
 
 from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import NormBallAscent, flat, global_dot, global_norm, regroup
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import flat, global_dot, global_norm, regroup
+from sampy.torch.sam import NormBallAscent
+from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
 
 
 def projection_coefficient(g_s: list[Tensor], g: list[Tensor]) -> Tensor:
@@ -47,6 +48,26 @@ def projection_coefficient(g_s: list[Tensor], g: list[Tensor]) -> Tensor:
     gg = global_dot(g, g)
     positive = gg > 0
     return torch.where(positive, global_dot(g_s, g) / torch.where(positive, gg, 1.0), 0.0)
+
+
+class LookSAMDescent:
+    """LookSAM's descent on a SAM step: ``d = g_s``, and ``g_v = g_s − (⟨g_s, g⟩/‖g‖²) g``
+    (the part of ``g_s`` orthogonal to ``g``) is kept in ``state[p]["g_v"]`` for the reuse steps.
+    """
+
+    needs_clean_grad = True
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d = g_s`` (the ``g_adv`` tensors themselves); stores ``g_v``."""
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
+        g_s = flat(g_adv)
+        if g_s:
+            coef = projection_coefficient(g_s, flat(g))
+            g_v = torch._foreach_sub(g_s, torch._foreach_mul(flat(g), coef))
+            for p, v in zip(flat(ctx.params), g_v, strict=True):
+                ctx.state[p]["g_v"] = v
+        return g_adv
 
 
 class LookSAM(SharpnessAware):
@@ -83,7 +104,7 @@ class LookSAM(SharpnessAware):
             params,
             base_optimizer,
             ascent=NormBallAscent(perturb_eps=perturb_eps),
-            descent=PerturbedGradient(),  # on SAM steps d = g_s; g is kept for the projection
+            descent=LookSAMDescent(),
             group_hyperparameters=dict(rho=rho, adaptive=adaptive),
             **base_kwargs,
         )
@@ -106,26 +127,14 @@ class LookSAM(SharpnessAware):
             if zero_grad:
                 self.zero_grad()
             return
-        params = self._params_with_grad()
-        grads = [[p.grad for p in ps] for ps in params]
-        e = self.ascent(self._context(params), grads, inplace=False)
-        self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e)
-        if zero_grad:
-            self._zero_grads(params)
+        super().first_step(zero_grad)
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """SAM step: restore ``w``, store ``g_v``, base step with ``g_s``. Reuse step: base step
         with ``g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v`` (``g`` is the gradient in ``p.grad``)."""
         if self.is_sam_step:
-            params, g, g_s = self._restore(need_clean=True)
-            g_s_flat = flat(g_s)
-            if g_s_flat:
-                coef = projection_coefficient(g_s_flat, flat(g))
-                g_v = torch._foreach_sub(g_s_flat, torch._foreach_mul(flat(g), coef))
-                for p, v in zip(flat(params), g_v, strict=True):
-                    self.state[p]["g_v"] = v
+            super().second_step()
         else:
             params = [[p for p in ps if "g_v" in self.state[p]] for ps in self._params_with_grad()]
             grads = [p.grad for p in flat(params)]
@@ -134,7 +143,7 @@ class LookSAM(SharpnessAware):
                 scale = global_norm(grads) / (global_norm(g_v) + 1e-8)
                 d = torch._foreach_add(grads, torch._foreach_mul(g_v, self.alpha * scale))
                 self._set_grads(params, regroup(d, params))
-        self._base_step()
+            self._base_step()
         self.shared["step"] = self.shared.get("step", 0) + 1
         if zero_grad:
             self.zero_grad()

@@ -54,19 +54,18 @@ Design decisions (where the official code is silent or restrictive):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from sampy.optim import msam as reference
-from sampy.optim.hyper import Hyper, validate
+from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
+from sampy.torch.checked_optimizer import CheckedOptimizer
+from sampy.torch.closures import Closure, Params, run_closure, with_grad
 from sampy.torch.perturbation import lp_norm
 
-Params = Iterable[Tensor] | Iterable[dict[str, Any]]
-Closure = Callable[[], Tensor] | None
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).
 Stepped = tuple[dict[str, Any], list[Tensor], list[dict[str, Any]], list[Tensor]]
 
@@ -81,30 +80,6 @@ def times(tensors: list[Tensor], scales: list[Tensor]) -> list[Tensor]:
     if all(s is first for s in scales):
         return torch._foreach_mul(tensors, first)
     return torch._foreach_mul(tensors, scales)
-
-
-def with_grad(group: dict[str, Any]) -> list[Tensor]:
-    """The parameters of ``group`` that have a gradient (the others are skipped)."""
-    return [p for p in group["params"] if p.grad is not None]
-
-
-def run_closure(closure: Closure) -> Tensor | None:
-    """Call ``closure`` with gradients enabled (``step`` itself runs under ``no_grad``)."""
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
-
-
-class CheckedOptimizer(torch.optim.Optimizer):
-    """A ``torch.optim.Optimizer`` whose every group is checked against ``HYPERPARAMETERS``."""
-
-    HYPERPARAMETERS: tuple[Hyper, ...]
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, checking its hyperparameters (before it is added) as the constructor."""
-        validate(self.HYPERPARAMETERS, {**self.defaults, **param_group})
-        super().add_param_group(param_group)
 
 
 class MomentumAscent:
@@ -210,7 +185,7 @@ class MSAM(MomentumAscent, CheckedOptimizer):
         return state
 
     @torch.no_grad()
-    def step(self, closure: Closure = None) -> Tensor | None:
+    def step(self, closure: Closure | None = None) -> Tensor | None:
         """One MSAM step with the gradients in ``p.grad``, taken at the stored w̃.
 
         ``closure`` (optional) computes the loss at the current parameters and calls
@@ -285,7 +260,7 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
         return state
 
     @torch.no_grad()
-    def step(self, closure: Closure = None) -> Tensor | None:
+    def step(self, closure: Closure | None = None) -> Tensor | None:
         """One AdamW-MSAM step with the gradients in ``p.grad``, taken at the stored w̃."""
         self._require_ascent()
         loss = run_closure(closure)

@@ -66,16 +66,9 @@ from sampy.optim import msam_schedule_free as reference
 from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight
-from sampy.torch.msam import (
-    CheckedOptimizer,
-    Closure,
-    MomentumAscent,
-    Params,
-    Stepped,
-    run_closure,
-    times,
-    with_grad,
-)
+from sampy.torch.checked_optimizer import CheckedOptimizer
+from sampy.torch.closures import Closure, Params, run_closure, with_grad
+from sampy.torch.msam import MomentumAscent, Stepped, times
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import ScheduleFreeAdamW, interpolate, schedule_free_defaults
 
@@ -220,7 +213,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         return loss
 
     @torch.no_grad()
-    def step(self, closure: Closure = None) -> Tensor | None:
+    def step(self, closure: Closure | None = None) -> Tensor | None:
         """One step of the formula with ``g_t`` in ``p.grad``; the parameters must hold θ."""
         if any(group["at_ascent"] for group in self.param_groups):
             raise RuntimeError("step() called at θ + ascent: call move_from_ascent() first")
@@ -347,7 +340,7 @@ class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
         super().move_to_ascent()
 
     @torch.no_grad()
-    def step(self, closure: Closure = None) -> Tensor | None:
+    def step(self, closure: Closure | None = None) -> Tensor | None:
         """One step with the gradients in ``p.grad``, taken at the stored ỹ."""
         self._require_train_mode()
         self._require_ascent()

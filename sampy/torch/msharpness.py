@@ -45,8 +45,9 @@ from torch import Tensor
 from sampy.optim import msharpness as reference
 from sampy.optim.hyper import validate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
-from sampy.torch.noise import SavesNoise, make_noise
-from sampy.torch.rules import NormBallAscent, flat
+from sampy.torch.groups import flat
+from sampy.torch.noise import SavesNoise
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
 
 ACCUMULATED = "d"  # state key of the accumulated direction d = Σ_j (|B_j|/n) g̃_j
@@ -113,13 +114,12 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
         validate(self.HYPERPARAMETERS, locals())
         self.m = int(m)
         self.shuffle = bool(shuffle)
-        self.seed = int(seed)
         self.perturb_eps = float(perturb_eps)
-        self.noise = noise
-        self.noise_source = make_noise(noise, self.seed)
         super().__init__(
             params,
             base_optimizer,
+            noise=noise,
+            seed=seed,
             ascent=NormBallAscent(perturb_eps=perturb_eps),
             descent=PerturbedGradient(),
             group_hyperparameters=dict(rho=rho),

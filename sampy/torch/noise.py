@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sampy.torch.sharpness_aware import load_from_groups, save_in_groups
+
 NOISE_SOURCES = ("torch", "numpy")
 NOISE_KEY = "noise"  # state_dict key of the generator state
 
@@ -132,21 +134,34 @@ class NumpyNoise:
 class SavesNoise:
     """Saves and loads ``self.noise_source``'s generator state with the optimizer state.
 
-    Put it first in the bases of a twin that draws random numbers (``self.noise_source``).
+    Put it first in the bases of a twin that draws random numbers: its ``__init__`` takes the
+    twin's ``noise`` and ``seed`` keywords, sets ``seed``, ``noise`` and ``noise_source`` (the
+    generator) and passes every other argument on to the next base.
     """
 
     noise_source: Noise
 
+    def __init__(self, *args: Any, noise: str, seed: int, **kwargs: Any) -> None:
+        self.seed = int(seed)
+        self.noise = noise
+        self.noise_source = make_noise(noise, self.seed)
+        self._numpy_noise = noise == "numpy"
+        super().__init__(*args, **kwargs)
+
     def state_dict(self) -> dict[str, Any]:
-        """The optimizer state plus the generator state under ``"noise"``."""
+        """The optimizer state plus the generator state under ``"noise"`` in the first group.
+
+        In a group, not at the top: ``torch.distributed.checkpoint`` keeps only ``"state"``
+        and ``"param_groups"`` of an optimizer's state dict.
+        """
         state = super().state_dict()  # type: ignore[misc]
-        state[NOISE_KEY] = self.noise_source.state_dict()
+        save_in_groups(state, NOISE_KEY, self.noise_source.state_dict())
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the optimizer state and continue the saved generator."""
-        state_dict = dict(state_dict)
-        noise = state_dict.pop(NOISE_KEY, None)
+        """Load the optimizer state and continue the saved generator (also an older checkpoint
+        with the generator state at the top)."""
+        state_dict, noise = load_from_groups(state_dict, NOISE_KEY)
         if noise is None:
             raise ValueError(
                 f"state_dict has no {NOISE_KEY!r} entry (the generator state); was it saved by "

@@ -3,7 +3,9 @@
 Same functions, same order of operations, but over a list of parameter tensors instead of one
 array per point: every norm is **global** over all tensors of all parameter groups (one number
 for the whole model), computed with ``torch._foreach_*`` kernels and no host synchronisation
-(no ``.item()``, no Python branching on tensor values).
+(no ``.item()``, no Python branching on tensor values). On a model split over several devices
+(model parallelism) the per-tensor norms are brought to the first tensor's device before they
+are combined, and the global factors are copied to each tensor's device before they scale it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,43 @@ from torch import Tensor
 
 from sampy.optim.perturbation import dual_norm_exponent
 
-__all__ = ["dual_direction", "dual_norm_exponent", "lp_norm", "norm_ball_perturbation"]
+__all__ = [
+    "dual_direction",
+    "dual_norm_exponent",
+    "lp_norm",
+    "norm_ball_perturbation",
+    "on_one_device",
+    "per_device",
+]
+
+
+def on_one_device(tensors: tuple[Tensor, ...] | list[Tensor]) -> list[Tensor]:
+    """The tensors, moved to the first one's device when some live elsewhere (else as they are).
+
+    ``torch.stack`` and arithmetic between tensors need one device; the per-tensor norms of a
+    model split over several GPUs live on each parameter's device.
+    """
+    if not tensors:
+        return list(tensors)
+    device = tensors[0].device
+    if all(t.device == device for t in tensors):
+        return list(tensors)
+    return [t.to(device) for t in tensors]
+
+
+def per_device(factor: Tensor, tensors: list[Tensor]) -> Tensor | list[Tensor]:
+    """``factor`` for a ``torch._foreach_*`` call on ``tensors``: itself when it shares their
+    device, else one copy on each tensor's device (a 0-dim tensor on one GPU cannot scale a
+    tensor on another)."""
+    device = factor.device
+    if all(t.device == device for t in tensors):
+        return factor
+    return [factor.to(t.device) for t in tensors]
 
 
 def _global(norms: tuple[Tensor, ...] | list[Tensor], p: float) -> Tensor:
     """Combine per-tensor p-norms into the p-norm of all tensors together."""
-    return torch.linalg.vector_norm(torch.stack(list(norms)), ord=p)
+    return torch.linalg.vector_norm(torch.stack(on_one_device(norms)), ord=p)
 
 
 def lp_norm(us: list[Tensor], p: float) -> Tensor:
@@ -30,7 +63,8 @@ def lp_norm(us: list[Tensor], p: float) -> Tensor:
     # Scale by the largest entry first so |u|^p cannot overflow for large p.
     top = _global(torch._foreach_norm(us, ord=math.inf), math.inf)
     safe = torch.where(top > 0, top, torch.ones_like(top))
-    return top * _global(torch._foreach_norm(torch._foreach_div(us, safe), ord=p), p)
+    scaled = torch._foreach_div(us, per_device(safe, us))
+    return top * _global(torch._foreach_norm(scaled, ord=p), p)
 
 
 def dual_direction(
@@ -47,9 +81,12 @@ def dual_direction(
         norm = lp_norm(us, 2)
         if inplace:
             for g, r in zip(groups, radii, strict=True):
-                torch._foreach_mul_(g, r / (norm + eps))
+                torch._foreach_mul_(g, per_device(r / (norm + eps), g))
             return groups
-        return [torch._foreach_mul(g, r / (norm + eps)) for g, r in zip(groups, radii, strict=True)]
+        return [
+            torch._foreach_mul(g, per_device(r / (norm + eps), g))
+            for g, r in zip(groups, radii, strict=True)
+        ]
     if math.isinf(p):
         return [
             torch._foreach_mul(torch._foreach_sign(g), r)
@@ -57,18 +94,19 @@ def dual_direction(
         ]
     if p == 1:
         top = lp_norm(us, math.inf)
-        ties = [[(u.abs() == top).to(u.dtype) for u in g] for g in groups]
+        ties = [[(u.abs() == top.to(u.device)).to(u.dtype) for u in g] for g in groups]
         count = _global(torch._foreach_norm([t for g in ties for t in g], ord=1), 1)
         out = []
         for g, t, r in zip(groups, ties, radii, strict=True):
             signed = torch._foreach_mul(torch._foreach_sign(g), t)
-            out.append(torch._foreach_mul(signed, r / count))
+            out.append(torch._foreach_mul(signed, per_device(r / count, signed)))
         return out
     q = dual_norm_exponent(p)
     qnorm = lp_norm(us, q) + eps
     out = []
     for g, r in zip(groups, radii, strict=True):
-        magnitude = torch._foreach_pow(torch._foreach_div(torch._foreach_abs(g), qnorm), q - 1.0)
+        ratio = torch._foreach_div(torch._foreach_abs(g), per_device(qnorm, g))
+        magnitude = torch._foreach_pow(ratio, q - 1.0)
         out.append(torch._foreach_mul(torch._foreach_mul(torch._foreach_sign(g), magnitude), r))
     return out
 

@@ -48,8 +48,8 @@ from torch import Tensor
 
 from sampy.optim import random_sam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.noise import Noise, SavesNoise, make_noise
-from sampy.torch.rules import flat, radii, regroup, unit
+from sampy.torch.groups import flat, radii, regroup, unit
+from sampy.torch.noise import Noise, SavesNoise, TorchNoise
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
 
 
@@ -58,11 +58,12 @@ class RandomAscent:
 
     One flat draw of ``Σ numel`` values over the parameters with a gradient (group order),
     split into views shaped like the tensors; ρ is read per group. The gradients are not read.
+    ``noise`` is the generator (default: a torch generator seeded with 0).
     """
 
-    def __init__(self, kind: str, noise: Noise) -> None:
+    def __init__(self, kind: str, noise: Noise | None = None) -> None:
         self.kind = kind
-        self.noise = noise
+        self.noise = TorchNoise(0) if noise is None else noise
 
     def draw(self, params: Groups) -> Groups:
         """``z`` per group: views of one flat draw (cast where a tensor's dtype/device differs)."""
@@ -137,14 +138,14 @@ class RandomSAM(SavesNoise, SharpnessAware):
         validate(self.HYPERPARAMETERS, locals())
         self.kind = kind
         self.mix = float(mix)
-        self.seed = int(seed)
-        self.noise = noise
-        self.noise_source = make_noise(noise, self.seed)
         super().__init__(
             params,
             base_optimizer,
-            ascent=RandomAscent(kind, self.noise_source),
+            noise=noise,
+            seed=seed,
+            ascent=RandomAscent(kind),
             descent=MixedDescent(mix),
             group_hyperparameters=dict(rho=rho),
             **base_kwargs,
         )
+        self.ascent.noise = self.noise_source  # drawn by SavesNoise.__init__

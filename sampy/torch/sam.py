@@ -37,8 +37,37 @@ import torch
 
 from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
-from sampy.torch.rules import NormBallAscent
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import flat, radii
+from sampy.torch.perturbation import norm_ball_perturbation
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
+
+
+class NormBallAscent:
+    """SAM/ASAM/p-norm ascent: the first-order worst case in the (adaptive) p-norm ball."""
+
+    def __init__(self, p: float = 2.0, perturb_eps: float = 1e-12) -> None:
+        self.p = float(p)
+        self.perturb_eps = float(perturb_eps)
+
+    def rhos(self, ctx: RuleContext) -> list[float]:
+        """The radius of every group (a schedule overrides it in the subclass)."""
+        return radii(ctx)
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ε = T · dual(T g)`` with ``T = |w| + η`` where ``adaptive``, else ``dual(g)``."""
+        rhos = self.rhos(ctx)  # first: a schedule counts every step, even one without gradients
+        if not flat(grads):
+            return grads
+        return norm_ball_perturbation(
+            ctx.params,
+            grads,
+            rhos,
+            self.p,
+            [group.get("adaptive", False) for group in ctx.groups],
+            [group.get("eta", 0.0) for group in ctx.groups],
+            self.perturb_eps,
+            inplace=inplace,
+        )
 
 
 class SAM(SharpnessAware):

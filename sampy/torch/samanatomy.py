@@ -31,7 +31,9 @@ from torch import Tensor
 
 from sampy.optim import samanatomy as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import NormBallAscent, radii, ratio, unit
+from sampy.torch.checkpoints import ratio
+from sampy.torch.groups import radii, unit
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import CLEAN_GRAD, PerturbedGradient, SharpnessAware
 
 

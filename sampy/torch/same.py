@@ -16,7 +16,6 @@ Reduce to SAM when c = 1, all factors are 1, or all checkpoints 0…4 are select
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -24,10 +23,10 @@ import torch
 from sampy._deprecated import renamed_value
 from sampy.optim import same as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import CheckpointHybrid, CheckpointScaling, NormBallAscent
+from sampy.torch.checkpoints import CheckpointHybrid, CheckpointScaling
+from sampy.torch.closures import Params
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import SharpnessAware
-
-Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
 class CustomSAME(SharpnessAware):

@@ -53,7 +53,8 @@ from torch import Tensor
 from sampy.optim import schedule_free as reference
 from sampy.optim.hyper import validate
 from sampy.optim.schedule_free import averaging_weight
-from sampy.torch.msam import CheckedOptimizer, Closure, Params, run_closure, with_grad
+from sampy.torch.checked_optimizer import CheckedOptimizer
+from sampy.torch.closures import Closure, Params, run_closure, with_grad
 
 
 def schedule_free_defaults(
@@ -220,7 +221,7 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         interpolate(params, xs, zs, beta1)
 
     @torch.no_grad()
-    def step(self, closure: Closure = None) -> Tensor | None:
+    def step(self, closure: Closure | None = None) -> Tensor | None:
         """One step with the gradients in ``p.grad``, taken at the parameters (= y).
 
         ``closure`` (optional) computes the loss and calls ``backward()``; it runs once.

@@ -14,7 +14,7 @@ boolean tensor in ``state[p]["mask"]``; a step counter t = 0, 1, … in ``shared
 
 Steps play the role of the official code's epochs: the mask is refreshed on steps with
 ``t % update_freq == 0``. Top-k choices are global over all tensors and stable (ties go to the
-lower flat index), computed on the device with a stable sort; every count k depends only on
+lower flat index), computed on the device with a top-k threshold; every count k depends only on
 sizes and hyperparameters, so it is a Python int and no step reads a device value.
 
 **SSAMF** (Fisher mask): all zeros at first (the first step is a base step costing 2
@@ -80,10 +80,11 @@ from torch import Tensor
 
 from sampy.optim import ssam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.esam import Closure, back_to_w_on_error, evaluate, top_k_mask
+from sampy.torch.closures import Closure, back_to_w_on_error, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses
-from sampy.torch.noise import SavesNoise, make_noise
-from sampy.torch.rules import flat, global_norm, radii, regroup
+from sampy.torch.groups import flat, global_norm, radii, regroup
+from sampy.torch.masks import top_k_mask
+from sampy.torch.noise import SavesNoise
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 MASK = "mask"  # state key of a parameter's boolean mask
@@ -128,14 +129,12 @@ class _SparseSAM(SavesNoise, SharpnessAware):
     ) -> None:
         self.sparsity = float(sparsity)
         self.update_freq = int(update_freq)
-        self.seed = int(seed)
         self.perturb_eps = float(perturb_eps)
-        self.noise = noise
-        self.noise_source = make_noise(noise, seed)
-        self._numpy_noise = noise == "numpy"
         super().__init__(
             params,
             base_optimizer,
+            noise=noise,
+            seed=seed,
             ascent=MaskedAscent(self.perturb_eps),
             descent=PerturbedGradient(),
             group_hyperparameters=dict(rho=rho),
@@ -204,8 +203,6 @@ class _SparseSAM(SavesNoise, SharpnessAware):
         """Restore ``w``, take the base step with ``g̃``, advance the counter."""
         super().second_step(zero_grad)
         self.shared["step"] = self.shared.get("step", 0) + 1
-
-    # -- checkpoints -------------------------------------------------------------------------
 
 
 class SSAMF(_SparseSAM):
@@ -329,7 +326,7 @@ class SSAMF(_SparseSAM):
         self._set_masks(params, self.mask_from_fisher(self.fisher(closure, num_examples)))
         self.shared["refresh_due"] = False
 
-    def step(self, closure: Closure | None = None) -> Tensor:  # type: ignore[override]
+    def step(self, closure: Closure | ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
         """One SSAM-F step; returns the mean loss at ``w``.
 
         The closure (plain or example) runs twice, plus on refresh steps N times with one
@@ -452,7 +449,7 @@ class SSAMD(_SparseSAM):
         grow = top_k_mask(growth, int(min(live * dr, d * self.sparsity)))
         self._set_masks(everything, keep | grow)
 
-    def step(self, closure: Closure | None = None) -> Tensor:  # type: ignore[override]
+    def step(self, closure: Closure | ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
         """One SSAM-D step (the closure, plain or example, runs twice); the loss at ``w``."""
         closure = self._require(closure)
         self.zero_grad()

@@ -15,22 +15,47 @@ If ``g̃ = g`` all four give SGD's step; ``sign(0) = 0`` zeroes a coordinate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import (
-    AgreementRule,
-    NormBallAscent,
-    SAMDirectionRule,
-    SAMMagnitudeRule,
-)
+from sampy.torch.closures import Params
+from sampy.torch.groups import Elementwise
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import DescentRule, SharpnessAware
 
-Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+class SAMDirectionRule(Elementwise):
+    """``d = sign(g̃) ⊙ |g|``: SAM's direction, SGD's magnitude."""
+
+    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """``sign(g̃) ⊙ |g|``."""
+        return torch.sign(g_adv) * torch.abs(g)
+
+
+class SAMMagnitudeRule(Elementwise):
+    """``d = |g̃| ⊙ sign(g)``: SAM's magnitude, SGD's direction."""
+
+    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """``|g̃| ⊙ sign(g)``."""
+        return torch.abs(g_adv) * torch.sign(g)
+
+
+class AgreementRule(Elementwise):
+    """Keep one gradient where ``g̃ ⊙ g > 0``; elsewhere zero or the other gradient."""
+
+    def __init__(self, keep_sam: bool, fill: str) -> None:
+        self.keep_sam = keep_sam
+        self.fill = fill
+
+    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """``where(g̃ ⊙ g > 0, kept, other or 0)``."""
+        kept, other = (g_adv, g) if self.keep_sam else (g, g_adv)
+        elsewhere = other if self.fill == "other" else torch.zeros_like(other)
+        return torch.where(g_adv * g > 0, kept, elsewhere)
 
 
 class _Swap(SharpnessAware):

@@ -18,8 +18,20 @@ import torch
 
 from sampy.optim import usam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import UnnormalizedAscent
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import radii
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
+
+
+class UnnormalizedAscent:
+    """USAM: ``ε = ρ g`` (no normalisation)."""
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ρ g`` per group."""
+        if inplace:
+            for gs, rho in zip(grads, radii(ctx), strict=True):
+                torch._foreach_mul_(gs, rho)
+            return grads
+        return [torch._foreach_mul(gs, rho) for gs, rho in zip(grads, radii(ctx), strict=True)]
 
 
 class USAM(SharpnessAware):

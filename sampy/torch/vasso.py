@@ -20,8 +20,28 @@ import torch
 
 from sampy.optim import vasso as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import VarianceSuppressedAscent
-from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+from sampy.torch.groups import flat, radii, regroup, unit
+from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
+
+
+class VarianceSuppressedAscent:
+    """VaSSO: perturb along ``d_t = (1 − θ) d_{t−1} + θ g`` (``d_0 = 0``, in ``state[p]["d"]``)."""
+
+    def __init__(self, theta: float, eps: float) -> None:
+        self.theta = theta
+        self.eps = eps
+
+    def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
+        """``ρ d_t/(‖d_t‖ + eps)`` (``d_t`` updated in place)."""
+        gs, ps = flat(grads), flat(ctx.params)
+        for p, g in zip(ps, gs, strict=True):
+            if "d" not in ctx.state[p]:
+                ctx.state[p]["d"] = torch.zeros_like(g)
+        d = [ctx.state[p]["d"] for p in ps]
+        if d:
+            torch._foreach_mul_(d, 1.0 - self.theta)
+            torch._foreach_add_(d, gs, alpha=self.theta)
+        return unit(regroup(d, grads), radii(ctx), self.eps)
 
 
 class VaSSO(SharpnessAware):

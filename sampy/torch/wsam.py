@@ -23,7 +23,8 @@ from torch import Tensor
 
 from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.rules import NormBallAscent, flat, global_norm, regroup
+from sampy.torch.groups import flat, global_norm, regroup
+from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
 
 

@@ -1,0 +1,20 @@
+"""The base of the stand-alone torch twins (no base optimizer): checked parameter groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sampy.optim.hyper import Hyper, validate
+
+
+class CheckedOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` whose every group is checked against ``HYPERPARAMETERS``."""
+
+    HYPERPARAMETERS: tuple[Hyper, ...]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its hyperparameters (before it is added) as the constructor."""
+        validate(self.HYPERPARAMETERS, {**self.defaults, **param_group})
+        super().add_param_group(param_group)

@@ -1,0 +1,73 @@
+"""Closures of the torch twins: what they are, how they are called, how ``w`` is kept safe.
+
+A **plain closure** (``Closure``) computes the mean loss at the current weights, calls
+``backward()`` and returns the loss, as ``torch.optim.Optimizer.step(closure)`` expects. An
+**example closure** (``sampy.torch.examples.ExampleLosses``) returns the per-example losses and
+leaves ``backward()`` to the optimizer (ESAM, SSAM, ImbSAM, BSAM, MSharpnessSAM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from sampy.torch.examples import example_losses
+
+if TYPE_CHECKING:
+    from sampy.torch.sharpness_aware import SharpnessAware
+
+Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+"""Parameters or parameter groups, as every ``torch.optim.Optimizer`` takes them."""
+
+Closure = Callable[[], Tensor]
+"""A plain closure: computes the mean loss, calls ``backward()``, returns the loss."""
+
+
+def with_grad(group: dict[str, Any]) -> list[Tensor]:
+    """The parameters of ``group`` that have a gradient (the others are skipped)."""
+    return [p for p in group["params"] if p.grad is not None]
+
+
+def run_closure(closure: Closure | None) -> Tensor | None:
+    """Call ``closure`` with gradients enabled (``step`` itself runs under ``no_grad``)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def evaluate(closure: Callable[..., Tensor]) -> tuple[Tensor, int | None]:
+    """Call a plain or an example closure once, with no argument; gradients land in ``p.grad``.
+
+    A plain closure returns the mean loss (0-dim) and has called ``backward()`` itself; an
+    example closure returns the per-example losses (1-D, ``reduction="none"``) and this calls
+    ``backward()`` on their mean. Returns the mean loss and the number of examples (None for a
+    plain closure). Anything else is a ``ValueError``.
+    """
+    with torch.enable_grad():
+        out = closure()
+    if isinstance(out, Tensor) and out.dim() == 0:
+        return out, None
+    losses = example_losses(lambda indices: out)  # checks: a non-empty 1-D tensor
+    mean = losses.mean()
+    if mean.requires_grad:
+        mean.backward()
+    return mean.detach(), losses.numel()
+
+
+@contextmanager
+def back_to_w_on_error(opt: SharpnessAware) -> Iterator[None]:
+    """Between ``first_step`` and ``second_step``: if the closure fails, restore ``w`` exactly."""
+    try:
+        yield
+    except BaseException:
+        if opt._perturbed is not None:
+            _, params, saved = opt._perturbed
+            with torch.no_grad():
+                torch._foreach_copy_(params, saved)
+            opt._perturbed = None
+        raise

@@ -1,0 +1,78 @@
+"""Lists of tensors per parameter group: the vocabulary the torch rules are written in.
+
+A rule sees its tensors as ``Groups`` (one list per parameter group, only the parameters that
+have a gradient). Norms and inner products are global over all groups (one number for the
+whole model) and stay on the device; on a model split over several devices the per-tensor
+pieces are brought to the first tensor's device before they are combined
+(``sampy.torch.perturbation.on_one_device``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sampy.torch.perturbation import dual_direction, lp_norm, on_one_device
+from sampy.torch.sharpness_aware import Groups, RuleContext
+
+__all__ = ["Elementwise", "flat", "global_dot", "global_norm", "radii", "regroup", "unit"]
+
+
+def flat(groups: Groups) -> list[Tensor]:
+    """All tensors of all groups in one list."""
+    return [t for ts in groups for t in ts]
+
+
+def regroup(tensors: list[Tensor], like: Groups) -> Groups:
+    """Split a flat list back into groups shaped like ``like``."""
+    out, i = [], 0
+    for ts in like:
+        out.append(tensors[i : i + len(ts)])
+        i += len(ts)
+    return out
+
+
+def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """``⟨a, b⟩`` over all tensors (a 0-dim tensor on the first tensor's device)."""
+    if not a:
+        return torch.zeros(())
+    dots = [torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]
+    return torch.stack(on_one_device(dots)).sum()
+
+
+def global_norm(a: list[Tensor]) -> Tensor:
+    """``‖a‖₂`` over all tensors (a 0-dim tensor on the first tensor's device)."""
+    if not a:
+        return torch.zeros(())
+    return lp_norm(a, 2)
+
+
+def radii(ctx: RuleContext) -> list[float]:
+    """The per-group radius ρ."""
+    return [group["rho"] for group in ctx.groups]
+
+
+def unit(vs: Groups, rhos: list[float], eps: float, inplace: bool = False) -> Groups:
+    """``ρ v/(‖v‖ + eps)`` per group, the norm global over all groups."""
+    if not flat(vs):
+        return vs
+    return dual_direction(vs, 2.0, rhos, eps, inplace=inplace)
+
+
+class Elementwise:
+    """A descent rule ``d = combine(g, g̃)`` applied tensor by tensor (subclasses: ``combine``)."""
+
+    needs_clean_grad = True
+
+    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """The direction of one tensor from its clean and perturbed gradient."""
+        raise NotImplementedError
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group."""
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
+        return [
+            [self.combine(a, b) for a, b in zip(gs, hs, strict=True)]
+            for gs, hs in zip(g, g_adv, strict=True)
+        ]
