@@ -2,7 +2,7 @@
 
 The playground's basin-of-attraction view: 10,000 start points, 300 steps, two optimizers
 (SGD and SAM, ρ = 0.1, η = 0.008), each end point classified by the minimum it reached.
-Goal: at most 2 s for the pair (an absolute budget, like the explorer's: a person waits for
+Goal: at most 2 s for the pair (an absolute budget, like the playground's: a person waits for
 it after pressing a button).
 
 In the same rounds, for context, the bare work: the two vectorised ``sampy.run`` calls on the

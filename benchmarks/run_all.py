@@ -2,10 +2,10 @@
 
     python benchmarks/run_all.py                 # everything (``make bench``), ~6-9 minutes
     python benchmarks/run_all.py --quick         # fewer repetitions: a smoke test
-    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, explorer, variants,
+    python benchmarks/run_all.py --only torch    # one benchmark: toy, torch, playground, variants,
                                                  # torch_variants, basins or lab
 
-Every number except the explorer's and the basin map's time budgets is a ratio against a
+Every number except the playground's and the basin map's time budgets is a ratio against a
 baseline timed in the same process, interleaved with it, as medians: see
 ``benchmarks/README.md``.
 Exits 0 whether or not the goals are met (``--strict``: exit 1 if one is missed).
@@ -23,7 +23,7 @@ from pathlib import Path
 BENCHMARKS = {
     "toy": "benchmarks.toy",
     "torch": "benchmarks.torch_step",
-    "explorer": "benchmarks.explorer",
+    "playground": "benchmarks.playground",
     "variants": "benchmarks.variants",
     "torch_variants": "benchmarks.torch_variants",
     "basins": "benchmarks.basins",

@@ -1,19 +1,18 @@
 """The interactive explorers of SAM and its variants (ipywidgets): the public entry point.
 
-Two widgets, both drawn into one reusable matplotlib figure and shown as a ``widgets.Image``:
+One widget, drawn into one reusable matplotlib figure and shown as a ``widgets.Image``:
 
 - ``Playground``: the laboratory. Up to four variants side by side on the same landscape from the
   same start (a registered function or a typed expression of x and y), ascent arrows, ρ-balls, loss
   curves, the anatomy of SAM's gradient (checkpoints), the sharpness at the end points,
   basin-of-attraction maps and exports (PNG, CSV, NPZ, a snippet that reproduces the run).
   ``make playground`` serves it with Voila on 127.0.0.1.
-- ``Explorer``: the first, smaller explorer: one method against its base optimizer.
 
 The code lives in ``sampy.playground`` (one module per concern: ``choices`` and
 ``compute`` are plain functions on plain data, ``pictures`` draws, ``controls`` and ``app``
 are the widgets); this module re-exports what notebooks, the book and the tests import::
 
-    from sampy.widgets import Playground, Explorer, explore
+    from sampy.widgets import Playground
 
     Playground()  # the laboratory, as the last expression of a cell
 """
@@ -38,14 +37,6 @@ from sampy.playground.choices import (
     two_d_function_names,
 )
 from sampy.playground.controls import make_knob
-from sampy.playground.explorer import (
-    Explorer,
-    ExplorerResult,
-    PathPicture,
-    explore,
-    render,
-    time_update,
-)
 
 __all__ = [
     "ALIASES",
@@ -56,19 +47,13 @@ __all__ = [
     "MAX_KNOBS",
     "SGD_METHOD",
     "SUGGESTED",
-    "Explorer",
-    "ExplorerResult",
-    "PathPicture",
     "Playground",
-    "explore",
     "knob_range",
     "knob_specs",
     "make_knob",
     "methods",
     "plain_variants",
-    "render",
     "suggested_start",
     "time_playground_update",
-    "time_update",
     "two_d_function_names",
 ]

@@ -7,7 +7,6 @@
 - ``clicks``: a click on the picture → a start point (ipyevents, or a grid of buttons);
 - ``controls``: the widgets generated from the registry (knobs, variant slots);
 - ``app``: the laboratory widget ``Playground``;
-- ``explorer``: the first explorer, ``Explorer`` (one method against its base).
 
 ``sampy.widgets`` re-exports the public names; import from there.
 """

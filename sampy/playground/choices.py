@@ -3,9 +3,8 @@ which hyperparameters get a control and over which range (and which end at ∞),
 laboratory's first settings (``LESSON``) and colours (``PALETTES``), the functions and where
 each one starts, and how a menu entry and its settings become an optimizer.
 
-Everything here is plain Python on plain data, shared by the classic ``Explorer``
-(``sampy.playground.explorer``) and the laboratory (``sampy.playground.app``), and tested
-without a widget.
+Everything here is plain Python on plain data, used by the laboratory
+(``sampy.playground.app``, ``sampy.playground.compute``) and tested without a widget.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from sampy.run import Trajectory
 # the menu, with its knobs, without a change here.
 SGD_METHOD = "SGD"
 
-# Names ``explore`` still accepts for backward compatibility, though they are no menu entries:
+# Names a run still accepts, though they are no menu entries:
 # a registry row with some hyperparameters fixed (the fixed values win over any given).
 ALIASES: dict[str, tuple[str, dict[str, object]]] = {
     "SAM p=∞": ("SAM", {"p": math.inf}),
