@@ -26,6 +26,7 @@ from sampy.torch.msam import MSAM, AdamWMSAM
 from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree
 from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM
 from sampy.torch.random_sam import RandomSAM
+from sampy.torch.rho_scheduler import ProportionalRho
 from sampy.torch.sam import SAM
 from sampy.torch.samanatomy import SAMAnatomy
 from sampy.torch.same import SAME, CustomSAME, SAMCkpt
@@ -72,6 +73,7 @@ __all__ = [
     "MultiStepSAM",
     "NotesAdamWMSAMScheduleFree",
     "PerExampleSAM",
+    "ProportionalRho",
     "RandomSAM",
     "RunningStatsFromFirstPass",
     "SAMAgree",

@@ -113,6 +113,17 @@ def enable_running_stats(model: nn.Module) -> None:
 
     Layers that are not frozen are left alone (davda54's ordering calls this before every first
     pass).
+
+    Example:
+        >>> import torch
+        >>> from sampy.torch import disable_running_stats, enable_running_stats
+        >>> bn = torch.nn.BatchNorm1d(2, momentum=None)
+        >>> disable_running_stats(bn)
+        >>> bn.track_running_stats  # frozen: torch passes no running buffers
+        False
+        >>> enable_running_stats(bn)
+        >>> bn.track_running_stats, bn.momentum
+        (True, None)
     """
     for module in model.modules():
         if isinstance(module, _BatchNorm) and hasattr(module, _FROZEN):

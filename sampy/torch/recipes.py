@@ -310,6 +310,22 @@ def accumulated_sam_step(
     otherwise. A descent or ascent rule with memory (an EMA) is updated once per micro-batch.
 
     Returns the mean over the micro-batches of the (detached) loss at ``w``; no host sync.
+
+    Example:
+        >>> import torch
+        >>> import sampy.torch as st
+        >>> from sampy.torch.recipes import accumulated_sam_step
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Linear(3, 1)
+        >>> opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+        >>> batch = torch.randn(8, 3), torch.randn(8, 1)
+        >>> micro_batches = [(batch[0][:4], batch[1][:4]), (batch[0][4:], batch[1][4:])]
+        >>> def loss_fn(micro_batch):
+        ...     x, y = micro_batch
+        ...     return torch.nn.functional.mse_loss(model(x), y)
+        >>> loss = accumulated_sam_step(opt, micro_batches, loss_fn)  # 4 passes, 1 base step
+        >>> loss.shape
+        torch.Size([])
     """
     n = len(micro_batches)
     if n == 0:
@@ -356,6 +372,20 @@ def union_batch_sam_step(
     micro-batch must be known before any perturbed pass can start.
 
     Returns the mean (detached) loss at ``w``; no host sync.
+
+    Example:
+        >>> import torch
+        >>> import sampy.torch as st
+        >>> from sampy.torch.recipes import union_batch_sam_step
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Linear(3, 1)
+        >>> opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+        >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
+        >>> micro_batches = [slice(0, 4), slice(4, 8)]  # replayed for the second pass
+        >>> loss_fn = lambda rows: torch.nn.functional.mse_loss(model(x[rows]), y[rows])
+        >>> loss = union_batch_sam_step(opt, micro_batches, loss_fn)
+        >>> bool(loss > 0)
+        True
     """
     n = len(micro_batches)
     if n == 0:
