@@ -13,7 +13,7 @@ from sampy.optim.bsam import BSAM, BSAMState
 from sampy.optim.clampsam import ClampSAM, ClipSAM
 from sampy.optim.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
 from sampy.optim.ema import EMAState, WithEMA, ema_weights
-from sampy.optim.esam import ESAM, ESAMState, top_k_mask
+from sampy.optim.esam import ESAM, ESAMState
 from sampy.optim.fisher_sam import FisherSAM
 from sampy.optim.friendly_sam import FriendlySAM
 from sampy.optim.gc import centralize
@@ -23,6 +23,7 @@ from sampy.optim.imbsam import ImbSAM
 from sampy.optim.jsam import JSAM, LogitJacobianState, LogitSAM
 from sampy.optim.knobs import WithKnobs, with_knobs
 from sampy.optim.looksam import LookSAM
+from sampy.optim.masks import top_k_mask
 from sampy.optim.msam import MSAM, AdamWMSAM
 from sampy.optim.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree
 from sampy.optim.msharpness import MSharpnessSAM, MultiStepSAM

@@ -37,15 +37,8 @@ import numpy as np
 
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, copy_rng, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.masks import top_k_mask
 from sampy.optim.sam import RHO
-
-
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the ``k`` largest entries along the last axis (ties: lower index)."""
-    order = np.argsort(-scores, axis=-1, kind="stable")[..., :k]
-    mask = np.zeros(scores.shape, dtype=bool)
-    np.put_along_axis(mask, order, True, axis=-1)
-    return mask
 
 
 class ESAMState(NamedTuple):

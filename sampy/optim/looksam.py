@@ -32,7 +32,7 @@ from sampy.optim.perturbation import per_point_dot
 from sampy.optim.sam import PERTURB_EPS, NormBallAscent
 
 
-def _projection_coefficient(g_s: np.ndarray, g: np.ndarray) -> np.ndarray:
+def projection_coefficient(g_s: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``⟨g_s, g⟩/‖g‖²`` per point, 0 where g = 0.
 
     No eps in the denominator (unlike the ``‖g‖² + eps`` of some implementations): with ρ = 0, g_s =
@@ -99,7 +99,7 @@ class LookSAM:
         if state.count % self.k == 0:
             e, _ = self.ascent(x, g, None)
             g_s = oracle.grad(x + e)
-            g_v = g_s - _projection_coefficient(g_s, g) * g
+            g_v = g_s - projection_coefficient(g_s, g) * g
             d = g_s
         else:
             scale = np.sqrt(per_point_dot(g, g)) / (np.sqrt(per_point_dot(g_v, g_v)) + 1e-8)

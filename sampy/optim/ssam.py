@@ -48,8 +48,8 @@ from typing import NamedTuple
 import numpy as np
 
 from sampy.optim.base import BaseOptimizer, Oracle, check_base, copy_rng, per_point
-from sampy.optim.esam import top_k_mask
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.masks import top_k_mask
 from sampy.optim.sam import RHO
 
 SPARSITY = Hyper("sparsity", 0.2, "sparsity s: fraction of coordinates NOT perturbed", 0.0, 1.0)
