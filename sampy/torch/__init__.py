@@ -33,14 +33,7 @@ from sampy.torch.same import SAME, CustomSAME, SAMCkpt
 from sampy.torch.schedule_free import ScheduleFreeAdamW
 from sampy.torch.sharpness_aware import SharpnessAware
 from sampy.torch.ssam import SSAMD, SSAMF
-from sampy.torch.swaps import (
-    SAMDIRECTION,
-    SAMMAGNITUDE,
-    SAMAgree,
-    SAMDirection,
-    SAMMagnitude,
-    SGDAgree,
-)
+from sampy.torch.swaps import SAMAgree, SAMDirection, SAMMagnitude, SGDAgree
 from sampy.torch.usam import USAM
 from sampy.torch.vasso import VaSSO
 from sampy.torch.wsam import WSAM
@@ -52,9 +45,7 @@ __all__ = [
     "JSAM",
     "MSAM",
     "SAM",
-    "SAMDIRECTION",
     "SAME",
-    "SAMMAGNITUDE",
     "SSAMD",
     "SSAMF",
     "USAM",
@@ -94,5 +85,6 @@ __all__ = [
     "running_stats_from_first_pass",
 ]
 
-# Deprecated aliases (SeedAdamWMSAMSF): resolved with a warning, never listed in __all__.
+# Deprecated names (SeedAdamWMSAMSF; the anatomy notes' code's swapped SAMMAGNITUDE and
+# SAMDIRECTION): resolved with a warning, never listed in __all__.
 __getattr__ = module_getattr(__name__, globals())

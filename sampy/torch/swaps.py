@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sampy._deprecated import module_getattr
 from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
 from sampy.torch.closures import Params
@@ -93,11 +94,6 @@ class SAMMagnitude(_Swap):
     rule = SAMMagnitudeRule
 
 
-# The class names of the notes' code, which the notes say are swapped relative to their meaning.
-SAMMAGNITUDE = SAMDirection
-SAMDIRECTION = SAMMagnitude
-
-
 class _Agree(SharpnessAware):
     HYPERPARAMETERS = reference.SAMAgree.HYPERPARAMETERS
     keep_sam = True
@@ -132,3 +128,7 @@ class SGDAgree(_Agree):
     """SGD's coordinates where they agree in sign with SAM's (``fill="other"``: SAM's elsewhere)."""
 
     keep_sam = False
+
+
+# The notes' code's class names (SAMMAGNITUDE, SAMDIRECTION) resolve with a warning.
+__getattr__ = module_getattr(__name__, globals())
