@@ -457,13 +457,16 @@ def test_bsam_state_dict_carries_the_noise_state():
     model2 = mlp()
     model2.load_state_dict(saved_model)
     opt2 = _bsam_on_mlp(model2)
-    opt2.load_state_dict({**saved, "noise": _bsam_on_mlp(mlp()).state_dict()["noise"]})
+    fresh_noise = _bsam_on_mlp(mlp()).state_dict()["param_groups"][0]["noise"]
+    first, *rest = saved["param_groups"]
+    opt2.load_state_dict({**saved, "param_groups": [{**first, "noise": fresh_noise}, *rest]})
     _bsam_step(opt2, model2)
     assert not torch.equal(flat(model2), expected)
     with pytest.raises(ValueError, match="noise"):
         _bsam_on_mlp(mlp(), "numpy").load_state_dict(saved)  # saved with noise="torch"
     with pytest.raises(ValueError, match="noise"):
-        opt2.load_state_dict({k: v for k, v in saved.items() if k != "noise"})
+        without = [{k: v for k, v in g.items() if k != "noise"} for g in saved["param_groups"]]
+        opt2.load_state_dict({**saved, "param_groups": without})
 
 
 # -- (3) several tensors in two groups equal the reference on the flattened vector -----------

@@ -36,6 +36,8 @@ Groups = list[list[Tensor]]
 """Tensors per parameter group (the parameters with a gradient, in group order)."""
 
 CLEAN_GRAD = "clean_grad"  # state key of the stashed clean gradient (between the passes)
+RULE_STATE = "rule_state"  # a checkpoint's per-parameter entry of the rule buffers
+SHARED_KEY = "shared"  # a checkpoint's entry of the shared counters (in the first group)
 
 
 @dataclass
@@ -303,8 +305,13 @@ class SharpnessAware(torch.optim.Optimizer):
     # -- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Rule buffers, shared counters and the base optimizer's state (momentum, moments).
+        """The base optimizer's state (momentum, moments), the rule buffers and the counters.
 
+        torch's layout, ``{"state": ..., "param_groups": ...}`` and nothing else: each
+        parameter's entry is the base's (``momentum_buffer``, ``exp_avg``, ...) with the rule
+        buffers under ``"rule_state"``; the shared counters ride in the first group under
+        ``"shared"``. So ``torch.distributed.checkpoint.state_dict.get_optimizer_state_dict`` /
+        ``set_optimizer_state_dict`` (which keep only those two keys) round-trip all of it.
         Never a copy of the weights. Refused between ``first_step()`` and ``second_step()``:
         the parameters are then at ``w + ε`` (a model checkpoint would hold them) and ``w``
         lives only in this optimizer's scratch buffers, which are not saved.
@@ -315,23 +322,22 @@ class SharpnessAware(torch.optim.Optimizer):
                 "second_step(): the parameters are at w + eps and w is not saved; call "
                 "second_step() (or restore()) first, then save the model and the optimizer"
             )
-        state = super().state_dict()
-        state["shared"] = dict(self.shared)
-        state["base_optimizer"] = self.base_optimizer.state_dict()
-        return state
+        saved = with_base_state(super().state_dict(), self.base_optimizer.state_dict())
+        save_in_groups(saved, SHARED_KEY, dict(self.shared))
+        return saved
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load all three and re-bind the shared ``param_groups`` (davda54/sam PR #39)."""
-        state_dict = dict(state_dict)
-        base = pop_base_optimizer_state(self, state_dict)
-        shared = state_dict.pop("shared", {})
-        # Checkpoints written before the saved w left the state carry it as "old_p": drop it.
-        state_dict["state"] = {
-            i: {key: value for key, value in entry.items() if key != "old_p"}
-            for i, entry in state_dict["state"].items()
-        }
-        kept_dtypes = _non_float_state_dtypes(state_dict)
-        super().load_state_dict(state_dict)
+        """Load the base optimizer's state, the rule buffers and the counters.
+
+        Takes what ``state_dict()`` wrote (also through ``torch.distributed.checkpoint``, which
+        keys the state by parameter name) and the older layout with a ``"base_optimizer"``
+        entry and a saved ``old_p`` (dropped). Re-binds the shared ``param_groups`` (davda54/sam
+        PR #39).
+        """
+        state_dict, shared = load_from_groups(state_dict, SHARED_KEY)
+        own, base = split_base_state(self, state_dict)
+        kept_dtypes = _non_float_state_dtypes(own)
+        super().load_state_dict(own)
         # torch casts every loaded state tensor to its (float) parameter's dtype: masks and
         # counters must come back as they were saved.
         for p, key, dtype in kept_dtypes(self.param_groups):
@@ -339,9 +345,86 @@ class SharpnessAware(torch.optim.Optimizer):
         self._saved_cache = None
         self._saved_w = {}
         self._perturbed = None
-        self.shared = dict(shared)
+        self.shared = dict(shared or {})
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
+
+
+def with_base_state(own: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """One torch-layout checkpoint from a twin's ``Optimizer.state_dict()`` and its base's.
+
+    Each parameter's entry holds the base optimizer's state as the base alone would save it
+    (``momentum_buffer``, ``exp_avg``, ``step``) and the twin's own buffers under
+    ``"rule_state"``: ``torch.distributed.checkpoint`` and any tool that reads a torch optimizer
+    checkpoint see the momentum where they expect it. Both dicts number the parameters alike
+    (the twin and its base share ``param_groups``). The clean gradient kept between the passes
+    is never saved.
+    """
+    state = {i: dict(entry) for i, entry in base["state"].items()}
+    for i, entry in own["state"].items():
+        rule = {key: value for key, value in entry.items() if key != CLEAN_GRAD}
+        if rule:
+            state.setdefault(i, {})[RULE_STATE] = rule
+    return {"state": state, "param_groups": own["param_groups"]}
+
+
+def split_base_state(opt: object, state_dict: dict[str, Any]) -> tuple[dict, dict]:
+    """``(own, base)``: the inverse of ``with_base_state``, as two torch-layout state dicts.
+
+    Also reads the older layout (the base's state dict under ``"base_optimizer"``, the rule
+    buffers at the top of each entry with a saved copy of the weights, ``"old_p"``, dropped).
+    """
+    if "base_optimizer" in state_dict:
+        state_dict = dict(state_dict)
+        base = pop_base_optimizer_state(opt, state_dict)
+        rule_state = {
+            i: {key: value for key, value in entry.items() if key != "old_p"}
+            for i, entry in state_dict["state"].items()
+        }
+        return {"state": rule_state, "param_groups": state_dict["param_groups"]}, base
+    base_state, rule_state = {}, {}
+    for i, entry in state_dict["state"].items():
+        entry = dict(entry)
+        rule = entry.pop(RULE_STATE, None)
+        if rule:
+            rule_state[i] = dict(rule)
+        if entry:
+            base_state[i] = entry
+    groups = state_dict["param_groups"]
+    return {"state": rule_state, "param_groups": groups}, {
+        "state": base_state,
+        "param_groups": groups,
+    }
+
+
+def save_in_groups(state_dict: dict[str, Any], key: str, value: Any) -> None:
+    """Keep an optimizer-wide entry (counters, a generator state) of a checkpoint in its groups.
+
+    ``torch.distributed.checkpoint``'s ``get_/set_optimizer_state_dict`` keep a state dict's
+    ``"state"`` (per parameter) and ``"param_groups"`` and drop every other top-level key, so
+    what belongs to no parameter rides in the first group (``state_dict`` is the freshly packed
+    dict of ``Optimizer.state_dict()``, whose groups are copies).
+    """
+    state_dict["param_groups"][0][key] = value
+
+
+def load_from_groups(state_dict: dict[str, Any], key: str) -> tuple[dict[str, Any], Any]:
+    """``state_dict`` without ``key`` in its groups, and the value saved by ``save_in_groups``.
+
+    The caller's dicts are left as they are. The value is None when no group holds it; an
+    older checkpoint's top-level ``key`` is taken (and removed) too.
+    """
+    state_dict = dict(state_dict)
+    value = state_dict.pop(key, None)
+    groups = []
+    for group in state_dict["param_groups"]:
+        group = dict(group)
+        if key in group:
+            found = group.pop(key)
+            value = found if value is None else value
+        groups.append(group)
+    state_dict["param_groups"] = groups
+    return state_dict, value
 
 
 def pop_base_optimizer_state(opt: object, state_dict: dict[str, Any]) -> dict[str, Any]:
