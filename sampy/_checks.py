@@ -54,6 +54,39 @@ def check_p(p: float) -> None:
         raise ValueError(f"p must be a single number >= 1 (or math.inf), got an array {p!r}")
 
 
+def check_int(name: str, value: object, low: int | None = None) -> int:
+    """``value`` as an ``int``; ``ValueError`` unless it is an integer (not a bool) ``>= low``.
+
+    NumPy integers count as integers; ``True``/``False`` and floats with an integer value do
+    not, so a flag passed by mistake is caught.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        bound = "" if low is None else f" >= {low}"
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_binary_data(
+    features: object, labels: object, columns: str = "d"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, labels)`` as float arrays, checked for a binary classification problem.
+
+    ``features`` must be a finite ``(n, columns)`` array with ``n, columns >= 1`` and ``labels``
+    one ``-1``/``+1`` per example; ``columns`` names the second axis in the message.
+    """
+    features = np.asarray(features, dtype=float)
+    labels = np.asarray(labels, dtype=float)
+    if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
+        raise ValueError(f"features must have shape (n, {columns}), got {features.shape}")
+    if not np.all(np.isfinite(features)):
+        raise ValueError("features must be finite")
+    if labels.shape != (features.shape[0],) or not np.all(np.isin(labels, (-1.0, 1.0))):
+        raise ValueError("labels must be one of -1 / +1 per example (shape (n,))")
+    return features, labels
+
+
 def check_bool(name: str, value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is a bool."""
     if not isinstance(value, (bool, np.bool_)):

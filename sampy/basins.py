@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sampy import functions
+from sampy._checks import check_int
 from sampy.functions import TestFunction
 from sampy.optim.base import Optimizer
 from sampy.run import run
@@ -170,9 +171,7 @@ def _check_grid(grid: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _check_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
+    return check_int("steps", steps, 1)
 
 
 def _check_bounds(bounds: object, f: TestFunction) -> Bounds:

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import autograd.numpy as anp
 import numpy as np
 
+from sampy._checks import check_binary_data, check_int
 from sampy.problems import LogisticRegression, SumOfExamples
 
 __all__ = [
@@ -130,16 +131,8 @@ class DeepLinearNetwork(SumOfExamples):
         groups: Sequence[Any] | np.ndarray | None = None,
         params: dict | None = None,
     ) -> None:
-        features = np.asarray(features, dtype=float)
-        labels = np.asarray(labels, dtype=float)
-        if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
-            raise ValueError(f"features must have shape (n, p), got {features.shape}")
-        if not np.all(np.isfinite(features)):
-            raise ValueError("features must be finite")
-        if labels.shape != (features.shape[0],) or not np.all(np.isin(labels, (-1.0, 1.0))):
-            raise ValueError("labels must be one of -1 / +1 per example (shape (n,))")
-        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
-            raise ValueError(f"hidden must be an integer >= 1, got {hidden!r}")
+        features, labels = check_binary_data(features, labels, columns="p")
+        check_int("hidden", hidden, 1)
         n, p = features.shape
         self.features = features
         self.labels = labels

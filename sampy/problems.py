@@ -31,7 +31,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
-from sampy._checks import check_real
+from sampy._checks import check_binary_data, check_int, check_real
 from sampy.functions._base import autograd_value_and_grad
 
 HEAD = "head"
@@ -75,8 +75,7 @@ class SumOfExamples:
         params: dict | None = None,
     ) -> None:
         for label, value in (("n", n), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
+            check_int(label, value, 1)
         self.n = int(n)
         self.dim = int(dim)
         self.name = name
@@ -250,14 +249,7 @@ class LogisticRegression(SumOfExamples):
         domain: tuple[tuple[float, float], ...] | None = None,
         params: dict | None = None,
     ) -> None:
-        features = np.asarray(features, dtype=float)
-        labels = np.asarray(labels, dtype=float)
-        if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
-            raise ValueError(f"features must have shape (n, d), got {features.shape}")
-        if not np.all(np.isfinite(features)):
-            raise ValueError("features must be finite")
-        if labels.shape != (features.shape[0],) or not np.all(np.isin(labels, (-1.0, 1.0))):
-            raise ValueError("labels must be one of -1 / +1 per example (shape (n,))")
+        features, labels = check_binary_data(features, labels)
         check_real("l2", l2, 0.0, None)
         self.features = features
         self.labels = labels
@@ -385,8 +377,7 @@ def make_logistic_problem(
         seed: the generator's seed (the same seed gives the same data).
     """
     for label, value, low in (("n", n, 2), ("dim", dim, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
+        check_int(label, value, low)
     check_real("noise", noise, 0.0, 0.5)
     check_real("imbalance", imbalance, 0.0, 1.0, low_open=True)
     check_real("separation", separation, 0.0, None)
@@ -447,8 +438,7 @@ class NoisyGradient:
                 f"f must be a test function, a problem or a callable (not already noisy), got {f!r}"
             )
         check_real("sigma", sigma, 0.0, None)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        check_int("seed", seed, 0)
         self.f = f
         self.sigma = float(sigma)
         self.seed = int(seed)

@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from sampy import functions
+from sampy._checks import check_int
 from sampy.functions import TestFunction
 from sampy.optim.base import Optimizer, Oracle
 
@@ -124,8 +125,7 @@ def run(
         raise ValueError(
             f"x0 must have last dimension {dim} (the dimension of {f.name!r}), got shape {x0.shape}"
         )
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    check_int("steps", steps, 0)
     if not bound > 0:
         raise ValueError(f"bound must be > 0, got {bound!r}")
     if not np.all(np.isfinite(x0)):

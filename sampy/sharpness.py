@@ -28,7 +28,7 @@ from typing import Any
 import autograd
 import numpy as np
 
-from sampy._checks import check_p, check_real
+from sampy._checks import check_int, check_p, check_real
 from sampy.functions._base import TestFunction, autograd_value_and_grad
 from sampy.optim.perturbation import lp_norm, norm_ball_perturbation
 
@@ -124,10 +124,8 @@ def power_iteration_top_eigenvalue(
         tol: stop when the Rayleigh quotient changes by less than ``tol·max(1, |λ|)``.
         seed: seed of the random start vector.
     """
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d must be an integer >= 1, got {d!r}")
-    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
-        raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
+    check_int("d", d, 1)
+    check_int("iters", iters, 1)
     check_real("tol", tol, 0.0, None)
     v = np.random.default_rng(seed).standard_normal(int(d))
     v /= np.linalg.norm(v)
@@ -237,8 +235,7 @@ def worst_case_loss(
     check_p(p)
     check_real("step_size", step_size, 0.0, 1.0, low_open=True)
     for name, value in (("steps", steps), ("random_starts", random_starts)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        check_int(name, value, 0)
     rho = float(rho)
     batch, d = x.shape[:-1], x.shape[-1]
 
@@ -323,8 +320,7 @@ def m_sharpness(
     Section 4.1). Worst cases come from :func:`worst_case_loss` (``kwargs`` go there).
     """
     check_real("rho", rho, low=0.0)
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    check_int("m", m, 1)
     x = _points(x)
     order = np.arange(problem.n)
     total = np.zeros(x.shape[:-1])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import sampy
 from sampy import functions
+from sampy.dln import DeepLinearNetwork
 from sampy.optim import SAM, SGD, Adam, AdamW, NormBallAscent
 
 
@@ -210,3 +211,52 @@ def test_base_optimizer_class_instead_of_instance_raises_naming_base():
         assert "base" in str(err), str(err)
     else:
         raise AssertionError("SAM(SGD) with the class accepted")
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+@pytest.mark.parametrize(
+    ("where", "call"),
+    [
+        ("steps", lambda bad: sampy.run(_sam(), "sphere", np.zeros((1, 2)), bad)),
+        ("dim", lambda bad: functions.get("sphere", dim=bad)),
+        ("n", lambda bad: sampy.problems.make_logistic_problem(n=bad)),
+        ("hidden", lambda bad: DeepLinearNetwork(np.ones((2, 2)), np.array([1.0, -1.0]), bad)),
+    ],
+)
+@pytest.mark.parametrize("bad", [True, 2.0, "3", None, -1])
+def test_every_integer_argument_refuses_bools_floats_and_negatives(where, call, bad):
+    """One check (``sampy._checks.check_int``) behind every integer argument, one message."""
+    with pytest.raises(ValueError, match=rf"{where} must be an integer"):
+        call(bad)
+
+
+def test_check_int_accepts_numpy_integers_and_returns_an_int():
+    from sampy._checks import check_int
+
+    value = check_int("k", np.int64(3), 1)
+    assert value == 3 and type(value) is int
+    with pytest.raises(ValueError, match=r"k must be an integer >= 4, got 3"):
+        check_int("k", 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("features", "labels", "message"),
+    [
+        (np.ones(3), np.ones(3), "features must have shape"),
+        (np.array([[1.0], [np.inf]]), np.array([1.0, -1.0]), "features must be finite"),
+        (np.ones((2, 1)), np.array([1.0, 0.0]), "labels must be one of -1 / \\+1"),
+        (np.ones((2, 1)), np.array([1.0]), "labels must be one of -1 / \\+1"),
+    ],
+)
+@pytest.mark.parametrize("problem", ["logistic", "dln"])
+def test_binary_data_is_checked_alike_by_the_logistic_problem_and_the_dln(
+    features, labels, message, problem
+):
+    make = {
+        "logistic": lambda: sampy.problems.LogisticRegression(features, labels),
+        "dln": lambda: DeepLinearNetwork(features, labels, 2),
+    }[problem]
+    with pytest.raises(ValueError, match=message):
+        make()

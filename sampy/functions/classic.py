@@ -12,14 +12,12 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 
-from sampy._checks import check_real
+from sampy._checks import check_int, check_real
 from sampy.functions._base import TestFunction, register
 
 
 def _check_dim(dim: object, minimum: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < minimum:
-        raise ValueError(f"dim must be an integer >= {minimum}, got {dim!r}")
-    return int(dim)
+    return check_int("dim", dim, minimum)
 
 
 @register("sphere")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sampy._checks import check_real
+from sampy._checks import check_int, check_real
 from sampy.dln import DeepLinearNetwork
 from sampy.problems import LogisticRegression
 
@@ -28,8 +28,7 @@ __all__ = [
 
 
 def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_int(name, value, low)
 
 
 class NoisyLogisticRegression(LogisticRegression):

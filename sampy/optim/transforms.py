@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from sampy._checks import check_int
 from sampy.optim.base import BaseOptimizer, Oracle, State
 from sampy.optim.hyper import Hyper
 
@@ -79,10 +80,7 @@ class Partition:
             if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
                 raise ValueError(f"partition: every shape must be a tuple of ints, got {shape!r}")
             for n in shape:
-                if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                    raise ValueError(
-                        f"partition: every dimension must be an integer >= 1, got {shape!r}"
-                    )
+                check_int(f"partition: every dimension of {shape!r}", n, 1)
             clean.append(tuple(int(n) for n in shape))
         object.__setattr__(self, "shapes", tuple(clean))
 
