@@ -13,6 +13,7 @@ step 1 and instead shrinks the weights first: ``w ← w (1 − η λ)``, as ``to
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +21,41 @@ import numpy as np
 from sampy.optim.base import Oracle, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sgd import LR, WEIGHT_DECAY
+
+BETAS = Hyper(
+    "betas",
+    (0.9, 0.999),
+    "EMA rates (β1, β2) of the moments",
+    0.0,
+    1.0,
+    high_open=True,
+    kind="tuple",
+    size=2,
+)
+ADAM_EPS = Hyper("eps", 1e-8, "added to √v in the denominator", 0.0, None)
+
+
+def second_moment(v: np.ndarray, g: np.ndarray, beta2: float) -> np.ndarray:
+    """Adam's second-moment EMA ``β2 v + (1 − β2) g²``."""
+    return beta2 * v + (1.0 - beta2) * (g * g)
+
+
+def adam_moments(
+    m: np.ndarray, v: np.ndarray, g: np.ndarray, betas: tuple[float, float], *, lerp: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adam's moment EMAs ``m ← β1 m + (1 − β1) g`` and ``v ← β2 v + (1 − β2) g²``.
+
+    D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. ``lerp=True``
+    forms m as ``torch.optim.Adam`` does, ``m + (1 − β1)(g − m)``, which can differ from the
+    weighted sum (the official MSAM codes' form) in the last bit: each caller keeps the order
+    of operations of the code it reproduces, so the float64 twins match step for step.
+    """
+    beta1, beta2 = betas
+    if lerp:
+        m = m + (1.0 - beta1) * (g - m)
+    else:
+        m = beta1 * m + (1.0 - beta1) * g
+    return m, second_moment(v, g, beta2)
 
 
 class AdamState(NamedTuple):
@@ -35,21 +71,7 @@ class Adam:
 
     decoupled = False
     grad_evals_per_step = 1
-    HYPERPARAMETERS = (
-        LR,
-        Hyper(
-            "betas",
-            (0.9, 0.999),
-            "EMA rates (β1, β2) of the moments",
-            0.0,
-            1.0,
-            high_open=True,
-            kind="tuple",
-            size=2,
-        ),
-        Hyper("eps", 1e-8, "added to √v in the denominator", 0.0, None),
-        WEIGHT_DECAY,
-    )
+    HYPERPARAMETERS = (LR, BETAS, ADAM_EPS, WEIGHT_DECAY)
 
     def __init__(
         self,
@@ -87,9 +109,7 @@ class Adam:
                 x = x * (1.0 - lr * self.weight_decay)
             else:
                 d = d + self.weight_decay * x
-        # m + (1 − β1)(d − m) is the EMA written as torch's lerp computes it.
-        m = state.m + (1.0 - beta1) * (d - state.m)
-        v = state.v * beta2 + (1.0 - beta2) * (d * d)
+        m, v = adam_moments(state.m, state.v, d, self.betas, lerp=True)
         step_size = lr / (1.0 - beta1**count)
         denom = np.sqrt(v) / (1.0 - beta2**count) ** 0.5 + self.eps
         return x - step_size * (m / denom), AdamState(count=count, m=m, v=v)
@@ -105,7 +125,7 @@ class AdamW(Adam):
     decoupled = True
     HYPERPARAMETERS = (
         *Adam.HYPERPARAMETERS[:3],
-        Hyper("weight_decay", 1e-2, "decoupled weight decay λ", 0.0, None),
+        replace(WEIGHT_DECAY, default=1e-2, meaning="decoupled weight decay λ"),
     )
 
     def __init__(

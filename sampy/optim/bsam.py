@@ -29,12 +29,15 @@ runs on a plain test function (then ``num_data`` is required).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
+from sampy.optim.adam import BETAS
 from sampy.optim.base import Oracle, copy_rng, per_point
 from sampy.optim.hyper import Hyper, validate
+from sampy.optim.sgd import LR, WEIGHT_DECAY
 
 
 class BSAMState(NamedTuple):
@@ -63,18 +66,9 @@ class BSAM:
     """
 
     HYPERPARAMETERS = (
-        Hyper("lr", 0.5, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
-        Hyper(
-            "betas",
-            (0.9, 0.999),
-            "EMA rates (β1, β2) of m and s",
-            0.0,
-            1.0,
-            high_open=True,
-            kind="tuple",
-            size=2,
-        ),
-        Hyper("weight_decay", 1e-4, "δ = prior precision / N", 0.0, None),
+        replace(LR, default=0.5),
+        replace(BETAS, meaning="EMA rates (β1, β2) of m and s"),
+        replace(WEIGHT_DECAY, default=1e-4, meaning="δ = prior precision / N"),
         Hyper("rho", 0.01, "ρ of the perturbation ρ g/s", 0.0, None, per_point=True),
         Hyper("damping", 0.1, "damping ζ added to the precision s", 0.0, None),
         Hyper(

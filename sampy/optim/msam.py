@@ -41,26 +41,19 @@ SGD class also accepts ``nesterov`` and ignores it; it is left out here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
+from sampy.optim.adam import ADAM_EPS, BETAS, adam_moments
 from sampy.optim.base import Oracle, per_point
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.perturbation import lp_norm
 from sampy.optim.sam import RHO
+from sampy.optim.sgd import LR, WEIGHT_DECAY
 
 NORM_EPS = 1e-12  # the official guard in ρ/(‖v‖ + 1e-12); makes the first (v = 0) step unperturbed
-BETAS = Hyper(
-    "betas",
-    (0.9, 0.999),
-    "EMA rates (β1, β2) of the moments",
-    0.0,
-    1.0,
-    high_open=True,
-    kind="tuple",
-    size=2,
-)
 
 
 def _zero_scale(x: np.ndarray) -> np.ndarray:
@@ -122,9 +115,11 @@ class MSAM(_MomentumAscent):
 
     grad_evals_per_step = 1
     HYPERPARAMETERS = (
-        Hyper("lr", 0.1, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
+        replace(LR, default=0.1),
         Hyper("momentum", 0.9, "momentum μ", 0.0, 1.0),
-        Hyper("weight_decay", 1e-2, "weight decay λ (coupled, at the perturbed point)", 0.0, None),
+        replace(
+            WEIGHT_DECAY, default=1e-2, meaning="weight decay λ (coupled, at the perturbed point)"
+        ),
         Hyper("rho", 0.3, RHO.meaning, 0.0, None, per_point=True),
     )
 
@@ -183,10 +178,10 @@ class AdamWMSAM(_MomentumAscent):
 
     grad_evals_per_step = 1
     HYPERPARAMETERS = (
-        Hyper("lr", 1e-3, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
+        LR,
         BETAS,
-        Hyper("eps", 1e-8, "added to √v in the denominator", 0.0, None),
-        Hyper("weight_decay", 1e-2, "decoupled weight decay λ (after the step)", 0.0, None),
+        ADAM_EPS,
+        replace(WEIGHT_DECAY, default=1e-2, meaning="decoupled weight decay λ (after the step)"),
         Hyper("rho", 1.0, RHO.meaning, 0.0, None, per_point=True),
     )
 
@@ -231,8 +226,7 @@ class AdamWMSAM(_MomentumAscent):
         g = oracle.grad(x)
         count = state.count + 1
         w = x + state.scale * state.m
-        m = beta1 * state.m + (1.0 - beta1) * g
-        v = beta2 * state.v + (1.0 - beta2) * (g * g)
+        m, v = adam_moments(state.m, state.v, g, self.betas)
         denom = np.sqrt(v) / np.sqrt(1.0 - beta2**count) + self.eps
         w = w - (lr / (1.0 - beta1**count)) * (m / denom)
         w = w * (1.0 - lr * self.weight_decay)

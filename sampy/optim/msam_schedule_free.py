@@ -61,13 +61,15 @@ the explicit EMA keeps MSAM's meaning of "momentum" and a memory of about 1/(1 �
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
+from sampy.optim.adam import ADAM_EPS, BETAS, adam_moments
 from sampy.optim.base import Oracle, per_point
 from sampy.optim.hyper import Hyper, validate
-from sampy.optim.msam import BETAS, NORM_EPS
+from sampy.optim.msam import NORM_EPS
 from sampy.optim.perturbation import lp_norm
 from sampy.optim.sam import RHO
 from sampy.optim.schedule_free import (
@@ -76,6 +78,7 @@ from sampy.optim.schedule_free import (
     ScheduleFreeState,
     averaging_weight,
 )
+from sampy.optim.sgd import LR, WEIGHT_DECAY
 
 GRAD_MODES = ("sum_two", "perturbed_only", "clean_only")
 
@@ -108,10 +111,10 @@ class NotesAdamWMSAMScheduleFree:
     """
 
     HYPERPARAMETERS = (
-        Hyper("lr", 1e-3, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
+        LR,
         BETAS,
-        Hyper("eps", 1e-8, "added to √v in the denominator", 0.0, None),
-        Hyper("weight_decay", 1e-2, "weight decay λ, at θ' with step α_t", 0.0, None),
+        ADAM_EPS,
+        replace(WEIGHT_DECAY, default=1e-2, meaning="weight decay λ, at θ' with step α_t"),
         Hyper("rho", 0.05, "length ρ of the ascent +ρ x/‖x‖", 0.0, None, per_point=True),
         Hyper("warmup_steps", 0, "warm-up steps W in min(1, t/W)", 0, None, kind="int"),
         Hyper("r", 0.0, "power r of t in the interpolation weights", 0.0, None),
@@ -213,8 +216,7 @@ class NotesAdamWMSAMScheduleFree:
             g = oracle.grad(theta)
         warm = min(1.0, t / self.warmup_steps) if self.warmup_steps > 0 else 1.0
         alpha = self._lr * warm * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-        m = beta1 * state.m + (1.0 - beta1) * g
-        v = beta2 * state.v + (1.0 - beta2) * (g * g)
+        m, v = adam_moments(state.m, state.v, g, self.betas)
         theta_2 = (
             theta_up - alpha * (m / (np.sqrt(v) + self.eps)) - alpha * self.weight_decay * theta_up
         )

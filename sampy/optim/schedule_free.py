@@ -41,31 +41,24 @@ place of ``∇L(y)``, so ``SAM(ScheduleFreeAdamW(), rho=…)`` takes SAM's secon
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
+from sampy.optim.adam import ADAM_EPS, BETAS, second_moment
 from sampy.optim.base import Oracle, per_point
 from sampy.optim.hyper import Hyper, validate
-from sampy.optim.msam import BETAS
+from sampy.optim.sgd import LR, WEIGHT_DECAY
 
 GENERATIONS = ("gen_b", "gen_a")
 Real = float | np.ndarray  # a number, or one per point with shape (..., 1)
 
 SCHEDULE_FREE_HYPERPARAMETERS = (
-    Hyper("lr", 0.0025, "learning rate η", 0.0, None, low_open=True, log=True, per_point=True),
-    Hyper(
-        "betas",
-        (0.9, 0.999),
-        "β1: interpolation weight of y between z and x; β2: EMA rate of v",
-        BETAS.low,
-        BETAS.high,
-        high_open=True,
-        kind="tuple",
-        size=2,
-    ),
-    Hyper("eps", 1e-8, "added to the (bias-corrected) √v in the denominator", 0.0, None),
-    Hyper("weight_decay", 0.0, "weight decay λ, applied to z with step η_t", 0.0, None),
+    replace(LR, default=0.0025),
+    replace(BETAS, meaning="β1: interpolation weight of y between z and x; β2: EMA rate of v"),
+    replace(ADAM_EPS, meaning="added to the (bias-corrected) √v in the denominator"),
+    replace(WEIGHT_DECAY, meaning="weight decay λ, applied to z with step η_t"),
     Hyper("warmup_steps", 0, "linear learning-rate warm-up steps W", 0, None, kind="int"),
     Hyper("r", 0.0, "power r of the polynomial averaging weights (k+1)^r", 0.0, None),
     Hyper("weight_lr_power", 2.0, "power p of the averaging weights (max η_t)^p", 0.0, None),
@@ -199,7 +192,7 @@ class ScheduleFreeAdamW:
         lr, bias2, lr_max, weight_sum, c = self._schedule(
             state.count, state.lr_max, state.weight_sum
         )
-        v = state.v * beta2 + (1.0 - beta2) * (d * d)
+        v = second_moment(state.v, d, beta2)
         if self.variant == "gen_a":
             denom = np.sqrt(v) + self.eps
         else:
