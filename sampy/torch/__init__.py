@@ -13,11 +13,14 @@ from sampy.torch.batchnorm import (
 )
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
+from sampy.torch.clipping import clip_direction
 from sampy.torch.distributed import ddp_sam_step, ddp_step_plan
+from sampy.torch.ema import WithEMA
 from sampy.torch.esam import ESAM
 from sampy.torch.fisher_sam import FisherSAM
 from sampy.torch.friendly_sam import FriendlySAM
 from sampy.torch.functional import as_torch_loss
+from sampy.torch.gc import centralize
 from sampy.torch.gsam import GSAM
 from sampy.torch.imbsam import ImbSAM
 from sampy.torch.jsam import JSAM, LogitSAM, PerExampleSAM, functional_forward
@@ -76,7 +79,10 @@ __all__ = [
     "ScheduleFreeAdamW",
     "SharpnessAware",
     "VaSSO",
+    "WithEMA",
     "as_torch_loss",
+    "centralize",
+    "clip_direction",
     "ddp_sam_step",
     "ddp_step_plan",
     "disable_running_stats",

@@ -22,6 +22,7 @@ The clean gradient ``g`` is kept between the two passes only when the descent ru
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -93,7 +94,65 @@ def check_base_optimizer(base_optimizer: Any) -> None:
         )
 
 
-class SharpnessAware(torch.optim.Optimizer):
+class TwinOptimizer(torch.optim.Optimizer):
+    """The base of every torch twin: torch's checkpoint tools, ``deepcopy`` and pickle work.
+
+    - ``step(closure=None)`` while every group's ``lr`` is 0 only creates the optimizer's state
+      (``_initialise_state``) and returns None. It is the call with which
+      ``torch.distributed.checkpoint.state_dict``'s ``get_/set_optimizer_state_dict`` create
+      the state of an optimizer that has none yet (``_init_optim_state``: zero gradients, every
+      ``lr`` set to 0, ``step(closure=None)``). A twin cannot take its step without its closure
+      (or its own call shape), and a step at lr 0 should not move the weights nor count as a
+      step of the rule (LookSAM's period, GSAM's schedule, an EMA, a generator draw), so this
+      call takes none. Any other ``step()`` without its arguments is refused by the twin.
+    - ``copy.deepcopy`` and ``pickle`` keep every attribute (torch's ``Optimizer.__getstate__``
+      keeps only ``defaults``, ``state`` and ``param_groups``, which loses the base optimizer
+      and the rules): the copy steps exactly as the original. Hooks are not copied (as in
+      torch).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = _initialises_state(cls.step)  # type: ignore[method-assign]
+
+    def _initialise_state(self) -> None:
+        """Create the state torch's checkpoint tools load into (nothing by default)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch's __setstate__ re-creates the hook dicts empty, as its own __getstate__ implies.
+        return {
+            key: value
+            for key, value in self.__dict__.items()
+            if not (key.startswith("_optimizer_") and key.endswith("_hooks"))
+        }
+
+
+def is_state_initialisation(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> bool:
+    """Whether ``opt.step(*args, **kwargs)`` is torch's checkpoint state initialisation.
+
+    That is ``step()`` or ``step(closure=None)`` while every group's ``lr`` is 0 (a tensor
+    ``lr`` is read on the host: this is never a training step's call).
+    """
+    if args or set(kwargs) - {"closure"} or kwargs.get("closure") is not None:
+        return False
+    return all("lr" in group and float(group["lr"]) == 0.0 for group in opt.param_groups)
+
+
+def _initialises_state(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step``, except that the checkpoint state initialisation only creates the state."""
+
+    @functools.wraps(step)
+    def checked_step(self: TwinOptimizer, *args: Any, **kwargs: Any) -> Any:
+        if is_state_initialisation(self, args, kwargs):
+            self._initialise_state()
+            return None
+        return step(self, *args, **kwargs)
+
+    return checked_step
+
+
+class SharpnessAware(TwinOptimizer):
     """Compose an ascent rule, a descent rule and a torch base optimizer into a SAM-type step.
 
     Args:
@@ -303,6 +362,22 @@ class SharpnessAware(torch.optim.Optimizer):
         return loss
 
     # -- checkpoints -------------------------------------------------------------------------
+
+    def _initialise_state(self) -> None:
+        """The base optimizer's state (momentum, moments), by its own step at lr 0.
+
+        For ``torch.distributed.checkpoint`` (see ``TwinOptimizer``): its gradients are zero
+        and its learning rates 0, so the weights do not move; a base that has a state already
+        is left alone (a second step would decay its momentum). The rule state is untouched.
+        """
+        if not self.base_optimizer.state:
+            self.base_optimizer.step()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if self._perturbed is None:  # the saved w is scratch between steps: re-made when needed
+            state["_saved_cache"], state["_saved_w"] = None, {}
+        return state
 
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state (momentum, moments), the rule buffers and the counters.
