@@ -1,7 +1,15 @@
-"""The shared pieces of the twins: noise sources, the example closure, ``restore()``."""
+"""The contracts every twin keeps, for every registry row, and the twins' shared pieces.
+
+The contracts (state_dict round trip, several tensors against the flat reference, no host
+read in a step) are parametrised over ``sampy.variants()`` and the settings the family files
+ran them with (``twin_helpers.cases``); the shared pieces are the noise sources, the example
+closure and ``restore()``.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 
 import numpy as np
@@ -9,8 +17,22 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from twin_helpers import (  # noqa: E402
+    BSAM_ON_MLP,
+    Case,
+    MLPExamples,
+    MLPSteps,
+    cases,
+    decaying_rho,
+    flat,
+    forbid_host_reads,
+    mlp,
+    two_groups,
+)
+
 import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
+from sampy import optim as ref  # noqa: E402
 from sampy.problems import make_logistic_problem  # noqa: E402
 from sampy.torch.examples import example_losses, require_example_closure  # noqa: E402
 from sampy.torch.functional import as_torch_example_losses  # noqa: E402
@@ -186,3 +208,240 @@ def test_make_twin_applies_the_row_preset():
     assert isinstance(sampy.variant("MSAM").make_twin([x], lr=0.1), st.MSAM)
     with pytest.raises(ValueError, match="base_optimizer"):
         sampy.variant("MSAM").make_twin([x], torch.optim.SGD, lr=0.1)
+
+
+# == The contracts every twin keeps, driven by the registry ====================================
+#
+# One test per contract, parametrised over every row of ``sampy.variants()`` at its defaults and
+# over the settings the family files ran it with (their own rules, masks, noise sources,
+# granularities); a row a contract does not apply to is listed with the reason. The family files
+# (``test_torch_<family>.py``) keep only what is specific to their variants.
+
+STATE_CASES = cases(
+    Case("GSAM", {"alpha": 0.4}, "alpha"),
+    Case("GSAM", {"alpha": 0.2, "rho_schedule": decaying_rho}, "schedule"),
+    Case("GSAM", {"alpha": 0.4, "adaptive": True, "eta": 0.01}, "asam"),
+    Case("WSAM", {"rho": 0.02, "gamma": 0.6}, "tame"),
+    Case("WSAM", {"decouple": False, "gamma": 0.7, "max_norm": 1.0}, "coupled-clip"),
+    Case("WSAM", {"rho": 0.02, "gamma": 0.6, "adaptive": True, "max_norm": 5.0}, "asam-clip"),
+    Case("USAM", {"rho": 1e-3}, "small-rho"),
+    Case("FriendlySAM", {"momentum_order": "paper", "sigma": 0.5}, "paper"),
+    Case("LookSAM", {"rho": 0.05, "k": 3}, "k3"),
+    Case("SAMCkpt", {"checkpoints": (1, 2)}, "two"),
+    Case("SAMAgree", {"fill": "other"}, "fill-other"),
+    Case("ClampSAM", {"renorm": True}, "renorm"),
+    Case("ClipSAM", {"condition": 1.5}, "condition"),
+    Case("RandomSAM", {"rho": 0.1}, "torch"),
+    Case("RandomSAM", {"kind": "sphere", "mix": 0.3, "noise": "numpy"}, "sphere-numpy"),
+    Case("MultiStepSAM", {"rho": 0.1, "ascent_steps": 2}, "k2"),
+    Case("MSharpnessSAM", {"m": 5, "shuffle": True}, "shuffle-torch"),
+    Case("MSharpnessSAM", {"m": 5, "shuffle": True, "noise": "numpy"}, "shuffle-numpy"),
+    Case("ESAM", {"noise": "numpy"}, "numpy"),
+    Case("ESAM", {"swp_granularity": "tensor", "swp_norm": "kept"}, "tensor-kept"),
+    Case("ESAM", {"swp_granularity": "tensor", "swp_norm": "kept", "noise": "numpy"},
+         "tensor-kept-numpy"),
+    Case("SSAMF", {"sparsity": 0.5, "num_samples": 6, "update_freq": 3}, "examples"),
+    Case("SSAMF", {"sparsity": 0.5, "num_samples": 6, "update_freq": 3, "noise": "numpy"},
+         "examples-numpy"),
+    Case("SSAMF", {"sparsity": 0.5, "update_freq": 3}, "plain", examples=False),
+    Case("SSAMF", {"sparsity": 0.5, "update_freq": 3, "noise": "numpy"}, "plain-numpy",
+         examples=False),
+    Case("SSAMD", {"sparsity": 0.5, "update_freq": 2, "drop_strategy": "random",
+                   "growth_strategy": "random"}, "random"),
+    Case("SSAMD", {"sparsity": 0.5, "update_freq": 2, "drop_strategy": "random",
+                   "growth_strategy": "random", "noise": "numpy"}, "random-numpy"),
+    Case("BSAM", BSAM_ON_MLP, "mlp"),
+    Case("BSAM", {**BSAM_ON_MLP, "noise": "numpy"}, "mlp-numpy"),
+)  # fmt: skip
+# The bases a checkpoint carries: none (plain SGD: only the rule's own state), momentum, Adam.
+STATE_BASES = {
+    "sgd": (torch.optim.SGD, {"lr": 0.1}),
+    "sgd-momentum": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    "adam": (torch.optim.Adam, {"lr": 1e-2}),
+}
+# Cases whose step depends on w alone with plain SGD (no EMA, no counter, no mask, no draw):
+# a fresh optimizer resumes them exactly, so only the equality with the loaded one is checked.
+STATELESS_WITH_PLAIN_SGD = {
+    "SAM", "ASAM", "USAM", "USAM-small-rho", "FisherSAM", "GSAM", "GSAM-alpha", "GSAM-asam",
+    "WSAM", "WSAM-tame", "WSAM-coupled-clip", "WSAM-asam-clip", "MultiStepSAM",
+    "MultiStepSAM-k2", "MSharpnessSAM", "LogitSAM", "JSAM", "ImbSAM", "SAME", "CustomSAME",
+    "SAMCkpt", "SAMCkpt-two", "SAMDirection", "SAMMagnitude", "SAMAgree", "SAMAgree-fill-other",
+    "SGDAgree", "ClampSAM", "ClampSAM-renorm", "ClipSAM", "ClipSAM-condition", "SAMAnatomy",
+}  # fmt: skip
+
+
+def _state_runs():
+    out = []
+    for param in STATE_CASES:
+        case = param.values[0]
+        bases = sorted(STATE_BASES) if case.variant.takes_base else ["own"]
+        out += [pytest.param(case, base, id=f"{case.id}-{base}") for base in bases]
+    return out
+
+
+@pytest.mark.parametrize(("case", "base"), _state_runs())
+def test_state_dict_round_trip_continues_bit_identically(case, base):
+    """Save mid-run (between two refreshes, in the middle of a LookSAM cycle), load into a
+    fresh optimizer on other weights, continue: bit-identical to the run that never stopped."""
+
+    def make(model):
+        opt = case.twin(two_groups(model), STATE_BASES.get(base))
+        return opt, MLPSteps(case, opt, model)
+
+    model = mlp()
+    opt, steps = make(model)
+    steps(5)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    steps(5)
+    expected = flat(model)
+
+    def resumed(load: bool) -> torch.Tensor:
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=False)
+        model2 = mlp(seed=123)
+        model2.load_state_dict(saved["model"])
+        opt2, steps2 = make(model2)
+        if load:
+            opt2.load_state_dict(saved["opt"])
+            base_optimizer = getattr(opt2, "base_optimizer", None)
+            assert base_optimizer is None or base_optimizer.param_groups is opt2.param_groups
+        steps2(5)
+        return flat(model2)
+
+    assert torch.equal(resumed(load=True), expected)
+    if not (base == "sgd" and case.id in STATELESS_WITH_PLAIN_SGD):
+        # The saved state matters: a fresh optimizer from the same weights goes elsewhere.
+        assert not torch.equal(resumed(load=False), expected)
+
+
+# The settings the template family ran every contract with (the other defaults are rows).
+TEMPLATE_SETTINGS = (
+    Case("GSAM", {"alpha": 0.2, "rho_schedule": decaying_rho}, "schedule"),
+    Case("GSAM", {"alpha": 0.4, "adaptive": True, "eta": 0.01}, "asam"),
+    Case("WSAM", {"rho": 0.02, "gamma": 0.6}, "tame"),
+    Case("WSAM", {"decouple": False, "gamma": 0.7, "max_norm": 1.0}, "coupled-clip"),
+    Case("WSAM", {"rho": 0.02, "gamma": 0.6, "adaptive": True, "max_norm": 5.0}, "asam-clip"),
+    Case("USAM", {"rho": 1e-3}, "small-rho"),
+    Case("FriendlySAM", {"momentum_order": "paper", "sigma": 0.5}, "paper"),
+    Case("LookSAM", {"rho": 0.05, "k": 3}, "k3"),
+    Case("SAMCkpt", {"checkpoints": (1, 2)}, "two"),
+    Case("SAMAgree", {"fill": "other"}, "fill-other"),
+    Case("ClampSAM", {"renorm": True}, "renorm"),
+    Case("ClipSAM", {"condition": 1.5}, "condition"),
+)
+# logit-SAM's and J-SAM's references perturb a linear logistic model's examples (sampy.problems):
+# they have no flat-vector form of a two-layer network; tests/test_label_noise_torch.py checks
+# the twins on the model they are written for.
+NO_FLAT_REFERENCE = {
+    "LogitSAM": "the reference needs a linear logistic model",
+    "JSAM": "the reference needs a linear logistic model",
+}
+MULTI_CASES = cases(
+    *TEMPLATE_SETTINGS,
+    Case("RandomSAM", {"rho": 0.1, "seed": 4}, "gaussian"),
+    Case("RandomSAM", {"rho": 0.2, "kind": "sphere", "mix": 0.5}, "sphere"),
+    Case("MultiStepSAM", {"rho": 0.1, "ascent_steps": 3}, "k3"),
+    Case("MSharpnessSAM", {"rho": 0.1, "m": 5, "shuffle": True}, "shuffle"),
+    Case("ESAM", {"rho": 0.5}, "full"),
+    Case("ESAM", {"rho": 0.5, "swp_norm": "kept", "adaptive": True}, "kept-asam"),
+    Case("SSAMF", {"sparsity": 0.7, "num_samples": 5, "update_freq": 3}, "examples"),
+    Case("SSAMF", {"sparsity": 0.7, "update_freq": 3}, "plain", examples=False),
+    Case("SSAMD", {"sparsity": 0.6, "update_freq": 2, "T_end": 12}, "gradient-random"),
+    Case("SSAMD", {"sparsity": 0.3, "update_freq": 1, "drop_strategy": "weight", "T_end": 30},
+         "weight-random"),
+    Case("ImbSAM", {"rho": 0.1}, "rho"),
+    Case("BSAM", BSAM_ON_MLP, "mlp"),
+    skip=NO_FLAT_REFERENCE,
+)  # fmt: skip
+MULTI_STEPS = 20
+# Twins whose closure calls are not one per gradient: ImbSAM takes 3 gradients from 2 forwards
+# (head and tail of one forward at w), logit-SAM and J-SAM call no closure.
+FEWER_FORWARDS = {"ImbSAM", "LogitSAM", "JSAM"}
+
+
+def _flat_oracle(case: Case) -> ref.Oracle:
+    """The flattened model as the reference sees it: a sum of examples for an example
+    closure, else the mean loss as a plain function (SSAM-F's Fisher is then g²)."""
+    problem = MLPExamples()
+    if case.uses_examples:
+        return ref.Oracle(problem)
+    oracle = ref.Oracle(problem.loss)
+    oracle._grad = problem.grad
+    return oracle
+
+
+@functools.cache
+def _base_run() -> np.ndarray:
+    """The flattened model after ``MULTI_STEPS`` steps of the base optimizer alone."""
+    base, oracle = ref.SGD(lr=0.1, momentum=0.9), _flat_oracle(Case("SAM"))
+    x = flat(mlp()).numpy().copy()
+    state = base.init(x)
+    for _ in range(MULTI_STEPS):
+        x, state = base.update(x, oracle.grad(x), state)
+    return x
+
+
+@pytest.mark.parametrize("case", MULTI_CASES)
+def test_multi_tensor_model_equals_the_flat_reference(case):
+    """4 tensors in 2 groups equal the reference on the flattened vector at every step: one
+    global norm, global top-k masks, one flat draw split in group order (``noise="numpy"``)."""
+    model = mlp()
+    oracle = _flat_oracle(case)
+    row = case.variant
+    reference = case.reference(ref.SGD(lr=0.1, momentum=0.9) if row.takes_base else None)
+    noise = {"noise": "numpy"} if "noise" in inspect.signature(row.twin()).parameters else {}
+    twin = case.twin(two_groups(model), **noise)
+    steps = MLPSteps(case, twin, model)
+    x = flat(model).numpy().copy()
+    start, state = x.copy(), reference.init(x)
+    for _ in range(MULTI_STEPS):
+        x, state = reference.step(x, state, oracle)
+        steps()
+        np.testing.assert_allclose(flat(model).numpy(), x, rtol=0, atol=1e-12)
+    assert np.abs(x - start).max() > 1e-3  # the run went somewhere
+    if row.takes_base:  # and not where the base optimizer alone goes
+        assert np.abs(x - _base_run()).max() > 1e-4
+    if case.row not in FEWER_FORWARDS:
+        assert steps.calls == oracle.calls  # one closure call per reference gradient
+    if hasattr(twin, "flat_mask"):  # SSAM's masks: the reference's, global over the tensors
+        assert torch.equal(twin.flat_mask(), torch.as_tensor(state.mask))
+        live = int(twin.flat_mask().sum())
+        if case.row == "SSAMF":
+            assert live == int(x.size * (1 - case.hyper.get("sparsity", 0.2)))
+        assert 0 < live < x.size
+
+
+SYNC_CASES = cases(
+    *TEMPLATE_SETTINGS,
+    Case("RandomSAM", {"rho": 0.1, "mix": 0.3}, "mix"),
+    Case("RandomSAM", {"kind": "sphere"}, "sphere"),
+    Case("MultiStepSAM", {"rho": 0.1, "ascent_steps": 3}, "k3"),
+    Case("MSharpnessSAM", {"rho": 0.1, "m": 5, "shuffle": True}, "shuffle"),
+    Case("ESAM", {"adaptive": True}, "asam"),
+    Case("ESAM", {"gamma": 1.0, "swp_norm": "kept"}, "plain-kept", examples=False),
+    Case("SSAMF", {"sparsity": 0.5, "num_samples": 3, "update_freq": 2}, "examples"),
+    Case("SSAMF", {"sparsity": 0.5, "update_freq": 2}, "plain", examples=False),
+    Case("SSAMD", {"sparsity": 0.5, "update_freq": 1, "drop_strategy": "weight",
+                   "growth_strategy": "random"}, "weight-random"),
+    Case("BSAM", {**BSAM_ON_MLP, "batchsplit": 1}, "plain", examples=False),
+    Case("BSAM", BSAM_ON_MLP, "mlp"),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SYNC_CASES)
+def test_a_whole_step_reads_no_tensor_value_on_the_host(case, monkeypatch):
+    """With the default ``noise="torch"``, no ``.item()``, ``nonzero()`` or Python branch on a
+    tensor anywhere in ``step`` (closure included): on a GPU each would wait for the device.
+    ImbSAM gets its tail as indices (a boolean mask costs one documented ``nonzero()``)."""
+    model = mlp()
+    opt = case.twin(two_groups(model))
+    steps = MLPSteps(case, opt, model, tail_indices=True)
+    steps()  # warm-up: lazily built generators, buffers and masks
+    opt.step = forbid_host_reads(opt.step, monkeypatch, also=("nonzero",))
+    before = flat(model)
+    steps(4)
+    assert not torch.equal(flat(model), before)
+    # The guard has teeth: a read inside it fails.
+    with pytest.raises(AssertionError, match="host"):
+        forbid_host_reads(lambda: flat(model)[0].item(), monkeypatch)()
