@@ -252,3 +252,13 @@ def test_the_numpy_index_example_runs():
 def test_no_rule_module_is_left_behind():
     for path in ("sampy/optim/ascents.py", "sampy/optim/descents.py"):
         assert not (ROOT / path).exists()
+
+
+def test_sampy_optim_lists_the_rules_only_through_its_index():
+    """``sampy.optim.__all__``: optimizers, knobs and helpers; rules via ``sampy.optim.rules``."""
+    public = set(sampy.optim.__all__)
+    assert "rules" in public and sampy.optim.rules is sampy.optim.__dict__["rules"]
+    assert public & set(sampy.optim.rules.__all__) == {"SharpnessAware"}
+    assert not [name for name in public if name.endswith("State")]
+    assert {"SAMMAGNITUDE", "SAMDIRECTION"}.isdisjoint(public)
+    assert all(hasattr(sampy.optim, name) for name in public)

@@ -14,7 +14,9 @@ import pytest
 
 import sampy
 from sampy import functions
-from sampy.optim import SGD, Adam, AdamState, AdamW, Oracle, SGDState
+from sampy.optim import SGD, Adam, AdamW, Oracle
+from sampy.optim.adam import AdamState
+from sampy.optim.sgd import SGDState
 
 A = [[3.0, 1.0, 0.4], [1.0, 2.0, -0.3], [0.4, -0.3, 1.5]]
 B = [1.0, -1.0, 0.5]

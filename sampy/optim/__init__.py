@@ -1,26 +1,27 @@
 """NumPy reference optimizers: base optimizers and the SAM family, functional and batched.
 
 The ascent and descent rules the variants are made of, and their protocols, are listed in
-``sampy.optim.rules``; ``SharpnessAware`` composes them with a base optimizer.
+``sampy.optim.rules``; ``SharpnessAware`` composes them with a base optimizer. The state
+classes of the optimizers (``SGDState``, ``LookSAMState``, ...) live in their optimizer's module.
 """
 
 from sampy._deprecated import module_getattr
 from sampy.optim import rules
 from sampy.optim.accumulation import WithAccumulation
-from sampy.optim.adam import Adam, AdamState, AdamW
+from sampy.optim.adam import Adam, AdamW
 from sampy.optim.base import BaseOptimizer, Optimizer, Oracle
-from sampy.optim.bsam import BSAM, BSAMState
+from sampy.optim.bsam import BSAM
 from sampy.optim.clampsam import ClampSAM, ClipSAM
 from sampy.optim.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
-from sampy.optim.ema import EMAState, WithEMA, ema_weights
-from sampy.optim.esam import ESAM, ESAMState
+from sampy.optim.ema import WithEMA, ema_weights
+from sampy.optim.esam import ESAM
 from sampy.optim.fisher_sam import FisherSAM
 from sampy.optim.friendly_sam import FriendlySAM
 from sampy.optim.gc import centralize
 from sampy.optim.gsam import GSAM, proportional_rho
 from sampy.optim.hyper import Hyper
 from sampy.optim.imbsam import ImbSAM
-from sampy.optim.jsam import JSAM, LogitJacobianState, LogitSAM
+from sampy.optim.jsam import JSAM, LogitSAM
 from sampy.optim.knobs import WithKnobs, with_knobs
 from sampy.optim.looksam import LookSAM
 from sampy.optim.masks import top_k_mask
@@ -38,9 +39,9 @@ from sampy.optim.sam import SAM
 from sampy.optim.samanatomy import SAMAnatomy
 from sampy.optim.same import SAME, CustomSAME, SAMCkpt
 from sampy.optim.schedule_free import ScheduleFreeAdamW
-from sampy.optim.sgd import SGD, SGDState
-from sampy.optim.sharpness_aware import SharpnessAware, SharpnessAwareState
-from sampy.optim.ssam import SSAMD, SSAMF, SSAMState
+from sampy.optim.sgd import SGD
+from sampy.optim.sharpness_aware import SharpnessAware
+from sampy.optim.ssam import SSAMD, SSAMF
 from sampy.optim.swaps import SAMAgree, SAMDirection, SAMMagnitude, SGDAgree
 from sampy.optim.transforms import (
     Partition,
@@ -68,22 +69,17 @@ __all__ = [
     "USAM",
     "WSAM",
     "Adam",
-    "AdamState",
     "AdamW",
     "AdamWMSAM",
     "AdamWMSAMScheduleFree",
-    "BSAMState",
     "BaseOptimizer",
     "ClampSAM",
     "ClipSAM",
     "CustomSAME",
-    "EMAState",
-    "ESAMState",
     "FisherSAM",
     "FriendlySAM",
     "Hyper",
     "ImbSAM",
-    "LogitJacobianState",
     "LogitSAM",
     "LookSAM",
     "MSharpnessSAM",
@@ -99,11 +95,8 @@ __all__ = [
     "SAMDirection",
     "SAMMagnitude",
     "SGDAgree",
-    "SGDState",
-    "SSAMState",
     "ScheduleFreeAdamW",
     "SharpnessAware",
-    "SharpnessAwareState",
     "TransformedAscent",
     "TransformedBase",
     "VaSSO",
