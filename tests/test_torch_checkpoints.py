@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import pickle
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.distributed.checkpoint.state_dict as dcp_state  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
+from sampy.torch import call_shapes  # noqa: E402
+from sampy.torch.jsam import functional_forward  # noqa: E402
 
 # -- (1) state_dict() holds no copy of the weights ----------------------------------------------
 
@@ -118,3 +126,105 @@ def test_state_dict_between_the_two_passes_is_refused_and_after_them_allowed():
     torch.nn.functional.cross_entropy(model(x), y).backward()
     opt.second_step(zero_grad=True)
     assert len(opt.state_dict()["param_groups"]) == 1
+
+
+# -- (2) torch.distributed.checkpoint: get_/set_optimizer_state_dict round-trip every twin ------
+
+
+ROWS = call_shapes.call_shapes()
+N, D, C = 12, 5, 3
+BASES = {"sgd-momentum": (torch.optim.SGD, {"momentum": 0.9}), "adam": (torch.optim.Adam, {})}
+
+
+def _model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(D, 6), torch.nn.Tanh(), torch.nn.Linear(6, C))
+
+
+def _groups(model: torch.nn.Module) -> list[dict]:
+    first, second = model[0], model[2]
+    return [{"params": list(first.parameters())}, {"params": list(second.parameters())}]
+
+
+def _twin(row, model, base: str | None):
+    variant = sampy.variant(row.variant)
+    if not row.takes_base_optimizer:
+        return variant.make_twin(_groups(model), lr=0.05)
+    base_cls, kwargs = BASES[base]
+    return variant.make_twin(_groups(model), base_cls, lr=0.05, **kwargs)
+
+
+def _train(row, model, opt, steps: int, start: int = 0) -> None:
+    """``steps`` steps of ``row``'s call shape on the batches ``start``, ``start + 1``, ..."""
+    for t in range(start, start + steps):
+        gen = torch.Generator().manual_seed(t)
+        x, y = torch.randn(N, D, generator=gen), torch.randint(0, C, (N,), generator=gen)
+        if row.closure == call_shapes.FORWARD:
+            opt.step(functional_forward(model), x, y)
+        elif row.closure == call_shapes.EXAMPLES:
+
+            def losses(indices=None, x=x, y=y):
+                xs, ys = (x, y) if indices is None else (x[indices], y[indices])
+                return F.cross_entropy(model(xs), ys, reduction="none")
+
+            extra = {"tail": y == C - 1} if "tail=" in row.step else {}
+            if "batch_size=" in row.step:
+                extra["batch_size"] = N
+            opt.step(losses, **extra)
+        else:
+
+            def closure(x=x, y=y):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+
+
+def _cases():
+    for row in ROWS:
+        for base in sorted(BASES) if row.takes_base_optimizer else [None]:
+            yield pytest.param(row, base, id=f"{row.variant}-{base}" if base else row.variant)
+
+
+@pytest.mark.parametrize(("row", "base"), list(_cases()))
+def test_distributed_checkpoint_round_trips_the_base_state_the_rule_state_and_counters(row, base):
+    model = _model(0)
+    opt = _twin(row, model, base)
+    _train(row, model, opt, 5)  # LookSAM (k = 5 by default) and SSAM save mid-period
+    saved_model = _reloaded(model.state_dict())
+    saved = _reloaded(dcp_state.get_optimizer_state_dict(model, opt))
+    if base is not None:
+        names = {"sgd-momentum": "momentum_buffer", "adam": "exp_avg_sq"}
+        assert all(names[base] in entry for entry in saved["state"].values()), saved["state"]
+    _train(row, model, opt, 5, start=5)
+    expected = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    model2 = _model(7)
+    model2.load_state_dict(saved_model)
+    opt2 = _twin(row, model2, base)
+    dcp_state.set_optimizer_state_dict(model2, opt2, saved)
+    _train(row, model2, opt2, 5, start=5)
+    got = torch.cat([p.detach().reshape(-1) for p in model2.parameters()])
+    assert torch.equal(got, expected), (got - expected).abs().max()
+
+
+# -- (3) copy.deepcopy and pickle give an optimizer that steps as the original --------------------
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize(("row", "base"), list(_cases()))
+def test_a_copied_optimizer_steps_bit_for_bit_as_the_original(row, base, how):
+    model = _model(0)
+    opt = _twin(row, model, base)
+    _train(row, model, opt, 3)
+    if how == "deepcopy":
+        model2, opt2 = copy.deepcopy((model, opt))
+    else:
+        model2, opt2 = pickle.loads(pickle.dumps((model, opt)))
+    assert opt2.param_groups[0]["params"][0] is next(model2.parameters())
+    _train(row, model, opt, 3, start=3)
+    _train(row, model2, opt2, 3, start=3)
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from sampy.optim.hyper import Hyper, validate
+from sampy.torch.sharpness_aware import TwinOptimizer
 
 
-class CheckedOptimizer(torch.optim.Optimizer):
+class CheckedOptimizer(TwinOptimizer):
     """A ``torch.optim.Optimizer`` whose every group is checked against ``HYPERPARAMETERS``."""
 
     HYPERPARAMETERS: tuple[Hyper, ...]

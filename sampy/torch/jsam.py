@@ -49,7 +49,12 @@ from torch.func import functional_call, grad, vmap
 
 from sampy.optim import jsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.sharpness_aware import check_base_optimizer, pop_base_optimizer_state
+from sampy.torch.sharpness_aware import (
+    TwinOptimizer,
+    check_base_optimizer,
+    split_base_state,
+    with_base_state,
+)
 
 __all__ = ["JSAM", "LogitSAM", "PerExampleSAM", "functional_forward"]
 
@@ -103,7 +108,7 @@ def _logit_scale(logits: Tensor, targets: Tensor) -> Tensor:
     return torch.softmax(logits, dim=-1) - F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
 
 
-class PerExampleSAM(torch.optim.Optimizer):
+class PerExampleSAM(TwinOptimizer):
     """Per-example SAM around a torch optimizer: 1-SAM, logit-SAM or J-SAM (``mode``).
 
     Args:
@@ -242,17 +247,21 @@ class PerExampleSAM(torch.optim.Optimizer):
         self._opt_called = True  # for torch.optim.lr_scheduler: this was the optimizer's step
         return loss.detach()
 
+    def _initialise_state(self) -> None:
+        """The base optimizer's state, by its own step at lr 0 (see ``TwinOptimizer``)."""
+        if not self.base_optimizer.state:
+            self.base_optimizer.step()
+
     def state_dict(self) -> dict[str, Any]:
-        """This optimizer's state and the base optimizer's (momentum, moments)."""
-        state = super().state_dict()
-        state["base_optimizer"] = self.base_optimizer.state_dict()
-        return state
+        """The base optimizer's state (momentum, moments) in torch's layout, as the template's
+        (``SharpnessAware.state_dict``)."""
+        return with_base_state(super().state_dict(), self.base_optimizer.state_dict())
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load both and re-bind the shared ``param_groups``."""
-        state_dict = dict(state_dict)
-        base = pop_base_optimizer_state(self, state_dict)
-        super().load_state_dict(state_dict)
+        """Load it (also the older layout with a ``"base_optimizer"`` entry) and re-bind the
+        shared ``param_groups``."""
+        own, base = split_base_state(self, state_dict)
+        super().load_state_dict(own)
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
 
