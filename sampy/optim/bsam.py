@@ -156,7 +156,7 @@ class BSAM:
         return batches, weights, self.num_data if self.num_data is not None else float(n)
 
     @staticmethod
-    def _grads(oracle: Oracle, points: np.ndarray, batches: list[np.ndarray] | None):
+    def _grads(oracle: Oracle, points: np.ndarray, batches: list[np.ndarray] | None) -> np.ndarray:
         if batches is None:
             return oracle.grad(points[..., 0, :])[..., None, :]
         return oracle.batch_grads(points, batches)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def ratio(g: np.ndarray, g_adv: np.ndarray, ratio_eps: float = 1e-8, mode: str = "sign_safe"):
+def ratio(
+    g: np.ndarray, g_adv: np.ndarray, ratio_eps: float = 1e-8, mode: str = "sign_safe"
+) -> np.ndarray:
     """``r = g̃/g`` with the notes' code's guard or the sign-safe one (NaN where undefined)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if mode == "notes_code":

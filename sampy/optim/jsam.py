@@ -141,7 +141,14 @@ class LogitSAM(_LogitJacobianSAM):
         """``n + 1``: n per-example gradients, then one backward pass at ``w``."""
         return n + 1
 
-    def _direction(self, model, at_w, at_adv, examples, oracle):
+    def _direction(
+        self,
+        model: LogitModel,
+        at_w: np.ndarray,
+        at_adv: np.ndarray,
+        examples: np.ndarray,
+        oracle: Oracle,
+    ) -> np.ndarray:
         n = examples.size
         r_adv = logistic_logit_derivative(model.logits_at(at_adv, examples), model.labels)
         jac = model.logit_grads_at(at_w, examples)
@@ -167,7 +174,14 @@ class JSAM(_LogitJacobianSAM):
         """``2n``: n per-example gradients, then n vector-Jacobian products at ``w + ε_i``."""
         return 2 * n
 
-    def _direction(self, model, at_w, at_adv, examples, oracle):
+    def _direction(
+        self,
+        model: LogitModel,
+        at_w: np.ndarray,
+        at_adv: np.ndarray,
+        examples: np.ndarray,
+        oracle: Oracle,
+    ) -> np.ndarray:
         n = examples.size
         # The logits at w come with the clean pass (step 1), no extra evaluation.
         r = logistic_logit_derivative(model.logits_at(at_w, examples), model.labels)

@@ -81,7 +81,15 @@ class _SparseSAM:
     grad_evals_per_step: float = 2
     needs_examples = False  # SSAM-F uses per-example gradients when the problem has them
 
-    def __init__(self, base: BaseOptimizer, rho, sparsity, update_freq, seed, perturb_eps):
+    def __init__(
+        self,
+        base: BaseOptimizer,
+        rho: float | np.ndarray,
+        sparsity: float,
+        update_freq: int,
+        seed: int,
+        perturb_eps: float,
+    ) -> None:
         check_base(base)
         self.base = base
         self.rho = rho
@@ -287,7 +295,9 @@ class SSAMD(_SparseSAM):
         phase = (t - self.T_start) / (self.T_end - self.T_start)
         return self.drop_rate * (1.0 + math.cos(math.pi * phase)) / 2.0
 
-    def _score(self, kind: str, w: np.ndarray, g: np.ndarray, rng: np.random.Generator):
+    def _score(
+        self, kind: str, w: np.ndarray, g: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         if kind == "weight":
             return np.abs(w)
         if kind == "gradient":
