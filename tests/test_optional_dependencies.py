@@ -111,3 +111,19 @@ def test_plot_says_which_extra_it_needs():
     result = _run_without_book_packages("import sampy.plot")
     assert result.returncode != 0
     assert "sampy[book]" in result.stderr and "matplotlib" in result.stderr
+
+
+def test_the_makefile_venv_still_installs_every_extra():
+    """``make venv`` installs requirements.txt, then sampy without dependencies: the pins must
+    cover the install's dependencies and every extra, or the book and the tests break."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pinned = {
+        line.split("==")[0].split(">=")[0].strip().lower()
+        for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    wanted = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted |= set(extra)
+    assert {name.lower() for name in wanted} <= pinned
+    assert "-r ,$(REQUIREMENTS)" in (ROOT / "Makefile").read_text(encoding="utf-8")
