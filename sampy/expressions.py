@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import autograd.numpy as anp
 import numpy as np
 
-from sampy.functions._base import TestFunction
+from sampy.functions import TestFunction
 
 __all__ = [
     "BINARY_FUNCTIONS",

@@ -32,7 +32,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from sampy._checks import check_binary_data, check_int, check_real
-from sampy.functions._base import autograd_value_and_grad
+from sampy.functions import autograd_value_and_grad
 
 HEAD = "head"
 TAIL = "tail"

@@ -29,7 +29,7 @@ import autograd
 import numpy as np
 
 from sampy._checks import check_int, check_p, check_real
-from sampy.functions._base import TestFunction, autograd_value_and_grad
+from sampy.functions import TestFunction, autograd_value_and_grad
 from sampy.optim.perturbation import lp_norm, norm_ball_perturbation
 
 Function = TestFunction | Callable[[np.ndarray], np.ndarray]

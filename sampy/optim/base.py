@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sampy.functions._base import TestFunction, autograd_value_and_grad
+from sampy.functions import TestFunction, autograd_value_and_grad
 from sampy.problems import NoisyGradient, SumOfExamples
 
 State = Any
