@@ -241,3 +241,37 @@ def test_a_layer_frozen_by_hand_stays_frozen_in_the_block():
 def test_first_pass_block_rejects_a_non_module():
     with pytest.raises(ValueError, match="needs the model"):
         st.running_stats_from_first_pass([torch.zeros(2)])
+
+
+def test_frozen_block_writes_nothing_and_releases_on_error():
+    model = _net()
+    model(_batch(0)[0])
+    before = _stats(model)
+    with pytest.raises(RuntimeError, match="replay failed"):
+        with st.running_stats_frozen(model):
+            model(torch.full((16, 6), float("nan")))
+            raise RuntimeError("replay failed")
+    for got, want in zip(_stats(model), before, strict=True):
+        assert torch.equal(got, want)
+    assert model[1].track_running_stats
+    st.disable_running_stats(model)
+    with st.running_stats_frozen(model):
+        pass
+    assert not model[1].track_running_stats  # frozen before the block: still frozen
+    st.enable_running_stats(model)
+
+
+def test_davda54_closure_loop_inside_the_block():
+    """``loss.backward(); opt.step(closure)``: the first loss inside the block is the clean pass."""
+    model, reference = _net(), _net()
+    opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.5, lr=0.05)
+    for i in range(STEPS):
+        x, y = _batch(i)
+        reference.load_state_dict(model.state_dict())
+        reference(x)
+        with st.running_stats_from_first_pass(model):
+            F.cross_entropy(model(x), y).backward()
+            opt.step(_plain_closure(model, x, y))
+        opt.zero_grad()
+        _assert_same_stats(model, reference)
+    assert model[1].num_batches_tracked.item() == STEPS

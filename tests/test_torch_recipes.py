@@ -243,6 +243,24 @@ def test_bf16_with_model_keeps_the_first_pass_statistics():
     assert model[1].num_batches_tracked.item() == 3
 
 
+@pytest.mark.parametrize("recipe", [accumulated_sam_step, union_batch_sam_step])
+def test_accumulation_with_model_counts_the_clean_passes_only(recipe):
+    """One statistics update per micro-batch, from its pass at w; none from the passes at w + ε."""
+    x, y = _data(n=24, dtype=torch.float32)
+    micro_batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 24, 8)]
+    model, reference = _bn_model(), _bn_model()
+    opt = _sam(model)
+    for _ in range(2):
+        reference.load_state_dict(model.state_dict())
+        for xb, _yb in micro_batches:
+            reference(xb)  # the clean passes at w, in order
+        recipe(opt, micro_batches, lambda batch: _mse(model, *batch), model=model)
+        for got, want in zip(_bn_stats(model), _bn_stats(reference), strict=True):
+            assert torch.equal(got, want)
+    assert model[1].num_batches_tracked.item() == 2 * len(micro_batches)
+    assert model[1].track_running_stats
+
+
 # -- gradient accumulation ----------------------------------------------------------------------
 
 

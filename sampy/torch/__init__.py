@@ -10,6 +10,7 @@ from sampy.torch.batchnorm import (
     disable_running_stats,
     enable_running_stats,
     running_stats_from_first_pass,
+    running_stats_frozen,
 )
 from sampy.torch.bsam import BSAM
 from sampy.torch.clampsam import ClampSAM, ClipSAM
@@ -89,6 +90,7 @@ __all__ = [
     "enable_running_stats",
     "functional_forward",
     "running_stats_from_first_pass",
+    "running_stats_frozen",
 ]
 
 # Deprecated names (SeedAdamWMSAMSF; the anatomy notes' code's swapped SAMMAGNITUDE and

@@ -11,7 +11,8 @@ Two ways to get there:
 - :func:`running_stats_from_first_pass`, a context manager around the whole step (every twin,
   every call shape, no counting of closure calls): inside the block, the first forward of each
   BatchNorm layer updates its statistics and every later forward leaves them alone.
-- :func:`disable_running_stats` / :func:`enable_running_stats` by hand around the later passes.
+- :func:`disable_running_stats` / :func:`enable_running_stats` by hand around the later passes
+  (or the block :func:`running_stats_frozen`).
 
 A frozen layer writes nothing: it runs with ``track_running_stats = False``, so torch passes no
 running buffers to ``F.batch_norm`` and does not count the batch. That is what makes the freeze
@@ -32,6 +33,7 @@ With ``torch.compile(model)`` the switch of ``track_running_stats`` costs one re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -48,6 +50,7 @@ __all__ = [
     "disable_running_stats",
     "enable_running_stats",
     "running_stats_from_first_pass",
+    "running_stats_frozen",
 ]
 
 
@@ -127,6 +130,34 @@ def enable_running_stats(model: nn.Module) -> None:
     """
     for module in model.modules():
         if isinstance(module, _BatchNorm) and hasattr(module, _FROZEN):
+            _release(module)
+
+
+@contextmanager
+def running_stats_frozen(model: nn.Module) -> Iterator[None]:
+    """A block in which no BatchNorm layer of ``model`` updates its running statistics.
+
+    :func:`disable_running_stats` on entry and the release of the same layers on exit, also
+    when the block raises; layers frozen before the block stay frozen after it. For passes that
+    must never count, e.g. the replayed micro-batches of
+    ``sampy.torch.recipes.union_batch_sam_step``.
+
+    Example:
+        >>> import torch
+        >>> from sampy.torch.batchnorm import running_stats_frozen
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        >>> with running_stats_frozen(model):
+        ...     _ = model(torch.randn(8, 3))
+        >>> int(model[1].num_batches_tracked), model[1].track_running_stats
+        (0, True)
+    """
+    layers = [module for module in _tracking_layers(model) if not hasattr(module, _FROZEN)]
+    for module in layers:
+        _freeze(module)
+    try:
+        yield
+    finally:
+        for module in layers:
             _release(module)
 
 

@@ -15,10 +15,9 @@ into your loop and change what you need.
 
 In every recipe ``loss_fn`` computes and returns the loss (a scalar tensor) **without** calling
 ``backward()``; the recipe does the backward passes, because it must scale, split or accumulate
-them. BatchNorm: pass ``model=`` to :func:`amp_sam_step` and :func:`bf16_sam_step` and the
-running statistics see only the first pass of each layer
-(``sampy.torch.running_stats_from_first_pass``), so ``loss_fn`` need not know which call it is; a
-skipped step leaves the statistics as they were before it.
+them. BatchNorm: pass ``model=`` to any recipe and the running statistics see only the clean
+passes at ``w`` (``sampy.torch.running_stats_from_first_pass``), so ``loss_fn`` need not know
+which call it is; a skipped fp16 step leaves the statistics as they were before it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,11 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from sampy.torch.batchnorm import RunningStatsFromFirstPass, running_stats_from_first_pass
+from sampy.torch.batchnorm import (
+    RunningStatsFromFirstPass,
+    running_stats_from_first_pass,
+    running_stats_frozen,
+)
 from sampy.torch.sharpness_aware import SharpnessAware
 
 Batch = TypeVar("Batch")
@@ -58,6 +61,11 @@ def _first_pass_block(
 ) -> RunningStatsFromFirstPass | contextlib.nullcontext[None]:
     """The BatchNorm block of a recipe's step (nothing to do without a model)."""
     return contextlib.nullcontext() if model is None else running_stats_from_first_pass(model)
+
+
+def _running_stats_frozen(model: nn.Module | None) -> contextlib.AbstractContextManager[None]:
+    """Frozen BatchNorm statistics for a recipe's later passes (nothing without a model)."""
+    return contextlib.nullcontext() if model is None else running_stats_frozen(model)
 
 
 # -- float16 + GradScaler ----------------------------------------------------------------------
@@ -283,6 +291,8 @@ def accumulated_sam_step(
     optimizer: SharpnessAware,
     micro_batches: Sequence[Batch],
     loss_fn: Callable[[Batch], Tensor],
+    *,
+    model: nn.Module | None = None,
 ) -> Tensor:
     """Gradient accumulation, mode (A): m-sharpness — one base step from N micro-batches.
 
@@ -308,6 +318,9 @@ def accumulated_sam_step(
     batch), plus one accumulator the size of the parameters. Equal-sized micro-batches are
     assumed (``loss_fn`` returns a mean over its micro-batch); weight the losses yourself
     otherwise. A descent or ascent rule with memory (an EMA) is updated once per micro-batch.
+
+    With ``model=`` each micro-batch's clean pass updates the BatchNorm running statistics and
+    its pass at ``w + ε_j`` does not (N updates per step, as plain accumulation makes).
 
     Returns the mean over the micro-batches of the (detached) loss at ``w``; no host sync.
 
@@ -337,14 +350,15 @@ def accumulated_sam_step(
     try:
         for batch in micro_batches:
             _clear_grads(optimizer)
-            with torch.enable_grad():
-                loss = loss_fn(batch)
-                loss.backward()
-            losses.append(loss.detach())
-            optimizer.first_step(zero_grad=True)
-            with torch.enable_grad():
-                loss_fn(batch).backward()
-            optimizer.second_step(zero_grad=True)
+            with _first_pass_block(model):
+                with torch.enable_grad():
+                    loss = loss_fn(batch)
+                    loss.backward()
+                losses.append(loss.detach())
+                optimizer.first_step(zero_grad=True)
+                with torch.enable_grad():
+                    loss_fn(batch).backward()
+                optimizer.second_step(zero_grad=True)
     finally:
         optimizer.base_optimizer = base
     with torch.no_grad():
@@ -360,6 +374,8 @@ def union_batch_sam_step(
     optimizer: SharpnessAware,
     micro_batches: Sequence[Batch],
     loss_fn: Callable[[Batch], Tensor],
+    *,
+    model: nn.Module | None = None,
 ) -> Tensor:
     """Gradient accumulation, mode (B): SAM on the union of the micro-batches (n-SAM).
 
@@ -370,6 +386,9 @@ def union_batch_sam_step(
     but the micro-batches must be available twice (replay the data loader's output, keep the
     augmentation and dropout randomness in mind), and the clean gradient of every
     micro-batch must be known before any perturbed pass can start.
+
+    With ``model=`` the clean passes update the BatchNorm running statistics (one update per
+    micro-batch) and the replayed passes at ``w + ε`` do not.
 
     Returns the mean (detached) loss at ``w``; no host sync.
 
@@ -398,7 +417,7 @@ def union_batch_sam_step(
             (loss / n).backward()
             losses.append(loss.detach())
     optimizer.first_step(zero_grad=True)
-    with torch.enable_grad():
+    with torch.enable_grad(), _running_stats_frozen(model):
         for batch in micro_batches:
             (loss_fn(batch) / n).backward()
     optimizer.second_step(zero_grad=True)
