@@ -14,6 +14,7 @@ from sampy.torch.recipes import (  # noqa: E402
     accumulated_sam_step,
     amp_sam_step,
     bf16_sam_step,
+    same_dropout_masks,
     union_batch_sam_step,
 )
 
@@ -259,6 +260,41 @@ def test_accumulation_with_model_counts_the_clean_passes_only(recipe):
             assert torch.equal(got, want)
     assert model[1].num_batches_tracked.item() == 2 * len(micro_batches)
     assert model[1].track_running_stats
+
+
+def _dropout_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    ).double()
+
+
+def _masks_of_one_step(model, opt, x, y) -> list[torch.Tensor]:
+    masks = []
+    handle = model[1].register_forward_hook(lambda m, args, out: masks.append(out != 0))
+    opt.step(lambda: _mse(model, x, y).backward())
+    handle.remove()
+    return masks
+
+
+def test_same_dropout_masks_in_every_pass_of_a_step():
+    x, y = _data()
+    model = _dropout_model()
+    opt = _sam(model)
+    plain = _masks_of_one_step(model, opt, x, y)
+    assert len(plain) >= 2 and not torch.equal(plain[0], plain[-1])  # the default: new masks
+    torch.manual_seed(5)
+    with same_dropout_masks(model):
+        shared = _masks_of_one_step(model, opt, x, y)
+    assert len(shared) >= 2 and all(torch.equal(shared[0], m) for m in shared)
+    after_step = torch.rand(3)
+    torch.manual_seed(5)
+    model(x)  # one pass from the same state: the stream goes on as after one pass
+    assert torch.equal(torch.rand(3), after_step)
+    assert not model._forward_pre_hooks
+    with pytest.raises(ValueError, match="needs the model"):
+        with same_dropout_masks(opt):
+            pass
 
 
 # -- gradient accumulation ----------------------------------------------------------------------

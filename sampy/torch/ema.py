@@ -12,6 +12,17 @@ AdamW-MSAM keep ``w̃`` (``move_from_ascent()``/``move_to_ascent()``), the sched
 training point ``y`` (``eval()``/``train()``, the average ``x`` is what they evaluate).
 :func:`unperturbed` moves such a twin to the point to evaluate for the length of a block, and
 :meth:`WithEMA.update` averages inside it: the average is always of ``w`` (or ``x``).
+
+BatchNorm (the schedule-free authors' caveat): such a twin runs its training passes at ``w̃`` or
+``y``, so the running statistics are gathered there but used at ``w`` or ``x``. Re-estimate them
+at the evaluation point before evaluating, with torch's own tool::
+
+    with unperturbed(opt):
+        torch.optim.swa_utils.update_bn(loader, model)   # or update_bn(loader, ema.module)
+        evaluate(model)
+
+(on the digits CNN of the torch-user review, MSAM with ρ = 3: test accuracy 0.928 with the
+statistics from training, 0.939 after ``update_bn`` at ``w``).
 """
 
 from __future__ import annotations

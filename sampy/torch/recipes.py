@@ -12,6 +12,7 @@ into your loop and change what you need.
   perturbs with its own gradient (davda54/sam #62, nblt/F-SAM #3).
 - :func:`union_batch_sam_step` — gradient accumulation, mode (B): SAM on the union of the
   micro-batches, replaying them.
+- :func:`same_dropout_masks` — every pass of a step draws the first pass's dropout masks.
 
 In every recipe ``loss_fn`` computes and returns the loss (a scalar tensor) **without** calling
 ``backward()``; the recipe does the backward passes, because it must scale, split or accumulate
@@ -23,7 +24,7 @@ which call it is; a skipped fp16 step leaves the statistics as they were before 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "accumulated_sam_step",
     "amp_sam_step",
     "bf16_sam_step",
+    "same_dropout_masks",
     "union_batch_sam_step",
 ]
 
@@ -422,3 +424,56 @@ def union_batch_sam_step(
             (loss_fn(batch) / n).backward()
     optimizer.second_step(zero_grad=True)
     return torch.stack(losses).mean()
+
+
+# -- the same dropout masks in every pass ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def same_dropout_masks(model: nn.Module) -> Iterator[None]:
+    """A block in which every forward of ``model`` draws the random numbers of the first one.
+
+    By default each pass of a SAM step draws new dropout masks (as in davda54/sam and
+    pytorch-optimizer), so ``g`` and ``g̃`` are gradients of two different sub-networks. Inside
+    this block a forward pre-hook on ``model`` saves torch's global generator states (CPU, and
+    every CUDA device once CUDA is initialised) before the first forward and puts them back
+    before every later one: the passes at ``w`` and at ``w + ε`` see the same masks (and the
+    same draws of any other random layer). Meant for passes over the same batch (SAM's two
+    passes, a closure); an example closure that evaluates a subset (ESAM's selection, ImbSAM's
+    tail) gets the same random stream on a different shape, not the same masks per example.
+    Twins that draw their own noise use their own generators and are not affected.
+
+    Args:
+        model: the model whose forward calls share the draws (the module called in the loop).
+
+    Example:
+        >>> import torch
+        >>> from sampy.torch.recipes import same_dropout_masks
+        >>> model = torch.nn.Dropout(0.5)
+        >>> x = torch.ones(8)
+        >>> with same_dropout_masks(model):
+        ...     first, second = model(x), model(x)
+        >>> torch.equal(first, second)
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"same_dropout_masks needs the model (a torch.nn.Module), got {type(model).__name__}"
+        )
+    saved: list[tuple[Tensor, list[Tensor] | None]] = []
+
+    def replay(module: nn.Module, args: Any) -> None:
+        if not saved:
+            cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+            saved.append((torch.get_rng_state(), cuda))
+            return
+        cpu, cuda = saved[0]
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+    handle = model.register_forward_pre_hook(replay)
+    try:
+        yield
+    finally:
+        handle.remove()
