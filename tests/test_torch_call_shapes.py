@@ -9,6 +9,7 @@ same weights as its closure-only loop.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import pytest
 
@@ -96,6 +97,8 @@ def test_plain_closure_calls_match_the_gradient_evaluations(name):
         opt.step(closure)
     assert torch.isfinite(flat(model)).all() and not torch.equal(flat(model), w0)
     assert calls == expected_calls(name), f"{name}: {calls} closure calls in {STEPS} steps"
+    if BY_NAME[name].closure == cs.PLAIN:  # the closure convention: a step ends without gradients
+        assert all(p.grad is None for p in model.parameters()), f"{name} left gradients"
 
 
 @pytest.mark.parametrize("name", [r.variant for r in ROWS if r.closure == cs.EXAMPLES])
@@ -114,9 +117,13 @@ def test_example_closure_steps(name):
     if "batch_size=" in row.step:
         extra["batch_size"] = N
     w0 = flat(model)
-    for _ in range(3):
-        loss = opt.step(losses, **extra)
-        assert loss.dim() == 0 and torch.isfinite(loss)
+    with warnings.catch_warnings():
+        # A step leaves no gradient behind, so the next one finds none to discard and warn about.
+        warnings.simplefilter("error")
+        for _ in range(3):
+            loss = opt.step(losses, **extra)
+            assert loss.dim() == 0 and torch.isfinite(loss)
+            assert all(p.grad is None for p in model.parameters()), f"{name} left gradients"
     assert torch.isfinite(flat(model)).all() and not torch.equal(flat(model), w0)
 
 
