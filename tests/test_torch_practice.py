@@ -342,6 +342,22 @@ def test_gsam_placements_against_a_hand_computation(placement):
         torch.testing.assert_close(p.detach(), w0 - x, rtol=1e-12, atol=1e-15)
 
 
+def test_clip_direction_acts_the_same_in_the_closure_step():
+    results = []
+    for shape in ("two calls", "closure"):
+        model = _mlp()
+        opt = st.WSAM(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9)
+        clipping.clip_direction(opt, MAX_NORM)
+        for step in range(3):
+            x, y = _batch(step)
+            if shape == "closure":
+                opt.step(lambda m=model, x=x, y=y: F.cross_entropy(m(x), y).backward())
+            else:
+                _sam_step(model, opt, x, y)
+        results.append(_flat(model))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-15)
+
+
 # SAMAnatomy takes three gradients per step (first_step, second_ascent_step, second_step).
 NOT_TWO_CALL = {"SAMAnatomy"}
 
