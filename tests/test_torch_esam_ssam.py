@@ -1,13 +1,13 @@
-"""The torch twins of ESAM, SSAM-F and SSAM-D against their NumPy references, and their contract.
+"""What is ESAM's, SSAM-F's and SSAM-D's own: closure calls, reductions, SDS, masks, granularity.
 
-Random variants: the twins run with ``noise="numpy"`` (the reference's draws, call for call) for
-every comparison with the reference; ``noise="torch"`` (device draws) for the contract tests.
+The contracts every twin keeps (trajectory against the reference, checkpoints, several tensors,
+host reads, signatures) run for these rows and their settings in the registry-driven suites
+(``test_torch_twins_from_registry.py``, ``test_torch_contracts.py``, ``test_torch_registry.py``).
+Comparisons with the reference use ``noise="numpy"`` (the reference's draws, call for call).
 """
 
 from __future__ import annotations
 
-import inspect
-import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,23 +19,20 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twin_helpers import (  # noqa: E402
-    FUNCTIONS,
     STEPS,
     counting_closure,
     data,
     flat,
     forbid_host_reads,
     mlp,
-    start,
     two_groups,
 )
 
-import sampy  # noqa: E402
 from sampy import optim as ref  # noqa: E402
-from sampy.problems import SumOfExamples, make_logistic_problem  # noqa: E402
+from sampy.problems import make_logistic_problem  # noqa: E402
 from sampy.torch import SAM  # noqa: E402
 from sampy.torch.esam import ESAM  # noqa: E402
-from sampy.torch.functional import as_torch_example_losses, as_torch_loss  # noqa: E402
+from sampy.torch.functional import as_torch_example_losses  # noqa: E402
 from sampy.torch.masks import top_k_indices, top_k_mask  # noqa: E402
 from sampy.torch.ssam import SSAMD, SSAMF  # noqa: E402
 
@@ -59,84 +56,7 @@ class Row:
         return REFERENCES[self.twin]
 
 
-BASES = {
-    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
-    "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-3}),
-}
-
-
-# -- the reference's names, order and defaults, plus the twin-only ``noise`` ------------------
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_same_name_hyperparameters_and_signature_as_the_reference(cls):
-    reference = REFERENCES[cls]
-    assert cls.__name__ == reference.__name__
-    assert cls.HYPERPARAMETERS is reference.HYPERPARAMETERS
-    twin = inspect.signature(cls).parameters
-    names = list(twin)
-    assert names[:2] == ["params", "base_optimizer"]
-    assert twin["base_optimizer"].default is torch.optim.SGD
-    assert names[2:-2] == list(inspect.signature(reference).parameters)[1:]
-    assert names[-2] == "noise" and twin["noise"].default == "torch"
-    assert twin[names[-1]].kind is inspect.Parameter.VAR_KEYWORD
-    for spec in cls.HYPERPARAMETERS:
-        assert twin[spec.name].default == spec.default, spec.name
-
-
-# -- (1) twins on the test functions (plain closures) -------------------------------------------
-
-PLAIN_ROWS = [
-    Row("ESAM-coordinate-full", ESAM, {"gamma": 1.0}),
-    Row(
-        "ESAM-tensor-kept-asam",
-        ESAM,
-        {"gamma": 1.0, "swp_granularity": "tensor", "swp_norm": "kept", "adaptive": True},
-    ),
-    Row("SSAMF", SSAMF, {"sparsity": 0.5, "update_freq": 3}),
-    Row("SSAMD", SSAMD, {"sparsity": 0.5, "update_freq": 2, "T_end": 150}),
-    Row(
-        "SSAMD-weight-weight",
-        SSAMD,
-        {"sparsity": 0.5, "drop_strategy": "weight", "growth_strategy": "weight", "T_end": 120},
-    ),
-]
-
-
-# Four of the shared landscapes (all six agree to 1e-10; four keep the file's runtime modest).
-TWIN_FUNCTIONS = ("rosenbrock", "himmelblau", "three_hump_camel", "ill_conditioned")
-assert set(TWIN_FUNCTIONS) <= set(FUNCTIONS)
-
-
-def _torch_run(f, x0, steps, row: Row, base_cls, base_kwargs):
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = row.twin([x], base_cls, **row.hyper, noise="numpy", **base_kwargs)
-    loss = as_torch_loss(f)
-    closure = counting_closure(opt, lambda: loss(x))
-    xs = [x.detach().numpy().copy()]
-    for _ in range(steps):
-        opt.step(closure)
-        xs.append(x.detach().numpy().copy())
-    return np.array(xs), closure.calls
-
-
-@pytest.mark.parametrize("base", sorted(BASES))
-@pytest.mark.parametrize("row", PLAIN_ROWS, ids=[r.id for r in PLAIN_ROWS])
-@pytest.mark.parametrize("name", TWIN_FUNCTIONS)
-def test_twin_follows_reference_trajectory_on_test_functions(name, row, base):
-    f = sampy.functions.get(name)
-    np_cls, torch_cls, kwargs = BASES[base]
-    x0 = start(f)
-    reference = sampy.run(row.reference(np_cls(**kwargs), **row.hyper), f, x0, STEPS)
-    twin, calls = _torch_run(f, x0, STEPS, row, torch_cls, kwargs)
-    assert not reference.diverged.any()
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-4
-    # 2 per step, and SSAM-F's F = g² costs one more at every refresh.
-    assert calls == reference.grad_evals
-
-
-# -- (1b) twins on a sum of examples (example closures) -----------------------------------------
+# -- (1) how ESAM calls an example closure --------------------------------------------------------
 
 PROBLEM = make_logistic_problem(dim=4, noise=0.1)
 PROBLEM_X0 = np.array([1.0, -0.5, 0.3, 2.0])
@@ -148,6 +68,8 @@ EXAMPLE_BASES = {
     "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.5}),
     "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-2}),
 }
+# The trajectories of every sparse setting against the reference run in
+# test_torch_twins_from_registry.py; here, what ESAM asks of an example closure.
 EXAMPLE_ROWS = [
     Row("ESAM-SDS", ESAM, {"rho": 0.2}),
     Row(
@@ -195,21 +117,18 @@ def _example_closure(losses_of: Callable[[torch.Tensor | None], torch.Tensor]):
 
 @pytest.mark.parametrize("base", sorted(EXAMPLE_BASES))
 @pytest.mark.parametrize("row", EXAMPLE_ROWS, ids=[r.id for r in EXAMPLE_ROWS])
-def test_twin_follows_reference_on_a_sum_of_examples(row, base):
+def test_an_example_closure_is_called_as_the_reference_evaluates(row, base):
+    """One backward per gradient the reference takes; ESAM's SDS adds one no-grad forward at
+    w + ε a step (the forward at w gives both g and the losses ℓ_i(w)) and then differentiates
+    exactly the k = ⌊γn⌋ examples it selected."""
     np_cls, torch_cls, kwargs = EXAMPLE_BASES[base]
-    expected, oracle = _reference_on_problem(row, np_cls(**kwargs), STEPS)
+    _, oracle = _reference_on_problem(row, np_cls(**kwargs), STEPS)
     x = torch.tensor(PROBLEM_X0, requires_grad=True)
     opt = row.twin([x], torch_cls, **row.hyper, noise="numpy", **kwargs)
     losses = as_torch_example_losses(PROBLEM)
     closure = _example_closure(lambda idx: losses(x, idx))
-    xs = [PROBLEM_X0.copy()]
     for _ in range(STEPS):
         opt.step(closure)
-        xs.append(x.detach().numpy().copy())
-    np.testing.assert_allclose(np.array(xs), expected, rtol=0, atol=1e-10)
-    assert np.abs(expected[-1] - PROBLEM_X0).max() > 1e-2
-    # Every backward is one of the reference's gradient evaluations; ESAM's forward at w gives
-    # the first gradient and the losses ℓ_i(w), so its no-grad forwards are loss_calls − steps.
     assert closure.calls["grad"] == oracle.calls
     sds = row.twin is ESAM and row.hyper.get("gamma", 0.5) < 0.99
     assert closure.calls["forward"] == (oracle.loss_calls - STEPS if sds else 0)
@@ -363,7 +282,7 @@ def test_a_step_selects_the_examples_whose_loss_rises_most(rho):
     assert x.item() == pytest.approx(0.7 - 0.1 * c[chosen].mean().item(), abs=1e-15)
 
 
-# -- (4) state_dict: masks, counters and generator continue bit-identically --------------------
+# -- (4) state_dict: the noise entry, and the settings CUDA runs (round trip: test_torch_contracts)
 
 STATE_ROWS = [
     Row("ESAM-SDS", ESAM, {}),
@@ -376,47 +295,6 @@ STATE_ROWS = [
         {"sparsity": 0.5, "update_freq": 2, "drop_strategy": "random", "growth_strategy": "random"},
     ),
 ]
-EXAMPLE_IDS = {"ESAM-SDS", "ESAM-tensor-kept", "SSAMF-examples"}
-
-
-@pytest.mark.parametrize("noise", ["torch", "numpy"])
-@pytest.mark.parametrize("row", STATE_ROWS, ids=[r.id for r in STATE_ROWS])
-def test_state_dict_round_trip_continues_bit_identically(row, noise):
-    example = row.id in EXAMPLE_IDS
-
-    def make(model):
-        return row.twin(two_groups(model), **row.hyper, noise=noise, lr=0.1, momentum=0.9)
-
-    def closure_for(model, opt):
-        return _example_losses(model) if example else counting_closure(opt, _mean_loss(model))
-
-    model = mlp()
-    opt = make(model)
-    closure = closure_for(model, opt)
-    for _ in range(4):  # saved between two refreshes (update_freq 2 and 3)
-        opt.step(closure)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
-    for _ in range(5):
-        opt.step(closure)
-    expected = flat(model)
-
-    def resumed(load: bool) -> torch.Tensor:
-        buffer.seek(0)
-        saved = torch.load(buffer, weights_only=False)
-        model2 = mlp(seed=123)
-        model2.load_state_dict(saved["model"])
-        opt2 = make(model2)
-        if load:
-            opt2.load_state_dict(saved["opt"])
-            assert opt2.base_optimizer.param_groups is opt2.param_groups
-        closure2 = closure_for(model2, opt2)
-        for _ in range(5):
-            opt2.step(closure2)
-        return flat(model2)
-
-    assert torch.equal(resumed(load=True), expected)
-    assert not torch.equal(resumed(load=False), expected)
 
 
 def test_load_state_dict_without_the_noise_entry_fails_clearly():
@@ -431,81 +309,7 @@ def test_load_state_dict_without_the_noise_entry_fails_clearly():
             cls([x], lr=0.1, noise="numpy").load_state_dict(opt.state_dict())
 
 
-# -- (5) several tensors in two groups equal the reference on the flattened vector ---------------
-
-
-SHAPES = [p.shape for p in mlp().parameters()]
-
-
-def _split(w: torch.Tensor) -> list[torch.Tensor]:
-    sizes = [math.prod(s) for s in SHAPES]
-    return [t.reshape(s) for t, s in zip(torch.split(w, sizes), SHAPES, strict=True)]
-
-
-def _one_example_loss(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    w1, b1, w2, b2 = _split(w)
-    logits = torch.tanh(x @ w1.T + b1) @ w2.T + b2
-    return torch.nn.functional.cross_entropy(logits[None], y[None])
-
-
-class _MLPProblem(SumOfExamples):
-    """The mlp's per-example cross-entropies on (INPUTS, TARGETS) as a flat reference problem."""
-
-    def __init__(self) -> None:
-        super().__init__(n=len(TARGETS), dim=flat(mlp()).numel(), name="mlp")
-
-    def losses_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
-        w, idx = torch.tensor(np.asarray(points)), torch.as_tensor(examples)
-        return torch.func.vmap(_one_example_loss)(w, INPUTS[idx], TARGETS[idx]).numpy()
-
-    def grads_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
-        w, idx = torch.tensor(np.asarray(points)), torch.as_tensor(examples)
-        grad = torch.func.vmap(torch.func.grad(_one_example_loss))
-        return grad(w, INPUTS[idx], TARGETS[idx]).numpy()
-
-
-MULTI_ROWS = [
-    Row("ESAM-SDS-full", ESAM, {"rho": 0.5}),
-    Row("ESAM-SDS-kept-asam", ESAM, {"rho": 0.5, "swp_norm": "kept", "adaptive": True}),
-    Row("SSAMF-examples", SSAMF, {"sparsity": 0.7, "num_samples": 5, "update_freq": 3}),
-    Row("SSAMF-plain", SSAMF, {"sparsity": 0.7, "update_freq": 3}),
-    Row("SSAMD-gradient-random", SSAMD, {"sparsity": 0.6, "update_freq": 2, "T_end": 12}),
-    Row(
-        "SSAMD-weight-random",
-        SSAMD,
-        {"sparsity": 0.3, "update_freq": 1, "drop_strategy": "weight", "T_end": 30},
-    ),
-]
-
-
-@pytest.mark.parametrize("row", MULTI_ROWS, ids=[r.id for r in MULTI_ROWS])
-def test_multi_tensor_model_equals_the_flat_reference(row):
-    """4 tensors in 2 groups: global norm, global top-k and one flat draw, as the reference."""
-    model = mlp()
-    problem = _MLPProblem()
-    example = row.id != "SSAMF-plain"
-    if example:
-        oracle = ref.Oracle(problem)
-    else:  # a plain function: SSAM-F's Fisher is g²
-        oracle = ref.Oracle(problem.loss)
-        oracle._grad = problem.grad
-    opt = row.reference(ref.SGD(lr=0.1, momentum=0.9), **row.hyper)
-    x = flat(model).numpy().copy()
-    state = opt.init(x)
-    twin = row.twin(two_groups(model), **row.hyper, noise="numpy", lr=0.1, momentum=0.9)
-    closure = _example_losses(model) if example else counting_closure(twin, _mean_loss(model))
-    for _ in range(12):
-        x, state = opt.step(x, state, oracle)
-        twin.step(closure)
-        np.testing.assert_allclose(flat(model).numpy(), x, rtol=0, atol=1e-12)
-    assert np.abs(x - flat(mlp()).numpy()).max() > 1e-3
-    if row.twin is not ESAM:
-        assert torch.equal(twin.flat_mask(), torch.as_tensor(state.mask))
-        d = x.size
-        live = int(twin.flat_mask().sum())
-        if row.twin is SSAMF:
-            assert live == int(d * (1 - row.hyper["sparsity"]))
-        assert 0 < live < d
+# -- (5) ESAM's per-tensor granularity ---------------------------------------------------------
 
 
 def test_tensor_granularity_freezes_the_dropped_tensors_for_the_first_backward():
@@ -560,7 +364,7 @@ def test_a_frozen_tensor_is_thawed_when_the_closure_fails():
         assert all(p.requires_grad for p in model.parameters())
 
 
-# -- (6) the step by hand, skipped parameters, no host synchronisation ---------------------------
+# -- (6) the step by hand, skipped parameters, per-tensor host draws ---------------------------
 
 
 def _manual_esam(opt: ESAM, model) -> None:
@@ -595,6 +399,7 @@ def _manual_ssam(opt, model, example: bool) -> None:
             opt.zero_grad()
 
 
+EXAMPLE_IDS = {"ESAM-SDS", "ESAM-tensor-kept", "SSAMF-examples"}
 MANUAL_ROWS = [
     Row("ESAM-SDS", ESAM, {}),
     Row("ESAM-tensor-kept", ESAM, {"swp_granularity": "tensor", "swp_norm": "kept"}),
@@ -661,24 +466,6 @@ SYNC_ROWS = [
         {"sparsity": 0.5, "update_freq": 1, "drop_strategy": "weight", "growth_strategy": "random"},
     ),
 ]
-
-
-@pytest.mark.parametrize("row", SYNC_ROWS, ids=[r.id for r in SYNC_ROWS])
-def test_a_whole_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
-    """noise="torch": masks, top-k, selection and draws stay on the device, closure included."""
-    model = mlp()
-    opt = row.twin(two_groups(model), **row.hyper, lr=0.1, momentum=0.9)
-    example = "plain" not in row.id
-    closure = _example_losses(model) if example else counting_closure(opt, _mean_loss(model))
-    opt.step(closure)  # warm-up: lazily built generators and masks
-    opt.step = forbid_host_reads(opt.step, monkeypatch)
-    before = flat(model)
-    for _ in range(4):
-        opt.step(closure)
-    assert not torch.equal(flat(model), before)
-    # The guard has teeth: a read inside it fails.
-    with pytest.raises(AssertionError, match="host"):
-        forbid_host_reads(lambda: flat(model)[0].item(), monkeypatch)()
 
 
 def test_tensor_granularity_reads_only_its_host_draw(monkeypatch):

@@ -1,14 +1,15 @@
-"""The torch twins of the SAM variants against the NumPy reference, their contract and peers.
+"""The template family's twins: their manual API, skipped parameters, and their peers.
 
-Every test is generated from ``ROWS``: one row per (reference class, torch class,
-hyperparameters). Adding a row covers a new variant in the twin, checkpoint, multi-tensor,
-manual-API, skipped-parameter, validation and closure tests.
+The contracts every twin keeps run once for every registry row in the registry-driven suites:
+the trajectory against the reference (``test_torch_twins_from_registry.py``), checkpoints,
+several tensors against the flat reference and host reads (``test_torch_contracts.py``),
+signatures and bad input (``test_torch_registry.py``). Here, generated from ``ROWS`` (one row
+per reference class, torch class and hyperparameters): the two- and three-phase manual API,
+skipped parameters and CUDA, and the comparisons with pytorch-optimizer.
 """
 
 from __future__ import annotations
 
-import inspect
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,14 +20,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twin_helpers import (  # noqa: E402
-    FUNCTIONS,
     STEPS,
     counting_closure,
     data,
+    decaying_rho,
     flat,
-    guard_methods,
     mlp,
-    start,
     two_groups,
 )
 
@@ -48,20 +47,6 @@ from sampy.torch import (  # noqa: E402
 )
 from sampy.torch.sharpness_aware import SharpnessAware  # noqa: E402
 
-MODULES = (
-    clampsam,
-    fisher_sam,
-    friendly_sam,
-    gsam,
-    looksam,
-    samanatomy,
-    same,
-    swaps,
-    usam,
-    vasso,
-    wsam,
-)
-
 
 @dataclass(frozen=True)
 class Row:
@@ -73,13 +58,9 @@ class Row:
     hyper: dict[str, Any] = field(default_factory=dict)
 
 
-def _decaying_rho(t: int) -> float:
-    return 0.05 - 1e-4 * t
-
-
 ROWS = [
     Row("GSAM", ref.GSAM, gsam.GSAM, {"alpha": 0.4}),
-    Row("GSAM-schedule", ref.GSAM, gsam.GSAM, {"alpha": 0.2, "rho_schedule": _decaying_rho}),
+    Row("GSAM-schedule", ref.GSAM, gsam.GSAM, {"alpha": 0.2, "rho_schedule": decaying_rho}),
     Row("GSAM-asam", ref.GSAM, gsam.GSAM, {"alpha": 0.4, "adaptive": True, "eta": 0.01}),
     # Decoupled WSAM moves by lr·α·(g̃ − g) ≈ lr·α·ρ·H outside the base optimizer: with
     # Rosenbrock's H ~ 1e3 and γ = 0.9 (α = 9) that dwarfs Adam's steps and the run turns
@@ -124,75 +105,11 @@ ROWS = [
 IDS = [row.id for row in ROWS]
 TWINS = sorted({row.twin for row in ROWS}, key=lambda cls: cls.__name__)
 
-BASES = {
-    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
-    "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-3}),
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-_start = start
 _backward = counting_closure
-
-
-def _torch_trajectory(f, x0, steps, row: Row, base_cls, base_kwargs):
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = row.twin([x], base_cls, **row.hyper, **base_kwargs)
-    loss = st.as_torch_loss(f)
-    closure = _backward(opt, lambda: loss(x))
-    xs = [x.detach().numpy().copy()]
-    for _ in range(steps):
-        opt.step(closure)
-        xs.append(x.detach().numpy().copy())
-    return np.array(xs), closure.calls
-
-
-# -- the table covers every class, with the reference's names and defaults --------------------
-
-
-def test_every_torch_variant_class_has_a_row_with_the_reference_name_and_defaults():
-    public = {
-        obj
-        for module in MODULES
-        for name, obj in vars(module).items()
-        if isinstance(obj, type)
-        and issubclass(obj, SharpnessAware)
-        and obj.__module__ == module.__name__
-        and not name.startswith("_")
-    }
-    assert public == set(TWINS)
-    for row in ROWS:
-        assert row.twin.__name__ == row.reference.__name__
-        assert row.twin.HYPERPARAMETERS is row.reference.HYPERPARAMETERS
-        twin = inspect.signature(row.twin).parameters
-        reference = inspect.signature(row.reference).parameters
-        assert list(twin)[:2] == ["params", "base_optimizer"]
-        assert twin["base_optimizer"].default is torch.optim.SGD
-        assert list(twin)[2:-1] == list(reference)[1:], row.id
-        for spec in row.reference.HYPERPARAMETERS:
-            assert twin[spec.name].default == spec.default, (row.id, spec.name)
-
-
-# -- (1) twins: the torch class follows the NumPy reference -----------------------------------
-
-
-@pytest.mark.parametrize("base", sorted(BASES))
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_twin_follows_reference_trajectory(name, row, base):
-    f = sampy.functions.get(name)
-    np_cls, torch_cls, kwargs = BASES[base]
-    x0 = _start(f)
-    reference = sampy.run(row.reference(np_cls(**kwargs), **row.hyper), f, x0, STEPS)
-    twin, calls = _torch_trajectory(f, x0, STEPS, row, torch_cls, kwargs)
-    assert not reference.diverged.any()
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    # The run must actually move, or equality would be trivial; and the closure runs exactly as
-    # often as the reference asks for gradients (LookSAM 1 + 1/k, SAMAnatomy 3 per step).
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-4
-    assert calls == reference.grad_evals
 
 
 # -- small models: several tensors in two parameter groups ------------------------------------
@@ -208,96 +125,7 @@ def _mlp_loss(model: torch.nn.Module) -> Callable[[], torch.Tensor]:
     return lambda: torch.nn.functional.cross_entropy(model(INPUTS), TARGETS)
 
 
-# -- (2) state_dict: save mid-run, load into a fresh optimizer, continue bit-identically -------
-
-
-STATE_BASES = {
-    # Plain SGD keeps no state: what carries over is the rule state alone (EMAs, g_v, counters).
-    "sgd": (torch.optim.SGD, {"lr": 0.1}),
-    "adam": (torch.optim.Adam, {"lr": 1e-2}),
-}
-
-
-@pytest.mark.parametrize("base", sorted(STATE_BASES))
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
-def test_state_dict_round_trip_continues_bit_identically(row, base):
-    base_cls, kwargs = STATE_BASES[base]
-    model = _mlp()
-    opt = row.twin(_groups(model), base_cls, **row.hyper, **kwargs)
-    closure = _backward(opt, _mlp_loss(model))
-    for _ in range(5):  # LookSAM (k = 3) is saved in the middle of a cycle
-        opt.step(closure)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
-    for _ in range(5):
-        opt.step(closure)
-    expected = _flat(model)
-
-    def resumed(load: bool) -> torch.Tensor:
-        buffer.seek(0)
-        saved = torch.load(buffer, weights_only=False)
-        model2 = _mlp(seed=123)
-        model2.load_state_dict(saved["model"])
-        opt2 = row.twin(_groups(model2), base_cls, **row.hyper, **kwargs)
-        if load:
-            opt2.load_state_dict(saved["opt"])
-            assert opt2.base_optimizer.param_groups is opt2.param_groups
-        closure2 = _backward(opt2, _mlp_loss(model2))
-        for _ in range(5):
-            opt2.step(closure2)
-        return _flat(model2)
-
-    assert torch.equal(resumed(load=True), expected)
-    rule_state = bool(opt.shared) or any(
-        key not in ("old_p",) for state in opt.state.values() for key in state
-    )
-    if rule_state or base == "adam":
-        # The saved state matters: a fresh optimizer from the same weights goes elsewhere.
-        assert not torch.equal(resumed(load=False), expected)
-
-
-# -- (3) global norms: several tensors equal the reference on the flattened vector --------------
-
-
-def _flat_oracle(model: torch.nn.Module) -> sampy.optim.Oracle:
-    params = list(model.parameters())
-    shapes = [p.shape for p in params]
-    sizes = [p.numel() for p in params]
-
-    def loss_of(w):
-        w1, b1, w2, b2 = [t.reshape(s) for t, s in zip(torch.split(w, sizes), shapes, strict=True)]
-        hidden = torch.tanh(INPUTS @ w1.T + b1)
-        return torch.nn.functional.cross_entropy(hidden @ w2.T + b2, TARGETS)
-
-    def value_and_grad(x):
-        w = torch.tensor(x, requires_grad=True)
-        value = loss_of(w)
-        (grad,) = torch.autograd.grad(value, w)
-        return value.detach().numpy(), grad.numpy()
-
-    oracle = sampy.optim.Oracle(lambda x: value_and_grad(x)[0])
-    oracle._grad = lambda x: value_and_grad(x)[1]
-    return oracle
-
-
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
-def test_multi_tensor_model_uses_one_global_norm_like_the_flat_reference(row):
-    """A model with 4 tensors in 2 groups equals the reference on the flattened vector."""
-    model = _mlp()
-    oracle = _flat_oracle(model)
-    opt = row.reference(ref.SGD(lr=0.1, momentum=0.9), **row.hyper)
-    x = _flat(model).numpy().copy()
-    state = opt.init(x)
-    twin = row.twin(_groups(model), torch.optim.SGD, **row.hyper, lr=0.1, momentum=0.9)
-    closure = _backward(twin, _mlp_loss(model))
-    for _ in range(20):
-        x, state = opt.step(x, state, oracle)
-        twin.step(closure)
-    np.testing.assert_allclose(_flat(model).numpy(), x, rtol=0, atol=1e-12)
-    assert closure.calls == oracle.calls
-
-
-# -- the step by hand, skipped parameters, no host synchronisation ----------------------------
+# -- the step by hand, skipped parameters ----------------------------------------------------
 
 
 def _manual_step(opt: SharpnessAware, backward: Callable[[], None]) -> None:
@@ -357,20 +185,7 @@ def test_parameters_without_gradient_are_skipped(row):
     assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
 
 
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
-def test_a_step_reads_no_tensor_value_on_the_host(row, monkeypatch):
-    """No ``.item()`` or Python branch on a tensor inside first/second step (a device sync)."""
-    model = _mlp()
-    opt = row.twin(_groups(model), torch.optim.SGD, **row.hyper, lr=0.1, momentum=0.9)
-    loss = _mlp_loss(model)
-    _manual_step(opt, lambda: loss().backward())  # warm-up: lazily built buffers and tables
-
-    guard_methods(opt, ("first_step", "second_ascent_step", "second_step"), monkeypatch)
-    for _ in range(4):
-        _manual_step(opt, lambda: loss().backward())
-
-
-# -- (5) bad hyperparameters (tests/test_torch_registry.py) and (6) a missing closure --------
+# -- a missing closure, phases out of order (bad hyperparameters: test_torch_registry.py) -----
 
 
 def test_gsam_rejects_a_schedule_that_is_not_callable():
@@ -401,7 +216,7 @@ def test_samanatomy_phases_must_come_in_order():
         opt.second_step()
 
 
-# -- (4) peers: pytorch-optimizer, where it implements the same algorithm ----------------------
+# -- peers: pytorch-optimizer, where it implements the same algorithm -------------------------
 #
 # pytorch-optimizer (4.1.0) computes the global gradient norm of ε in float32 even for float64
 # parameters (measured). The equality tests reproduce the peer in float64 by swapping its
