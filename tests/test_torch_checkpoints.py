@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import pickle
 
@@ -228,3 +229,98 @@ def test_a_copied_optimizer_steps_bit_for_bit_as_the_original(row, base, how):
     _train(row, model2, opt2, 3, start=3)
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+# -- (4) add_param_group validates like the constructor; the base sees the group once ------------
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS], ids=lambda r: r.variant)
+def test_add_param_group_is_validated_like_the_constructor_and_shared_once(row):
+    model = _model(0)
+    variant = sampy.variant(row.variant)
+    opt = variant.make_twin([model[0].weight], lr=0.05)
+    if "rho" not in opt.defaults:
+        pytest.skip(f"{row.variant} has no rho")
+    with pytest.raises(ValueError) as constructor:
+        variant.make_twin([{"params": [model[0].weight], "rho": -3.0}], lr=0.05)
+    with pytest.raises(ValueError) as added:
+        opt.add_param_group({"params": [model[0].bias], "rho": -3.0})
+    assert str(added.value) == str(constructor.value)
+    assert "rho" in str(added.value)
+    assert len(opt.param_groups) == 1  # a refused group is not added
+    opt.add_param_group({"params": [model[2].weight], "rho": 0.1})
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["rho"] == 0.1
+    base = getattr(opt, "base_optimizer", None)
+    if base is not None:
+        assert base.param_groups is opt.param_groups
+        assert sum(model[2].weight is p for g in base.param_groups for p in g["params"]) == 1
+
+
+# -- (5) base_optimizer: a class, a factory or an instance; repr names it -------------------------
+
+
+def _sam_steps(model, opt, steps: int = 3) -> torch.Tensor:
+    _two_pass_steps(model, opt, steps)
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_base_optimizer_may_be_a_class_a_factory_or_an_instance_on_the_same_parameters():
+    model = _float32_mlp()
+    expected = _sam_steps(model, st.SAM(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9))
+    model = _float32_mlp()
+    factory = functools.partial(torch.optim.SGD, momentum=0.9)
+    opt = st.SAM(model.parameters(), factory, lr=0.1)
+    assert type(opt.base_optimizer) is torch.optim.SGD and opt.defaults["momentum"] == 0.9
+    assert torch.equal(_sam_steps(model, opt), expected)
+
+    def make_sgd(param_groups, lr):
+        return torch.optim.SGD(param_groups, lr=lr, momentum=0.9)
+
+    model = _float32_mlp()
+    assert torch.equal(_sam_steps(model, st.SAM(model.parameters(), make_sgd, lr=0.1)), expected)
+    model = _float32_mlp()
+    base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = st.SAM(model.parameters(), base, rho=0.05)
+    assert opt.base_optimizer is base and opt.param_groups is base.param_groups
+    assert base.param_groups[0]["rho"] == 0.05
+    assert torch.equal(_sam_steps(model, opt), expected)
+    # A per-example twin takes them too.
+    x = torch.ones(2, requires_grad=True)
+    assert type(st.JSAM([x], factory, lr=0.1).base_optimizer) is torch.optim.SGD
+
+
+def test_a_bad_base_optimizer_is_refused_with_a_message_that_says_what_to_pass():
+    model = _float32_mlp()
+    other = _float32_mlp(seed=1)
+    with pytest.raises(ValueError, match="built on other parameters"):
+        st.SAM(model.parameters(), torch.optim.SGD(other.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=r"instance \(SGD\).*\['lr'\]"):
+        st.SAM(model.parameters(), torch.optim.SGD(model.parameters(), lr=0.1), lr=0.2)
+    with pytest.raises(ValueError, match=r"returned dict .*not a torch\.optim\.Optimizer"):
+        st.SAM(model.parameters(), lambda groups, **kwargs: {"lr": 0.1}, lr=0.1)
+    with pytest.raises(ValueError, match=r"base_optimizer must be .* factory"):
+        st.SAM(model.parameters(), "SGD", lr=0.1)
+    with pytest.raises(ValueError, match="base_optimizer must be"):
+        st.SAM(model.parameters(), dict, lr=0.1)  # a class, but not an optimizer
+
+
+def test_repr_names_the_base_optimizer_and_keeps_its_keys_apart():
+    model = _float32_mlp()
+    text = repr(st.SAM(model.parameters(), torch.optim.AdamW, lr=0.1))
+    assert text.startswith("SAM(base_optimizer=AdamW) (\nParameter Group 0\n")
+    own, base = text.split("    AdamW:\n")
+    assert "    rho: 0.05" in own and "lr" not in own
+    assert "        lr: 0.1" in base and "rho" not in base
+    assert repr(st.JSAM(model.parameters(), lr=0.1)).startswith("JSAM(base_optimizer=SGD) (")
+
+
+def test_the_package_ships_py_typed_in_its_package_data():
+    """PEP 561: without the marker, mypy treats every sampy hint as missing."""
+    import importlib.resources
+    import pathlib
+    import tomllib
+
+    assert importlib.resources.files("sampy").joinpath("py.typed").is_file()
+    pyproject = pathlib.Path(__file__).parents[1] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["sampy"]

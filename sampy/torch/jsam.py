@@ -50,9 +50,13 @@ from torch.func import functional_call, grad, vmap
 from sampy.optim import jsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.sharpness_aware import (
+    BaseOptimizer,
     TwinOptimizer,
+    build_base_optimizer,
     check_base_optimizer,
+    group_repr,
     split_base_state,
+    validate_group,
     with_base_state,
 )
 
@@ -114,7 +118,8 @@ class PerExampleSAM(TwinOptimizer):
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``; the norm of
             each example's gradient is global over all groups).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance, as ``SharpnessAware``'s.
         rho: radius ρ ≥ 0 of every example's perturbation.
         perturb_eps: the guard in ``ρ/(‖∇ℓ_i‖ + eps)``.
         mode: ``"1-sam"`` (both factors at ``w + ε_i``), ``"logit"`` (only the logit scale),
@@ -129,7 +134,7 @@ class PerExampleSAM(TwinOptimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         perturb_eps: float = 1e-12,
         mode: str = "1-sam",
@@ -142,16 +147,15 @@ class PerExampleSAM(TwinOptimizer):
         self.mode = mode
         self.perturb_eps = float(perturb_eps)
         super().__init__(params, {"rho": rho, **base_kwargs})
-        for group in self.param_groups:
-            validate(self.HYPERPARAMETERS, {"rho": group["rho"]})
-        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
-        if "rho" in self.base_optimizer.defaults:
-            raise ValueError(
-                f"base_optimizer {base_optimizer.__name__} has its own 'rho', which would clash "
-                "with this optimizer's 'rho' in the shared param_groups"
-            )
-        self.param_groups = self.base_optimizer.param_groups
-        self.defaults.update(self.base_optimizer.defaults)
+        self.base_optimizer = build_base_optimizer(self, base_optimizer, base_kwargs, ("rho",))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group to this optimizer and its base at once, its ``rho`` checked first."""
+        validate_group(self, ("rho",), param_group)
+        super().add_param_group(param_group)
+
+    def __repr__(self) -> str:
+        return group_repr(self, self.base_optimizer)
 
     @property
     def grad_evals_per_step(self) -> str:
@@ -271,7 +275,7 @@ class LogitSAM(PerExampleSAM):
 
     Args:
         params: parameters or parameter groups.
-        base_optimizer: the class of the base optimizer.
+        base_optimizer: the base optimizer (a class, a factory or an instance).
         rho: radius ρ of every example's perturbation.
         perturb_eps: the guard in ``ρ/(‖∇ℓ_i‖ + eps)``.
         **base_kwargs: passed to ``base_optimizer``.
@@ -280,7 +284,7 @@ class LogitSAM(PerExampleSAM):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
@@ -293,7 +297,7 @@ class JSAM(PerExampleSAM):
 
     Args:
         params: parameters or parameter groups.
-        base_optimizer: the class of the base optimizer.
+        base_optimizer: the base optimizer (a class, a factory or an instance).
         rho: radius ρ of every example's perturbation.
         perturb_eps: the guard in ``ρ/(‖∇ℓ_i‖ + eps)``.
         **base_kwargs: passed to ``base_optimizer``.
@@ -302,7 +306,7 @@ class JSAM(PerExampleSAM):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
