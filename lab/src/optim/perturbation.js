@@ -90,6 +90,11 @@ export function dualDirection(u, p, radius, eps, d) {
   return out;
 }
 
+/** radius · v/(‖v‖₂ + eps) per point: v scaled to Euclidean length radius. */
+export function unit(v, radius, eps, d) {
+  return dualDirection(v, 2, radius, eps, d);
+}
+
 /**
  * SAM's (adaptive = false) or ASAM's (adaptive = true) perturbation ε̂(x).
  * ASAM: Kwon, Kim, Park, Choi, "ASAM: Adaptive Sharpness-Aware Minimization for

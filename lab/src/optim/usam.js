@@ -6,9 +6,24 @@
 // 1. g = ∇L(w);  ε = ρ g   (no division by ‖g‖: ρ carries the gradient's units)
 // 2. g̃ = ∇L(w + ε);  w ← base.update(w, g̃)
 
-import { UnnormalizedAscent } from "./ascents.js";
 import { resolve } from "./hyper.js";
 import { PerturbedGradient, SharpnessAware } from "./sharpness_aware.js";
+import { scale } from "./vectors.js";
+
+/** USAM: ε = ρ g — no normalisation, so ρ carries the gradient's units. */
+export class UnnormalizedAscent {
+  constructor(rho) {
+    this.rho = rho;
+  }
+
+  init() {
+    return null;
+  }
+
+  apply(x, g, state) {
+    return [scale(this.rho, g), null];
+  }
+}
 
 /** Un-normalised SAM around a base optimizer (ε = ρ g). */
 export class USAM extends SharpnessAware {
