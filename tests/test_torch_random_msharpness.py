@@ -1,16 +1,15 @@
-"""The torch twins of RandomSAM, MultiStepSAM and MSharpnessSAM against their references.
+"""What is RandomSAM's, MultiStepSAM's and MSharpnessSAM's own: micro-batches, 1-SAM, reductions,
+the manual API, the torch noise source.
 
-RandomSAM and MSharpnessSAM draw random numbers: with ``noise="numpy"`` they make the
-reference's draws, so the trajectories agree to 1e-10; ``noise="torch"`` is checked for
-reproducibility, checkpoints and the absence of host synchronisation. MSharpnessSAM takes an
-example closure (``sampy.torch.examples``) and is compared with the reference on
-``sampy.problems`` through ``sampy.torch.functional.as_torch_example_losses``.
+The contracts every twin keeps (trajectory against the reference on the landscapes and on a sum
+of examples, checkpoints, several tensors, host reads, signatures) run for these rows and their
+settings in the registry-driven suites (``test_torch_twins_from_registry.py``,
+``test_torch_contracts.py``, ``test_torch_registry.py``). With ``noise="numpy"`` the random
+twins make the reference's draws; ``noise="torch"`` is checked for reproducibility here.
 """
 
 from __future__ import annotations
 
-import inspect
-import io
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,21 +20,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twin_helpers import (  # noqa: E402
-    FUNCTIONS,
-    STEPS,
     counting_closure,
     data,
     flat,
-    guard_methods,
     mlp,
-    start,
     two_groups,
 )
 
 import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
 from sampy import optim as ref  # noqa: E402
-from sampy.problems import SumOfExamples, make_logistic_problem  # noqa: E402
+from sampy.problems import make_logistic_problem  # noqa: E402
 from sampy.torch.functional import as_torch_example_losses  # noqa: E402
 from sampy.torch.msharpness import MSharpnessSAM, MultiStepSAM  # noqa: E402
 from sampy.torch.random_sam import RandomSAM  # noqa: E402
@@ -46,10 +41,6 @@ REFERENCE = {
     RandomSAM: ref.RandomSAM,
     MultiStepSAM: ref.MultiStepSAM,
     MSharpnessSAM: ref.MSharpnessSAM,
-}
-BASES = {
-    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.5}),
-    "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-3}),
 }
 INPUTS, TARGETS = data()
 N = INPUTS.shape[0]
@@ -78,85 +69,10 @@ def _mlp_losses(model: torch.nn.Module):
     return losses
 
 
-# -- names, defaults, signatures ----------------------------------------------------------------
+# -- m-SAM's micro-batches and 1-SAM ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_twin_has_the_reference_name_hyperparameters_and_defaults(cls):
-    reference = REFERENCE[cls]
-    assert cls.__name__ == reference.__name__
-    assert cls.HYPERPARAMETERS is reference.HYPERPARAMETERS
-    twin = inspect.signature(cls).parameters
-    names = list(twin)
-    assert names[:2] == ["params", "base_optimizer"]
-    assert twin["base_optimizer"].default is torch.optim.SGD
-    extra = ["noise"] if cls in RANDOM else []
-    assert names[2:-1] == list(inspect.signature(reference).parameters)[1:] + extra
-    assert twin[names[-1]].kind is inspect.Parameter.VAR_KEYWORD
-    for spec in reference.HYPERPARAMETERS:
-        assert twin[spec.name].default == spec.default, spec.name
-    if cls in RANDOM:
-        assert twin["noise"].default == "torch"
-
-
-# -- (1) twins on the test functions -------------------------------------------------------------
-
-
-TWIN_ROWS = [
-    pytest.param(RandomSAM, {"rho": 0.02}, id="RandomSAM-gaussian"),
-    pytest.param(RandomSAM, {"rho": 0.05, "kind": "sphere"}, id="RandomSAM-sphere"),
-    pytest.param(RandomSAM, {"rho": 0.03, "mix": 0.4, "seed": 7}, id="RandomSAM-gaussian-mix"),
-    pytest.param(RandomSAM, {"kind": "sphere", "mix": 0.7, "seed": 3}, id="RandomSAM-sphere-mix"),
-    pytest.param(MultiStepSAM, {"ascent_steps": 1}, id="MultiStepSAM-k1"),
-    # ρ = 0.03 with SGD on six_hump_camel agrees to 1e-17 for 100 steps, then turns chaotic
-    # (the ascent steps straddle a ridge where ∇L flips; 6e-11 at step 130, 6e-4 at 200).
-    pytest.param(MultiStepSAM, {"rho": 0.05, "ascent_steps": 3}, id="MultiStepSAM-k3"),
-]
-
-
-def _torch_trajectory(f, x0, steps, cls, hyper, base_cls, base_kwargs):
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = cls([x], base_cls, **hyper, **_numpy_noise(cls), **base_kwargs)
-    loss = st.as_torch_loss(f)
-    closure = counting_closure(opt, lambda: loss(x))
-    xs = [x.detach().numpy().copy()]
-    for _ in range(steps):
-        opt.step(closure)
-        xs.append(x.detach().numpy().copy())
-    return np.array(xs), closure.calls
-
-
-@pytest.mark.parametrize("base", sorted(BASES))
-@pytest.mark.parametrize(("cls", "hyper"), TWIN_ROWS)
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_twin_follows_reference_trajectory(name, cls, hyper, base):
-    f = sampy.functions.get(name)
-    np_cls, torch_cls, kwargs = BASES[base]
-    x0 = start(f)
-    reference = sampy.run(REFERENCE[cls](np_cls(**kwargs), **hyper), f, x0, STEPS)
-    twin, calls = _torch_trajectory(f, x0, STEPS, cls, hyper, torch_cls, kwargs)
-    assert not reference.diverged.any()
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-4  # the run moves
-    assert calls == reference.grad_evals
-
-
-# -- (1') m-SAM on a sum-of-examples problem -----------------------------------------------------
-
-
-LOGISTIC = make_logistic_problem()
 LOGISTIC_X0 = np.array([1.0, -0.5])
-MSHARPNESS_ROWS = [
-    pytest.param({"m": 8}, id="m8"),
-    pytest.param({"m": 10, "rho": 0.1}, id="m10-not-dividing"),
-    pytest.param({"m": 10, "shuffle": True, "seed": 3}, id="m10-shuffle"),
-    pytest.param({"m": 16, "shuffle": True, "perturb_eps": 1e-3}, id="m16-shuffle-eps"),
-    pytest.param({"m": 100}, id="m-above-n"),
-]
-LOGISTIC_BASES = {
-    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.5}),
-    "adam": (ref.Adam, torch.optim.Adam, {"lr": 1e-2}),
-}
 
 
 def _example_run(problem, x0, steps, hyper, base_cls, base_kwargs, noise="numpy"):
@@ -177,22 +93,6 @@ def _example_run(problem, x0, steps, hyper, base_cls, base_kwargs, noise="numpy"
     return np.array(xs), calls, opt
 
 
-@pytest.mark.parametrize("base", sorted(LOGISTIC_BASES))
-@pytest.mark.parametrize("hyper", MSHARPNESS_ROWS)
-def test_msharpness_follows_reference_on_logistic_regression(hyper, base):
-    np_cls, torch_cls, kwargs = LOGISTIC_BASES[base]
-    reference = sampy.run(
-        ref.MSharpnessSAM(np_cls(**kwargs), **hyper), LOGISTIC, LOGISTIC_X0, STEPS
-    )
-    twin, calls, opt = _example_run(LOGISTIC, LOGISTIC_X0, STEPS, hyper, torch_cls, kwargs)
-    assert not reference.diverged.any()
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    assert np.abs(reference.xs[-1] - LOGISTIC_X0).max() > 1e-2
-    # One forward over all examples per step (n, the returned loss), then the backward passes.
-    assert calls == {"all": STEPS, "indexed": reference.grad_evals}
-    assert calls["indexed"] == STEPS * opt.grad_evals(LOGISTIC.n)
-
-
 def test_one_sam_m_1_follows_reference():
     """m = 1 (1-SAM): every example perturbed with its own gradient."""
     problem = make_logistic_problem(n=12, seed=2)
@@ -202,6 +102,7 @@ def test_one_sam_m_1_follows_reference():
     twin, calls, _ = _example_run(problem, LOGISTIC_X0, 40, hyper, torch.optim.SGD, kwargs)
     np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-12)
     assert calls["indexed"] == reference.grad_evals == 40 * 2 * 12
+    assert calls["all"] == 40  # one forward a step over all examples, to learn n
 
 
 def test_msharpness_micro_batches_are_the_references_partition():
@@ -294,59 +195,7 @@ def test_msharpness_with_rho_0_is_the_base_optimizer_on_the_batch_mean():
     assert (moved - _base_run(KW)).abs().max() > 1e-6
 
 
-# -- (2) state_dict: save mid-run, continue bit-identically ---------------------------------------
-
-
-STATE_ROWS = [
-    pytest.param(RandomSAM, {"rho": 0.1}, "torch", id="RandomSAM-torch"),
-    pytest.param(RandomSAM, {"kind": "sphere", "mix": 0.3}, "numpy", id="RandomSAM-numpy"),
-    pytest.param(MultiStepSAM, {"rho": 0.1, "ascent_steps": 2}, None, id="MultiStepSAM"),
-    pytest.param(MSharpnessSAM, {"m": 5, "shuffle": True}, "torch", id="MSharpness-torch"),
-    pytest.param(MSharpnessSAM, {"m": 5, "shuffle": True}, "numpy", id="MSharpness-numpy"),
-    pytest.param(MSharpnessSAM, {"m": 8}, "torch", id="MSharpness-consecutive"),
-]
-STATE_BASES = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adam": (torch.optim.Adam, {"lr": 1e-2})}
-
-
-@pytest.mark.parametrize("base", sorted(STATE_BASES))
-@pytest.mark.parametrize(("cls", "hyper", "noise"), STATE_ROWS)
-def test_state_dict_round_trip_continues_bit_identically(cls, hyper, noise, base):
-    base_cls, kwargs = STATE_BASES[base]
-    extra = {} if noise is None else {"noise": noise}
-    example = cls is MSharpnessSAM
-
-    def make(model):
-        opt = cls(two_groups(model), base_cls, **hyper, **extra, **kwargs)
-        closure = _mlp_losses(model) if example else counting_closure(opt, _mlp_loss(model))
-        return opt, closure
-
-    model = mlp()
-    opt, closure = make(model)
-    for _ in range(3):
-        opt.step(closure)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
-    for _ in range(3):
-        opt.step(closure)
-    expected = flat(model)
-
-    def resumed(load: bool) -> torch.Tensor:
-        buffer.seek(0)
-        saved = torch.load(buffer)  # weights_only: the generator states are plain data
-        model2 = mlp(seed=123)
-        model2.load_state_dict(saved["model"])
-        opt2, closure2 = make(model2)
-        if load:
-            opt2.load_state_dict(saved["opt"])
-            assert opt2.base_optimizer.param_groups is opt2.param_groups
-        for _ in range(3):
-            opt2.step(closure2)
-        return flat(model2)
-
-    assert torch.equal(resumed(load=True), expected)
-    random_state = noise is not None and (cls is RandomSAM or hyper.get("shuffle"))
-    if random_state or base == "adam":
-        assert not torch.equal(resumed(load=False), expected)
+# -- checkpoints: the noise source (the round trip: test_torch_contracts.py) -----------------
 
 
 def test_loading_needs_the_noise_state_of_the_same_source():
@@ -357,93 +206,6 @@ def test_loading_needs_the_noise_state_of_the_same_source():
     del saved["param_groups"][0]["noise"]
     with pytest.raises(ValueError, match="noise"):
         RandomSAM([x], noise="numpy").load_state_dict(saved)
-
-
-# -- (3) several tensors in two groups equal the reference on the flat vector ---------------------
-
-
-def _unflatten(w: torch.Tensor, model: torch.nn.Module) -> list[torch.Tensor]:
-    params = list(model.parameters())
-    sizes = [p.numel() for p in params]
-    return [t.reshape(p.shape) for t, p in zip(torch.split(w, sizes), params, strict=True)]
-
-
-def _mlp_logits(w: torch.Tensor, x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
-    w1, b1, w2, b2 = _unflatten(w, model)
-    return torch.tanh(x @ w1.T + b1) @ w2.T + b2
-
-
-def _flat_oracle(model: torch.nn.Module) -> ref.Oracle:
-    def value_and_grad(x):
-        w = torch.tensor(x, requires_grad=True)
-        value = torch.nn.functional.cross_entropy(_mlp_logits(w, INPUTS, model), TARGETS)
-        (grad,) = torch.autograd.grad(value, w)
-        return value.detach().numpy(), grad.numpy()
-
-    oracle = ref.Oracle(lambda x: value_and_grad(x)[0])
-    oracle._grad = lambda x: value_and_grad(x)[1]
-    return oracle
-
-
-class _MLPExamples(SumOfExamples):
-    """``mlp()`` on ``data()`` as a sum of examples over its flattened parameter vector."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-        super().__init__(N, sum(p.numel() for p in model.parameters()), name="mlp")
-
-    def _one(self, w, x, y):
-        return torch.nn.functional.cross_entropy(_mlp_logits(w, x[None], self.model), y[None])
-
-    def _points(self, points, examples):
-        points = torch.as_tensor(np.asarray(points, dtype=float))
-        idx = torch.as_tensor(np.asarray(examples))
-        shape = points.shape[:-1]
-        x = INPUTS[idx].expand(*shape, -1).reshape(-1, INPUTS.shape[1])
-        y = TARGETS[idx].expand(*shape).reshape(-1)
-        return points.reshape(-1, self.dim), x, y, shape
-
-    def losses_at(self, points, examples):
-        w, x, y, shape = self._points(points, examples)
-        return torch.func.vmap(self._one)(w, x, y).reshape(shape).numpy()
-
-    def grads_at(self, points, examples):
-        w, x, y, shape = self._points(points, examples)
-        return torch.func.vmap(torch.func.grad(self._one))(w, x, y).reshape(*shape, -1).numpy()
-
-
-MULTI_ROWS = [
-    pytest.param(RandomSAM, {"rho": 0.1, "seed": 4}, id="RandomSAM-gaussian"),
-    pytest.param(RandomSAM, {"rho": 0.2, "kind": "sphere", "mix": 0.5}, id="RandomSAM-sphere"),
-    pytest.param(MultiStepSAM, {"rho": 0.1, "ascent_steps": 3}, id="MultiStepSAM"),
-    pytest.param(MSharpnessSAM, {"rho": 0.1, "m": 5, "shuffle": True}, id="MSharpnessSAM"),
-]
-
-
-@pytest.mark.parametrize(("cls", "hyper"), MULTI_ROWS)
-def test_multi_tensor_model_equals_the_flat_reference(cls, hyper):
-    """4 tensors in 2 groups: global norms, and the draws split in group order."""
-    model = mlp()
-    example = cls is MSharpnessSAM
-    oracle = ref.Oracle(_MLPExamples(model)) if example else _flat_oracle(model)
-    opt = REFERENCE[cls](ref.SGD(lr=0.1, momentum=0.9), **hyper)
-    x = flat(model).numpy().copy()
-    state = opt.init(x)
-    twin = cls(two_groups(model), **hyper, **_numpy_noise(cls), lr=0.1, momentum=0.9)
-    closure = _mlp_losses(model) if example else counting_closure(twin, _mlp_loss(model))
-    for _ in range(15):
-        x, state = opt.step(x, state, oracle)
-        twin.step(closure)
-    np.testing.assert_allclose(flat(model).numpy(), x, rtol=0, atol=1e-12)
-    assert np.abs(x - _base_flat(15)).max() > 1e-4  # not the base optimizer's run
-    if example:
-        assert closure.calls == oracle.calls + 15  # plus one forward per step, for n
-    else:
-        assert closure.calls == oracle.calls
-
-
-def _base_flat(steps: int) -> np.ndarray:
-    return _base_run({"lr": 0.1, "momentum": 0.9}, steps).numpy()
 
 
 # -- the step by hand ----------------------------------------------------------------------------
@@ -580,24 +342,6 @@ def test_zero_and_nan_gradients_do_not_crash(cls):
     assert torch.isnan(x).all()
 
 
-# -- no host synchronisation in a step ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(("cls", "hyper"), MANUAL_ROWS)
-def test_a_step_reads_no_tensor_value_on_the_host(cls, hyper, monkeypatch):
-    """With ``noise="torch"``: no ``.item()`` or branch on a tensor in the step's phases."""
-    model = mlp()
-    opt = cls(two_groups(model), **hyper, lr=0.1, momentum=0.9)
-    _manual(opt, model)  # warm-up: lazily built buffers
-    names = ("first_step", "ascent_step", "accumulate", "micro_batches", "second_step")
-    guard_methods(opt, [n for n in names if hasattr(opt, n)], monkeypatch)
-    for _ in range(3):
-        _manual(opt, model)
-    if cls is MSharpnessSAM:  # the whole step(closure), closure included
-        guard_methods(opt, ["step"], monkeypatch)
-        opt.step(_mlp_losses(model))
-
-
 # -- the torch noise source: reproducible, seeded ----------------------------------------------
 
 
@@ -631,7 +375,7 @@ def test_sphere_perturbation_has_length_rho_over_all_groups():
     torch.testing.assert_close(
         (flat(model) - before).norm(), torch.tensor(0.3, dtype=torch.float64)
     )
-    opt.second_step(zero_grad=True)
+    opt.restore()  # only ε is looked at: back to w, no gradient at w + ε taken
 
     gauss = RandomSAM(two_groups(model), rho=0.0, lr=0.1)
     gauss.param_groups[1]["rho"] = 0.5  # only the second group moves
