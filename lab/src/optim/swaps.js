@@ -10,6 +10,9 @@
 // - SAMAgree:     d = g̃ ⊙ 1[g̃ ⊙ g > 0] (+ g elsewhere with fill "other").
 // - SGDAgree:     d = g ⊙ 1[g̃ ⊙ g > 0] (+ g̃ elsewhere with fill "other").
 //
+// The descent rules SAMDirectionRule, SAMMagnitudeRule and AgreementRule mirror the
+// reference's.
+//
 // The notes' code calls SAMDirection SAMMAGNITUDE and SAMMagnitude SAMDIRECTION (its own
 // notes say the names are swapped); the classes are named by what they do.
 
@@ -18,12 +21,8 @@ import { NormBallAscent } from "./sam.js";
 import { SharpnessAware } from "./sharpness_aware.js";
 import { sign } from "./vectors.js";
 
-/** A stateless descent rule from an element-wise combination of g and g̃. */
-class CombineRule {
-  constructor(combine) {
-    this.combine = combine;
-  }
-
+/** A stateless descent rule, d = combine(g, g̃) coordinate by coordinate. */
+class ElementwiseRule {
   init() {
     return null;
   }
@@ -35,19 +34,34 @@ class CombineRule {
   }
 }
 
-/** sign(g̃) ⊙ |g|, one coordinate. */
-export function samDirection(g, gAdv) {
-  return sign(gAdv) * Math.abs(g);
+/** Descent rule d = sign(g̃) ⊙ |g|: SAM's direction, SGD's magnitude. */
+export class SAMDirectionRule extends ElementwiseRule {
+  combine(g, gAdv) {
+    return sign(gAdv) * Math.abs(g);
+  }
 }
 
-/** |g̃| ⊙ sign(g), one coordinate. */
-export function samMagnitude(g, gAdv) {
-  return Math.abs(gAdv) * sign(g);
+/** Descent rule d = |g̃| ⊙ sign(g): SAM's magnitude, SGD's direction. */
+export class SAMMagnitudeRule extends ElementwiseRule {
+  combine(g, gAdv) {
+    return Math.abs(gAdv) * sign(g);
+  }
 }
 
-/** 1[g̃ ⊙ g > 0]: SAM and SGD agree in sign on this coordinate. */
-export function agreement(g, gAdv) {
-  return gAdv * g > 0;
+/**
+ * Descent rule: keep one gradient where g̃ ⊙ g > 0 (g̃ with keepSam, else g); elsewhere zero
+ * (fill "zero") or the other gradient (fill "other").
+ */
+export class AgreementRule extends ElementwiseRule {
+  constructor(keepSam, fill) {
+    super();
+    Object.assign(this, { keepSam, fill });
+  }
+
+  combine(g, gAdv) {
+    const [kept, rest] = this.keepSam ? [gAdv, g] : [g, gAdv];
+    return gAdv * g > 0 ? kept : this.fill === "other" ? rest : 0.0;
+  }
 }
 
 function samAscent(h) {
@@ -55,9 +69,9 @@ function samAscent(h) {
 }
 
 class Swap extends SharpnessAware {
-  constructor(base, options, className, combine) {
+  constructor(base, options, className, Rule) {
     const h = resolve(className, options);
-    super(base, samAscent(h), new CombineRule(combine));
+    super(base, samAscent(h), new Rule());
     this.hyperparameters = h;
   }
 }
@@ -65,26 +79,21 @@ class Swap extends SharpnessAware {
 /** SAM's direction, SGD's magnitude: d = sign(g̃) ⊙ |g| (the notes' code: SAMMAGNITUDE). */
 export class SAMDirection extends Swap {
   constructor(base, options = {}) {
-    super(base, options, "SAMDirection", samDirection);
+    super(base, options, "SAMDirection", SAMDirectionRule);
   }
 }
 
 /** SAM's magnitude, SGD's direction: d = |g̃| ⊙ sign(g) (the notes' code: SAMDIRECTION). */
 export class SAMMagnitude extends Swap {
   constructor(base, options = {}) {
-    super(base, options, "SAMMagnitude", samMagnitude);
+    super(base, options, "SAMMagnitude", SAMMagnitudeRule);
   }
 }
 
 class Agree extends SharpnessAware {
   constructor(base, options, className, keepSam) {
     const h = resolve(className, options);
-    const other = h.fill === "other";
-    const combine = (g, gAdv) => {
-      const [kept, rest] = keepSam ? [gAdv, g] : [g, gAdv];
-      return agreement(g, gAdv) ? kept : other ? rest : 0.0;
-    };
-    super(base, samAscent(h), new CombineRule(combine));
+    super(base, samAscent(h), new AgreementRule(keepSam, h.fill));
     this.hyperparameters = h;
   }
 }
