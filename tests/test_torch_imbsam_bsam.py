@@ -1,15 +1,15 @@
-"""The torch twins of ImbSAM and bSAM against their NumPy references, their contract and reductions.
+"""What is ImbSAM's and bSAM's own: closure calls, the tail, sub-batches, reductions, noise.
 
-Both twins take an example closure (``sampy.torch.examples``): on a ``SumOfExamples`` problem it
-is built with ``sampy.torch.functional.as_torch_example_losses``, so the twin sees the
-reference's per-example numbers and the trajectories agree to rounding over 200 steps. bSAM
-draws noise: the twin tests use ``noise="numpy"``, which draws the reference's numbers.
+Both twins take an example closure (``sampy.torch.examples``); on a ``SumOfExamples`` problem it
+is built with ``sampy.torch.functional.as_torch_example_losses``. The contracts every twin keeps
+(trajectory against the reference on the landscapes and on sums of examples, checkpoints,
+several tensors, host reads, signatures) run for these rows and their settings in the
+registry-driven suites (``test_torch_twins_from_registry.py``, ``test_torch_contracts.py``,
+``test_torch_registry.py``). bSAM's comparisons use ``noise="numpy"`` (the reference's draws).
 """
 
 from __future__ import annotations
 
-import inspect
-import io
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +20,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twin_helpers import (  # noqa: E402
-    FUNCTIONS,
     STEPS,
     SYNCING,
     counting_closure,
     data,
     flat,
-    forbid_host_reads,
     mlp,
     start,
     two_groups,
@@ -64,10 +62,6 @@ SPLITS: dict[str, Callable[[], SumOfExamples]] = {
     "random-groups": _random_split,
 }
 X0 = {2: np.array([2.0, -1.5]), 3: np.array([1.5, -1.0, 0.5])}
-BASES = {
-    "sgd-momentum": (ref.SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
-    "adam": (ref.Adam, torch.optim.Adam, {"lr": 0.05}),
-}
 
 
 def _example_run(make_opt, problem: SumOfExamples, x0, steps: int, step_args):
@@ -94,45 +88,18 @@ def _tail(problem: SumOfExamples, as_indices: bool = False) -> torch.Tensor:
     return mask.nonzero().reshape(-1) if as_indices else mask
 
 
-# -- signatures --------------------------------------------------------------------------------
+# -- ImbSAM's closure calls and its tail ------------------------------------------------------
 
 
-def test_signatures_mirror_the_references():
-    for twin, reference in ((ImbSAM, ref.ImbSAM), (BSAM, ref.BSAM)):
-        assert twin.__name__ == reference.__name__
-        assert twin.HYPERPARAMETERS is reference.HYPERPARAMETERS
-    imb, imb_ref = (inspect.signature(c).parameters for c in (ImbSAM, ref.ImbSAM))
-    assert list(imb)[:2] == ["params", "base_optimizer"]
-    assert list(imb)[2:-1] == list(imb_ref)[1:]  # then **base_kwargs
-    bsam, bsam_ref = (inspect.signature(c).parameters for c in (BSAM, ref.BSAM))
-    assert list(bsam) == ["params", *bsam_ref, "noise"]  # its own base: no base_optimizer
-    assert bsam["noise"].default == "torch"
-    for twin, reference in ((imb, imb_ref), (bsam, bsam_ref)):
-        for name, param in reference.items():
-            if name != "base":
-                assert twin[name].default == param.default, name
-    x = torch.zeros(2, requires_grad=True)
-    assert BSAM([x], batchsplit=3).grad_evals_per_step == 6
-    assert ImbSAM([x], lr=0.1).grad_evals_per_step == 3
-
-
-# -- (1) twins: ImbSAM --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("base", sorted(BASES))
 @pytest.mark.parametrize("split", sorted(SPLITS))
-def test_imbsam_follows_reference_trajectory(split, base):
+def test_imbsam_takes_three_gradients_from_two_forwards_a_step(split):
+    """All examples at w (head and tail gradients from one forward), the tail at w + ε."""
     problem = SPLITS[split]()
-    np_cls, torch_cls, kwargs = BASES[base]
     x0 = X0[problem.dim]
-    reference = sampy.run(ref.ImbSAM(np_cls(**kwargs), rho=0.1), problem, x0, STEPS)
-    twin, counts = _example_run(
-        lambda ps: ImbSAM(ps, torch_cls, rho=0.1, **kwargs), problem, x0, STEPS, (_tail(problem),)
+    reference = sampy.run(ref.ImbSAM(ref.SGD(lr=0.1, momentum=0.9), rho=0.1), problem, x0, STEPS)
+    _, counts = _example_run(
+        lambda ps: ImbSAM(ps, rho=0.1, lr=0.1, momentum=0.9), problem, x0, STEPS, (_tail(problem),)
     )
-    assert not reference.diverged.any()
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    # One backward per gradient the reference asks for (3 a step), from two forwards a step.
     assert counts["backward"] == reference.grad_evals == 3 * STEPS
     assert counts["forward"] == 2 * STEPS
 
@@ -170,84 +137,7 @@ def test_imbsam_tail_indices_equal_the_tail_mask():
     assert np.array_equal(runs[0], runs[1])
 
 
-# -- (1) twins: bSAM ----------------------------------------------------------------------------
-
-BSAM_PLAIN = {
-    "code": {"lr": 0.05, "num_data": 100.0, "rho": 0.01, "seed": 3},
-    "paper-tuned": {
-        "lr": 0.02,
-        "num_data": 1000.0,
-        "rho": 0.05,
-        "weight_decay": 1e-3,
-        "damping": 0.5,
-        "betas": (0.8, 0.99),
-        "s_init": 2.0,
-        "update_order": "paper",
-        "seed": 1,
-    },
-    "small-lr": {"lr": 0.005, "num_data": 50.0, "rho": 0.001, "seed": 4},
-}
-# Rosenbrock's gradient at the classic start is ~1e3: the noisy samples throw the larger steps
-# off (the reference diverges), so only the small-lr row runs there.
-BSAM_PLAIN_CASES = [
-    (name, setting)
-    for setting in sorted(BSAM_PLAIN)
-    for name in FUNCTIONS
-    if name != "rosenbrock" or setting == "small-lr"
-]
-
-
-@pytest.mark.parametrize(("name", "setting"), BSAM_PLAIN_CASES)
-def test_bsam_follows_reference_trajectory_on_test_functions(name, setting):
-    """batchsplit=1 with an ordinary closure (it calls backward) and num_data given."""
-    f = sampy.functions.get(name)
-    hyper = {**BSAM_PLAIN[setting], "batchsplit": 1}
-    x0 = start(f)
-    reference = sampy.run(ref.BSAM(**hyper), f, x0, STEPS)
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = BSAM([x], **hyper, noise="numpy")
-    loss = as_torch_loss(f)
-    closure = counting_closure(opt, lambda: loss(x))
-    xs = [x.detach().numpy().copy()]
-    for _ in range(STEPS):
-        opt.step(closure)
-        xs.append(x.detach().numpy().copy())
-    assert not reference.diverged.any()
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
-    np.testing.assert_allclose(np.array(xs), reference.xs, rtol=0, atol=1e-10)
-    assert closure.calls == reference.grad_evals == 2 * STEPS
-
-
-BSAM_EXAMPLES = {
-    "M1": {"batchsplit": 1, "lr": 0.05, "rho": 0.05, "seed": 1},
-    "M4-code": {"batchsplit": 4, "lr": 0.05, "rho": 0.05, "seed": 2},
-    "M5-uneven-paper": {
-        "batchsplit": 5,  # 64 = 13 + 13 + 13 + 13 + 12: weights |B_b|/n differ
-        "lr": 0.1,
-        "rho": 0.2,
-        "weight_decay": 1e-2,
-        "update_order": "paper",
-        "seed": 3,
-    },
-    "M3-N-given": {"batchsplit": 3, "lr": 0.05, "rho": 0.05, "num_data": 200.0, "seed": 4},
-}
-
-
-@pytest.mark.parametrize("setting", sorted(BSAM_EXAMPLES))
-def test_bsam_follows_reference_trajectory_on_a_sum_of_examples(setting):
-    """An example closure with batch_size=n: sub-batches, weights |B_b|/n and N = n as there."""
-    problem = make_logistic_problem(imbalance=0.5, l2=0.01, noise=0.1)
-    hyper = BSAM_EXAMPLES[setting]
-    x0 = X0[2]
-    reference = sampy.run(ref.BSAM(**hyper), problem, x0, STEPS)
-    twin, counts = _example_run(
-        lambda ps: BSAM(ps, **hyper, noise="numpy"), problem, x0, STEPS, (problem.n,)
-    )
-    assert not reference.diverged.any()
-    assert np.abs(reference.xs[-1] - x0).max() > 1e-2
-    np.testing.assert_allclose(twin, reference.xs, rtol=0, atol=1e-10)
-    evals = 2 * hyper["batchsplit"] * STEPS
-    assert counts["forward"] == counts["backward"] == reference.grad_evals == evals
+# -- bSAM's sub-batches ------------------------------------------------------------------------
 
 
 def test_bsam_calls_the_closure_with_array_split_sub_batches():
@@ -387,7 +277,7 @@ def test_bsam_samples_have_the_posterior_variance(noise):
     assert abs(deviation.mean().item()) < 5e-4
 
 
-# -- (2) state_dict round trip ---------------------------------------------------------------
+# -- bSAM's checkpoint carries its noise (the round trip: test_torch_contracts.py) -------------
 
 BATCH = len(TARGETS)
 
@@ -404,46 +294,6 @@ def _bsam_step(opt: BSAM, model: torch.nn.Module) -> None:
 
 def _imbsam_step(opt: ImbSAM, model: torch.nn.Module) -> None:
     opt.step(lambda indices=None: _ce(model, indices), TAIL_MASK)
-
-
-STATEFUL: dict[str, tuple[Callable, Callable]] = {
-    "imbsam-adam": (lambda m: ImbSAM(two_groups(m), torch.optim.Adam, lr=1e-2), _imbsam_step),
-    "imbsam-sgd-momentum": (
-        lambda m: ImbSAM(two_groups(m), torch.optim.SGD, lr=0.1, momentum=0.9),
-        _imbsam_step,
-    ),
-    "bsam-torch-noise": (lambda m: _bsam_on_mlp(m, "torch"), _bsam_step),
-    "bsam-numpy-noise": (lambda m: _bsam_on_mlp(m, "numpy"), _bsam_step),
-}
-
-
-@pytest.mark.parametrize("case", sorted(STATEFUL))
-def test_state_dict_round_trip_continues_bit_identically(case):
-    make, step = STATEFUL[case]
-    model = mlp()
-    opt = make(model)
-    for _ in range(3):
-        step(opt, model)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
-    for _ in range(3):
-        step(opt, model)
-    expected = flat(model)
-
-    def resumed(load: bool) -> torch.Tensor:
-        buffer.seek(0)
-        saved = torch.load(buffer, weights_only=False)
-        model2 = mlp(seed=123)
-        model2.load_state_dict(saved["model"])
-        opt2 = make(model2)
-        if load:
-            opt2.load_state_dict(saved["opt"])
-        for _ in range(3):
-            step(opt2, model2)
-        return flat(model2)
-
-    assert torch.equal(resumed(load=True), expected)
-    assert not torch.equal(resumed(load=False), expected)
 
 
 def test_bsam_state_dict_carries_the_noise_state():
@@ -469,73 +319,7 @@ def test_bsam_state_dict_carries_the_noise_state():
         opt2.load_state_dict({**saved, "param_groups": without})
 
 
-# -- (3) several tensors in two groups equal the reference on the flattened vector -----------
-
-
-class MLPExamples(SumOfExamples):
-    """``mlp()``'s per-example cross-entropy on ``data()``, a ``SumOfExamples`` of the weights."""
-
-    def __init__(self, groups=None) -> None:
-        model = mlp()
-        self.shapes = [p.shape for p in model.parameters()]
-        self.sizes = [p.numel() for p in model.parameters()]
-        super().__init__(len(TARGETS), sum(self.sizes), groups=groups)
-
-    def _loss(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        w1, b1, w2, b2 = (
-            t.reshape(s) for t, s in zip(torch.split(w, self.sizes), self.shapes, strict=True)
-        )
-        logits = torch.tanh(x @ w1.T + b1) @ w2.T + b2
-        return F.cross_entropy(logits[None], y[None])
-
-    def _apply(self, fn, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
-        pts = torch.as_tensor(np.array(points, dtype=float))
-        k = len(examples)
-        batch = pts.reshape(-1, k, self.dim)
-        idx = torch.as_tensor(np.asarray(examples))
-        inner = torch.func.vmap(fn, in_dims=(0, 0, 0))
-        out = torch.func.vmap(inner, in_dims=(0, None, None))(batch, INPUTS[idx], TARGETS[idx])
-        return out.reshape(*pts.shape[:-1], *out.shape[2:]).numpy()
-
-    def losses_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
-        return self._apply(self._loss, points, examples)
-
-    def grads_at(self, points: np.ndarray, examples: np.ndarray) -> np.ndarray:
-        return self._apply(torch.func.grad(self._loss), points, examples)
-
-
-MULTI: dict[str, tuple[Callable, Callable, Callable]] = {
-    "imbsam": (
-        lambda: ref.ImbSAM(ref.SGD(lr=0.1, momentum=0.9), rho=0.1),
-        lambda m: ImbSAM(two_groups(m), torch.optim.SGD, rho=0.1, lr=0.1, momentum=0.9),
-        _imbsam_step,
-    ),
-    "bsam": (
-        lambda: ref.BSAM(lr=0.01, rho=0.05, num_data=1000.0, batchsplit=2, seed=5),
-        lambda m: _bsam_on_mlp(m, "numpy"),
-        _bsam_step,
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(MULTI))
-def test_multi_tensor_model_equals_the_flat_reference(case):
-    make_ref, make_twin, step = MULTI[case]
-    problem = MLPExamples(groups=np.where(TAIL_MASK.numpy(), "tail", "head"))
-    oracle = sampy.optim.Oracle(problem)
-    model = mlp()
-    x = flat(model).numpy().copy()
-    reference = make_ref()
-    state = reference.init(x)
-    twin = make_twin(model)
-    for _ in range(10):
-        x, state = reference.step(x, state, oracle)
-        step(twin, model)
-    np.testing.assert_allclose(flat(model).numpy(), x, rtol=0, atol=1e-10)
-    assert np.abs(x - flat(mlp()).numpy()).max() > 1e-3
-
-
-# -- the step by hand, skipped parameters, no host synchronisation ----------------------------
+# -- the step by hand, skipped parameters, the tail mask's one host read ----------------------
 
 
 def test_imbsam_manual_steps_equal_step_with_closure():
@@ -628,16 +412,6 @@ def test_zero_and_nan_gradients_do_not_crash():
     BSAM([x], num_data=10.0, batchsplit=2).step(nan_losses, batch_size=4)
 
 
-def test_imbsam_step_with_tail_indices_reads_no_tensor_value_on_the_host(monkeypatch):
-    model = mlp()
-    opt = ImbSAM(two_groups(model), torch.optim.SGD, lr=0.1, momentum=0.9)
-    indices = TAIL_MASK.nonzero().reshape(-1)
-    opt.step(lambda i=None: _ce(model, i), indices)  # warm-up: lazily built buffers
-    opt.step = forbid_host_reads(opt.step, monkeypatch, also=("nonzero",))
-    for _ in range(3):
-        opt.step(lambda i=None: _ce(model, i), indices)
-
-
 def test_imbsam_step_with_a_tail_mask_reads_only_its_indices(monkeypatch):
     """The documented cost: ``nonzero()`` of the mask once a step (a sync for a GPU mask)."""
     model = mlp()
@@ -659,21 +433,6 @@ def test_imbsam_step_with_a_tail_mask_reads_only_its_indices(monkeypatch):
         for _ in range(3):
             opt.step(lambda i=None: _ce(model, i), TAIL_MASK)
     assert len(calls) == 3
-
-
-@pytest.mark.parametrize("batchsplit", [1, 2])
-def test_bsam_step_with_torch_noise_reads_no_tensor_value_on_the_host(monkeypatch, batchsplit):
-    model = mlp()
-    opt = BSAM(two_groups(model), lr=0.01, num_data=1000.0, batchsplit=batchsplit)
-    if batchsplit == 1:
-        closure = counting_closure(opt, lambda: _ce(model).mean())
-        step = lambda: opt.step(closure)  # noqa: E731
-    else:
-        step = lambda: _bsam_step(opt, model)  # noqa: E731
-    step()
-    guarded = forbid_host_reads(step, monkeypatch)
-    for _ in range(3):
-        guarded()
 
 
 # -- bad input ----------------------------------------------------------------------------------
