@@ -2,7 +2,7 @@
 
 Every optimizer class lists its knobs as ``HYPERPARAMETERS``; its constructor validates them
 with ``validate`` and the torch twin validates the same specs, so the ranges live once. The
-variant registry (``sampy.variants()``), the book's table of variants, the explorer's controls
+variant registry (``sampy.variants()``), the book's table of variants, the playground's controls
 and the "every bad value raises" tests are all generated from these specs.
 """
 

@@ -202,7 +202,7 @@ class Playground(widgets.VBox):
         self._build_tabs()
 
         self._show_expression()
-        # The first function's start and learning rate (as the classic explorer does).
+        # The first function's suggested start and learning rate (choices.suggested_start).
         with self._hold():
             self._fit_to_function(self._current_function_or_none(), x0, lr)
 

@@ -56,7 +56,7 @@ VIEWS = ("2-D contour", "3-D surface")
 SIDES = ("loss / step", "loss / gradient evaluations", "anatomy (checkpoints)")
 # The colours (``PALETTES`` in ``sampy.playground.choices``: one meaning each, on every
 # panel). One colour per variant slot, all visible on viridis and on the dark side panel; the
-# first slot is dashed white (the baseline, SGD by default), as in the classic explorer.
+# first slot is dashed white (the baseline, SGD by default).
 SLOT_COLOURS = tuple(PALETTES["variants"])
 SLOT_STYLES = tuple(PALETTES["variant_lines"])
 CKPT_COLOURS = tuple(PALETTES["checkpoints"])
