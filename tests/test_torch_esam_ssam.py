@@ -364,7 +364,7 @@ def test_a_frozen_tensor_is_thawed_when_the_closure_fails():
         assert all(p.requires_grad for p in model.parameters())
 
 
-# -- (6) the step by hand, skipped parameters, per-tensor host draws ---------------------------
+# -- (6) the step by hand, per-tensor host draws -----------------------------------------------
 
 
 def _manual_esam(opt: ESAM, model) -> None:
@@ -425,34 +425,6 @@ def test_manual_steps_equal_step_with_closure(row):
             _manual_ssam(opts[1], models[1], example)
     assert torch.equal(flat(models[0]), flat(models[1]))
     assert not torch.equal(flat(models[0]), flat(mlp()))
-
-
-SKIP_ROWS = [
-    Row("ESAM-SDS", ESAM, {}),
-    Row("ESAM-plain", ESAM, {"gamma": 1.0, "adaptive": True}),
-    Row("SSAMF-examples", SSAMF, {"sparsity": 0.0, "num_samples": 3, "update_freq": 2}),
-    Row("SSAMF-plain", SSAMF, {"sparsity": 0.0, "update_freq": 2}),
-    Row("SSAMD-plain", SSAMD, {"sparsity": 0.25, "update_freq": 1}),
-]
-
-
-@pytest.mark.parametrize("row", SKIP_ROWS, ids=[r.id for r in SKIP_ROWS])
-def test_parameters_without_gradient_are_skipped(row):
-    used = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
-    unused = torch.tensor([5.0], dtype=torch.float64, requires_grad=True)
-    opt = row.twin([used, unused], **row.hyper, lr=0.1)
-    weights = torch.tensor([1.0, 2.0, 3.0, 0.5], dtype=torch.float64)
-
-    def per_example(indices=None):
-        losses = weights * ((used**4).sum() + used.prod())
-        return losses if indices is None else losses[indices]
-
-    example = "plain" not in row.id
-    closure = per_example if example else counting_closure(opt, lambda: per_example().mean())
-    for _ in range(4):
-        opt.step(closure)
-    assert unused.grad is None and unused.item() == 5.0
-    assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
 
 
 SYNC_ROWS = [

@@ -366,7 +366,7 @@ def _used_and_unused():
 
 
 @pytest.mark.parametrize("case", ["imbsam", "bsam", "bsam-plain"])
-def test_parameters_without_gradient_are_skipped(case):
+def test_a_frozen_parameter_is_never_perturbed_and_bsam_keeps_a_state_for_every_sampled_one(case):
     used, unused, frozen, seen_frozen, closure = _used_and_unused()
     params = [used, unused, frozen]
     if case == "imbsam":

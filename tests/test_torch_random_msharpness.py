@@ -301,28 +301,7 @@ def test_phases_out_of_order_fail_clearly():
         m_opt.second_step()
 
 
-# -- parameters without a gradient, degenerate gradients ---------------------------------------
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_parameters_without_gradient_are_skipped(cls):
-    used = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
-    unused = torch.tensor([5.0], dtype=torch.float64, requires_grad=True)
-    opt = cls([used, unused], torch.optim.SGD, lr=0.1, momentum=0.9, **_numpy_noise(cls))
-    targets = torch.tensor([0.3, -0.2, 0.9, 1.5], dtype=torch.float64)
-
-    def losses(indices=None):
-        t = targets if indices is None else targets[indices]
-        return (used.sum() * t - 1.0) ** 2 + (used**4).sum()
-
-    if cls is MSharpnessSAM:
-        closure = losses
-    else:
-        closure = counting_closure(opt, lambda: losses().mean())
-    for _ in range(4):
-        opt.step(closure)
-    assert unused.grad is None and unused.item() == 5.0
-    assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
+# -- degenerate gradients ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)

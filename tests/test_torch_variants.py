@@ -1,11 +1,11 @@
-"""The template family's twins: their manual API, skipped parameters, and their peers.
+"""The template family's twins: their manual API, phases out of order, and their peers.
 
 The contracts every twin keeps run once for every registry row in the registry-driven suites:
 the trajectory against the reference (``test_torch_twins_from_registry.py``), checkpoints,
-several tensors against the flat reference and host reads (``test_torch_contracts.py``),
-signatures and bad input (``test_torch_registry.py``). Here, generated from ``ROWS`` (one row
-per reference class, torch class and hyperparameters): the two- and three-phase manual API,
-skipped parameters and CUDA, and the comparisons with pytorch-optimizer.
+several tensors against the flat reference, host reads and skipped parameters
+(``test_torch_contracts.py``), signatures and bad input (``test_torch_registry.py``). Here,
+generated from ``ROWS`` (one row per reference class, torch class and hyperparameters): the two- and
+three-phase manual API and CUDA, and the comparisons with pytorch-optimizer.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _mlp_loss(model: torch.nn.Module) -> Callable[[], torch.Tensor]:
     return lambda: torch.nn.functional.cross_entropy(model(INPUTS), TARGETS)
 
 
-# -- the step by hand, skipped parameters ----------------------------------------------------
+# -- the step by hand ------------------------------------------------------------------------
 
 
 def _manual_step(opt: SharpnessAware, backward: Callable[[], None]) -> None:
@@ -171,18 +171,6 @@ def test_looksam_also_accepts_the_pytorch_optimizer_calling_pattern():
     assert torch.equal(_flat(models[0]), _flat(models[1]))
     assert closure.calls == 7 + 3  # SAM steps at t = 0, 3, 6
     assert opts[0].state_dict()["shared"] == {"step": 7}
-
-
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
-def test_parameters_without_gradient_are_skipped(row):
-    used = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
-    unused = torch.tensor([5.0], dtype=torch.float64, requires_grad=True)
-    opt = row.twin([used, unused], torch.optim.SGD, **row.hyper, lr=0.1)
-    closure = _backward(opt, lambda: (used**4).sum() + used.prod())
-    for _ in range(4):
-        opt.step(closure)
-    assert unused.grad is None and unused.item() == 5.0
-    assert torch.isfinite(used).all() and not torch.equal(used, torch.tensor([1.0, -2.0, 0.5]))
 
 
 # -- a missing closure, phases out of order (bad hyperparameters: test_torch_registry.py) -----
