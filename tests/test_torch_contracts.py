@@ -509,3 +509,37 @@ def test_a_group_without_any_gradient_is_skipped():
 
     opt.step(closure)
     assert unused.grad is None and unused.item() == 5.0
+
+
+# Rows whose step needs no closure, and why.
+NO_CLOSURE_NEEDED = {
+    # One gradient a step, as torch.optim.SGD: step() reads p.grad, the closure is optional.
+    "MSAM": "one gradient a step, read from p.grad",
+    "AdamWMSAM": "one gradient a step, read from p.grad",
+    "ScheduleFreeAdamW": "one gradient a step, read from p.grad",
+    "NotesAdamWMSAMScheduleFree": "the notes' loop reads p.grad (and calls a closure if given)",
+    "AdamWMSAMScheduleFree": "one gradient a step, read from p.grad",
+    # step(forward, inputs, targets): the arguments are required by the signature itself.
+    "LogitSAM": "step takes forward, inputs, targets",
+    "JSAM": "step takes forward, inputs, targets",
+}
+CLOSURE_CASES = cases(
+    Case("ESAM", {"gamma": 1.0}, "no-SDS"),
+    Case("BSAM", {"batchsplit": 1, "num_data": 10.0}, "plain"),
+    skip=NO_CLOSURE_NEEDED,
+)
+
+
+@pytest.mark.parametrize("case", CLOSURE_CASES)
+def test_step_without_closure_and_second_step_out_of_order_fail_clearly(case):
+    """``step()`` without the closure it needs is a ValueError that names the class and asks
+    for one; ``second_step()`` before ``first_step()`` a RuntimeError that names first_step."""
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    opt = case.twin([x], (torch.optim.SGD, {"lr": 0.1}))
+    with pytest.raises(ValueError, match=f"closure is required: {case.variant.cls.__name__}"):
+        opt.step()
+    assert torch.equal(x, torch.ones(2, dtype=torch.float64))
+    if not hasattr(opt, "second_step"):
+        return  # bSAM: one step(), no phases
+    with pytest.raises(RuntimeError, match="first_step"):
+        opt.second_step()

@@ -453,27 +453,13 @@ def test_tensor_granularity_reads_only_its_host_draw(monkeypatch):
     assert not torch.equal(flat(model), before)
 
 
-# -- (7) missing or wrong closures, degenerate gradients (bad hyperparameters: registry tests)
+# -- (7) wrong closures, degenerate gradients (missing closures: test_torch_contracts.py) -----
 
 
 def test_ssamd_needs_t_end_after_t_start():
     x = torch.ones(2, requires_grad=True)
     with pytest.raises(ValueError, match="T_end"):
         SSAMD([x], T_start=10, T_end=10, lr=0.1)
-
-
-@pytest.mark.parametrize(
-    ("cls", "hyper"),
-    [(ESAM, {}), (ESAM, {"gamma": 1.0}), (SSAMF, {}), (SSAMD, {})],
-    ids=["ESAM-SDS", "ESAM", "SSAMF", "SSAMD"],
-)
-def test_step_without_closure_and_second_step_out_of_order_fail_clearly(cls, hyper):
-    x = torch.ones(2, requires_grad=True)
-    opt = cls([x], **hyper, lr=0.1)
-    with pytest.raises(ValueError, match="closure"):
-        opt.step()
-    with pytest.raises(RuntimeError, match="first_step"):
-        opt.second_step()
 
 
 @pytest.mark.parametrize(

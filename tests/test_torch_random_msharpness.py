@@ -366,14 +366,7 @@ def test_sphere_perturbation_has_length_rho_over_all_groups():
     assert all(not torch.equal(p, b) for p, b in zip(params[2:], before[2:], strict=True))
 
 
-# -- a missing or wrong closure (bad hyperparameters: tests/test_torch_registry.py) ----------
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda c: c.__name__)
-def test_step_without_closure_raises_value_error(cls):
-    x = torch.ones(2, requires_grad=True)
-    with pytest.raises(ValueError, match="closure"):
-        cls([x], lr=0.1).step()
+# -- a wrong closure (a missing one: test_torch_contracts.py) ----------------------------------
 
 
 def test_msharpness_rejects_a_reduced_loss_and_a_bad_n():

@@ -103,7 +103,6 @@ ROWS = [
     Row("SAMAnatomy", ref.SAMAnatomy, samanatomy.SAMAnatomy),
 ]
 IDS = [row.id for row in ROWS]
-TWINS = sorted({row.twin for row in ROWS}, key=lambda cls: cls.__name__)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -173,23 +172,13 @@ def test_looksam_also_accepts_the_pytorch_optimizer_calling_pattern():
     assert opts[0].state_dict()["shared"] == {"step": 7}
 
 
-# -- a missing closure, phases out of order (bad hyperparameters: test_torch_registry.py) -----
+# -- GSAM's schedule, SAMAnatomy's phases (a missing closure: test_torch_contracts.py) -------
 
 
 def test_gsam_rejects_a_schedule_that_is_not_callable():
     x = torch.ones(2, requires_grad=True)
     with pytest.raises(ValueError, match="rho_schedule"):
         gsam.GSAM([x], rho_schedule=0.05, lr=0.1)
-
-
-@pytest.mark.parametrize("cls", TWINS, ids=lambda cls: cls.__name__)
-def test_step_without_closure_and_second_step_out_of_order_fail_clearly(cls):
-    x = torch.ones(2, requires_grad=True)
-    opt = cls([x], lr=0.1)
-    with pytest.raises(ValueError, match="closure"):
-        opt.step()
-    with pytest.raises(RuntimeError, match="first_step"):
-        opt.second_step()
 
 
 def test_samanatomy_phases_must_come_in_order():
