@@ -90,6 +90,7 @@ TORCH_ONLY_NAMES = {
     ("masks", "top_k_indices"): "indices for torch's index_select of the kept examples",
     ("msam", "times"): "a scalar tensor times a tensor list without a host sync",
     ("msam", "MomentumAscent"): "MSAM's ascent as a rule (NumPy: inline in MSAM.step)",
+    ("perturbation", "accumulation_dtype"): "mixed float16/bfloat16/float32 groups (float64 here)",
     ("perturbation", "on_one_device"): "norms on several devices gathered on one",
     ("perturbation", "per_device"): "a tensor list split by device for _foreach_ kernels",
     ("schedule_free", "schedule_free_defaults"): "the torch constructor's defaults",
