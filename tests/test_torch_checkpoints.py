@@ -324,3 +324,77 @@ def test_the_package_ships_py_typed_in_its_package_data():
     pyproject = pathlib.Path(__file__).parents[1] / "pyproject.toml"
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data["sampy"]
+
+
+# -- (6) mixed dtypes across groups: global norms accumulate in the widest dtype (>= float32) -----
+
+
+# (name, hyperparameters, how close the float64 group stays to the all-float64 run): SAM and
+# GSAM keep no per-parameter state, so the float64 group sees only float64 arithmetic; LookSAM
+# stores its direction g_v in each parameter's dtype, and its global norm ‖g_v‖ then carries the
+# float32 group's rounding (relative 6e-8) into every group's step.
+MIXED_TWINS = [
+    ("SAM", {}, 1e-15),
+    ("GSAM", {"alpha": 0.3}, 1e-15),
+    ("LookSAM", {"k": 2, "alpha": 0.5}, 1e-8),
+]
+
+
+def _mixed_run(name: str, hyper: dict, dtypes: tuple[torch.dtype, ...], values: tuple):
+    """Weights after three two-pass steps with fixed gradients, one group per dtype.
+
+    Start points and gradients are drawn in float64 and rounded through ``values`` (one dtype
+    per group), then stored in ``dtypes``: runs with the same ``values`` see the same numbers,
+    so they differ only in the dtype the twin computes in.
+    """
+    gen = torch.Generator().manual_seed(3)
+
+    def draw() -> list[torch.Tensor]:
+        return [torch.randn(4, dtype=torch.float64, generator=gen).to(v) for v in values]
+
+    start = draw()
+    grads = [(draw(), draw()) for _ in range(3)]
+    params = [w.to(dtype).requires_grad_() for w, dtype in zip(start, dtypes, strict=True)]
+    opt = getattr(st, name)([{"params": [p]} for p in params], lr=0.1, **hyper)
+    for clean, perturbed in grads:
+        for p, g in zip(params, clean, strict=True):
+            p.grad = g.to(p.dtype)
+        if getattr(opt, "is_sam_step", True):
+            opt.first_step(zero_grad=True)
+            for p, g in zip(params, perturbed, strict=True):
+                p.grad = g.to(p.dtype)
+        opt.second_step(zero_grad=True)
+    return [p.detach().to(torch.float64) for p in params]
+
+
+@pytest.mark.parametrize(("name", "hyper", "atol"), MIXED_TWINS, ids=[n for n, *_ in MIXED_TWINS])
+def test_a_float64_group_beside_a_float32_group_steps_as_in_an_all_float64_model(name, hyper, atol):
+    """The global norm (and GSAM's inner product) accumulate in float64, the widest dtype: the
+    float64 group's step is the all-float64 step, not one rounded through a float32 norm."""
+    values = (torch.float64, torch.float32)
+    mixed = _mixed_run(name, hyper, (torch.float64, torch.float32), values)
+    wide = _mixed_run(name, hyper, (torch.float64, torch.float64), values)
+    torch.testing.assert_close(mixed[0], wide[0], rtol=0, atol=atol)
+    torch.testing.assert_close(mixed[1], wide[1], rtol=0, atol=1e-6)  # its own float32 steps
+
+
+@pytest.mark.parametrize(
+    ("name", "hyper"), [t[:2] for t in MIXED_TWINS], ids=[t[0] for t in MIXED_TWINS]
+)
+@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_a_low_precision_group_steps_with_a_float32_norm(name, hyper, low):
+    """A float16 gradient of norm 3e5 overflows a float16 norm (inf, so ε = 0 and SAM silently
+    takes SGD's step), and a bfloat16 norm keeps three digits; in float32 neither happens."""
+    x = torch.zeros(100, dtype=low, requires_grad=True)
+    y = torch.zeros(3, requires_grad=True)
+    opt = getattr(st, name)([{"params": [x]}, {"params": [y]}], lr=0.1, rho=0.05, **hyper)
+    x.grad = torch.full_like(x, 30_000.0)
+    y.grad = torch.ones(3)
+    opt.first_step(zero_grad=True)
+    g = float(torch.tensor(30_000.0, dtype=low))
+    norm = (g**2 * 100 + 3) ** 0.5  # bfloat16 holds 30000 as 29952
+    assert torch.isfinite(x).all() and torch.isfinite(y).all()
+    torch.testing.assert_close(y.detach(), torch.full((3,), 0.05 / norm), rtol=1e-6, atol=0)
+    expected_x = torch.full_like(x, 0.05 * g / norm)
+    torch.testing.assert_close(x.detach(), expected_x, rtol=1e-2, atol=0)
+    opt.restore()

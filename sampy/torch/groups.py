@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sampy.torch.perturbation import dual_direction, lp_norm, on_one_device
+from sampy.torch.perturbation import accumulation_dtype, dual_direction, lp_norm, on_one_device
 from sampy.torch.sharpness_aware import Groups, RuleContext
 
 __all__ = ["Elementwise", "flat", "global_dot", "global_norm", "radii", "regroup", "unit"]
@@ -33,10 +33,15 @@ def regroup(tensors: list[Tensor], like: Groups) -> Groups:
 
 
 def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
-    """``⟨a, b⟩`` over all tensors (a 0-dim tensor on the first tensor's device)."""
+    """``⟨a, b⟩`` over all tensors (a 0-dim tensor on the first tensor's device, in
+    ``accumulation_dtype(a)``)."""
     if not a:
         return torch.zeros(())
-    dots = [torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]
+    dtype = accumulation_dtype(a)
+    dots = [
+        torch.vdot(x.reshape(-1).to(dtype), y.reshape(-1).to(dtype))
+        for x, y in zip(a, b, strict=True)
+    ]
     return torch.stack(on_one_device(dots)).sum()
 
 

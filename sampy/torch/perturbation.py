@@ -6,6 +6,9 @@ for the whole model), computed with ``torch._foreach_*`` kernels and no host syn
 (no ``.item()``, no Python branching on tensor values). On a model split over several devices
 (model parallelism) the per-tensor norms are brought to the first tensor's device before they
 are combined, and the global factors are copied to each tensor's device before they scale it.
+With parameter groups of several dtypes, norms accumulate in the widest of them and never in
+less than float32 (``accumulation_dtype``): a float16 norm overflows at 65504 and a bfloat16
+one keeps three significant digits.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import Tensor
 from sampy.optim.perturbation import dual_norm_exponent
 
 __all__ = [
+    "accumulation_dtype",
     "dual_direction",
     "dual_norm_exponent",
     "lp_norm",
@@ -51,6 +55,26 @@ def per_device(factor: Tensor, tensors: list[Tensor]) -> Tensor | list[Tensor]:
     return [factor.to(t.device) for t in tensors]
 
 
+def accumulation_dtype(tensors: list[Tensor]) -> torch.dtype:
+    """The dtype of global norms and inner products over ``tensors``: the widest of their
+    dtypes, at least float32 (float16 and bfloat16 tensors are summed in float32)."""
+    dtypes = {t.dtype for t in tensors}
+    if dtypes == {torch.float32}:  # the common case, without a loop over promote_types
+        return torch.float32
+    widest = torch.float32
+    for dtype in dtypes:
+        widest = torch.promote_types(widest, dtype)
+    return widest
+
+
+def _norms(us: list[Tensor], p: float) -> tuple[Tensor, ...]:
+    """Per-tensor p-norms, each in ``accumulation_dtype(us)``."""
+    dtype = accumulation_dtype(us)
+    if all(u.dtype == dtype for u in us):
+        return torch._foreach_norm(us, ord=p)
+    return torch._foreach_norm(us, ord=p, dtype=dtype)
+
+
 def _global(norms: tuple[Tensor, ...] | list[Tensor], p: float) -> Tensor:
     """Combine per-tensor p-norms into the p-norm of all tensors together."""
     return torch.linalg.vector_norm(torch.stack(on_one_device(norms)), ord=p)
@@ -59,12 +83,12 @@ def _global(norms: tuple[Tensor, ...] | list[Tensor], p: float) -> Tensor:
 def lp_norm(us: list[Tensor], p: float) -> Tensor:
     """``‖u‖_p`` over all tensors in ``us`` (a 0-dim tensor)."""
     if p == 2 or p == 1 or math.isinf(p):
-        return _global(torch._foreach_norm(us, ord=p), p)
+        return _global(_norms(us, p), p)
     # Scale by the largest entry first so |u|^p cannot overflow for large p.
-    top = _global(torch._foreach_norm(us, ord=math.inf), math.inf)
+    top = _global(_norms(us, math.inf), math.inf)
     safe = torch.where(top > 0, top, torch.ones_like(top))
     scaled = torch._foreach_div(us, per_device(safe, us))
-    return top * _global(torch._foreach_norm(scaled, ord=p), p)
+    return top * _global(_norms(scaled, p), p)
 
 
 def dual_direction(
