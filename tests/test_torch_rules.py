@@ -28,6 +28,7 @@ def test_the_index_exports_every_rule_of_the_torch_variant_files():
         if getattr(module, "__name__", "").startswith("sampy.torch.")
         for name, obj in vars(module).items()
         if isinstance(obj, type)
+        and not name.startswith("_")
         and obj.__module__ == module.__name__
         and name.endswith(("Ascent", "Descent", "Rule", "Scaling", "Hybrid", "Clip", "Gradient"))
         and any("__call__" in vars(c) for c in obj.__mro__[:-1])  # a rule, not a mixin
@@ -148,3 +149,12 @@ def test_sam_steps_a_model_split_over_two_gpus_as_on_one():
 
     for a, b in zip(run(["cuda:0", "cuda:1"]), run(["cuda:0", "cuda:0"]), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_gsam_refuses_a_group_rho_that_its_rho_schedule_would_ignore():
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+    groups = [{"params": [a]}, {"params": [b], "rho": 0.2}]
+    with pytest.raises(ValueError, match=r"group 1's own 'rho' would be ignored"):
+        st.GSAM(groups, rho_schedule=lambda t: 0.05, lr=0.1)
+    st.GSAM(groups, lr=0.1)  # without a schedule the group's rho is used
+    st.GSAM([{"params": [a]}, {"params": [b]}], rho_schedule=lambda t: 0.05, lr=0.1)

@@ -25,7 +25,8 @@ generator. One step, the n examples of the batch split into M = ``batchsplit`` s
 forward/backward passes per step; the two of a sub-batch run one after the other, so only one
 ``g_b`` is alive at a time (the reference takes all M noisy gradients first: the same numbers). With
 ρ = 0 and N = ∞ it is a deterministic Adam-like method: m an EMA of ``∇L(w) + δ w``, s an EMA of
-``sqrt(s)|∇L(w)| + ζ + δ``. After a step ``p.grad`` holds ``g̃`` (the weighted sub-batch mean).
+``sqrt(s)|∇L(w)| + ζ + δ``. After a step every ``p.grad`` is None (a gradient found on entry
+is discarded, with a warning the first time).
 
 **Closures.** ``step(closure, batch_size=n)`` takes an **example closure**
 (``sampy.torch.examples``): ``closure(indices=None)`` returns the un-reduced losses of those
@@ -77,7 +78,12 @@ from torch import Tensor
 from sampy.optim import bsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.checked_optimizer import CheckedOptimizer
-from sampy.torch.closures import Closure, Params
+from sampy.torch.closures import (
+    Closure,
+    Params,
+    discard_gradients_on_entry,
+    restored_on_error,
+)
 from sampy.torch.examples import ExampleLosses, example_losses
 from sampy.torch.noise import SavesNoise
 
@@ -297,6 +303,7 @@ class BSAM(SavesNoise, CheckedOptimizer):
         assert closure is not None
         if not flat:
             return torch.zeros(())
+        discard_gradients_on_entry(self, flat)
         states = {p: self._state(p, group) for group, ps in active for p in ps}
         s_flat = [states[p]["s"] for p in flat]
         saved = [p.detach().clone() for p in flat]
@@ -305,37 +312,38 @@ class BSAM(SavesNoise, CheckedOptimizer):
         h: dict[Tensor, Tensor] = {}
         g_adv: dict[Tensor, Tensor] = {}
         total: Tensor | None = None
-        for indices, weight in zip(batches, weights, strict=True):
-            # 1. θ_b = w + sqrt(1/(N s)) ⊙ e_b
-            draw = self.noise_source.normal(sum(sizes), flat[0])
-            e = [x.view_as(p) for x, p in zip(torch.split(draw, sizes), flat, strict=True)]
-            torch._foreach_copy_(flat, saved)
-            torch._foreach_add_(flat, torch._foreach_mul(std, e))
-            # 2. g_b = ∇L_{B_b}(θ_b)
-            self._clear(flat)
-            loss = self._gradient(closure, indices, batch_size) * weight
-            total = loss if total is None else total + loss
-            torch._foreach_copy_(flat, saved)
-            for group, ps in active:
-                params = [p for p in ps if p.grad is not None]
-                if not params:
-                    continue
-                g = [p.grad for p in params]
-                s = [states[p]["s"] for p in params]
-                # 5a. h += (|B_b|/n) sqrt(s ⊙ g_b²)
-                sq = torch._foreach_mul(g, g)
-                torch._foreach_mul_(sq, s)
-                torch._foreach_sqrt_(sq)
-                _accumulate(h, params, sq, weight)
-                # 3. w̃_b = w + ρ g_b / s (in g_b's storage: it is not needed any more)
-                torch._foreach_mul_(g, group["rho"])
-                torch._foreach_div_(g, s)
-                torch._foreach_add_(params, g)
-            # 4. g̃_b = ∇L_{B_b}(w̃_b)
-            self._clear(flat)
-            self._gradient(closure, indices, batch_size)
-            params = [p for p in flat if p.grad is not None]
-            _accumulate(g_adv, params, [p.grad for p in params], weight)
+        with restored_on_error(flat, saved):
+            for indices, weight in zip(batches, weights, strict=True):
+                # 1. θ_b = w + sqrt(1/(N s)) ⊙ e_b
+                draw = self.noise_source.normal(sum(sizes), flat[0])
+                e = [x.view_as(p) for x, p in zip(torch.split(draw, sizes), flat, strict=True)]
+                torch._foreach_copy_(flat, saved)
+                torch._foreach_add_(flat, torch._foreach_mul(std, e))
+                # 2. g_b = ∇L_{B_b}(θ_b)
+                self._clear(flat)
+                loss = self._gradient(closure, indices, batch_size) * weight
+                total = loss if total is None else total + loss
+                torch._foreach_copy_(flat, saved)
+                for group, ps in active:
+                    params = [p for p in ps if p.grad is not None]
+                    if not params:
+                        continue
+                    g = [p.grad for p in params]
+                    s = [states[p]["s"] for p in params]
+                    # 5a. h += (|B_b|/n) sqrt(s ⊙ g_b²)
+                    sq = torch._foreach_mul(g, g)
+                    torch._foreach_mul_(sq, s)
+                    torch._foreach_sqrt_(sq)
+                    _accumulate(h, params, sq, weight)
+                    # 3. w̃_b = w + ρ g_b / s (in g_b's storage: it is not needed any more)
+                    torch._foreach_mul_(g, group["rho"])
+                    torch._foreach_div_(g, s)
+                    torch._foreach_add_(params, g)
+                # 4. g̃_b = ∇L_{B_b}(w̃_b)
+                self._clear(flat)
+                self._gradient(closure, indices, batch_size)
+                params = [p for p in flat if p.grad is not None]
+                _accumulate(g_adv, params, [p.grad for p in params], weight)
         # 5b. parameters ← w, exactly
         torch._foreach_copy_(flat, saved)
         self._clear(flat)
@@ -352,7 +360,8 @@ class BSAM(SavesNoise, CheckedOptimizer):
         h: dict[Tensor, Tensor],
         g_adv: dict[Tensor, Tensor],
     ) -> None:
-        """Lines 6–8 for the parameters of ``group`` that got a gradient; ``p.grad ← g̃``."""
+        """Lines 6–8 for the parameters of ``group`` that got a gradient (``p.grad`` stays None:
+        the next step starts clean)."""
         if not params:
             return
         beta1, beta2 = group["betas"]
@@ -376,8 +385,6 @@ class BSAM(SavesNoise, CheckedOptimizer):
         torch._foreach_sub_(params, move)
         if self.update_order == "code":
             self._ema(s, target, beta2)
-        for p, g in zip(params, gt, strict=True):
-            p.grad = g
 
     @staticmethod
     def _ema(s: list[Tensor], target: list[Tensor], beta2: float) -> None:

@@ -8,17 +8,15 @@ leaves ``backward()`` to the optimizer (ESAM, SSAM, ImbSAM, BSAM, MSharpnessSAM)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from sampy.torch.examples import example_losses
-
-if TYPE_CHECKING:
-    from sampy.torch.sharpness_aware import SharpnessAware
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 """Parameters or parameter groups, as every ``torch.optim.Optimizer`` takes them."""
@@ -60,14 +58,39 @@ def evaluate(closure: Callable[..., Tensor]) -> tuple[Tensor, int | None]:
 
 
 @contextmanager
-def back_to_w_on_error(opt: SharpnessAware) -> Iterator[None]:
-    """Between ``first_step`` and ``second_step``: if the closure fails, restore ``w`` exactly."""
+def restored_on_error(params: list[Tensor], saved: list[Tensor]) -> Iterator[None]:
+    """While the ``params`` are perturbed: on any exception, copy ``saved`` (``w``) back.
+
+    The guard of the stand-alone twins (BSAM); those built on ``SharpnessAware`` use its
+    ``restore_on_error()``. The exception propagates.
+    """
     try:
         yield
     except BaseException:
-        if opt._perturbed is not None:
-            _, params, saved = opt._perturbed
-            with torch.no_grad():
-                torch._foreach_copy_(params, saved)
-            opt._perturbed = None
+        with torch.no_grad():
+            torch._foreach_copy_(params, saved)
         raise
+
+
+def discard_gradients_on_entry(opt: torch.optim.Optimizer, params: list[Tensor]) -> None:
+    """Set the gradients found on entry to ``step`` to None, with a ``UserWarning`` once.
+
+    For the twins whose closure returns per-example losses: they compute ``∇L(w)`` themselves,
+    so a gradient already in ``p.grad`` (``loss.backward(); opt.step(closure)``, the davda54/sam
+    convention) would be added to theirs. It is discarded instead, and the first time the
+    optimizer says so.
+    """
+    if not any(p.grad is not None for p in params):
+        return
+    if not getattr(opt, "_warned_entry_grads", False):
+        name = type(opt).__name__
+        warnings.warn(
+            f"{name}.step(closure) found gradients in p.grad and discards them: its closure "
+            f"returns per-example losses and {name} computes the gradient at w itself. Drop the "
+            "loss.backward() before step(closure), or call opt.zero_grad() before it.",
+            UserWarning,
+            stacklevel=3,
+        )
+        opt._warned_entry_grads = True  # type: ignore[attr-defined]
+    for p in params:
+        p.grad = None

@@ -81,7 +81,7 @@ from torch import Tensor
 
 from sampy.optim import esam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.closures import Closure, back_to_w_on_error, evaluate
+from sampy.torch.closures import Closure, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
 from sampy.torch.groups import flat, global_norm, radii, regroup
 from sampy.torch.masks import top_k_indices
@@ -242,9 +242,9 @@ class ESAM(SavesNoise, SharpnessAware):
     def first_step(self, zero_grad: bool = False) -> None:
         """Re-enable frozen tensors, save ``w`` and move to ``w + ε`` (``g`` in ``p.grad``)."""
         self._unfreeze()
-        if not self._drawn:
+        if self._perturbed is None and not self._drawn:
             self._draw(freeze=False)
-        params = self._params_with_grad()
+        params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         e = self.ascent(self._context(params), grads, inplace=False)
         self.ascent.keep = {}
@@ -283,7 +283,7 @@ class ESAM(SavesNoise, SharpnessAware):
             closure = require_example_closure("ESAM's data selection (gamma < 0.99)", closure)
         else:
             closure = self._require(closure)
-        self.zero_grad()
+        self._discard_entry_grads()
         self.begin_step()
         try:
             if self.selects_data:
@@ -298,7 +298,7 @@ class ESAM(SavesNoise, SharpnessAware):
         finally:
             self._unfreeze()
         self.first_step(zero_grad=True)
-        with back_to_w_on_error(self):
+        with self.restore_on_error():
             if self.selects_data:
                 after = example_losses(_no_grad(closure))
                 if after.numel() != before.numel():
@@ -312,7 +312,8 @@ class ESAM(SavesNoise, SharpnessAware):
                     mean.backward()
             else:
                 evaluate(closure)
-        self.second_step()
+            self.second_step()
+        self._drop_grads()
         return loss
 
 

@@ -3,7 +3,8 @@
 J. Zhuang, B. Gong, L. Yuan, Y. Cui, H. Adam, N. Dvornek, S. Tatikonda, J. Duncan, T. Liu,
 "Surrogate Gap Guided Sharpness-Aware Minimization", ICLR 2022, arXiv:2203.08065.
 
-Two gradient evaluations per step (``step(closure)`` calls the closure twice):
+Two gradient evaluations per step (``step(closure)`` calls the closure twice, or once after
+``loss.backward()``: see ``SharpnessAware.step``):
 
 1. ``g = ∇f(w)``;  ``ε = ρ_t g/(‖g‖ + eps)`` (ASAM form with ``adaptive``)  — ``first_step``
 2. ``h = ∇f(w + ε)``
@@ -88,7 +89,8 @@ class GSAM(SharpnessAware):
         base_optimizer: the class of the base optimizer.
         rho: constant radius (used when ``rho_schedule`` is None).
         alpha: weight α of the surrogate-gap correction.
-        rho_schedule: optional ``t -> ρ_t`` (e.g. ``sampy.optim.proportional_rho(...)``).
+        rho_schedule: optional ``t -> ρ_t`` (e.g. ``sampy.optim.proportional_rho(...)``), the
+            same for every group: a group that sets its own ``rho`` is refused with it.
         p, adaptive, eta, perturb_eps: the ball, as in ``SAM``.
         **base_kwargs: passed to ``base_optimizer``.
     """
@@ -115,6 +117,14 @@ class GSAM(SharpnessAware):
         else:
             if not callable(rho_schedule):
                 raise ValueError(f"rho_schedule must be a callable t -> rho, got {rho_schedule!r}")
+            params = list(params)
+            own = [i for i, g in enumerate(params) if isinstance(g, dict) and "rho" in g]
+            if own:
+                raise ValueError(
+                    f"rho_schedule sets rho_t for every parameter group, so group {own[0]}'s own "
+                    "'rho' would be ignored: drop the group's 'rho', or drop rho_schedule and let "
+                    "sampy.torch.rho_scheduler.ProportionalRho set each group's rho"
+                )
             ascent = ScheduledNormBallAscent(rho_schedule, **ball)
         super().__init__(
             params,

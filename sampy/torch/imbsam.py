@@ -248,10 +248,33 @@ class ImbSAM(SharpnessAware):
                 "tail is required: a bool mask of shape (n,) marking the tail-class examples of "
                 "the batch (e.g. torch.isin(targets, tail_classes)) or their indices"
             )
+        self._discard_entry_grads()
         losses = example_losses(closure)
         indices = self.first_step(losses, tail)
-        self.second_step(example_losses(closure, indices) if indices.numel() else None)
+        try:
+            self.second_step(example_losses(closure, indices) if indices.numel() else None)
+        except BaseException:
+            if self._pending is not None or self._perturbed is not None:
+                self.restore()
+            raise
+        self._drop_grads()
         return losses.detach().mean()
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Undo ``first_step()`` without a base step: ``w`` back bit for bit, ``g_h`` dropped."""
+        if self._pending is None and self._perturbed is None:
+            raise RuntimeError(
+                "restore() called with nothing to restore: no first_step() since the last "
+                "second_step() or restore(), so the parameters are at w already"
+            )
+        if self._perturbed is not None:
+            super().restore()
+        self._pending = None
+        for ps in self._all_params():
+            for p in ps:
+                if p in self.state:
+                    self.state[p].pop(HEAD_GRAD, None)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the state and the base optimizer's (any half-done step is forgotten)."""

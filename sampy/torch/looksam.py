@@ -13,7 +13,8 @@ Minimization", CVPR 2022, arXiv:2203.02714 (no official code). Global norms (as 
 4. base step with ``d`` at ``w``; ``t ← t + 1``
 
 Evaluation pattern: ``step(closure)`` calls the closure twice on SAM steps and once on reuse
-steps (``1 + 1/k`` on average). By hand::
+steps (``1 + 1/k`` on average); after ``loss.backward()`` (davda54's and pytorch-optimizer's
+loops) only once on SAM steps and not at all on reuse steps, the same cost. By hand::
 
     loss_fn(model(x), y).backward()
     if opt.is_sam_step:                      # t mod k == 0
@@ -39,6 +40,7 @@ from torch import Tensor
 from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.groups import flat, global_dot, global_norm, regroup
+from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
 
@@ -64,7 +66,7 @@ class LookSAMDescent:
         g_s = flat(g_adv)
         if g_s:
             coef = projection_coefficient(g_s, flat(g))
-            g_v = torch._foreach_sub(g_s, torch._foreach_mul(flat(g), coef))
+            g_v = torch._foreach_sub(g_s, torch._foreach_mul(flat(g), per_device(coef, g_s)))
             for p, v in zip(flat(ctx.params), g_v, strict=True):
                 ctx.state[p]["g_v"] = v
         return g_adv
@@ -141,22 +143,31 @@ class LookSAM(SharpnessAware):
             if grads:
                 g_v = [self.state[p]["g_v"] for p in flat(params)]
                 scale = global_norm(grads) / (global_norm(g_v) + 1e-8)
-                d = torch._foreach_add(grads, torch._foreach_mul(g_v, self.alpha * scale))
+                along = torch._foreach_mul(g_v, per_device(self.alpha * scale, g_v))
+                d = torch._foreach_add(grads, along)
                 self._set_grads(params, regroup(d, params))
             self._base_step()
         self.shared["step"] = self.shared.get("step", 0) + 1
         if zero_grad:
             self.zero_grad()
 
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """One LookSAM step; the closure runs twice on SAM steps and once on reuse steps.
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """One LookSAM step: ``g`` at ``w``, and on SAM steps the closure at ``w + ε``.
 
-        Returns the loss at ``w``.
+        The convention of ``SharpnessAware.step``: with no gradient on entry the closure runs at
+        ``w`` first (twice per SAM step, once per reuse step) and the loss at ``w`` is returned;
+        with gradients present (``loss.backward(); opt.step(closure)``) they are ``g``, the
+        closure runs only at ``w + ε`` on SAM steps (not at all on reuse steps) and None is
+        returned. Every gradient is None after the step.
         """
         closure = self._require(closure)
-        loss = closure()
+        loss = None if self._has_grads() else closure()
         if self.is_sam_step:
             self.first_step(zero_grad=True)
-            closure()
-        self.second_step()
+            with self.restore_on_error():
+                closure()
+                self.second_step()
+        else:
+            self.second_step()
+        self._drop_grads()
         return loss

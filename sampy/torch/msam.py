@@ -64,6 +64,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
+from sampy.torch.moments import ema_of_squares_
 from sampy.torch.perturbation import lp_norm
 
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).
@@ -281,8 +282,7 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
             torch._foreach_add_(params, times(ms, [s["scale"] for s in states]))
             # 3. the moments, in torch.optim.Adam's operations
             torch._foreach_lerp_(ms, grads, 1.0 - beta1)
-            torch._foreach_mul_(vs, beta2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+            ema_of_squares_(vs, grads, beta2)
             # 4. w ← w − (η/(1−β1ᵗ)) m/(√v/√(1−β2ᵗ) + eps), bias corrections per tensor
             denom = torch._foreach_sqrt(vs)
             torch._foreach_div_(denom, [math.sqrt(1.0 - beta2 ** s["step"]) for s in states])

@@ -68,6 +68,7 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
+from sampy.torch.moments import ema_, ema_of_squares_
 from sampy.torch.msam import MomentumAscent, Stepped, times
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import ScheduleFreeAdamW, interpolate, schedule_free_defaults
@@ -243,10 +244,8 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         warm = min(1.0, t / warmup) if warmup > 0 else 1.0
         alpha = group["lr"] * warm * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
         # 5. m, v
-        torch._foreach_mul_(ms, beta1)
-        torch._foreach_add_(ms, grads, alpha=1.0 - beta1)
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+        ema_(ms, grads, beta1)
+        ema_of_squares_(vs, grads, beta2)
         # 6. θ'' = θ' − α m/(√v + ε) − αλ θ'  (the AdamW step is taken FROM θ')
         denom = torch._foreach_sqrt(vs)
         torch._foreach_add_(denom, group["eps"])
@@ -359,8 +358,7 @@ class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
             self._update(group, params, grads, states)
             # 4. m ← μ m + (1 − μ) g
             mu = group["ascent_momentum"]
-            torch._foreach_mul_(ms, mu)
-            torch._foreach_add_(ms, grads, alpha=1.0 - mu)
+            ema_(ms, grads, mu)
             stepped.append((group, params, states, ms))
         # 5. scale = ρ/(‖m‖ + 1e-12), ỹ = y − scale · m
         self._perturb(stepped)

@@ -151,7 +151,7 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
     @torch.no_grad()
     def accumulate(self, weight: float, zero_grad: bool = False) -> None:
         """Return to the saved ``w`` and add ``weight · g̃_j`` (in ``p.grad``) to ``d``."""
-        params, _, g_adv = self._restore(need_clean=False)
+        params, _, g_adv = self._restore(need_clean=False, call="accumulate()")
         ps = flat(params)
         seen = {id(p) for p in self._accumulated}
         fresh = [p for p in ps if id(p) not in seen]
@@ -204,17 +204,23 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         else:
             n = batch_size
-        self._zero_grads([list(group["params"]) for group in self.param_groups])
+        self._discard_entry_grads()
         total = None
-        for idx in self.micro_batches(n):
-            at_w = example_losses(closure, idx).mean()
-            at_w.backward()
-            part = at_w.detach() * (idx.numel() / n)
-            total = part if total is None else total + part
-            self.first_step(zero_grad=True)
-            example_losses(closure, idx).mean().backward()
-            self.accumulate(idx.numel() / n, zero_grad=True)
-        self.second_step()
+        try:
+            for idx in self.micro_batches(n):
+                at_w = example_losses(closure, idx).mean()
+                at_w.backward()
+                part = at_w.detach() * (idx.numel() / n)
+                total = part if total is None else total + part
+                self.first_step(zero_grad=True)
+                with self.restore_on_error():
+                    example_losses(closure, idx).mean().backward()
+                    self.accumulate(idx.numel() / n, zero_grad=True)
+            self.second_step()
+        except BaseException:
+            self._accumulated = []  # the step is abandoned: no partial d for the next one
+            raise
+        self._drop_grads()
         return total
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -318,14 +324,20 @@ class MultiStepSAM(SharpnessAware):
         self._ascents_done = 0
         super().second_step(zero_grad)
 
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """One step; the closure runs ``k + 1`` times (at w, w_1, …, w_k). Returns the loss at w."""
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """One step; the closure runs at w, w_1, …, w_k. Returns the loss at w.
+
+        The convention of ``SharpnessAware.step``: gradients present on entry are ``∇L(w)``
+        (then the closure runs ``k`` times and None is returned); every gradient is None after.
+        """
         closure = self._require(closure)
-        loss = closure()
+        loss = None if self._has_grads() else closure()
         self.first_step(zero_grad=True)
-        for _ in range(self.ascent_steps - 1):
+        with self.restore_on_error():
+            for _ in range(self.ascent_steps - 1):
+                closure()
+                self.ascent_step(zero_grad=True)
             closure()
-            self.ascent_step(zero_grad=True)
-        closure()
-        self.second_step()
+            self.second_step()
+        self._drop_grads()
         return loss

@@ -33,6 +33,7 @@ Usage::
         return loss
 
     loss = opt.step(closure)          # two forward/backward passes, one base step
+                                      # (after loss.backward(): the closure runs once)
 
 or, by hand: ``loss.backward(); opt.first_step(zero_grad=True); loss_fn(model(x), y).backward();
 opt.second_step(zero_grad=True)``.

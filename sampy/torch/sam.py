@@ -23,9 +23,13 @@ Usage::
 
     loss = opt.step(closure)          # two forward/backward passes, one base step
 
-or, by hand: ``loss.backward(); opt.first_step(zero_grad=True); loss_fn(model(x), y).backward();
-opt.second_step(zero_grad=True)``. ``param_groups`` are shared with the base optimizer, so
-learning-rate schedulers can drive either object.
+The loops of davda54/sam (``loss.backward(); opt.step(closure); opt.zero_grad()``, a closure
+without ``zero_grad``) and of pytorch-optimizer (``closure(); opt.step(closure)``) run unchanged
+at the same cost: gradients already in ``p.grad`` when ``step`` is entered are taken as
+``∇L(w)`` and the closure runs once, at ``w + ε`` (``step`` then returns None). ``step`` leaves
+every gradient None. By hand: ``loss.backward(); opt.first_step(zero_grad=True);
+loss_fn(model(x), y).backward(); opt.second_step(zero_grad=True)``. ``param_groups`` are shared
+with the base optimizer, so learning-rate schedulers can drive either object.
 """
 
 from __future__ import annotations

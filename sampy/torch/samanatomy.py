@@ -66,7 +66,7 @@ class SAMAnatomy(SharpnessAware):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Keep ``g``, save ``w``, move to ``w + ε1``."""
-        params = self._params_with_grad()
+        params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         e = self.ascent(self._context(params), grads, inplace=False)
         self._stash_clean_grads(params, zero_grad)
@@ -113,13 +113,19 @@ class SAMAnatomy(SharpnessAware):
         super().restore()
         self._ascents_done = 0
 
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """One step; the closure runs three times (at w, w + ε1, w + ε2). Returns the loss at w."""
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """One step; the closure runs at w, w + ε1 and w + ε2. Returns the loss at w.
+
+        The convention of ``SharpnessAware.step``: gradients present on entry are ``∇L(w)``
+        (then the closure runs twice and None is returned), and every gradient is None after.
+        """
         closure = self._require(closure)
-        loss = closure()
+        loss = None if self._has_grads() else closure()
         self.first_step(zero_grad=True)
-        closure()
-        self.second_ascent_step(zero_grad=True)
-        closure()
-        self.second_step()
+        with self.restore_on_error():
+            closure()
+            self.second_ascent_step(zero_grad=True)
+            closure()
+            self.second_step()
+        self._drop_grads()
         return loss

@@ -55,6 +55,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.schedule_free import averaging_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
+from sampy.torch.moments import ema_of_squares_
 
 
 def schedule_free_defaults(
@@ -201,8 +202,7 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         xs = [s["x"] for s in states]
         vs = [s["exp_avg_sq"] for s in states]
         # 4. v ← β2 v + (1 − β2) g²
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+        ema_of_squares_(vs, grads, beta2)
         # 5. the denominator: bias-corrected v (GEN-B) or √(1 − β2^{k+1}) already in γ (GEN-A)
         if group["variant"] == "gen_a":
             denom = torch._foreach_sqrt(vs)

@@ -18,25 +18,46 @@ branch on a tensor value, so a step never waits for the device. Rules with memor
 The clean gradient ``g`` is kept between the two passes only when the descent rule reads it
 (``needs_clean_grad``); with ``first_step(zero_grad=True)`` it is kept by reference (the
 ``p.grad`` tensor itself, which the next backward no longer writes into), never copied.
+
+The step is safe: an exception at ``w + ε`` inside ``step`` (or inside ``restore_on_error()``
+in a loop of your own) restores ``w`` bit for bit before it propagates; ``first_step`` twice,
+``second_step``/``restore`` with nothing perturbed and a closure that computed no gradient
+are ``RuntimeError``s that say so; ``skip_nonfinite=True`` drops a step whose gradient at
+``w + ε`` is not finite (counted in ``skipped_steps``). ``step(closure)`` follows the
+convention of davda54/sam and pytorch-optimizer when gradients are already present (see
+``SharpnessAware.step``), and the step hooks fire once per step in either loop.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from sampy.optim.hyper import Hyper, validate
 from sampy.optim.sam import NORM_BALL
+from sampy.torch.closures import discard_gradients_on_entry
 
 Groups = list[list[Tensor]]
 """Tensors per parameter group (the parameters with a gradient, in group order)."""
 
 CLEAN_GRAD = "clean_grad"  # state key of the stashed clean gradient (between the passes)
+SKIPPED = "skipped_steps"  # shared counter of the steps skip_nonfinite dropped
+NO_GRAD_AT_W = (
+    "no parameter has a gradient at w (did the closure call backward()? do the optimizer's "
+    "parameters still belong to the model, e.g. after model.to_empty()?)"
+)
+NO_GRAD_AT_W_ADV = (
+    "no parameter has a gradient at w + eps (did the closure call backward()?); w has been restored"
+)
 RULE_STATE = "rule_state"  # a checkpoint's per-parameter entry of the rule buffers
 SHARED_KEY = "shared"  # a checkpoint's entry of the shared counters (in the first group)
 
@@ -288,6 +309,10 @@ class SharpnessAware(TwinOptimizer):
         group_hyperparameters: the per-group hyperparameters and their defaults (``rho`` and,
             where the variant has them, ``adaptive`` and ``eta``): a group may set its own, a
             scheduler may change them; they are validated with ``HYPERPARAMETERS``.
+        skip_nonfinite: when True, a step whose gradient at ``w + ε`` or direction ``d`` is
+            not finite (inf/NaN) is skipped: ``w`` is restored, the base optimizer does not
+            step, ``skipped_steps`` counts it and a ``RuntimeWarning`` says so. It costs one
+            read of a device value per step (a sync), so it is off by default.
         **base_kwargs: passed to ``base_optimizer`` (``lr``, ``momentum``, ...).
 
     ``param_groups`` are shared with the base optimizer; ``state_dict()`` holds this
@@ -305,6 +330,7 @@ class SharpnessAware(TwinOptimizer):
         ascent: AscentRule,
         descent: DescentRule,
         group_hyperparameters: dict[str, Any],
+        skip_nonfinite: bool = False,
         **base_kwargs: Any,
     ) -> None:
         check_base_optimizer(base_optimizer)
@@ -317,6 +343,7 @@ class SharpnessAware(TwinOptimizer):
             self, base_optimizer, base_kwargs, self._group_keys
         )
         self.shared: dict[str, Any] = {}
+        self.skip_nonfinite = bool(skip_nonfinite)
         self._perturbed: tuple[Groups, list[Tensor], list[Tensor]] | None = None
         self._saved_cache: tuple[list[Tensor], list[Tensor]] | None = None
         self._saved_w: dict[Tensor, Tensor] = {}
@@ -362,14 +389,25 @@ class SharpnessAware(TwinOptimizer):
             for p in ps:
                 self.state[p][CLEAN_GRAD] = p.grad if zero_grad else p.grad.clone()
 
-    def _restore(self, need_clean: bool | None = None) -> tuple[Groups, Groups | None, Groups]:
+    def _restore(
+        self, need_clean: bool | None = None, call: str = "second_step()"
+    ) -> tuple[Groups, Groups | None, Groups]:
         """Return to the saved ``w``; ``(params, g, g̃)`` for the parameters with both grads.
 
         ``g`` is the stashed clean gradient (None unless ``need_clean``, by default the descent
-        rule's ``needs_clean_grad``); the stash is emptied either way.
+        rule's ``needs_clean_grad``); the stash is emptied either way. ``call`` names the public
+        call that asked, for the error raised when nothing is perturbed.
         """
         if self._perturbed is None:
-            raise RuntimeError("second_step() called without first_step(): nothing to restore")
+            if call == "restore()":
+                raise RuntimeError(
+                    "restore() called with nothing to restore: no first_step() since the last "
+                    "second_step() or restore(), so the parameters are at w already"
+                )
+            raise RuntimeError(
+                f"{call} called without first_step(): nothing to restore; call first_step() "
+                "after the backward at w, then the backward at w + eps, then " + call
+            )
         params, flat, saved = self._perturbed
         torch._foreach_copy_(flat, saved)
         self._perturbed = None
@@ -396,7 +434,7 @@ class SharpnessAware(TwinOptimizer):
         clean gradient is dropped, the base optimizer and the rule state are untouched, and the
         next ``first_step()`` starts afresh. Raises ``RuntimeError`` when nothing is perturbed.
         """
-        self._restore(need_clean=False)
+        self._restore(need_clean=False, call="restore()")
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
@@ -434,8 +472,10 @@ class SharpnessAware(TwinOptimizer):
 
         With ``zero_grad=True`` the clean gradients are not needed afterwards (unless the descent
         rule reads them, then they are kept by reference), so ε may be computed in their storage.
+        Raises ``RuntimeError`` when the parameters are already perturbed (a second
+        ``first_step()`` would save ``w + ε`` as ``w``) or when no parameter has a gradient.
         """
-        params = self._params_with_grad()
+        params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         keep = self.descent.needs_clean_grad
         e = self.ascent(self._context(params), grads, inplace=zero_grad and not keep)
@@ -445,14 +485,86 @@ class SharpnessAware(TwinOptimizer):
         if zero_grad:
             self._zero_grads(params)
 
+    def _params_to_perturb(self) -> Groups:
+        """The parameters with a gradient at ``w``, once the step may perturb them.
+
+        Raises ``RuntimeError`` when the parameters are already perturbed (a second
+        ``first_step()`` would save ``w + ε`` as ``w``) or when no parameter has a gradient.
+        """
+        if self._perturbed is not None:
+            raise RuntimeError(
+                "first_step() called twice: w is already saved and the parameters are at w + eps; "
+                "call second_step() to finish this step, or restore() to abandon it"
+            )
+        params = self._params_with_grad()
+        if not any(params):
+            raise RuntimeError(NO_GRAD_AT_W)
+        return params
+
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
-        """Return to the saved ``w`` exactly and take the base step with ``d = descent(g, g̃)``."""
+        """Return to the saved ``w`` exactly and take the base step with ``d = descent(g, g̃)``.
+
+        With ``skip_nonfinite``, a non-finite ``g̃`` or ``d`` skips the base step (``w`` stays
+        restored; see ``skipped_steps``). Outside ``step()``, it fires the step hooks
+        (``register_step_pre_hook``/``register_step_post_hook``) once, as ``step()`` does.
+        """
         params, g, g_adv = self._restore()
-        self._set_grads(params, self.descent(self._context(params), g, g_adv))
+        if not any(params):
+            raise RuntimeError(NO_GRAD_AT_W_ADV)
+        if self._skips(g_adv):
+            return
+        d = self.descent(self._context(params), g, g_adv)
+        if self._skips(d):
+            return
+        self._set_grads(params, d)
         self._base_step()
         if zero_grad:
             self.zero_grad()
+
+    @contextmanager
+    def restore_on_error(self) -> Iterator[None]:
+        """Between ``first_step()`` and ``second_step()``: on any exception, restore ``w``.
+
+        ``step()`` runs its pass at ``w + ε`` inside it; in a loop of your own::
+
+            opt.first_step(zero_grad=True)
+            with opt.restore_on_error():
+                loss_fn(model(x), y).backward()     # an OOM here leaves the weights at w
+            opt.second_step(zero_grad=True)
+
+        The exception propagates; the rule state and the base optimizer are untouched.
+        """
+        try:
+            yield
+        except BaseException:
+            if self._perturbed is not None:
+                self.restore()
+            raise
+
+    @property
+    def skipped_steps(self) -> int:
+        """How many steps ``skip_nonfinite`` dropped (saved by ``state_dict()``)."""
+        return int(self.shared.get(SKIPPED, 0))
+
+    def _skips(self, tensors: Groups) -> bool:
+        """With ``skip_nonfinite``: whether ``tensors`` hold an inf/NaN (then count and warn)."""
+        if not self.skip_nonfinite:
+            return False
+        flat = [t for ts in tensors for t in ts]
+        if not flat or bool(torch.stack([torch.isfinite(t).all() for t in flat]).all()):
+            return False
+        self.shared[SKIPPED] = self.skipped_steps + 1
+        warnings.warn(
+            f"{type(self).__name__}: a non-finite gradient at w + eps (or direction); the step "
+            f"was skipped and w restored ({self.skipped_steps} skipped so far)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return True
 
     def _require(self, closure: Callable[[], Tensor] | None) -> Callable[[], Tensor]:
         if closure is None:
@@ -463,19 +575,53 @@ class SharpnessAware(TwinOptimizer):
             )
         return torch.enable_grad()(closure)
 
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """A whole step: ``closure()`` at ``w``, ``first_step``, ``closure()`` at ``w + ε``,
-        ``second_step``. Returns the loss at ``w``.
+    def _has_grads(self) -> bool:
+        """Whether some parameter has a gradient (the caller computed ``∇L(w)`` already)."""
+        return any(p.grad is not None for group in self.param_groups for p in group["params"])
 
-        The closure must compute the loss and call ``backward()`` (it may zero the gradients
-        first; ``first_step`` already did); it runs twice.
+    def _drop_grads(self) -> None:
+        """Every gradient to None: the next step starts clean, whatever loop the caller runs."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    _warned_entry_grads = False
+
+    def _discard_entry_grads(self) -> None:
+        """For twins whose closure returns per-example losses (they compute ``g`` themselves)."""
+        discard_gradients_on_entry(self, [p for g in self.param_groups for p in g["params"]])
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """A whole step; the closure computes the loss and calls ``backward()``.
+
+        When no parameter has a gradient on entry (sampy's loop: ``opt.step(closure)`` alone),
+        the closure runs at ``w`` and at ``w + ε``, and ``step`` returns the loss at ``w``. When
+        gradients are present, they are taken as ``∇L(w)`` (the davda54/sam and
+        pytorch-optimizer loop: ``loss.backward(); opt.step(closure)``) and the closure runs
+        once, at ``w + ε``; ``step`` returns None. Either way two gradients per step, and
+        ``step`` ends with every gradient set to None, so the two loops cannot mix.
+        ``zero_grad(set_to_none=False)`` before ``step`` leaves zero tensors, which read as a
+        zero gradient at ``w``: use torch's default ``set_to_none=True``. An exception at
+        ``w + ε`` restores ``w`` before it propagates.
         """
         closure = self._require(closure)
-        loss = closure()
+        loss = None if self._has_grads() else closure()
         self.first_step(zero_grad=True)
-        closure()
-        self.second_step()
+        with self.restore_on_error():
+            closure()
+            self.second_step()
+        self._drop_grads()
         return loss
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = _marks_whole_step(cls.step)  # type: ignore[method-assign]
+        if "second_step" in cls.__dict__:
+            cls.second_step = _fires_step_hooks(cls.second_step)  # type: ignore[method-assign]
+
+    _in_step = False  # inside step(): torch fires the step hooks around it
+    _in_second_step = False  # inside a (possibly overridden, nested) second_step()
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -628,6 +774,61 @@ def load_from_groups(state_dict: dict[str, Any], key: str) -> tuple[dict[str, An
         groups.append(group)
     state_dict["param_groups"] = groups
     return state_dict, value
+
+
+def _marks_whole_step(step: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark the optimizer as inside ``step`` while ``step`` runs (nested calls included)."""
+
+    @functools.wraps(step)
+    def whole_step(self: SharpnessAware, *args: Any, **kwargs: Any) -> Any:
+        outer = self._in_step
+        self._in_step = True
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            self._in_step = outer
+
+    return whole_step
+
+
+def _fires_step_hooks(second_step: Callable[..., Any]) -> Callable[..., Any]:
+    """Fire the step hooks around ``second_step`` when it ends a step by hand (not in ``step``).
+
+    torch fires them around ``step`` only, so in the two-call loop they never fired; the
+    outermost ``second_step`` of a step fires them once, the order torch uses (global pre-hooks,
+    this optimizer's pre-hooks, the step, this optimizer's post-hooks, global post-hooks).
+    """
+
+    @functools.wraps(second_step)
+    def hooked(self: SharpnessAware, *args: Any, **kwargs: Any) -> Any:
+        if self._in_step or self._in_second_step:
+            return second_step(self, *args, **kwargs)
+        self._in_second_step = True
+        try:
+            pre = chain(
+                _global_optimizer_pre_hooks.values(), self._optimizer_step_pre_hooks.values()
+            )
+            for hook in pre:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    args, kwargs = result
+            out = second_step(self, *args, **kwargs)
+            post = chain(
+                self._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()
+            )
+            for hook in post:
+                hook(self, args, kwargs)
+            return out
+        finally:
+            self._in_second_step = False
+
+    return hooked
+
+
+SharpnessAware.step = _marks_whole_step(SharpnessAware.step)  # type: ignore[method-assign]
+SharpnessAware.second_step = _fires_step_hooks(  # type: ignore[method-assign]
+    SharpnessAware.second_step
+)
 
 
 def pop_base_optimizer_state(opt: object, state_dict: dict[str, Any]) -> dict[str, Any]:

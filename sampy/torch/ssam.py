@@ -80,7 +80,7 @@ from torch import Tensor
 
 from sampy.optim import ssam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.closures import Closure, back_to_w_on_error, evaluate
+from sampy.torch.closures import Closure, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses
 from sampy.torch.groups import flat, global_norm, radii, regroup
 from sampy.torch.masks import top_k_mask
@@ -187,7 +187,7 @@ class _SparseSAM(SavesNoise, SharpnessAware):
     def first_step(self, zero_grad: bool = False) -> None:
         """Save ``w`` and move to ``w + ρ m ⊙ g/(‖g‖ + eps)`` (``g`` in ``p.grad``)."""
         self._ensure_masks()
-        params = self._params_with_grad()
+        params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         e = self.ascent(self._context(params), grads, inplace=False)
         self._save_and_perturb(params, e)
@@ -333,12 +333,12 @@ class SSAMF(_SparseSAM):
         example each (an example closure) or once more at the updated ``w`` (a plain one).
         """
         closure = self._require(closure)
-        self.zero_grad()
+        self._discard_entry_grads()
         loss, n = evaluate(closure)
         self.first_step(zero_grad=True)
-        with back_to_w_on_error(self):
+        with self.restore_on_error():
             evaluate(closure)
-        self.second_step()
+            self.second_step()
         if self.refresh_due:
             if n is None:
                 self.zero_grad()
@@ -346,6 +346,7 @@ class SSAMF(_SparseSAM):
                 self.update_mask()
             else:
                 self.update_mask(closure, num_examples=n)
+        self._drop_grads()
         return loss
 
 
@@ -452,10 +453,11 @@ class SSAMD(_SparseSAM):
     def step(self, closure: Closure | ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
         """One SSAM-D step (the closure, plain or example, runs twice); the loss at ``w``."""
         closure = self._require(closure)
-        self.zero_grad()
+        self._discard_entry_grads()
         loss, _ = evaluate(closure)
         self.first_step(zero_grad=True)
-        with back_to_w_on_error(self):
+        with self.restore_on_error():
             evaluate(closure)
-        self.second_step()
+            self.second_step()
+        self._drop_grads()
         return loss

@@ -25,7 +25,7 @@ from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.groups import flat, global_norm, regroup
 from sampy.torch.sam import NormBallAscent
-from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
+from sampy.torch.sharpness_aware import NO_GRAD_AT_W_ADV, Groups, RuleContext, SharpnessAware
 
 
 def clip_by_global_norm(g: list[Tensor], max_norm: float) -> list[Tensor]:
@@ -114,7 +114,12 @@ class WSAM(SharpnessAware):
             super().second_step(zero_grad)
             return
         params, g, g_adv = self._restore()
-        assert g is not None
+        if not any(params):
+            raise RuntimeError(NO_GRAD_AT_W_ADV)
+        if g is None:
+            raise RuntimeError("WSAM's decoupled step needs the clean gradient g, got None")
+        if self._skips(g_adv):
+            return
         g_flat, h = self.descent.clipped(g, g_adv)
         sharpness = regroup(torch._foreach_sub(h, g_flat), params) if h else []
         self._set_grads(params, regroup(g_flat, params))
