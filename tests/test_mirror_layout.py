@@ -47,6 +47,7 @@ TORCH_ONLY_MODULES = {
     "examples": "per-example losses from a torch closure (the NumPy Oracle does this)",
     "functional": "a torch loss from a NumPy test function, for parity runs",
     "groups": "norms and inner products over parameter groups (NumPy: one array per point)",
+    "moments": "Adam's moment updates over tensor lists, shared by the built-in-Adam twins",
     "noise": "random draws from torch or NumPy generators, for parity with the references",
     "recipes": "mixed precision and gradient accumulation with the twins",
     "rho_scheduler": "a ρ schedule that follows a torch LR scheduler (NumPy: proportional_rho)",
