@@ -169,7 +169,12 @@ def test_looksam_also_accepts_the_pytorch_optimizer_calling_pattern():
         opts[1].second_step(zero_grad=True)
     assert torch.equal(_flat(models[0]), _flat(models[1]))
     assert closure.calls == 7 + 3  # SAM steps at t = 0, 3, 6
-    assert opts[0].state_dict()["shared"] == {"step": 7}
+    # The step counter is saved: after 7 steps (t = 7, k = 3) the next step reuses g_v, also
+    # for a fresh optimizer that loads the state (a fresh one alone would take a SAM step).
+    resumed = looksam.LookSAM(_groups(_mlp()), rho=0.05, k=3, lr=0.1)
+    assert resumed.is_sam_step
+    resumed.load_state_dict(opts[0].state_dict())
+    assert not opts[0].is_sam_step and not resumed.is_sam_step
 
 
 # -- GSAM's schedule, SAMAnatomy's phases (a missing closure: test_torch_contracts.py) -------
