@@ -365,3 +365,12 @@ def test_ema_averages_w_for_msam_not_its_ascent_point():
         average = w if average is None else 0.9 * average + 0.1 * w
     assert not torch.equal(w, flat(model))  # MSAM's parameters hold another point
     assert (flat(ema.module) - average).abs().max().item() < 1e-6
+
+
+def test_sampy_s_closure_only_loop_is_one_pass_in_pytorch_optimizer():
+    pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
+    _, passes = run(
+        closure_only,
+        lambda ps: pytorch_optimizer.SAM(ps, torch.optim.SGD, rho=0.05, **BASE),
+    )
+    assert passes == 1.0
