@@ -374,3 +374,22 @@ def test_sampy_s_closure_only_loop_is_one_pass_in_pytorch_optimizer():
         lambda ps: pytorch_optimizer.SAM(ps, torch.optim.SGD, rho=0.05, **BASE),
     )
     assert passes == 1.0
+
+
+def test_base_optimizer_as_class_factory_or_instance_gives_the_same_steps():
+    import functools
+
+    weights = []
+    for how in ("class", "factory", "instance"):
+        model = Counting()
+        if how == "class":
+            opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, **BASE)
+        elif how == "factory":
+            factory = functools.partial(torch.optim.SGD, momentum=BASE["momentum"])
+            opt = st.SAM(model.parameters(), factory, rho=0.05, lr=BASE["lr"])
+        else:
+            base = torch.optim.SGD(model.parameters(), **BASE)
+            opt = st.SAM(model.parameters(), base, rho=0.05)
+        two_call(model, opt)
+        weights.append(flat(model))
+    assert all(torch.equal(weights[0], w) for w in weights[1:])
