@@ -507,7 +507,9 @@ class SharpnessAware(TwinOptimizer):
 
         With ``skip_nonfinite``, a non-finite ``g̃`` or ``d`` skips the base step (``w`` stays
         restored; see ``skipped_steps``). Outside ``step()``, it fires the step hooks
-        (``register_step_pre_hook``/``register_step_post_hook``) once, as ``step()`` does.
+        (``register_step_pre_hook``/``register_step_post_hook``) once, as ``step()`` does. A
+        global hook (``torch.optim.optimizer.register_optimizer_step_pre_hook``) fires twice
+        per step: for this optimizer and for its base optimizer, which steps too.
         """
         params, g, g_adv = self._restore()
         if not any(params):
