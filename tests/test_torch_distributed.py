@@ -203,6 +203,8 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
 
     record("sgd", model, sgd_step, [])
 
+    results.update(_fsdp_runs(rank, x, y))
+
     errors = {}
     plain = _model()
     try:
@@ -213,6 +215,67 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
+
+
+FSDP_TWINS = ("sam", "gsam", "looksam")
+FSDP_STEPS = (2, 2)  # steps before the checkpoint, steps after it
+
+
+def _fsdp_model(mesh: Any) -> torch.nn.Module:
+    from torch.distributed.fsdp import fully_shard
+
+    model = _model()
+    for layer in (model[0], model[2]):
+        fully_shard(layer, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
+
+
+def _two_pass(model: torch.nn.Module, opt: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    _mse(model, x, y).backward()
+    if getattr(opt, "is_sam_step", True):
+        opt.first_step(zero_grad=True)
+        _mse(model, x, y).backward()
+    opt.second_step(zero_grad=True)
+
+
+def _fsdp_runs(rank: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """FSDP2 (``fully_shard``, parameters sharded as DTensors): each twin trains, a
+    ``torch.distributed.checkpoint`` state dict is taken halfway and loaded into a fresh sharded
+    model and twin, and both go on; the full weights of each are recorded."""
+    try:
+        from torch.distributed.checkpoint.state_dict import (
+            get_model_state_dict,
+            get_optimizer_state_dict,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+        from torch.distributed.device_mesh import init_device_mesh
+    except ImportError:  # pragma: no cover - an older torch without FSDP2
+        return {}
+    mesh = init_device_mesh("cpu", (WORLD,))
+    out: dict[str, Any] = {}
+    before, after = FSDP_STEPS
+    for name in FSDP_TWINS:
+        model = _fsdp_model(mesh)
+        opt = OPTIMIZERS[name](model.parameters())
+        for _ in range(before):
+            _two_pass(model, opt, x, y)
+        saved_model = copy.deepcopy(get_model_state_dict(model))
+        saved_opt = copy.deepcopy(get_optimizer_state_dict(model, opt))
+        for _ in range(after):
+            _two_pass(model, opt, x, y)
+        resumed = _fsdp_model(mesh)
+        set_model_state_dict(resumed, saved_model)
+        resumed_opt = OPTIMIZERS[name](resumed.parameters())
+        set_optimizer_state_dict(resumed, resumed_opt, saved_opt)
+        for _ in range(after):
+            _two_pass(resumed, resumed_opt, x, y)
+        out[f"fsdp/{name}"] = dict(
+            params=[p.full_tensor().detach().clone() for p in model.parameters()],
+            resumed=[p.full_tensor().detach().clone() for p in resumed.parameters()],
+            saved_keys=sorted({k for entry in saved_opt["state"].values() for k in entry}),
+        )
+    return out
 
 
 # -- launching ---------------------------------------------------------------------------------
@@ -559,7 +622,36 @@ def test_single_process_plain_module_is_the_plain_step(ascent, opt_name):
     for p, q in zip(ref.parameters(), model.parameters(), strict=True):
         assert torch.equal(p, q)
     assert all(p.grad is None for p in model.parameters())
-    assert copy.deepcopy(opt.state_dict()["shared"]) == opt_ref.state_dict()["shared"]
+    shared = opt.state_dict()["param_groups"][0]["shared"]
+    assert copy.deepcopy(shared) == opt_ref.state_dict()["param_groups"][0]["shared"]
+
+
+# -- FSDP2: the twins shard by shard, global norms, checkpoints through DCP --------------------
+
+
+@pytest.mark.parametrize("name", FSDP_TWINS)
+def test_fsdp2_twins_take_the_whole_batch_step_with_global_norms(ddp_results, name):
+    """Under ``fully_shard`` every backward reduce-scatters the mean gradient and the norms are
+    DTensor reductions over all ranks: the step is the twin's on the concatenated batch (the
+    global ascent of DDP), not one normalised shard by shard."""
+    if f"fsdp/{name}" not in ddp_results["rank0"]:
+        pytest.skip("this torch has no torch.distributed.fsdp.fully_shard")
+    expected = _single_process(name, steps=sum(FSDP_STEPS))
+    for rank in range(WORLD):
+        got = ddp_results[f"rank{rank}"][f"fsdp/{name}"]["params"]
+        assert _max_diff(got, expected) < 1e-10, (name, rank, _max_diff(got, expected))
+
+
+@pytest.mark.parametrize("name", FSDP_TWINS)
+def test_fsdp2_checkpoint_through_dcp_resumes_bit_for_bit(ddp_results, name):
+    if f"fsdp/{name}" not in ddp_results["rank0"]:
+        pytest.skip("this torch has no torch.distributed.fsdp.fully_shard")
+    for rank in range(WORLD):
+        run = ddp_results[f"rank{rank}"][f"fsdp/{name}"]
+        assert "momentum_buffer" in run["saved_keys"]
+        assert all(torch.equal(a, b) for a, b in zip(run["params"], run["resumed"], strict=True))
+    if name == "looksam":
+        assert "rule_state" in ddp_results["rank0"]["fsdp/looksam"]["saved_keys"]
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--worker":

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from sampy.torch.perturbation import accumulation_dtype, dual_direction, lp_norm, on_one_device
-from sampy.torch.sharpness_aware import Groups, RuleContext
+from sampy.torch.sharpness_aware import Groups, RuleContext, is_dtensor, replicated
 
 __all__ = ["Elementwise", "flat", "global_dot", "global_norm", "radii", "regroup", "unit"]
 
@@ -38,11 +38,15 @@ def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     if not a:
         return torch.zeros(())
     dtype = accumulation_dtype(a)
+    # A sharded DTensor (FSDP2) cannot be flattened without gathering it; its elementwise
+    # product and sum are reductions across the ranks instead.
     dots = [
-        torch.vdot(x.reshape(-1).to(dtype), y.reshape(-1).to(dtype))
+        (x.to(dtype) * y.to(dtype)).sum()
+        if is_dtensor(x)
+        else torch.vdot(x.reshape(-1).to(dtype), y.reshape(-1).to(dtype))
         for x, y in zip(a, b, strict=True)
     ]
-    return torch.stack(on_one_device(dots)).sum()
+    return replicated(torch.stack(on_one_device(dots)).sum())
 
 
 def global_norm(a: list[Tensor]) -> Tensor:
@@ -65,7 +69,16 @@ def unit(vs: Groups, rhos: list[float], eps: float, inplace: bool = False) -> Gr
 
 
 class Elementwise:
-    """A descent rule ``d = combine(g, g̃)`` applied tensor by tensor (subclasses: ``combine``)."""
+    """A descent rule ``d = combine(g, g̃)`` applied element by element (subclasses: ``combine``).
+
+    ``combine`` runs once per device and dtype on the concatenation of the tensors, not once
+    per tensor: a rule of a dozen kernels costs a dozen kernel calls for the whole model
+    instead of a dozen per parameter (on a 40-tensor MLP that was most of its step), and the
+    kernels see one large tensor, which they split over the threads. The result comes back as
+    views of that concatenation shaped like the parameters. ``combine`` may write into its
+    arguments (they are this rule's copies or, for a tensor handled alone, ``g̃`` itself, which
+    the direction replaces in ``p.grad``).
+    """
 
     needs_clean_grad = True
 
@@ -77,7 +90,38 @@ class Elementwise:
         """``d`` per group."""
         if g is None:
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
-        return [
-            [self.combine(a, b) for a, b in zip(gs, hs, strict=True)]
-            for gs, hs in zip(g, g_adv, strict=True)
-        ]
+        clean, perturbed = flat(g), flat(g_adv)
+        out: list[Tensor | None] = [None] * len(perturbed)
+        for indices in _same_kind(clean, perturbed):
+            if len(indices) == 1:
+                i = indices[0]
+                out[i] = self.combine(clean[i], perturbed[i])
+                continue
+            d = self.combine(
+                torch.cat([clean[i].view(-1) for i in indices]),
+                torch.cat([perturbed[i].view(-1) for i in indices]),
+            )
+            pieces = d.split([perturbed[i].numel() for i in indices])
+            for i, piece in zip(indices, pieces, strict=True):
+                out[i] = piece.view(perturbed[i].shape)
+        return regroup(out, g_adv)
+
+
+def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> list[list[int]]:
+    """Indices of the tensors that can be concatenated, by device and dtype; every other
+    tensor (a subclass such as a DTensor, a non-contiguous gradient) alone."""
+    kinds: dict[tuple, list[int]] = {}
+    alone = []
+    for i, (a, b) in enumerate(zip(clean, perturbed, strict=True)):
+        if (
+            type(a) is Tensor
+            and type(b) is Tensor
+            and a.is_contiguous()
+            and b.is_contiguous()
+            and a.dtype == b.dtype
+            and a.device == b.device
+        ):
+            kinds.setdefault((b.device, b.dtype), []).append(i)
+        else:
+            alone.append([i])
+    return [*kinds.values(), *alone]

@@ -271,6 +271,43 @@ class TwinOptimizer(torch.optim.Optimizer):
         }
 
 
+try:
+    from torch.distributed.tensor import DTensor as _DTensor
+except ImportError:  # a torch build without torch.distributed
+
+    class _DTensor:  # type: ignore[no-redef]
+        """Stands in for DTensor: nothing is an instance of it."""
+
+
+def is_dtensor(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (an FSDP2 parameter)."""
+    return isinstance(tensor, _DTensor)
+
+
+def replicated(tensor: Tensor) -> Tensor:
+    """A DTensor reduction (a global norm or inner product, pending as a partial sum) made
+    whole on every rank, so that scaling a sharded tensor by it keeps that tensor's sharding;
+    any other tensor as it is."""
+    if not isinstance(tensor, _DTensor):
+        return tensor
+    from torch.distributed.tensor import Replicate
+
+    return tensor.redistribute(placements=[Replicate()] * tensor.device_mesh.ndim)
+
+
+def local_tensors(tensors: list[Tensor]) -> list[Tensor]:
+    """Each ``DTensor``'s local shard (``to_local()``, which shares its storage), other tensors
+    as they are.
+
+    Under FSDP2 (``torch.distributed.fsdp.fully_shard``) the parameters are DTensors sharded
+    over the ranks. torch has no DTensor rule for ``torch._foreach_copy_``, and the saved ``w``
+    of a rank is its own shard anyway, so ``w`` is saved and restored shard by shard. Norms and
+    inner products stay DTensor operations, which all-reduce across the ranks: the twins
+    compute the global ε of the whole model under FSDP2.
+    """
+    return [t.to_local() if isinstance(t, _DTensor) else t for t in tensors]
+
+
 def is_state_initialisation(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> bool:
     """Whether ``opt.step(*args, **kwargs)`` is torch's checkpoint state initialisation.
 
@@ -366,20 +403,28 @@ class SharpnessAware(TwinOptimizer):
         if cached is not None and len(cached[0]) == len(flat):
             if all(a is b for a, b in zip(cached[0], flat, strict=True)):
                 return cached[1]
+        local = local_tensors(flat)
+        self._sharded = any(a is not b for a, b in zip(local, flat, strict=True))
         saved = []
-        for p in flat:
+        for p, shard in zip(flat, local, strict=True):
             buffer = self._saved_w.get(p)
-            if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype:
-                buffer = self._saved_w[p] = torch.empty_like(p)
+            if buffer is None or buffer.shape != shard.shape or buffer.dtype != shard.dtype:
+                buffer = self._saved_w[p] = torch.empty_like(shard)
             saved.append(buffer)
         self._saved_cache = (flat, saved)
         return saved
+
+    _sharded = False  # whether some parameter is a DTensor (FSDP2): see local_tensors
+
+    def _local(self, flat: list[Tensor]) -> list[Tensor]:
+        """``flat`` as the tensors the saved ``w`` is copied from and back to (local shards)."""
+        return local_tensors(flat) if self._sharded else flat
 
     def _save_and_perturb(self, params: Groups, e: Groups) -> None:
         """Save ``w`` (a copy, so the restore is exact) and move to ``w + ε``."""
         flat = [p for ps in params for p in ps]
         saved = self._saved_copies(flat)
-        torch._foreach_copy_(saved, flat)
+        torch._foreach_copy_(saved, self._local(flat))
         torch._foreach_add_(flat, [x for es in e for x in es])
         self._perturbed = (params, flat, saved)
 
@@ -409,7 +454,7 @@ class SharpnessAware(TwinOptimizer):
                 "after the backward at w, then the backward at w + eps, then " + call
             )
         params, flat, saved = self._perturbed
-        torch._foreach_copy_(flat, saved)
+        torch._foreach_copy_(self._local(flat), saved)
         self._perturbed = None
         if need_clean is None:
             need_clean = self.descent.needs_clean_grad
