@@ -124,7 +124,8 @@ class SWPAscent:
         ):
             coef = rho / (norm + self.perturb_eps) / self.beta
             for k, sq in zip(ks, sqs, strict=True):
-                out.append(k * coef if sq is None else (sq * coef) * k)
+                c = coef.to(k.device)  # a model split over devices: ρ/‖Tu‖ lives on the first
+                out.append(k * c if sq is None else (sq * c) * k)
         return regroup(out, grads)
 
 

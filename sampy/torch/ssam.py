@@ -85,6 +85,7 @@ from sampy.torch.examples import ExampleLosses, example_losses
 from sampy.torch.groups import flat, global_norm, radii, regroup
 from sampy.torch.masks import top_k_mask
 from sampy.torch.noise import SavesNoise
+from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 MASK = "mask"  # state key of a parameter's boolean mask
@@ -105,7 +106,7 @@ class MaskedAscent:
         masked = torch._foreach_mul(gs, [ctx.state[p][MASK] for p in flat(ctx.params)])
         out = regroup(masked, grads)
         for es, rho in zip(out, radii(ctx), strict=True):
-            torch._foreach_mul_(es, rho / (norm + self.perturb_eps))
+            torch._foreach_mul_(es, per_device(rho / (norm + self.perturb_eps), es))
         return out
 
 

@@ -24,13 +24,16 @@ from torch import Tensor
 from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.groups import flat, global_norm, regroup
+from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import NO_GRAD_AT_W_ADV, Groups, RuleContext, SharpnessAware
 
 
 def clip_by_global_norm(g: list[Tensor], max_norm: float) -> list[Tensor]:
     """``torch.nn.utils.clip_grad_norm_``: scale by ``min(1, max_norm/(‖g‖ + 1e-6))``."""
-    return torch._foreach_mul(g, torch.clamp(max_norm / (global_norm(g) + 1e-6), max=1.0))
+    return torch._foreach_mul(
+        g, per_device(torch.clamp(max_norm / (global_norm(g) + 1e-6), max=1.0), g)
+    )
 
 
 class WeightedDescent:
