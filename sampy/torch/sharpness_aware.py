@@ -511,6 +511,28 @@ class SharpnessAware(TwinOptimizer):
 
     # -- the step ----------------------------------------------------------------------------
 
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """A whole step; the closure computes the loss and calls ``backward()``.
+
+        When no parameter has a gradient on entry (sampy's loop: ``opt.step(closure)`` alone),
+        the closure runs at ``w`` and at ``w + ε``, and ``step`` returns the loss at ``w``. When
+        gradients are present, they are taken as ``∇L(w)`` (the davda54/sam and
+        pytorch-optimizer loop: ``loss.backward(); opt.step(closure)``) and the closure runs
+        once, at ``w + ε``; ``step`` returns None. Either way two gradients per step, and
+        ``step`` ends with every gradient set to None, so the two loops cannot mix.
+        ``zero_grad(set_to_none=False)`` before ``step`` leaves zero tensors, which read as a
+        zero gradient at ``w``: use torch's default ``set_to_none=True``. An exception at
+        ``w + ε`` restores ``w`` before it propagates.
+        """
+        closure = self._require(closure)
+        loss = None if self._has_grads() else closure()
+        self.first_step(zero_grad=True)
+        with self.restore_on_error():
+            closure()
+            self.second_step()
+        self._drop_grads()
+        return loss
+
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Save ``w`` and move to ``w + ε`` (needs the clean gradient in ``p.grad``).
@@ -529,22 +551,6 @@ class SharpnessAware(TwinOptimizer):
         self._save_and_perturb(params, e)
         if zero_grad:
             self._zero_grads(params)
-
-    def _params_to_perturb(self) -> Groups:
-        """The parameters with a gradient at ``w``, once the step may perturb them.
-
-        Raises ``RuntimeError`` when the parameters are already perturbed (a second
-        ``first_step()`` would save ``w + ε`` as ``w``) or when no parameter has a gradient.
-        """
-        if self._perturbed is not None:
-            raise RuntimeError(
-                "first_step() called twice: w is already saved and the parameters are at w + eps; "
-                "call second_step() to finish this step, or restore() to abandon it"
-            )
-        params = self._params_with_grad()
-        if not any(params):
-            raise RuntimeError(NO_GRAD_AT_W)
-        return params
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
@@ -594,6 +600,22 @@ class SharpnessAware(TwinOptimizer):
         """How many steps ``skip_nonfinite`` dropped (saved by ``state_dict()``)."""
         return int(self.shared.get(SKIPPED, 0))
 
+    def _params_to_perturb(self) -> Groups:
+        """The parameters with a gradient at ``w``, once the step may perturb them.
+
+        Raises ``RuntimeError`` when the parameters are already perturbed (a second
+        ``first_step()`` would save ``w + ε`` as ``w``) or when no parameter has a gradient.
+        """
+        if self._perturbed is not None:
+            raise RuntimeError(
+                "first_step() called twice: w is already saved and the parameters are at w + eps; "
+                "call second_step() to finish this step, or restore() to abandon it"
+            )
+        params = self._params_with_grad()
+        if not any(params):
+            raise RuntimeError(NO_GRAD_AT_W)
+        return params
+
     def _skips(self, tensors: Groups) -> bool:
         """With ``skip_nonfinite``: whether ``tensors`` hold an inf/NaN (then count and warn)."""
         if not self.skip_nonfinite:
@@ -637,28 +659,6 @@ class SharpnessAware(TwinOptimizer):
     def _discard_entry_grads(self) -> None:
         """For twins whose closure returns per-example losses (they compute ``g`` themselves)."""
         discard_gradients_on_entry(self, [p for g in self.param_groups for p in g["params"]])
-
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """A whole step; the closure computes the loss and calls ``backward()``.
-
-        When no parameter has a gradient on entry (sampy's loop: ``opt.step(closure)`` alone),
-        the closure runs at ``w`` and at ``w + ε``, and ``step`` returns the loss at ``w``. When
-        gradients are present, they are taken as ``∇L(w)`` (the davda54/sam and
-        pytorch-optimizer loop: ``loss.backward(); opt.step(closure)``) and the closure runs
-        once, at ``w + ε``; ``step`` returns None. Either way two gradients per step, and
-        ``step`` ends with every gradient set to None, so the two loops cannot mix.
-        ``zero_grad(set_to_none=False)`` before ``step`` leaves zero tensors, which read as a
-        zero gradient at ``w``: use torch's default ``set_to_none=True``. An exception at
-        ``w + ε`` restores ``w`` before it propagates.
-        """
-        closure = self._require(closure)
-        loss = None if self._has_grads() else closure()
-        self.first_step(zero_grad=True)
-        with self.restore_on_error():
-            closure()
-            self.second_step()
-        self._drop_grads()
-        return loss
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
