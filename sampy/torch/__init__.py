@@ -2,6 +2,9 @@
 
 Every class has the same name, hyperparameters and defaults as its NumPy reference and is an
 ordinary ``torch.optim.Optimizer``. ``sampy.registry`` maps each variant to its twin.
+``sampy.torch.rules`` lists every ascent and descent rule, to compose a variant of your own
+with ``SharpnessAware``. ``step(closure)`` takes the loops of davda54/sam and pytorch-optimizer
+unchanged (gradients already in ``p.grad`` are ``∇L(w)``) as well as the closure-only loop.
 """
 
 from sampy._deprecated import module_getattr
