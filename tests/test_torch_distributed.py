@@ -105,6 +105,9 @@ SCENARIOS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 SCENARIOS["gsam/global/bucket_view"] = ("gsam", "global", {"gradient_as_bucket_view": True})
 SCENARIOS["sam/per_worker/bucket_view"] = ("sam", "per_worker", {"gradient_as_bucket_view": True})
+# DDP(static_graph=True) with every pass synchronised; per-worker steps need a synchronised
+# first backward (STATIC_SCHEDULE below).
+SCENARIOS["sam/global/static_graph"] = ("sam", "global", {"static_graph": True})
 
 # The documentation's numbers: gradient all-reduces per step (module docstring table).
 DOCUMENTED = {
@@ -122,6 +125,7 @@ DOCUMENTED = {
     "multistep/per_worker": [1] * STEPS,
     "gsam/global/bucket_view": [2] * STEPS,
     "sam/per_worker/bucket_view": [1] * STEPS,
+    "sam/global/static_graph": [2] * STEPS,
     "sgd": [1] * STEPS,  # plain DDP with SGD, for comparison
 }
 EXPLICIT = {
@@ -129,6 +133,7 @@ EXPLICIT = {
     "wsam/per_worker",
     "looksam/per_worker",
 }  # the helper averages d itself
+STATIC_SCHEDULE = ("global", "per_worker", "per_worker", "per_worker")
 
 
 # -- the worker (this file as a script) -------------------------------------------------------
@@ -202,6 +207,25 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
         return loss.detach()
 
     record("sgd", model, sgd_step, [])
+
+    # static_graph=True: a per-worker first step is refused; after a global one, per-worker
+    # steps run as on the default DDP (the same weights, the same all-reduces).
+    for opt_name in ("sam", "gsam"):
+        for static in (True, False):
+            model = ddp(static_graph=static)
+            opt = OPTIMIZERS[opt_name](model.parameters())
+            if static:
+                try:
+                    ddp_sam_step(opt, model, lambda m=model: _mse(m, x, y), ascent="per_worker")
+                except ValueError as exc:
+                    results[f"static_graph/{opt_name}/first_per_worker_error"] = str(exc)
+            schedule = iter(STATIC_SCHEDULE)
+
+            def scheduled(opt=opt, model=model, schedule=schedule) -> torch.Tensor:
+                ascent = next(schedule)
+                return ddp_sam_step(opt, model, lambda: _mse(model, x, y), ascent=ascent)
+
+            record(f"static_graph={static}/{opt_name}", model, scheduled, [])
 
     results.update(_fsdp_runs(rank, x, y))
 
@@ -652,6 +676,27 @@ def test_fsdp2_checkpoint_through_dcp_resumes_bit_for_bit(ddp_results, name):
         assert all(torch.equal(a, b) for a, b in zip(run["params"], run["resumed"], strict=True))
     if name == "looksam":
         assert "rule_state" in ddp_results["rank0"]["fsdp/looksam"]["saved_keys"]
+
+
+# -- DDP(static_graph=True) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sam", "gsam"])
+def test_static_graph_refuses_a_first_unsynchronised_pass_then_steps_as_default_ddp(
+    ddp_results, name
+):
+    for rank in range(WORLD):
+        results = ddp_results[f"rank{rank}"]
+        assert "ascent='global'" in results[f"static_graph/{name}/first_per_worker_error"]
+        static, default = (
+            results[f"static_graph=True/{name}"],
+            results[f"static_graph=False/{name}"],
+        )
+        pairs = zip(static["params"], default["params"], strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+        per_step = [hook + explicit for hook, explicit in static["counts"]]
+        assert per_step == [2, 1, 1, 1]  # global first (two passes), then one per step
+        assert static["counts"] == default["counts"]
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--worker":

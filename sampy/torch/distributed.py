@@ -177,6 +177,17 @@ def _distributed_ddp(model: nn.Module) -> DistributedDataParallel | None:
     return None
 
 
+def _static_graph_not_recorded(ddp: DistributedDataParallel) -> bool:
+    """Whether ``ddp`` has ``static_graph=True`` and has not run a synchronised backward yet.
+
+    DDP sets ``_static_graph_delay_allreduce_enqueued`` in the first such backward (read with a
+    default, so a torch that renames it only loses this early, clearer error).
+    """
+    return bool(ddp.static_graph) and not getattr(
+        ddp, "_static_graph_delay_allreduce_enqueued", True
+    )
+
+
 def _clear_grads(optimizer: torch.optim.Optimizer) -> None:
     for group in optimizer.param_groups:
         for p in group["params"]:
@@ -268,6 +279,14 @@ def ddp_sam_step(
     """
     plan = ddp_step_plan(optimizer, ascent)
     ddp = _distributed_ddp(model)
+    if ddp is not None and not all(plan.synced) and _static_graph_not_recorded(ddp):
+        raise ValueError(
+            "DDP(static_graph=True) records its graph during its first synchronised backward, "
+            "and torch's reducer fails (an internal assert) when a backward runs inside "
+            "no_sync() before that; take the first step with ascent='global' (or run one "
+            "ordinary synchronised backward and zero the gradients), after which "
+            f"ascent={ascent!r} steps work, or build the DDP model without static_graph"
+        )
     bucket_views = ddp is not None and bool(getattr(ddp, "gradient_as_bucket_view", False))
     _clear_grads(optimizer)
     loss: Tensor | None = None
