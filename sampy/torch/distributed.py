@@ -56,6 +56,29 @@ parameters and the base optimizer's state do not); a checkpoint saved on rank 0 
 
 The loss passed back is this worker's loss at ``w`` (detached, not reduced: all-reduce it
 yourself for logging). No host synchronisation is added to what DDP and the collectives do.
+
+``DistributedDataParallel(static_graph=True)``: DDP records the graph during its first
+synchronised backward, and its reducer fails on an internal assertion when a backward runs
+inside ``no_sync()`` before that. ``ascent="global"`` synchronises every pass and works from
+the first step; a ``per_worker`` step before DDP's first synchronised backward is refused with
+a ``ValueError`` that says to take the first step with ``ascent="global"`` (or one ordinary
+synchronised backward). After it, per-worker steps give the weights and all-reduces of a DDP
+model without ``static_graph``.
+
+FSDP2 (``torch.distributed.fsdp.fully_shard``) needs no helper: every backward reduce-scatters
+the mean gradient, the twins save and restore ``w`` shard by shard and compute their norms and
+inner products as ``DTensor`` reductions over all ranks, so the perturbation is the global
+``ρ ḡ/‖ḡ‖`` and a step is the twin's step on the whole batch (global ascent, one
+reduce-scatter per pass; the plain ``first_step``/``second_step`` loop or ``step(closure)``).
+There is no per-worker ascent under FSDP. The older ``FullyShardedDataParallel`` wrapper with
+flat parameters hands the optimizer ordinary tensors holding each rank's slice, over which a
+twin's norm would be per rank: it is not supported.
+
+Checkpoints: a twin's ``state_dict()`` has torch's layout (the base optimizer's state per
+parameter, the twin's buffers under ``"rule_state"``, counters and generator states in the
+first parameter group), so ``torch.distributed.checkpoint.state_dict``'s
+``get_optimizer_state_dict``/``set_optimizer_state_dict`` round-trip it, under DDP and FSDP2
+alike; with ``per_worker`` ascent, save each rank's rule state if it is to be kept (above).
 """
 
 from __future__ import annotations
