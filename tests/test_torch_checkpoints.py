@@ -211,6 +211,29 @@ def test_distributed_checkpoint_round_trips_the_base_state_the_rule_state_and_co
     assert torch.equal(got, expected), (got - expected).abs().max()
 
 
+def test_only_dcp_s_initialisation_is_read_as_one_a_warm_up_at_lr_0_takes_its_step():
+    """DCP's call: no state, every lr 0, zero gradients. A fresh MSAM at lr 0 (a warm-up that
+    starts at 0) with real gradients takes its step (its momentum starts), and a fresh SAM
+    asked for a step without a closure is refused as usual."""
+    model = _model(0)
+    msam = st.MSAM(model.parameters(), lr=0.1)
+    warm_up = torch.optim.lr_scheduler.LambdaLR(msam, lambda t: t / 10)  # lr 0 at first
+    assert msam.param_groups[0]["lr"] == 0.0 and warm_up.get_last_lr()[0] == 0.0
+    F.cross_entropy(model(torch.randn(4, D)), torch.tensor([0, 1, 2, 0])).backward()
+    msam.step()
+    assert len(msam.state) == len(list(model.parameters()))
+    sam = st.SAM(model.parameters(), lr=0.0)
+    with pytest.raises(ValueError, match="closure"):
+        sam.step()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    sgd_momentum = st.SAM(model.parameters(), torch.optim.SGD, lr=0.0, momentum=0.9)
+    w = [p.detach().clone() for p in model.parameters()]
+    assert sgd_momentum.step() is None  # DCP's call: the base state appears, w stays
+    assert len(sgd_momentum.base_optimizer.state) == len(w) and not sgd_momentum.state
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), w, strict=True))
+
+
 # -- (3) copy.deepcopy and pickle give an optimizer that steps as the original --------------------
 
 

@@ -240,8 +240,9 @@ def group_repr(opt: torch.optim.Optimizer, base: torch.optim.Optimizer) -> str:
 class TwinOptimizer(torch.optim.Optimizer):
     """The base of every torch twin: torch's checkpoint tools, ``deepcopy`` and pickle work.
 
-    - ``step(closure=None)`` while every group's ``lr`` is 0 only creates the optimizer's state
-      (``_initialise_state``) and returns None. It is the call with which
+    - ``step(closure=None)`` on an optimizer with no state, every group's ``lr`` 0 and every
+      gradient zero only creates the optimizer's state (``_initialise_state``) and returns
+      None (``is_state_initialisation``). It is the call with which
       ``torch.distributed.checkpoint.state_dict``'s ``get_/set_optimizer_state_dict`` create
       the state of an optimizer that has none yet (``_init_optim_state``: zero gradients, every
       ``lr`` set to 0, ``step(closure=None)``). A twin cannot take its step without its closure
@@ -311,12 +312,24 @@ def local_tensors(tensors: list[Tensor]) -> list[Tensor]:
 def is_state_initialisation(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> bool:
     """Whether ``opt.step(*args, **kwargs)`` is torch's checkpoint state initialisation.
 
-    That is ``step()`` or ``step(closure=None)`` while every group's ``lr`` is 0 (a tensor
-    ``lr`` is read on the host: this is never a training step's call).
+    That is ``step()`` or ``step(closure=None)`` on an optimizer with no state yet, while every
+    group's ``lr`` is 0 and every gradient is zero (or None). The cheap tests come first: a
+    training step of a twin with a state, or with a learning rate that is not 0, reads nothing
+    on the device; an ``lr`` tensor off the CPU is never DCP's (it sets ``torch.tensor(0.0)``).
+    Only a fresh optimizer at lr 0 reads its gradients, once: a warm-up that starts at lr 0
+    with real gradients takes its step.
     """
-    if args or set(kwargs) - {"closure"} or kwargs.get("closure") is not None:
+    if args or set(kwargs) - {"closure"} or kwargs.get("closure") is not None or opt.state:
         return False
-    return all("lr" in group and float(group["lr"]) == 0.0 for group in opt.param_groups)
+    for group in opt.param_groups:
+        lr = group.get("lr")
+        if isinstance(lr, Tensor):
+            if lr.device.type != "cpu" or lr.numel() != 1 or float(lr) != 0.0:
+                return False
+        elif lr != 0:
+            return False
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    return not any(bool(torch.any(g)) for g in grads)
 
 
 def _initialises_state(step: Callable[..., Any]) -> Callable[..., Any]:
