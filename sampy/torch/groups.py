@@ -38,12 +38,12 @@ def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     if not a:
         return torch.zeros(())
     dtype = accumulation_dtype(a)
+    if any(x.dtype != dtype for x in a):  # a narrower group: its products summed in ``dtype``
+        a, b = [x.to(dtype) for x in a], [y.to(dtype) for y in b]
     # A sharded DTensor (FSDP2) cannot be flattened without gathering it; its elementwise
     # product and sum are reductions across the ranks instead.
     dots = [
-        (x.to(dtype) * y.to(dtype)).sum()
-        if is_dtensor(x)
-        else torch.vdot(x.reshape(-1).to(dtype), y.reshape(-1).to(dtype))
+        (x * y).sum() if is_dtensor(x) else torch.vdot(x.reshape(-1), y.reshape(-1))
         for x, y in zip(a, b, strict=True)
     ]
     return replicated(torch.stack(on_one_device(dots)).sum())
