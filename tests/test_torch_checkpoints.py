@@ -421,3 +421,66 @@ def test_a_low_precision_group_steps_with_a_float32_norm(name, hyper, low):
     expected_x = torch.full_like(x, 0.05 * g / norm)
     torch.testing.assert_close(x.detach(), expected_x, rtol=1e-2, atol=0)
     opt.restore()
+
+
+# -- dcp.save / dcp.load: a fresh twin's template completed from the checkpoint's metadata -------
+
+
+def _gsam_schedule(t: int) -> float:
+    return 0.05 / (1 + t)
+
+
+DCP_LOAD_TWINS = {
+    "LookSAM": dict(k=3),  # g_v and the step counter appear at the first step
+    "FriendlySAM": {},  # its average m
+    "GSAM": dict(rho_schedule=_gsam_schedule),  # the schedule's counter
+}
+
+
+@pytest.mark.parametrize("complete", [False, True], ids=["template-as-is", "completed"])
+@pytest.mark.parametrize("name", sorted(DCP_LOAD_TWINS))
+def test_dcp_load_into_a_fresh_twin_needs_the_completed_template(name, complete, tmp_path):
+    import torch.distributed.checkpoint as dcp
+
+    from sampy.torch.distributed import complete_template
+
+    def make(model):
+        opt = getattr(st, name)(
+            model.parameters(), torch.optim.SGD, lr=0.05, momentum=0.9, **DCP_LOAD_TWINS[name]
+        )
+        return opt
+
+    row = next(r for r in ROWS if r.variant == name)
+    model = _model(0)
+    opt = make(model)
+    _train(row, model, opt, 4)
+    with pytest.warns(UserWarning):  # DCP in one process, without a process group
+        dcp.save(
+            {"model": model.state_dict(), "optim": dcp_state.get_optimizer_state_dict(model, opt)},
+            checkpoint_id=tmp_path,
+        )
+    _train(row, model, opt, 4, start=4)
+    expected = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    model2 = _model(7)
+    opt2 = make(model2)
+    template = {
+        "model": model2.state_dict(),
+        "optim": dcp_state.get_optimizer_state_dict(model2, opt2),
+    }
+    if complete:
+        complete_template(template, dcp.FileSystemReader(tmp_path).read_metadata(), model2)
+    with pytest.warns(UserWarning):
+        dcp.load(template, checkpoint_id=tmp_path)
+    model2.load_state_dict(template["model"])
+    dcp_state.set_optimizer_state_dict(model2, opt2, template["optim"])
+    _train(row, model2, opt2, 4, start=4)
+    got = torch.cat([p.detach().reshape(-1) for p in model2.parameters()])
+    assert torch.equal(got, expected) is complete
+
+
+def test_complete_template_refuses_metadata_without_paths():
+    from sampy.torch.distributed import complete_template
+
+    with pytest.raises(ValueError, match="planner_data"):
+        complete_template({}, object())

@@ -34,7 +34,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import sampy.torch as st  # noqa: E402
-from sampy.torch.distributed import ddp_sam_step, ddp_step_plan  # noqa: E402
+from sampy.torch.distributed import (  # noqa: E402
+    complete_template,
+    ddp_sam_step,
+    ddp_step_plan,
+)
 from sampy.torch.recipes import accumulated_sam_step  # noqa: E402
 
 try:  # MultiStepSAM is newer than the helper; its scenarios run when it is there.
@@ -227,7 +231,7 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
 
             record(f"static_graph={static}/{opt_name}", model, scheduled, [])
 
-    results.update(_fsdp_runs(rank, x, y))
+    results.update(_fsdp_runs(rank, x, y, out_dir))
 
     errors = {}
     plain = _model()
@@ -262,11 +266,13 @@ def _two_pass(model: torch.nn.Module, opt: Any, x: torch.Tensor, y: torch.Tensor
     opt.second_step(zero_grad=True)
 
 
-def _fsdp_runs(rank: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+def _fsdp_runs(rank: int, x: torch.Tensor, y: torch.Tensor, out_dir: str) -> dict[str, Any]:
     """FSDP2 (``fully_shard``, parameters sharded as DTensors): each twin trains, a
     ``torch.distributed.checkpoint`` state dict is taken halfway and loaded into a fresh sharded
-    model and twin, and both go on; the full weights of each are recorded."""
+    model and twin, in memory and through ``dcp.save``/``dcp.load`` with the fresh twin's
+    template completed (``complete_template``), and all go on; the full weights are recorded."""
     try:
+        import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import (
             get_model_state_dict,
             get_optimizer_state_dict,
@@ -286,6 +292,8 @@ def _fsdp_runs(rank: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
             _two_pass(model, opt, x, y)
         saved_model = copy.deepcopy(get_model_state_dict(model))
         saved_opt = copy.deepcopy(get_optimizer_state_dict(model, opt))
+        on_disk = Path(out_dir) / f"dcp-{name}"  # the same folder for both ranks
+        dcp.save({"model": saved_model, "optim": saved_opt}, checkpoint_id=on_disk)
         for _ in range(after):
             _two_pass(model, opt, x, y)
         resumed = _fsdp_model(mesh)
@@ -294,9 +302,23 @@ def _fsdp_runs(rank: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         set_optimizer_state_dict(resumed, resumed_opt, saved_opt)
         for _ in range(after):
             _two_pass(resumed, resumed_opt, x, y)
+        # The same through the files: a fresh twin's template, completed, filled by dcp.load.
+        loaded = _fsdp_model(mesh)
+        loaded_opt = OPTIMIZERS[name](loaded.parameters())
+        template = {
+            "model": get_model_state_dict(loaded),
+            "optim": get_optimizer_state_dict(loaded, loaded_opt),
+        }
+        complete_template(template, dcp.FileSystemReader(on_disk).read_metadata(), loaded)
+        dcp.load(template, checkpoint_id=on_disk)
+        set_model_state_dict(loaded, template["model"])
+        set_optimizer_state_dict(loaded, loaded_opt, template["optim"])
+        for _ in range(after):
+            _two_pass(loaded, loaded_opt, x, y)
         out[f"fsdp/{name}"] = dict(
             params=[p.full_tensor().detach().clone() for p in model.parameters()],
             resumed=[p.full_tensor().detach().clone() for p in resumed.parameters()],
+            loaded=[p.full_tensor().detach().clone() for p in loaded.parameters()],
             saved_keys=sorted({k for entry in saved_opt["state"].values() for k in entry}),
         )
     return out
@@ -674,6 +696,7 @@ def test_fsdp2_checkpoint_through_dcp_resumes_bit_for_bit(ddp_results, name):
         run = ddp_results[f"rank{rank}"][f"fsdp/{name}"]
         assert "momentum_buffer" in run["saved_keys"]
         assert all(torch.equal(a, b) for a, b in zip(run["params"], run["resumed"], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(run["params"], run["loaded"], strict=True))
     if name == "looksam":
         assert "rule_state" in ddp_results["rank0"]["fsdp/looksam"]["saved_keys"]
 

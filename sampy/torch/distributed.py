@@ -79,6 +79,9 @@ parameter, the twin's buffers under ``"rule_state"``, counters and generator sta
 first parameter group), so ``torch.distributed.checkpoint.state_dict``'s
 ``get_optimizer_state_dict``/``set_optimizer_state_dict`` round-trip it, under DDP and FSDP2
 alike; with ``per_worker`` ascent, save each rank's rule state if it is to be kept (above).
+``dcp.load`` reads only what its template holds, and a fresh twin's template lacks the rule
+buffers and counters made at the first step: :func:`complete_template` adds them from the
+checkpoint's metadata.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ from sampy.torch.samanatomy import SAMAnatomy
 from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
 from sampy.torch.wsam import WSAM
 
-__all__ = ["ASCENT_MODES", "StepPlan", "ddp_sam_step", "ddp_step_plan"]
+__all__ = ["ASCENT_MODES", "StepPlan", "complete_template", "ddp_sam_step", "ddp_step_plan"]
 
 Ascent = Literal["per_worker", "global"]
 ASCENT_MODES: tuple[str, ...] = ("per_worker", "global")
@@ -347,3 +350,87 @@ def ddp_sam_step(
     _clear_grads(optimizer)
     assert loss is not None
     return loss
+
+
+def complete_template(
+    state_dict: dict[str, Any], metadata: Any, model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Add to a ``dcp.load`` template every entry the checkpoint has and the template lacks.
+
+    ``torch.distributed.checkpoint.load`` fills the state dict it is given and reads nothing
+    else. A fresh twin's ``get_optimizer_state_dict`` holds its base optimizer's state but not
+    the buffers and counters its rules create at their first step (LookSAM's ``g_v``, Friendly
+    SAM's average, the counter of GSAM's ρ schedule), so they would be skipped without a word.
+    This walks the checkpoint's ``metadata`` (``dcp.FileSystemReader(path).read_metadata()``;
+    its ``planner_data`` maps every saved key to its path, as the default save planner writes
+    it) and allocates each missing entry: a tensor shaped like the parameter it belongs to
+    (``torch.empty_like`` of a tensor of the same entry, or of the parameter of ``model`` of
+    that name, so a DTensor shard under FSDP2 stays one), else a CPU tensor of the saved size
+    and dtype, and ``None`` for a Python value (DCP replaces it). Returns ``state_dict``,
+    completed in place::
+
+        template = {"optim": get_optimizer_state_dict(model, opt)}
+        complete_template(template, dcp.FileSystemReader(path).read_metadata(), model)
+        dcp.load(template, checkpoint_id=path)
+        set_optimizer_state_dict(model, opt, template["optim"])
+
+    Raises ``ValueError`` when the metadata holds no paths (a checkpoint written by a planner
+    that does not record them).
+    """
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    paths = getattr(metadata, "planner_data", None)
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError(
+            "metadata has no planner_data (the key -> path map of the default save planner): "
+            "pass the metadata of a checkpoint written by torch.distributed.checkpoint.save"
+        )
+    params = dict(model.named_parameters()) if model is not None else {}
+    for key, path in paths.items():
+        parent, found = _walk(state_dict, path[:-1])
+        if not found or path[-1] in _keys(parent):
+            continue
+        saved = metadata.state_dict_metadata.get(key)
+        if isinstance(saved, TensorStorageMetadata):
+            value = _like(parent, params, path, saved)
+        else:
+            value = None
+        _set(parent, path[-1], value)
+    return state_dict
+
+
+def _keys(container: Any) -> Any:
+    return range(len(container)) if isinstance(container, list) else container
+
+
+def _walk(root: Any, path: tuple) -> tuple[Any, bool]:
+    """The container at ``path`` (dicts made on the way where the template has none)."""
+    node = root
+    for step in path:
+        if isinstance(node, list):
+            if not isinstance(step, int) or step >= len(node):
+                return None, False
+            node = node[step]
+        elif isinstance(node, dict):
+            node = node.setdefault(step, {})
+        else:
+            return None, False
+    return node, isinstance(node, dict | list)
+
+
+def _set(container: Any, key: Any, value: Any) -> None:
+    if isinstance(container, dict):
+        container[key] = value
+
+
+def _like(parent: Any, params: dict[str, Tensor], path: tuple, saved: Any) -> Tensor:
+    """An empty tensor for a missing saved entry, sharded like its parameter where it can be."""
+    size, dtype = torch.Size(saved.size), saved.properties.dtype
+    siblings = (
+        [v for v in parent.values() if isinstance(v, Tensor)] if isinstance(parent, dict) else []
+    )
+    param = next((params[p] for p in path if isinstance(p, str) and p in params), None)
+    for like in [*siblings, *([param] if param is not None else [])]:
+        if like.shape == size:
+            return torch.empty_like(like, dtype=dtype)
+    return torch.empty(size, dtype=dtype)
