@@ -238,6 +238,28 @@ def test_skip_nonfinite_drops_a_step_with_a_nan_gradient_at_the_perturbed_point(
     assert opt.skipped_steps == 1
 
 
+EXAMPLE_SKIPPING = [
+    row
+    for row in PERTURBING
+    if issubclass(row.twin(), (ImbSAM, MSharpnessSAM)) and row not in PLAIN
+]
+
+
+@pytest.mark.parametrize("row", EXAMPLE_SKIPPING, ids=[r.name for r in EXAMPLE_SKIPPING])
+def test_skip_nonfinite_in_the_example_closure_twins(row):
+    model, x, y = _problem()
+    opt = _make(row, model, skip_nonfinite=True)
+    w0 = _weights(model)
+    closures = Closures(opt, model, x, y, fault="nan", at_call=2)  # the first pass at w + eps
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        closures.step(row)
+    assert _same(_weights(model), w0)
+    assert opt.skipped_steps == 1
+    closures.fault = None
+    closures.step(row)
+    assert not _same(_weights(model), w0)
+
+
 @pytest.mark.parametrize("row", SKIPPING[:3], ids=[r.name for r in SKIPPING[:3]])
 def test_without_skip_nonfinite_the_nan_reaches_the_weights(row):
     model, x, y = _problem()

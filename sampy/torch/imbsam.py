@@ -229,6 +229,8 @@ class ImbSAM(SharpnessAware):
                     both[1].append(head)
         if both[0]:
             torch._foreach_add_(both[0], both[1])  # d = g̃_t + g_h, in g̃_t's storage
+        if self._skips([[p.grad for p in ps if p.grad is not None] for ps in self._all_params()]):
+            return  # skip_nonfinite: a non-finite d, and w is restored
         self._base_step()
         if zero_grad:
             self.zero_grad()

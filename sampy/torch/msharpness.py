@@ -177,12 +177,14 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
             raise RuntimeError(
                 "second_step() called without first_step()/accumulate(): no direction d"
             )
+        accumulated, self._accumulated = self._accumulated, []
+        if self._skips([[self.state[p][ACCUMULATED] for p in accumulated]]):
+            return  # skip_nonfinite: a non-finite d, and w is where it was
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
-        for p in self._accumulated:
+        for p in accumulated:
             p.grad = self.state[p][ACCUMULATED]
-        self._accumulated = []
         self._base_step()
         if zero_grad:
             self.zero_grad()
