@@ -23,43 +23,93 @@ def ratio(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor:
     """``r = g̃/g`` with the notes' code's guard or the sign-safe one (NaN where undefined)."""
     if mode == "notes_code":
         return g_adv / (g + ratio_eps)
-    # g + eps·sign(g) with sign(0) = 1, written as two sums so the eps stays float64-exact.
-    r = g_adv / torch.where(g >= 0, g + ratio_eps, g - ratio_eps)
-    return torch.where(g.abs() <= ratio_eps, torch.full_like(r, math.nan), r)
+    # g ± eps with the sign of g: copysign(eps, g) + g is exactly the reference's g + eps or
+    # g - eps wherever |g| > eps, and |g| ≤ eps (where the sign of zero would differ) is NaN.
+    # Four passes over the tensor instead of eight.
+    guarded = torch.copysign(torch.tensor(ratio_eps, dtype=g.dtype, device=g.device), g)
+    guarded.add_(g).masked_fill_(g.abs() <= ratio_eps, math.nan)
+    return torch.div(g_adv, guarded, out=guarded)
+
+
+# The masks of the checkpoints 1…4 from r (NaN compares false: checkpoint 0).
+_CHECKPOINT_MASKS = (
+    lambda r: r > 1,
+    lambda r: (r > 0) & (r < 1),
+    lambda r: r < -1,
+    lambda r: (r > -1) & (r < 0),
+)
 
 
 def checkpoints(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor:
     """The checkpoint 0…4 of every coordinate (an int64 tensor shaped like ``g``)."""
     r = ratio(g, g_adv, ratio_eps, mode)
     out = torch.zeros_like(r, dtype=torch.int64)
-    out = torch.where(r > 1, 1, out)
-    out = torch.where((r > 0) & (r < 1), 2, out)
-    out = torch.where(r < -1, 3, out)
-    return torch.where((r > -1) & (r < 0), 4, out)
+    for k, mask in enumerate(_CHECKPOINT_MASKS, start=1):
+        out.masked_fill_(mask(r), k)
+    return out
 
 
-class CheckpointScaling(Elementwise):
+# The bounds (lower, upper) of the open interval of r of each checkpoint 1…4.
+_BOUNDS = {1: (1.0, None), 2: (0.0, 1.0), 3: (None, -1.0), 4: (-1.0, 0.0)}
+
+
+class _CheckpointRule(Elementwise):
+    """The ratio and the checkpoint masks written into this rule's buffers (no temporaries)."""
+
+    ratio_eps: float
+    mode: str
+
+    def _ratio(self, g: Tensor, g_adv: Tensor) -> Tensor:
+        """``ratio(g, g̃)`` in the buffer ``"ratio"`` (the same values, bit for bit)."""
+        r = self.buffer("ratio", g_adv)
+        if self.mode == "notes_code":
+            torch.add(g, self.ratio_eps, out=r)
+            return torch.div(g_adv, r, out=r)
+        eps = self._scratch("eps", torch.Size(), g_adv.dtype, g_adv.device).fill_(self.ratio_eps)
+        torch.copysign(eps, g, out=r)
+        r.add_(g)
+        torch.div(g_adv, r, out=r)
+        undefined = self.buffer("undefined", g_adv, torch.bool)
+        torch.le(torch.abs(g, out=self.buffer("abs", g_adv)), self.ratio_eps, out=undefined)
+        return r.masked_fill_(undefined, math.nan)
+
+    def _mask(self, k: int, r: Tensor) -> Tensor:
+        """``ckpt == k`` (k = 1…4) in the buffer ``"mask"``."""
+        lower, upper = _BOUNDS[k]
+        mask = self.buffer("mask", r, torch.bool)
+        if lower is not None:
+            torch.gt(r, lower, out=mask)
+        if upper is not None:
+            if lower is None:
+                return torch.lt(r, upper, out=mask)
+            mask &= torch.lt(r, upper, out=self.buffer("below", r, torch.bool))
+        return mask
+
+
+class CheckpointScaling(_CheckpointRule):
     """SAME/CustomSAME: ``d = g̃ ⊙ c[ckpt]``."""
 
     def __init__(self, factors: tuple[float, ...], ratio_eps: float, mode: str) -> None:
         self.factors = tuple(float(c) for c in factors)
         self.ratio_eps = ratio_eps
         self.mode = mode
-        self._table: dict[tuple[torch.dtype, torch.device], Tensor] = {}
-
-    def _factors(self, like: Tensor) -> Tensor:
-        # Built once per dtype/device, so the step does no host-to-device copy.
-        key = (like.dtype, like.device)
-        if key not in self._table:
-            self._table[key] = torch.tensor(self.factors, dtype=like.dtype, device=like.device)
-        return self._table[key]
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``g̃ ⊙ c[ckpt]``."""
-        return g_adv * self._factors(g_adv)[checkpoints(g, g_adv, self.ratio_eps, self.mode)]
+        """``g̃ ⊙ c[ckpt]``: the factor of checkpoint 0 everywhere, then one masked fill per
+        checkpoint whose factor differs (SAME's defaults: one comparison, not a table lookup
+        through an int64 index)."""
+        c0 = self.factors[0]
+        differ = [(k, c) for k, c in enumerate(self.factors[1:], start=1) if c != c0]
+        if not differ:
+            return g_adv if c0 == 1.0 else g_adv.mul_(c0)
+        r = self._ratio(g, g_adv)
+        factor = g.fill_(c0)  # g is this rule's copy, no longer needed
+        for k, c in differ:
+            factor.masked_fill_(self._mask(k, r), c)
+        return g_adv.mul_(factor)
 
 
-class CheckpointHybrid(Elementwise):
+class CheckpointHybrid(_CheckpointRule):
     """SAMCkpt: ``d_i = g̃_i`` in the selected checkpoints, ``g_i`` elsewhere."""
 
     def __init__(self, selected: tuple[int, ...], ratio_eps: float, mode: str) -> None:
@@ -68,9 +118,18 @@ class CheckpointHybrid(Elementwise):
         self.mode = mode
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``where(ckpt ∈ selected, g̃, g)``."""
-        ck = checkpoints(g, g_adv, self.ratio_eps, self.mode)
-        use_sam = torch.zeros_like(ck, dtype=torch.bool)
-        for k in self.selected:
-            use_sam |= ck == k
-        return torch.where(use_sam, g_adv, g)
+        """``where(ckpt ∈ selected, g̃, g)``: one mask per selected checkpoint, no int64 codes."""
+        selected = sorted(set(self.selected))
+        if selected == [0, 1, 2, 3, 4]:
+            return g_adv
+        if not selected:
+            return g
+        r = self._ratio(g, g_adv)
+        # Checkpoint 0 is what no other mask holds: with it selected, mark the rest instead.
+        marked = [k for k in range(1, 5) if (k in selected) != (0 in selected)]
+        use = self.buffer("use", r, torch.bool)
+        use.copy_(self._mask(marked[0], r))
+        for k in marked[1:]:
+            use |= self._mask(k, r)
+        marked_value, other = (g, g_adv) if 0 in selected else (g_adv, g)
+        return torch.where(use, marked_value, other, out=g_adv)

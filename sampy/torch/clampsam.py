@@ -21,7 +21,7 @@ from torch import Tensor
 from sampy.optim import clampsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.closures import Params
-from sampy.torch.groups import Elementwise, radii, unit
+from sampy.torch.groups import Elementwise, flat, radii, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
@@ -76,8 +76,26 @@ class RatioClip(Elementwise):
         self.condition = condition
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``sign(g̃) ⊙ min(|g̃|, c|g|)``."""
-        return torch.sign(g_adv) * torch.minimum(torch.abs(g_adv), self.condition * torch.abs(g))
+        """``sign(g̃) ⊙ min(|g̃|, c|g|)`` (in this rule's buffers)."""
+        sign = torch.sign(g_adv, out=self.buffer("sign", g_adv))
+        limit = g.abs_().mul_(self.condition)
+        return torch.minimum(g_adv.abs_(), limit, out=g_adv).mul_(sign)
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group, written into the ``g̃`` tensors with five ``_foreach`` kernels.
+
+        ``sign(g̃) min(|g̃|, L)`` with ``L = c|g| ≥ 0`` is ``g̃`` clamped to ``[−L, L]``, the
+        same numbers (NaN where the reference has NaN), without a copy or a temporary.
+        """
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
+        limit, perturbed = flat(g), flat(g_adv)
+        torch._foreach_abs_(limit)
+        torch._foreach_mul_(limit, self.condition)
+        torch._foreach_minimum_(perturbed, limit)
+        torch._foreach_neg_(limit)
+        torch._foreach_maximum_(perturbed, limit)
+        return g_adv
 
 
 class ClipSAM(SharpnessAware):

@@ -9,6 +9,8 @@ pieces are brought to the first tensor's device before they are combined
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -74,10 +76,12 @@ class Elementwise:
     ``combine`` runs once per device and dtype on the concatenation of the tensors, not once
     per tensor: a rule of a dozen kernels costs a dozen kernel calls for the whole model
     instead of a dozen per parameter (on a 40-tensor MLP that was most of its step), and the
-    kernels see one large tensor, which they split over the threads. The result comes back as
-    views of that concatenation shaped like the parameters. ``combine`` may write into its
-    arguments (they are this rule's copies or, for a tensor handled alone, ``g̃`` itself, which
-    the direction replaces in ``p.grad``).
+    kernels see one large tensor, which they split over the threads. Its arguments are this
+    rule's own buffers, reused from step to step, and it may overwrite them (on the CPU a fresh
+    megabyte costs several times the arithmetic in page faults); ``self.buffer`` gives more.
+    The result is copied into the ``g̃`` tensors, which the direction replaces in ``p.grad``.
+    A tensor that cannot join a concatenation (a DTensor shard, a non-contiguous gradient) is
+    combined alone, on ``g`` and ``g̃`` themselves.
     """
 
     needs_clean_grad = True
@@ -86,30 +90,52 @@ class Elementwise:
         """The direction of one tensor from its clean and perturbed gradient."""
         raise NotImplementedError
 
+    def buffer(self, name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """A scratch tensor shaped like ``like`` (uninitialised), kept for the next step (a
+        tensor subclass, such as a DTensor, gets a fresh one of its kind)."""
+        dtype = like.dtype if dtype is None else dtype
+        if type(like) is not Tensor:
+            return torch.empty_like(like, dtype=dtype)
+        return self._scratch(name, like.shape, dtype, like.device)
+
+    def _scratch(self, name: str, shape: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+        buffers = self.__dict__.setdefault("_buffers", {})
+        key = (name, dtype, device)
+        found = buffers.get(key)
+        if found is None or found.shape != shape:
+            found = buffers[key] = torch.empty(shape, dtype=dtype, device=device)
+        return found
+
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
-        """``d`` per group."""
+        """``d`` per group (the ``g̃`` tensors, overwritten)."""
         if g is None:
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
         clean, perturbed = flat(g), flat(g_adv)
-        out: list[Tensor | None] = [None] * len(perturbed)
-        for indices in _same_kind(clean, perturbed):
-            if len(indices) == 1:
-                i = indices[0]
-                out[i] = self.combine(clean[i], perturbed[i])
-                continue
-            d = self.combine(
-                torch.cat([clean[i].view(-1) for i in indices]),
-                torch.cat([perturbed[i].view(-1) for i in indices]),
-            )
-            pieces = d.split([perturbed[i].numel() for i in indices])
-            for i, piece in zip(indices, pieces, strict=True):
-                out[i] = piece.view(perturbed[i].shape)
+        out = list(perturbed)
+        kinds, alone = _same_kind(clean, perturbed)
+        for i in alone:
+            out[i] = self.combine(clean[i], perturbed[i])
+        for indices in kinds:
+            dest = [perturbed[i] for i in indices]
+            sizes = [t.numel() for t in dest]
+            shape = torch.Size([sum(sizes)])
+            clean_flat = self._scratch("clean", shape, dest[0].dtype, dest[0].device)
+            perturbed_flat = self._scratch("perturbed", shape, dest[0].dtype, dest[0].device)
+            torch.cat([clean[i].view(-1) for i in indices], out=clean_flat)
+            torch.cat([t.view(-1) for t in dest], out=perturbed_flat)
+            d = self.combine(clean_flat, perturbed_flat)
+            pieces = [x.view_as(t) for x, t in zip(d.split(sizes), dest, strict=True)]
+            torch._foreach_copy_(dest, pieces)
         return regroup(out, g_adv)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The buffers are scratch: a copy or a pickle starts without them.
+        return {key: value for key, value in self.__dict__.items() if key != "_buffers"}
 
-def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> list[list[int]]:
-    """Indices of the tensors that can be concatenated, by device and dtype; every other
-    tensor (a subclass such as a DTensor, a non-contiguous gradient) alone."""
+
+def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> tuple[list[list[int]], list[int]]:
+    """The indices of the tensors that can be concatenated, by device and dtype, and those of
+    the others (a subclass such as a DTensor, a non-contiguous gradient)."""
     kinds: dict[tuple, list[int]] = {}
     alone = []
     for i, (a, b) in enumerate(zip(clean, perturbed, strict=True)):
@@ -123,5 +149,5 @@ def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> list[list[int]]:
         ):
             kinds.setdefault((b.device, b.dtype), []).append(i)
         else:
-            alone.append([i])
-    return [*kinds.values(), *alone]
+            alone.append(i)
+    return list(kinds.values()), alone

@@ -24,25 +24,49 @@ from sampy._deprecated import module_getattr
 from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
 from sampy.torch.closures import Params
-from sampy.torch.groups import Elementwise
+from sampy.torch.groups import Elementwise, flat
 from sampy.torch.sam import NormBallAscent
-from sampy.torch.sharpness_aware import DescentRule, SharpnessAware
+from sampy.torch.sharpness_aware import DescentRule, Groups, RuleContext, SharpnessAware
+
+
+def _both(rule: Elementwise, g: Groups | None, g_adv: Groups) -> tuple[list[Tensor], list[Tensor]]:
+    """The clean and perturbed gradients as flat lists (both are dead after the descent, so a
+    rule may write into them)."""
+    if g is None:
+        raise RuntimeError(f"{type(rule).__name__} needs the clean gradient g, got None")
+    return flat(g), flat(g_adv)
 
 
 class SAMDirectionRule(Elementwise):
     """``d = sign(g̃) ⊙ |g|``: SAM's direction, SGD's magnitude."""
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``sign(g̃) ⊙ |g|``."""
-        return torch.sign(g_adv) * torch.abs(g)
+        """``sign(g̃) ⊙ |g|`` (in this rule's buffers)."""
+        return torch.sign(g_adv, out=g_adv).mul_(g.abs_())
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group, written into the ``g̃`` tensors: three ``_foreach`` kernels, no copy."""
+        clean, perturbed = _both(self, g, g_adv)
+        torch._foreach_sign_(perturbed)
+        torch._foreach_abs_(clean)
+        torch._foreach_mul_(perturbed, clean)
+        return g_adv
 
 
 class SAMMagnitudeRule(Elementwise):
     """``d = |g̃| ⊙ sign(g)``: SAM's magnitude, SGD's direction."""
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``|g̃| ⊙ sign(g)``."""
-        return torch.abs(g_adv) * torch.sign(g)
+        """``|g̃| ⊙ sign(g)`` (in this rule's buffers)."""
+        return g_adv.abs_().mul_(torch.sign(g, out=g))
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group, written into the ``g̃`` tensors: three ``_foreach`` kernels, no copy."""
+        clean, perturbed = _both(self, g, g_adv)
+        torch._foreach_abs_(perturbed)
+        torch._foreach_sign_(clean)
+        torch._foreach_mul_(perturbed, clean)
+        return g_adv
 
 
 class AgreementRule(Elementwise):
@@ -53,10 +77,13 @@ class AgreementRule(Elementwise):
         self.fill = fill
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``where(g̃ ⊙ g > 0, kept, other or 0)``."""
+        """``where(g̃ ⊙ g > 0, kept, other or 0)`` (in this rule's buffers)."""
+        agree = self.buffer("agree", g_adv, torch.bool)
+        torch.gt(torch.mul(g_adv, g, out=self.buffer("product", g_adv)), 0, out=agree)
         kept, other = (g_adv, g) if self.keep_sam else (g, g_adv)
-        elsewhere = other if self.fill == "other" else torch.zeros_like(other)
-        return torch.where(g_adv * g > 0, kept, elsewhere)
+        if self.fill == "other":
+            return torch.where(agree, kept, other, out=kept)
+        return kept.masked_fill_(agree.logical_not_(), 0.0)
 
 
 class _Swap(SharpnessAware):
