@@ -62,15 +62,20 @@ class FriendlyAscent:
         if ready:
             m = [ctx.state[ps[i]]["m"] for i in ready]
             g = [gs[i] for i in ready]
+            if not official:
+                self._ema(m, g)
+            # g − σ m written as −(σ m) + g (the same numbers): one temporary, which becomes ε.
+            new = torch._foreach_mul(m, self.sigma)
+            torch._foreach_neg_(new)
+            torch._foreach_add_(new, g)
             if official:
-                new = torch._foreach_sub(g, torch._foreach_mul(m, self.sigma))
                 self._ema(m, g)
-            else:
-                self._ema(m, g)
-                new = torch._foreach_sub(g, torch._foreach_mul(m, self.sigma))
             for i, x in zip(ready, new, strict=True):
                 d[i] = x
-        return unit(regroup(d, grads), radii(ctx), self.eps)
+        # ε in place: d is this rule's own tensor, except the official first step's d = g (then
+        # only when the caller consumed g).
+        own = inplace or not (fresh and official)
+        return unit(regroup(d, grads), radii(ctx), self.eps, inplace=own)
 
 
 class FriendlySAM(SharpnessAware):

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.groups import flat, global_dot, global_norm, regroup
+from sampy.torch.groups import flat, global_dot, global_norm
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -40,7 +40,10 @@ def orthogonal_part(g: list[Tensor], h: list[Tensor], eps: float) -> list[Tensor
     cos = global_dot(g, h) / (h_norm * g_norm + eps)
     along = torch._foreach_mul(h, per_device(cos * g_norm, h))
     torch._foreach_div_(along, per_device(h_norm + eps, h))
-    return torch._foreach_sub(g, along)
+    # g − along written as −along + g (the same numbers) into along: one temporary, not two.
+    torch._foreach_neg_(along)
+    torch._foreach_add_(along, g)
+    return list(along)
 
 
 class GSAMDescent:
@@ -59,8 +62,11 @@ class GSAMDescent:
         h = flat(g_adv)
         if not h:
             return g_adv
-        correction = torch._foreach_mul(orthogonal_part(flat(g), h, self.eps), self.alpha)
-        return regroup(torch._foreach_sub(h, correction), g_adv)
+        # In place: the orthogonal part is a fresh tensor and g̃ is replaced by d in p.grad.
+        correction = orthogonal_part(flat(g), h, self.eps)
+        torch._foreach_mul_(correction, self.alpha)
+        torch._foreach_sub_(h, correction)
+        return g_adv
 
 
 class ScheduledNormBallAscent(NormBallAscent):

@@ -153,16 +153,28 @@ def norm_ball_perturbation(
     """
     adaptive = adaptive or [False] * len(params)
     eta = eta or [0.0] * len(params)
-    scales = [
-        torch._foreach_add(torch._foreach_abs(ps), e) if a else None
-        for ps, a, e in zip(params, adaptive, eta, strict=True)
-    ]
-    us = [
-        gs if s is None else torch._foreach_mul(s, gs) for gs, s in zip(grads, scales, strict=True)
-    ]
-    # In place only where us are the caller's grads (no adaptive scaling made new tensors).
-    directions = dual_direction(us, p, rhos, eps, inplace=inplace and not any(adaptive))
-    return [
-        d if s is None else torch._foreach_mul(s, d)
-        for d, s in zip(directions, scales, strict=True)
-    ]
+    # One temporary per step, T itself: T g, the direction and T · direction are written
+    # into the consumed grads (inplace) or into the one copy T g (on the CPU every fresh
+    # tensor of a megabyte costs more in page faults than the arithmetic on it).
+    scales = []
+    for ps, a, e in zip(params, adaptive, eta, strict=True):
+        scale = None
+        if a:
+            scale = torch._foreach_abs(ps)
+            torch._foreach_add_(scale, e)
+        scales.append(scale)
+    us = []
+    for gs, scale in zip(grads, scales, strict=True):
+        if scale is None:
+            us.append(gs)
+        elif inplace:
+            torch._foreach_mul_(gs, scale)
+            us.append(gs)
+        else:
+            us.append(torch._foreach_mul(scale, gs))
+    # In place where us are the caller's consumed grads or this function's own copies.
+    directions = dual_direction(us, p, rhos, eps, inplace=inplace or all(adaptive))
+    for d, scale in zip(directions, scales, strict=True):
+        if scale is not None:
+            torch._foreach_mul_(d, scale)
+    return directions
