@@ -17,7 +17,16 @@ from torch import Tensor
 from sampy.torch.perturbation import accumulation_dtype, dual_direction, lp_norm, on_one_device
 from sampy.torch.sharpness_aware import Groups, RuleContext, is_dtensor, replicated
 
-__all__ = ["Elementwise", "flat", "global_dot", "global_norm", "radii", "regroup", "unit"]
+__all__ = [
+    "Buffers",
+    "Elementwise",
+    "flat",
+    "global_dot",
+    "global_norm",
+    "radii",
+    "regroup",
+    "unit",
+]
 
 
 def flat(groups: Groups) -> list[Tensor]:
@@ -70,7 +79,56 @@ def unit(vs: Groups, rhos: list[float], eps: float, inplace: bool = False) -> Gr
     return dual_direction(vs, 2.0, rhos, eps, inplace=inplace)
 
 
-class Elementwise:
+class Buffers:
+    """Scratch tensors a rule reuses from step to step (a mixin).
+
+    On the CPU a fresh tensor of a megabyte costs some 230 page faults, several times the
+    arithmetic done on it (torch's CPU allocator hands large blocks back to the system), so a
+    rule that makes three temporaries per step spends most of its time there. The buffers are
+    neither state nor saved: a copy or a pickle of the rule starts without them.
+    """
+
+    def buffer(self, name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """A scratch tensor shaped like ``like`` (uninitialised), kept for the next step (a
+        tensor subclass, such as a DTensor, gets a fresh one of its kind)."""
+        dtype = like.dtype if dtype is None else dtype
+        if type(like) is not Tensor:
+            return torch.empty_like(like, dtype=dtype)
+        return self._scratch(name, like.shape, dtype, like.device)
+
+    def buffers_like(self, name: str, tensors: list[Tensor]) -> list[Tensor]:
+        """Scratch tensors shaped like ``tensors`` (uninitialised), kept for the next step."""
+        buffers = self.__dict__.setdefault("_buffers", {})
+        found = buffers.get(name)
+        if (
+            found is None
+            or len(found) != len(tensors)
+            or any(
+                type(t) is not Tensor
+                or b.shape != t.shape
+                or b.dtype != t.dtype
+                or b.device != t.device
+                for b, t in zip(found, tensors, strict=True)
+            )
+        ):
+            found = buffers[name] = [torch.empty_like(t) for t in tensors]
+            if any(type(t) is not Tensor for t in tensors):
+                del buffers[name]  # DTensors: fresh ones each time
+        return found
+
+    def _scratch(self, name: str, shape: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+        buffers = self.__dict__.setdefault("_buffers", {})
+        key = (name, dtype, device)
+        found = buffers.get(key)
+        if found is None or found.shape != shape:
+            found = buffers[key] = torch.empty(shape, dtype=dtype, device=device)
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_buffers"}
+
+
+class Elementwise(Buffers):
     """A descent rule ``d = combine(g, g̃)`` applied element by element (subclasses: ``combine``).
 
     ``combine`` runs once per device and dtype on the concatenation of the tensors, not once
@@ -89,22 +147,6 @@ class Elementwise:
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
         """The direction of one tensor from its clean and perturbed gradient."""
         raise NotImplementedError
-
-    def buffer(self, name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-        """A scratch tensor shaped like ``like`` (uninitialised), kept for the next step (a
-        tensor subclass, such as a DTensor, gets a fresh one of its kind)."""
-        dtype = like.dtype if dtype is None else dtype
-        if type(like) is not Tensor:
-            return torch.empty_like(like, dtype=dtype)
-        return self._scratch(name, like.shape, dtype, like.device)
-
-    def _scratch(self, name: str, shape: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
-        buffers = self.__dict__.setdefault("_buffers", {})
-        key = (name, dtype, device)
-        found = buffers.get(key)
-        if found is None or found.shape != shape:
-            found = buffers[key] = torch.empty(shape, dtype=dtype, device=device)
-        return found
 
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
         """``d`` per group (the ``g̃`` tensors, overwritten)."""
@@ -127,10 +169,6 @@ class Elementwise:
             pieces = [x.view_as(t) for x, t in zip(d.split(sizes), dest, strict=True)]
             torch._foreach_copy_(dest, pieces)
         return regroup(out, g_adv)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The buffers are scratch: a copy or a pickle starts without them.
-        return {key: value for key, value in self.__dict__.items() if key != "_buffers"}
 
 
 def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> tuple[list[list[int]], list[int]]:
