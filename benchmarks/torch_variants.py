@@ -613,22 +613,28 @@ def _sync(device: torch.device) -> Callable[[], None]:
 
 
 class Candidate:
-    """``STEPS_PER_CALL`` steps per call, synchronised on CUDA; an error is kept, not raised."""
+    """``STEPS_PER_CALL`` steps per call, synchronised on CUDA; an error is kept, not raised.
+
+    Each call also records this thread's CPU time (``cpu``), for ``--cpu-time``.
+    """
 
     def __init__(self, name: str, steps: Callable[[int], None], sync: Callable[[], None]):
         self.name = name
         self._steps = steps
         self._sync = sync
         self.error: str | None = None
+        self.cpu: list[float] = []
 
     def __call__(self) -> None:
         if self.error is not None:
             return
+        began = time.thread_time()
         try:
             self._steps(STEPS_PER_CALL)
             self._sync()
         except Exception as error:  # reported in the row
             self.error = f"{type(error).__name__}: {error}"
+        self.cpu.append(time.thread_time() - began)
 
 
 def _repeat(fn: Callable[[], object]) -> Callable[[int], None]:
@@ -721,8 +727,11 @@ class Timings:
         return all(k in self.med and self.errors.get(k) is None for k in keys)
 
 
-def time_setup(problem: Problem, setup: Setup, quick: bool) -> Timings:
-    """Every twin, peer and denominator part, ``STEPS_PER_CALL`` steps a call, interleaved."""
+def time_setup(problem: Problem, setup: Setup, quick: bool, cpu_time: bool = False) -> Timings:
+    """Every twin, peer and denominator part, ``STEPS_PER_CALL`` steps a call, interleaved.
+
+    ``cpu_time``: the calls' CPU time in this thread instead of the wall clock (see ``run``).
+    """
     sync = _sync(problem.x.device)
     began = time.perf_counter()
     model_fb = problem.copy()
@@ -759,6 +768,8 @@ def time_setup(problem: Problem, setup: Setup, quick: bool) -> Timings:
         max_seconds=12 if quick else 90,
         min_rounds=4 if quick else 8,  # 4: the fewest that give a spread (±x%)
     )
+    if cpu_time:  # the same rounds, each call's CPU time (warm-up calls dropped)
+        t = {k: candidates[k].cpu[len(candidates[k].cpu) - len(v) :] for k, v in t.items()}
     return Timings(
         {k: [s / STEPS_PER_CALL for s in v] for k, v in t.items()},
         {k: c.error for k, c in candidates.items()},
@@ -781,11 +792,16 @@ def expected_step(runner: Runner, t: Timings) -> tuple[float, str, str]:
 
 
 def bench_problem(
-    problem: Problem, quick: bool, threads: int | None, memory: bool = True, why: str = ""
+    problem: Problem,
+    quick: bool,
+    threads: int | None,
+    memory: bool = True,
+    why: str = "",
+    cpu_time: bool = False,
 ) -> list[Table]:
     """The speed table of ``problem`` (and its memory table); ``why``: the thread choice."""
     setup = prepare(problem)
-    t = time_setup(problem, setup, quick)
+    t = time_setup(problem, setup, quick, cpu_time)
     device = problem.x.device
     goal = problem.goal
     threads_text = f", {threads} thread(s)" if threads is not None else ""
@@ -877,6 +893,13 @@ def bench_problem(
     )
     if why:
         table.notes.append(f"torch threads: {threads}, {why}")
+    if cpu_time:
+        table.notes.append(
+            "times are this thread's CPU time (--cpu-time), not the wall clock: at 1 thread "
+            "they leave out the time other processes held the core, so the ratios hardly "
+            "depend on the machine's load (the page faults and cache misses a step causes "
+            "stay in)"
+        )
     if setup.missing:
         table.notes.append(f"no torch twin yet: {', '.join(setup.missing)}")
     if broken:
@@ -981,16 +1004,25 @@ def run(
     device: str | None = None,
     models: list[str] | None = None,
     threads: int | None = None,
+    cpu_time: bool = False,
 ) -> list[Table]:
     """Default: both MLPs on the CPU, and the ResNet-18 on CUDA where there is one.
 
     ``threads``: torch's intra-op threads on the CPU (default: the cores this process may use,
-    or 1 where a check finds that faster right now: see ``choose_threads``).
+    or 1 where a check finds that faster right now: see ``choose_threads``). ``cpu_time``:
+    time each call by this thread's CPU time (``time.thread_time``) instead of the wall
+    clock, for ratios on a busy machine; only at one thread on the CPU, where all of a step's
+    work runs in this thread (``ValueError`` otherwise).
     """
+    if cpu_time and (threads != 1 or device == "cuda"):
+        raise ValueError(
+            "cpu_time=True needs threads=1 on the CPU (--cpu-time --threads 1): with more "
+            "threads, or on CUDA, a step's work runs outside this thread and its CPU clock"
+        )
     plan: list[tuple[str, list[str]]] = []
     if device is None:
         plan.append(("cpu", models or ["mlp", "deep"]))
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and not cpu_time:
             plan.append(("cuda", ["conv"]))
     else:
         default = ["conv"] if device == "cuda" else ["mlp", "deep"]
@@ -1012,7 +1044,7 @@ def run(
                 # Floats per parameter hardly depend on the MLP: one memory table per device
                 # (the conv model gets its own, with the CUDA peak).
                 memory = i == 0 or "ResNet" in problem.name
-                tables += bench_problem(problem, quick, count, memory, why)
+                tables += bench_problem(problem, quick, count, memory, why, cpu_time)
     finally:
         torch.set_num_threads(default_threads)
     return tables
@@ -1077,7 +1109,15 @@ def main() -> None:
         default=None,
         help="torch threads on the CPU (default: all cores, or 1 if faster now: a busy machine)",
     )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by this thread's CPU time, not the wall clock (needs --threads 1): ratios "
+        "that hold on a busy machine",
+    )
     args = parser.parse_args()
+    if args.cpu_time and (args.threads != 1 or args.device == "cuda"):
+        parser.error("--cpu-time needs --threads 1 on the CPU")
     models = args.models.split(",") if args.models else None
     if args.conv:
         if models is None:
@@ -1086,7 +1126,7 @@ def main() -> None:
             models.append("conv")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here")
-    run(args.quick, args.device, models, args.threads)
+    run(args.quick, args.device, models, args.threads, args.cpu_time)
 
 
 if __name__ == "__main__":
