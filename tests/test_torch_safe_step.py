@@ -288,3 +288,20 @@ def test_step_hooks_fire_once_per_step_in_both_styles(row, style):
         else:
             _by_hand(opt, closures)
     assert fired == {"pre": 4, "post": 4}
+
+
+# -- a parameter group that the loss does not reach ------------------------------------------
+
+
+@pytest.mark.parametrize("row", PLAIN, ids=plain_ids)
+def test_a_group_without_any_gradient_is_left_alone(row):
+    model, x, y = _problem()
+    unused = torch.nn.Parameter(torch.tensor([5.0], dtype=torch.float64))
+    groups = [{"params": list(model.parameters())}, {"params": [unused]}]
+    opt = row.make_twin(groups, lr=0.1)
+    closures = Closures(opt, model, x, y)
+    w0 = _weights(model)
+    for _ in range(2):
+        closures.step(row)
+    assert not _same(_weights(model), w0)
+    assert unused.grad is None and unused.item() == 5.0

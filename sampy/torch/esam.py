@@ -247,7 +247,7 @@ class ESAM(SavesNoise, SharpnessAware):
             self._draw(freeze=False)
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
-        e = self.ascent(self._context(params), grads, inplace=False)
+        e = self._ascent(params, grads, inplace=False)
         self.ascent.keep = {}
         self._drawn = False
         self._save_and_perturb(params, e)

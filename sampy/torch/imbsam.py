@@ -187,7 +187,7 @@ class ImbSAM(SharpnessAware):
         params = self._params_with_grad()
         if has_tail and any(params):
             grads = [[p.grad for p in ps] for ps in params]
-            e = self.ascent(self._context(params), grads, inplace=True)
+            e = self._ascent(params, grads, inplace=True)
             self._save_and_perturb(params, e)
             self._zero_grads(params)
         self._pending = (n, has_tail)

@@ -309,7 +309,7 @@ class MultiStepSAM(SharpnessAware):
             [p.grad if p.grad is not None else torch.zeros_like(p) for p in ps] for ps in params
         ]
         if flat_params:
-            e = self.ascent(self._context(params), grads, inplace=zero_grad)
+            e = self._ascent(params, grads, inplace=zero_grad)
             torch._foreach_add_(flat_params, flat(e))
         self._ascents_done += 1
         if zero_grad:

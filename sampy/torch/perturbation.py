@@ -99,21 +99,24 @@ def dual_direction(
     ``groups[i]`` are the tensors of parameter group ``i`` and ``radii[i]`` its radius (ρ is a
     per-group setting, as in davda54/sam; the normalising norm is shared by all groups).
     ``inplace=True`` may overwrite ``groups`` with the result (done for p = 2, SAM's hot path).
+    A group may be empty (none of its parameters has a gradient): its direction is empty too
+    (``torch._foreach_*`` refuses an empty list).
     """
     us = [u for group in groups for u in group]
     if p == 2:
         norm = lp_norm(us, 2)
         if inplace:
             for g, r in zip(groups, radii, strict=True):
-                torch._foreach_mul_(g, per_device(r / (norm + eps), g))
+                if g:
+                    torch._foreach_mul_(g, per_device(r / (norm + eps), g))
             return groups
         return [
-            torch._foreach_mul(g, per_device(r / (norm + eps), g))
+            torch._foreach_mul(g, per_device(r / (norm + eps), g)) if g else []
             for g, r in zip(groups, radii, strict=True)
         ]
     if math.isinf(p):
         return [
-            torch._foreach_mul(torch._foreach_sign(g), r)
+            torch._foreach_mul(torch._foreach_sign(g), r) if g else []
             for g, r in zip(groups, radii, strict=True)
         ]
     if p == 1:
@@ -122,6 +125,9 @@ def dual_direction(
         count = _global(torch._foreach_norm([t for g in ties for t in g], ord=1), 1)
         out = []
         for g, t, r in zip(groups, ties, radii, strict=True):
+            if not g:
+                out.append([])
+                continue
             signed = torch._foreach_mul(torch._foreach_sign(g), t)
             out.append(torch._foreach_mul(signed, per_device(r / count, signed)))
         return out
@@ -129,6 +135,9 @@ def dual_direction(
     qnorm = lp_norm(us, q) + eps
     out = []
     for g, r in zip(groups, radii, strict=True):
+        if not g:
+            out.append([])
+            continue
         ratio = torch._foreach_div(torch._foreach_abs(g), per_device(qnorm, g))
         magnitude = torch._foreach_pow(ratio, q - 1.0)
         out.append(torch._foreach_mul(torch._foreach_mul(torch._foreach_sign(g), magnitude), r))
@@ -159,7 +168,7 @@ def norm_ball_perturbation(
     scales = []
     for ps, a, e in zip(params, adaptive, eta, strict=True):
         scale = None
-        if a:
+        if a and ps:
             scale = torch._foreach_abs(ps)
             torch._foreach_add_(scale, e)
         scales.append(scale)

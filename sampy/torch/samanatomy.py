@@ -68,7 +68,7 @@ class SAMAnatomy(SharpnessAware):
         """Keep ``g``, save ``w``, move to ``w + ε1``."""
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
-        e = self.ascent(self._context(params), grads, inplace=False)
+        e = self._ascent(params, grads, inplace=False)
         self._stash_clean_grads(params, zero_grad)
         self._save_and_perturb(params, e)
         self._ascents_done = 1

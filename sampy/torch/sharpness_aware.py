@@ -558,7 +558,7 @@ class SharpnessAware(TwinOptimizer):
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         keep = self.descent.needs_clean_grad
-        e = self.ascent(self._context(params), grads, inplace=zero_grad and not keep)
+        e = self._ascent(params, grads, inplace=zero_grad and not keep)
         if keep:
             self._stash_clean_grads(params, zero_grad)
         self._save_and_perturb(params, e)
@@ -612,6 +612,24 @@ class SharpnessAware(TwinOptimizer):
     def skipped_steps(self) -> int:
         """How many steps ``skip_nonfinite`` dropped (saved by ``state_dict()``)."""
         return int(self.shared.get(SKIPPED, 0))
+
+    def _ascent(self, params: Groups, grads: Groups, inplace: bool) -> Groups:
+        """The ascent rule's ``ε`` per group; a group in which no parameter has a gradient (a
+        frozen embedding, an unused head) gets ``[]`` and is never shown to the rule."""
+        if all(params):
+            return self.ascent(self._context(params), grads, inplace=inplace)
+        active = [i for i, ps in enumerate(params) if ps]
+        ctx = RuleContext(
+            [self.param_groups[i] for i in active],
+            [params[i] for i in active],
+            self.state,
+            self.shared,
+        )
+        e = self.ascent(ctx, [grads[i] for i in active], inplace=inplace)
+        out: Groups = [[] for _ in params]
+        for i, es in zip(active, e, strict=True):
+            out[i] = es
+        return out
 
     def _params_to_perturb(self) -> Groups:
         """The parameters with a gradient at ``w``, once the step may perturb them.

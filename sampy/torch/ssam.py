@@ -190,7 +190,7 @@ class _SparseSAM(SavesNoise, SharpnessAware):
         self._ensure_masks()
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
-        e = self.ascent(self._context(params), grads, inplace=False)
+        e = self._ascent(params, grads, inplace=False)
         self._save_and_perturb(params, e)
         self._after_perturb(params, grads)
         if zero_grad:

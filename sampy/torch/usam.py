@@ -29,9 +29,13 @@ class UnnormalizedAscent:
         """``ρ g`` per group."""
         if inplace:
             for gs, rho in zip(grads, radii(ctx), strict=True):
-                torch._foreach_mul_(gs, rho)
+                if gs:  # a group without gradients stays empty
+                    torch._foreach_mul_(gs, rho)
             return grads
-        return [torch._foreach_mul(gs, rho) for gs, rho in zip(grads, radii(ctx), strict=True)]
+        return [
+            torch._foreach_mul(gs, rho) if gs else []
+            for gs, rho in zip(grads, radii(ctx), strict=True)
+        ]
 
 
 class USAM(SharpnessAware):
