@@ -39,11 +39,14 @@ NUMPY_ONLY_MODULES = {
     "accumulation": "Keras' gradient accumulation knob, NumPy only",
 }
 TORCH_ONLY_MODULES = {
+    "base_optimizer": "building the torch.optim base optimizer a twin shares its groups with",
     "batchnorm": "freezing BatchNorm statistics between the passes (no NumPy model has any)",
     "call_shapes": "the step call shapes of the twins (closure kinds of torch training loops)",
     "checked_optimizer": "a torch.optim.Optimizer base with validated param_groups",
+    "checkpoint_layout": "torch's state_dict layout for a twin and its base (NumPy: plain states)",
     "closures": "running torch closures (backward, enable_grad, restore w on error)",
     "distributed": "DDP's gradient synchronisation around the two passes",
+    "dtensors": "FSDP2's sharded parameters in a step (NumPy has no sharding)",
     "examples": "per-example losses from a torch closure (the NumPy Oracle does this)",
     "functional": "a torch loss from a NumPy test function, for parity runs",
     "groups": "norms and inner products over parameter groups (NumPy: one array per point)",
@@ -51,6 +54,7 @@ TORCH_ONLY_MODULES = {
     "noise": "random draws from torch or NumPy generators, for parity with the references",
     "recipes": "mixed precision and gradient accumulation with the twins",
     "rho_scheduler": "a ρ schedule that follows a torch LR scheduler (NumPy: proportional_rho)",
+    "twin_optimizer": "torch.optim.Optimizer plumbing: checkpoint-tool state, deepcopy, pickle",
 }
 
 # Modules mirrored by name only: the Keras SAM library's knobs. The NumPy side wraps an optimizer
@@ -65,8 +69,8 @@ NAME_ONLY_MODULES = {
 # optimizer has no use for: there, every NumPy name must be on the torch side in the same order,
 # and the torch side may have more.
 TORCH_PLUMBING_MODULES = {
-    "sharpness_aware": "the template is a torch.optim.Optimizer: the rules' context, the base "
-    "optimizer's construction and checks, param_group validation, the checkpoint layout",
+    "sharpness_aware": "the template is a torch.optim.Optimizer: the rules' context, the step "
+    "hooks, the two-call API and its guards",
 }
 
 # (module, name): why the name exists on the NumPy side only.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sampy.optim.hyper import Hyper, validate
-from sampy.torch.sharpness_aware import TwinOptimizer
+from sampy.torch.twin_optimizer import TwinOptimizer
 
 
 class CheckedOptimizer(TwinOptimizer):

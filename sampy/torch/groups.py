@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sampy.torch.dtensors import is_dtensor, replicated
 from sampy.torch.perturbation import accumulation_dtype, dual_direction, lp_norm, on_one_device
-from sampy.torch.sharpness_aware import Groups, RuleContext, is_dtensor, replicated
+from sampy.torch.sharpness_aware import Groups, RuleContext
 
 __all__ = [
     "Buffers",

@@ -49,16 +49,15 @@ from torch.func import functional_call, grad, vmap
 
 from sampy.optim import jsam as reference
 from sampy.optim.hyper import validate
-from sampy.torch.sharpness_aware import (
+from sampy.torch.base_optimizer import (
     BaseOptimizer,
-    TwinOptimizer,
     build_base_optimizer,
     check_base_optimizer,
     group_repr,
-    split_base_state,
     validate_group,
-    with_base_state,
 )
+from sampy.torch.checkpoint_layout import split_base_state, with_base_state
+from sampy.torch.twin_optimizer import TwinOptimizer
 
 __all__ = ["JSAM", "LogitSAM", "PerExampleSAM", "functional_forward"]
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampy.torch.sharpness_aware import load_from_groups, save_in_groups
+from sampy.torch.checkpoint_layout import load_from_groups, save_in_groups
 
 NOISE_SOURCES = ("torch", "numpy")
 NOISE_KEY = "noise"  # state_dict key of the generator state

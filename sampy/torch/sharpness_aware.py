@@ -42,14 +42,31 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-from sampy.optim.hyper import Hyper, validate
+from sampy.optim.hyper import Hyper
 from sampy.optim.sam import NORM_BALL
+from sampy.torch.base_optimizer import (
+    BaseOptimizer,
+    build_base_optimizer,
+    check_base_optimizer,
+    group_repr,
+    validate_group,
+)
+from sampy.torch.checkpoint_layout import (
+    CLEAN_GRAD,
+    SHARED_KEY,
+    load_from_groups,
+    non_float_state_dtypes,
+    save_in_groups,
+    split_base_state,
+    with_base_state,
+)
 from sampy.torch.closures import discard_gradients_on_entry
+from sampy.torch.dtensors import local_tensors
+from sampy.torch.twin_optimizer import TwinOptimizer
 
 Groups = list[list[Tensor]]
 """Tensors per parameter group (the parameters with a gradient, in group order)."""
 
-CLEAN_GRAD = "clean_grad"  # state key of the stashed clean gradient (between the passes)
 SKIPPED = "skipped_steps"  # shared counter of the steps skip_nonfinite dropped
 NO_GRAD_AT_W = (
     "no parameter has a gradient at w (did the closure call backward()? do the optimizer's "
@@ -58,8 +75,6 @@ NO_GRAD_AT_W = (
 NO_GRAD_AT_W_ADV = (
     "no parameter has a gradient at w + eps (did the closure call backward()?); w has been restored"
 )
-RULE_STATE = "rule_state"  # a checkpoint's per-parameter entry of the rule buffers
-SHARED_KEY = "shared"  # a checkpoint's entry of the shared counters (in the first group)
 
 
 @dataclass
@@ -105,244 +120,6 @@ class PerturbedGradient:
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
         """``d = g̃`` (no copy: ``p.grad`` stays as it is)."""
         return g_adv
-
-
-BaseOptimizer = (
-    type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] | torch.optim.Optimizer
-)
-"""What a twin's ``base_optimizer`` may be: a class, a factory or an instance."""
-
-
-def check_base_optimizer(base_optimizer: Any) -> None:
-    """Raise ``ValueError`` unless ``base_optimizer`` is a ``BaseOptimizer``.
-
-    That is a ``torch.optim.Optimizer`` class, any callable ``(param_groups, **kwargs) ->
-    Optimizer`` (``functools.partial(torch.optim.SGD, momentum=0.9)``, a Hydra or Lightning
-    factory), or an optimizer instance (built on the twin's parameters).
-    """
-    if isinstance(base_optimizer, type):
-        if issubclass(base_optimizer, torch.optim.Optimizer):
-            return
-    elif isinstance(base_optimizer, torch.optim.Optimizer) or callable(base_optimizer):
-        return
-    raise ValueError(
-        "base_optimizer must be a torch.optim.Optimizer class, a factory (param_groups, "
-        "**kwargs) -> Optimizer such as functools.partial(torch.optim.SGD, momentum=0.9), or an "
-        f"optimizer built on the same parameters; got {type(base_optimizer).__name__} "
-        f"{_short(base_optimizer)}"
-    )
-
-
-def _short(obj: Any, limit: int = 80) -> str:
-    text = repr(obj)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _base_name(base_optimizer: Any) -> str:
-    """A readable name of a class, factory or instance (for messages and ``repr``)."""
-    if isinstance(base_optimizer, torch.optim.Optimizer):
-        return type(base_optimizer).__name__
-    inner = getattr(base_optimizer, "func", base_optimizer)  # functools.partial
-    return getattr(inner, "__name__", type(inner).__name__)
-
-
-def build_base_optimizer(
-    opt: torch.optim.Optimizer,
-    base_optimizer: BaseOptimizer,
-    base_kwargs: dict[str, Any],
-    own_keys: Iterable[str],
-) -> torch.optim.Optimizer:
-    """The base optimizer of ``opt``, sharing ``opt``'s ``param_groups`` (one list for both).
-
-    A class or a factory is called with ``opt.param_groups`` and ``base_kwargs``; an instance
-    must have been built on the same parameters, in the same groups and order, and then takes
-    no ``base_kwargs`` (its hyperparameters are set): ``opt``'s own keys (``own_keys``, such as
-    ``rho``) are added to its groups. Afterwards ``opt.param_groups`` is the base's list, so
-    schedulers and ``add_param_group`` act on both at once, and ``opt.defaults`` holds both
-    optimizers' defaults. Raises ``ValueError`` for anything else, and when the base has a
-    hyperparameter of ``opt``'s own name (Adadelta's ``rho``): in shared groups it would
-    silently read ``opt``'s value.
-    """
-    check_base_optimizer(base_optimizer)
-    name = _base_name(base_optimizer)
-    own_keys = tuple(own_keys)
-    if isinstance(base_optimizer, torch.optim.Optimizer):
-        if base_kwargs:
-            raise ValueError(
-                f"base_optimizer is an optimizer instance ({name}), so its hyperparameters are "
-                f"set already; got {sorted(base_kwargs)} as well: pass them to {name}(...), or "
-                f"pass the class {name} instead of an instance"
-            )
-        _check_same_groups(opt, base_optimizer, name)
-        base = base_optimizer
-        for group, base_group in zip(opt.param_groups, base.param_groups, strict=True):
-            for key in own_keys:
-                base_group[key] = group[key]
-    else:
-        base = base_optimizer(opt.param_groups, **base_kwargs)
-        if not isinstance(base, torch.optim.Optimizer):
-            raise ValueError(
-                f"base_optimizer {name}(param_groups, **kwargs) returned "
-                f"{type(base).__name__} {_short(base)}, not a torch.optim.Optimizer"
-            )
-    clash = sorted(set(own_keys) & set(base.defaults))
-    if clash:
-        raise ValueError(
-            f"base_optimizer {name} has its own {clash[0]!r}, which would clash with "
-            f"{type(opt).__name__}'s {clash[0]!r} in the shared param_groups"
-        )
-    opt.param_groups = base.param_groups
-    opt.defaults.update(base.defaults)
-    return base
-
-
-def _check_same_groups(opt: torch.optim.Optimizer, base: torch.optim.Optimizer, name: str) -> None:
-    mine = [list(group["params"]) for group in opt.param_groups]
-    theirs = [list(group["params"]) for group in base.param_groups]
-    same = len(mine) == len(theirs) and all(
-        len(a) == len(b) and all(p is q for p, q in zip(a, b, strict=True))
-        for a, b in zip(mine, theirs, strict=True)
-    )
-    if not same:
-        raise ValueError(
-            f"base_optimizer {name} was built on other parameters (or groups, or order) than "
-            f"{type(opt).__name__}'s: build both on the same parameters, e.g. "
-            f"{name}(model.parameters(), ...) and {type(opt).__name__}(model.parameters(), "
-            "base), or pass the class or a factory instead of an instance"
-        )
-
-
-def validate_group(opt: torch.optim.Optimizer, keys: Iterable[str], group: dict) -> None:
-    """Check ``group``'s hyperparameters ``keys`` (its own, else ``opt``'s defaults) as the
-    constructor does, before the group is added (``ValueError`` naming the hyperparameter)."""
-    hyper = getattr(opt, "HYPERPARAMETERS", ())
-    validate(hyper, {key: group.get(key, opt.defaults.get(key)) for key in keys})
-
-
-def group_repr(opt: torch.optim.Optimizer, base: torch.optim.Optimizer) -> str:
-    """torch's ``repr`` of an optimizer, naming the base and keeping its keys apart.
-
-    ``SAM(base_optimizer=SGD) (``, then per group the twin's own keys and, indented under
-    the base's name, the base's (``lr``, ``momentum``, ...).
-    """
-    name = type(base).__name__
-    lines = [f"{type(opt).__name__}(base_optimizer={name}) ("]
-    for i, group in enumerate(opt.param_groups):
-        lines.append(f"Parameter Group {i}")
-        own = sorted(k for k in group if k != "params" and k not in base.defaults)
-        lines += [f"    {key}: {group[key]}" for key in own]
-        lines.append(f"    {name}:")
-        lines += [f"        {key}: {group[key]}" for key in sorted(base.defaults) if key in group]
-    lines.append(")")
-    return "\n".join(lines)
-
-
-class TwinOptimizer(torch.optim.Optimizer):
-    """The base of every torch twin: torch's checkpoint tools, ``deepcopy`` and pickle work.
-
-    - ``step(closure=None)`` on an optimizer with no state, every group's ``lr`` 0 and every
-      gradient zero only creates the optimizer's state (``_initialise_state``) and returns
-      None (``is_state_initialisation``). It is the call with which
-      ``torch.distributed.checkpoint.state_dict``'s ``get_/set_optimizer_state_dict`` create
-      the state of an optimizer that has none yet (``_init_optim_state``: zero gradients, every
-      ``lr`` set to 0, ``step(closure=None)``). A twin cannot take its step without its closure
-      (or its own call shape), and a step at lr 0 should not move the weights nor count as a
-      step of the rule (LookSAM's period, GSAM's schedule, an EMA, a generator draw), so this
-      call takes none. Any other ``step()`` without its arguments is refused by the twin.
-    - ``copy.deepcopy`` and ``pickle`` keep every attribute (torch's ``Optimizer.__getstate__``
-      keeps only ``defaults``, ``state`` and ``param_groups``, which loses the base optimizer
-      and the rules): the copy steps exactly as the original. Hooks are not copied (as in
-      torch).
-    """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "step" in cls.__dict__:
-            cls.step = _initialises_state(cls.step)  # type: ignore[method-assign]
-
-    def _initialise_state(self) -> None:
-        """Create the state torch's checkpoint tools load into (nothing by default)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        # torch's __setstate__ re-creates the hook dicts empty, as its own __getstate__ implies.
-        return {
-            key: value
-            for key, value in self.__dict__.items()
-            if not (key.startswith("_optimizer_") and key.endswith("_hooks"))
-        }
-
-
-try:
-    from torch.distributed.tensor import DTensor as _DTensor
-except ImportError:  # a torch build without torch.distributed
-
-    class _DTensor:  # type: ignore[no-redef]
-        """Stands in for DTensor: nothing is an instance of it."""
-
-
-def is_dtensor(tensor: Tensor) -> bool:
-    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (an FSDP2 parameter)."""
-    return isinstance(tensor, _DTensor)
-
-
-def replicated(tensor: Tensor) -> Tensor:
-    """A DTensor reduction (a global norm or inner product, pending as a partial sum) made
-    whole on every rank, so that scaling a sharded tensor by it keeps that tensor's sharding;
-    any other tensor as it is."""
-    if not isinstance(tensor, _DTensor):
-        return tensor
-    from torch.distributed.tensor import Replicate
-
-    return tensor.redistribute(placements=[Replicate()] * tensor.device_mesh.ndim)
-
-
-def local_tensors(tensors: list[Tensor]) -> list[Tensor]:
-    """Each ``DTensor``'s local shard (``to_local()``, which shares its storage), other tensors
-    as they are.
-
-    Under FSDP2 (``torch.distributed.fsdp.fully_shard``) the parameters are DTensors sharded
-    over the ranks. torch has no DTensor rule for ``torch._foreach_copy_``, and the saved ``w``
-    of a rank is its own shard anyway, so ``w`` is saved and restored shard by shard. Norms and
-    inner products stay DTensor operations, which all-reduce across the ranks: the twins
-    compute the global ε of the whole model under FSDP2.
-    """
-    return [t.to_local() if isinstance(t, _DTensor) else t for t in tensors]
-
-
-def is_state_initialisation(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> bool:
-    """Whether ``opt.step(*args, **kwargs)`` is torch's checkpoint state initialisation.
-
-    That is ``step()`` or ``step(closure=None)`` on an optimizer with no state yet, while every
-    group's ``lr`` is 0 and every gradient is zero (or None). The cheap tests come first: a
-    training step of a twin with a state, or with a learning rate that is not 0, reads nothing
-    on the device; an ``lr`` tensor off the CPU is never DCP's (it sets ``torch.tensor(0.0)``).
-    Only a fresh optimizer at lr 0 reads its gradients, once: a warm-up that starts at lr 0
-    with real gradients takes its step.
-    """
-    if args or set(kwargs) - {"closure"} or kwargs.get("closure") is not None or opt.state:
-        return False
-    for group in opt.param_groups:
-        lr = group.get("lr")
-        if isinstance(lr, Tensor):
-            if lr.device.type != "cpu" or lr.numel() != 1 or float(lr) != 0.0:
-                return False
-        elif lr != 0:
-            return False
-    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-    return not any(bool(torch.any(g)) for g in grads)
-
-
-def _initialises_state(step: Callable[..., Any]) -> Callable[..., Any]:
-    """``step``, except that the checkpoint state initialisation only creates the state."""
-
-    @functools.wraps(step)
-    def checked_step(self: TwinOptimizer, *args: Any, **kwargs: Any) -> Any:
-        if is_state_initialisation(self, args, kwargs):
-            self._initialise_state()
-            return None
-        return step(self, *args, **kwargs)
-
-    return checked_step
 
 
 class SharpnessAware(TwinOptimizer):
@@ -763,7 +540,7 @@ class SharpnessAware(TwinOptimizer):
         """
         state_dict, shared = load_from_groups(state_dict, SHARED_KEY)
         own, base = split_base_state(self, state_dict)
-        kept_dtypes = _non_float_state_dtypes(own)
+        kept_dtypes = non_float_state_dtypes(own)
         super().load_state_dict(own)
         # torch casts every loaded state tensor to its (float) parameter's dtype: masks and
         # counters must come back as they were saved.
@@ -775,83 +552,6 @@ class SharpnessAware(TwinOptimizer):
         self.shared = dict(shared or {})
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
-
-
-def with_base_state(own: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """One torch-layout checkpoint from a twin's ``Optimizer.state_dict()`` and its base's.
-
-    Each parameter's entry holds the base optimizer's state as the base alone would save it
-    (``momentum_buffer``, ``exp_avg``, ``step``) and the twin's own buffers under
-    ``"rule_state"``: ``torch.distributed.checkpoint`` and any tool that reads a torch optimizer
-    checkpoint see the momentum where they expect it. Both dicts number the parameters alike
-    (the twin and its base share ``param_groups``). The clean gradient kept between the passes
-    is never saved.
-    """
-    state = {i: dict(entry) for i, entry in base["state"].items()}
-    for i, entry in own["state"].items():
-        rule = {key: value for key, value in entry.items() if key != CLEAN_GRAD}
-        if rule:
-            state.setdefault(i, {})[RULE_STATE] = rule
-    return {"state": state, "param_groups": own["param_groups"]}
-
-
-def split_base_state(opt: object, state_dict: dict[str, Any]) -> tuple[dict, dict]:
-    """``(own, base)``: the inverse of ``with_base_state``, as two torch-layout state dicts.
-
-    Also reads the older layout (the base's state dict under ``"base_optimizer"``, the rule
-    buffers at the top of each entry with a saved copy of the weights, ``"old_p"``, dropped).
-    """
-    if "base_optimizer" in state_dict:
-        state_dict = dict(state_dict)
-        base = pop_base_optimizer_state(opt, state_dict)
-        rule_state = {
-            i: {key: value for key, value in entry.items() if key != "old_p"}
-            for i, entry in state_dict["state"].items()
-        }
-        return {"state": rule_state, "param_groups": state_dict["param_groups"]}, base
-    base_state, rule_state = {}, {}
-    for i, entry in state_dict["state"].items():
-        entry = dict(entry)
-        rule = entry.pop(RULE_STATE, None)
-        if rule:
-            rule_state[i] = dict(rule)
-        if entry:
-            base_state[i] = entry
-    groups = state_dict["param_groups"]
-    return {"state": rule_state, "param_groups": groups}, {
-        "state": base_state,
-        "param_groups": groups,
-    }
-
-
-def save_in_groups(state_dict: dict[str, Any], key: str, value: Any) -> None:
-    """Keep an optimizer-wide entry (counters, a generator state) of a checkpoint in its groups.
-
-    ``torch.distributed.checkpoint``'s ``get_/set_optimizer_state_dict`` keep a state dict's
-    ``"state"`` (per parameter) and ``"param_groups"`` and drop every other top-level key, so
-    what belongs to no parameter rides in the first group (``state_dict`` is the freshly packed
-    dict of ``Optimizer.state_dict()``, whose groups are copies).
-    """
-    state_dict["param_groups"][0][key] = value
-
-
-def load_from_groups(state_dict: dict[str, Any], key: str) -> tuple[dict[str, Any], Any]:
-    """``state_dict`` without ``key`` in its groups, and the value saved by ``save_in_groups``.
-
-    The caller's dicts are left as they are. The value is None when no group holds it; an
-    older checkpoint's top-level ``key`` is taken (and removed) too.
-    """
-    state_dict = dict(state_dict)
-    value = state_dict.pop(key, None)
-    groups = []
-    for group in state_dict["param_groups"]:
-        group = dict(group)
-        if key in group:
-            found = group.pop(key)
-            value = found if value is None else value
-        groups.append(group)
-    state_dict["param_groups"] = groups
-    return state_dict, value
 
 
 def _marks_whole_step(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -907,37 +607,3 @@ SharpnessAware.step = _marks_whole_step(SharpnessAware.step)  # type: ignore[met
 SharpnessAware.second_step = _fires_step_hooks(  # type: ignore[method-assign]
     SharpnessAware.second_step
 )
-
-
-def pop_base_optimizer_state(opt: object, state_dict: dict[str, Any]) -> dict[str, Any]:
-    """Remove and return the base optimizer's entry of a sampy ``state_dict``.
-
-    Raises ``ValueError`` naming ``opt``'s class when there is none (a plain torch checkpoint).
-    """
-    base = state_dict.pop("base_optimizer", None)
-    if base is None:
-        raise ValueError(
-            f"state_dict has no 'base_optimizer' entry; was it saved by sampy {type(opt).__name__}?"
-        )
-    return base
-
-
-def _non_float_state_dtypes(state_dict: dict[str, Any]):
-    """``(param, key, dtype)`` of the saved non-float state tensors, once the groups are known.
-
-    Returns a function of the live ``param_groups``: the saved ids map to the parameters in
-    group order, as ``torch.optim.Optimizer.load_state_dict`` maps them.
-    """
-    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-    wanted = [
-        (i, key, value.dtype)
-        for i, entry in state_dict["state"].items()
-        for key, value in entry.items()
-        if isinstance(value, Tensor) and not value.is_floating_point() and key != "step"
-    ]
-
-    def resolve(param_groups: list[dict[str, Any]]) -> list[tuple[Tensor, str, torch.dtype]]:
-        params = dict(zip(saved_ids, (p for g in param_groups for p in g["params"]), strict=False))
-        return [(params[i], key, dtype) for i, key, dtype in wanted if i in params]
-
-    return resolve
