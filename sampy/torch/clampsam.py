@@ -20,6 +20,7 @@ from torch import Tensor
 
 from sampy.optim import clampsam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Params
 from sampy.torch.groups import Elementwise, flat, radii, unit
 from sampy.torch.sam import NormBallAscent
@@ -51,7 +52,7 @@ class ClampSAM(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         tau: float = 0.02,
         renorm: bool = False,
@@ -106,7 +107,7 @@ class ClipSAM(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         condition: float = 10.0,
         perturb_eps: float = 1e-12,

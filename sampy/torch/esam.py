@@ -81,6 +81,7 @@ from torch import Tensor
 
 from sampy.optim import esam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Closure, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
 from sampy.torch.groups import flat, global_norm, radii, regroup
@@ -135,7 +136,8 @@ class ESAM(SavesNoise, SharpnessAware):
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``/``adaptive``;
             the norm is shared by all groups).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ (the expected perturbation has length ρ).
         beta: SWP keep probability χ ∈ (0, 1] (1 = no SWP).
         gamma: SDS fraction φ ∈ (0, 1] of examples in the second gradient (≥ 0.99 = all).
@@ -154,7 +156,7 @@ class ESAM(SavesNoise, SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         beta: float = 0.6,
         gamma: float = 0.5,

@@ -20,6 +20,7 @@ import torch
 
 from sampy.optim import fisher_sam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, global_dot, radii, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
@@ -55,7 +56,7 @@ class FisherSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         fisher_eta: float = 1.0,
         perturb_eps: float = 1e-12,

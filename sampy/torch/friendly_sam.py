@@ -23,6 +23,7 @@ from torch import Tensor
 
 from sampy.optim import friendly_sam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, radii, regroup, unit
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
@@ -86,7 +87,7 @@ class FriendlySAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         sigma: float = 1.0,
         lmbda: float = 0.9,

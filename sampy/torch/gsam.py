@@ -27,6 +27,7 @@ from torch import Tensor
 
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, global_dot, global_norm
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
@@ -92,7 +93,7 @@ class GSAM(SharpnessAware):
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``/``adaptive``/
             ``eta``).
-        base_optimizer: the class of the base optimizer.
+        base_optimizer: the base optimizer: a class, a factory or an instance.
         rho: constant radius (used when ``rho_schedule`` is None).
         alpha: weight α of the surrogate-gap correction.
         rho_schedule: optional ``t -> ρ_t`` (e.g. ``sampy.optim.proportional_rho(...)``), the
@@ -106,7 +107,7 @@ class GSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         alpha: float = 0.4,
         rho_schedule: Callable[[int], float] | None = None,

@@ -61,6 +61,7 @@ from torch import Tensor
 
 from sampy.optim import imbsam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, SharpnessAware
@@ -111,7 +112,8 @@ class ImbSAM(SharpnessAware):
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``; the norm of
             ``g_t`` is global over all groups).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ of the tail loss's perturbation.
         tail_weight: the factor c of the tail loss (2 as the official code; 1 for the plain
             formulation).
@@ -127,7 +129,7 @@ class ImbSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         tail_weight: float = 2.0,
         perturb_eps: float = 1e-16,

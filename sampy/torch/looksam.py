@@ -39,6 +39,7 @@ from torch import Tensor
 
 from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, global_dot, global_norm, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
@@ -77,7 +78,7 @@ class LookSAM(SharpnessAware):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``/``adaptive``).
-        base_optimizer: the class of the base optimizer.
+        base_optimizer: the base optimizer: a class, a factory or an instance.
         rho: radius ρ of the SAM steps' ball.
         k: a SAM step every k steps (k = 1 is SAM).
         alpha: weight ψ of the reused direction.
@@ -91,7 +92,7 @@ class LookSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.1,
         k: int = 10,
         alpha: float = 0.7,

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from sampy.optim import msharpness as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
 from sampy.torch.groups import flat
 from sampy.torch.noise import SavesNoise
@@ -58,7 +59,8 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ of each micro-batch's perturbation.
         m: micro-batch size (m ≥ n: SAM on the whole batch; m = 1: 1-SAM).
         shuffle: draw a new random partition every step (``permutation(n)`` of the noise
@@ -102,7 +104,7 @@ class MSharpnessSAM(SavesNoise, SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         m: int = 8,
         shuffle: bool = False,
@@ -236,7 +238,8 @@ class MultiStepSAM(SharpnessAware):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: length ρ of every ascent step.
         ascent_steps: k ≥ 1 (1 = SAM).
         perturb_eps: the guard in ``ρ/(‖g‖ + eps)`` (optax's ``normalize()`` has none: 0).
@@ -260,7 +263,7 @@ class MultiStepSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         ascent_steps: int = 1,
         perturb_eps: float = 1e-12,

@@ -49,6 +49,7 @@ from torch import Tensor
 
 from sampy.optim import random_sam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, radii, regroup, unit
 from sampy.torch.noise import Noise, SavesNoise, TorchNoise
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -113,7 +114,8 @@ class RandomSAM(SavesNoise, SharpnessAware):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: scale ρ ≥ 0 of the perturbation (σ of ``N(0, σ²I)``, or the sphere's radius).
         kind: ``"gaussian"`` (``ε = ρ z``) or ``"sphere"`` (``ε = ρ z/‖z‖``, global norm).
         mix: weight λ ∈ [0, 1] of the clean gradient in ``d = λ g + (1 − λ) g̃``.
@@ -128,7 +130,7 @@ class RandomSAM(SavesNoise, SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         kind: str = "gaussian",
         mix: float = 0.0,

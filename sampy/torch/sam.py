@@ -41,6 +41,7 @@ import torch
 
 from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, radii
 from sampy.torch.perturbation import norm_ball_perturbation
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
@@ -80,7 +81,8 @@ class SAM(SharpnessAware):
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``/``adaptive``/
             ``eta``; the perturbation's norm is shared by all groups).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ ≥ 0 of the perturbation ball.
         p: the ball's norm, p ≥ 1 or ``math.inf`` (default 2).
         adaptive: ASAM's ball ``‖T⁻¹ε‖_p ≤ ρ`` with ``T = |w| + η``.
@@ -94,7 +96,7 @@ class SAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         p: float = 2.0,
         adaptive: bool = False,

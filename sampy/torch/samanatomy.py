@@ -31,6 +31,7 @@ from torch import Tensor
 
 from sampy.optim import samanatomy as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.checkpoints import ratio
 from sampy.torch.groups import radii, unit
 from sampy.torch.sam import NormBallAscent
@@ -46,7 +47,7 @@ class SAMAnatomy(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         perturb_eps: float = 1e-8,
         **base_kwargs: Any,

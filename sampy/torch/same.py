@@ -23,6 +23,7 @@ import torch
 from sampy._deprecated import renamed_value
 from sampy.optim import same as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.checkpoints import CheckpointHybrid, CheckpointScaling
 from sampy.torch.closures import Params
 from sampy.torch.sam import NormBallAscent
@@ -37,7 +38,7 @@ class CustomSAME(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         factors: tuple[float, float, float, float, float] = (1.0, 2.0, 1.0, 0.5, 2.0),
         ratio_eps: float = 1e-8,
@@ -65,7 +66,7 @@ class SAME(CustomSAME):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         checkpoint: int = 1,
         factor: float = 2.0,
@@ -98,7 +99,7 @@ class SAMCkpt(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         checkpoints: tuple[int, ...] = (1,),
         ratio_eps: float = 1e-8,

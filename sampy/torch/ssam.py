@@ -80,6 +80,7 @@ from torch import Tensor
 
 from sampy.optim import ssam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Closure, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses
 from sampy.torch.groups import flat, global_norm, radii, regroup
@@ -118,7 +119,7 @@ class _SparseSAM(SavesNoise, SharpnessAware):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer],
+        base_optimizer: BaseOptimizer,
         *,
         rho: float,
         sparsity: float,
@@ -211,7 +212,8 @@ class SSAMF(_SparseSAM):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ.
         sparsity: fraction s of coordinates that are not perturbed.
         num_samples: examples N_s in the Fisher estimate (at most the closure's n are used).
@@ -227,7 +229,7 @@ class SSAMF(_SparseSAM):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         sparsity: float = 0.2,
         num_samples: int = 1024,
@@ -356,7 +358,8 @@ class SSAMD(_SparseSAM):
 
     Args:
         params: parameters or parameter groups (a group may set its own ``rho``).
-        base_optimizer: the class of the base optimizer (default ``torch.optim.SGD``).
+        base_optimizer: the base optimizer (default ``torch.optim.SGD``): a class, a factory or
+            an instance.
         rho: radius ρ.
         sparsity: fraction s of coordinates that are not perturbed.
         drop_rate: the largest fraction of live entries dropped at a refresh.
@@ -376,7 +379,7 @@ class SSAMD(_SparseSAM):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         sparsity: float = 0.2,
         drop_rate: float = 0.5,

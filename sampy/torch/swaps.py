@@ -23,6 +23,7 @@ from torch import Tensor
 from sampy._deprecated import module_getattr
 from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Params
 from sampy.torch.groups import Elementwise, flat
 from sampy.torch.sam import NormBallAscent
@@ -93,7 +94,7 @@ class _Swap(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         perturb_eps: float = 1e-12,
         **base_kwargs: Any,
@@ -128,7 +129,7 @@ class _Agree(SharpnessAware):
     def __init__(
         self,
         params: Params,
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         fill: str = "zero",
         perturb_eps: float = 1e-12,

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
+from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, global_norm, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
@@ -70,8 +71,8 @@ class WSAM(SharpnessAware):
 
     Args:
         params: parameters or parameter groups.
-        base_optimizer: the class of the base optimizer (its groups' ``lr`` scales the
-            decoupled sharpness term).
+        base_optimizer: the base optimizer: a class, a factory or an instance (its groups'
+            ``lr`` scales the decoupled sharpness term).
         rho: radius ρ of the perturbation ball.
         gamma: weight γ ∈ [0, 1) of the sharpness term (α = γ/(1 − γ); 0.5 gives SAM).
         adaptive: ASAM's ball.
@@ -86,7 +87,7 @@ class WSAM(SharpnessAware):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        base_optimizer: BaseOptimizer = torch.optim.SGD,
         rho: float = 0.05,
         gamma: float = 0.9,
         adaptive: bool = False,
