@@ -25,7 +25,7 @@ from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Params
-from sampy.torch.groups import Elementwise, flat
+from sampy.torch.groups import Elementwise, flat, regroup
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import DescentRule, Groups, RuleContext, SharpnessAware
 
@@ -78,13 +78,18 @@ class AgreementRule(Elementwise):
         self.fill = fill
 
     def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``where(g̃ ⊙ g > 0, kept, other or 0)`` (in this rule's buffers)."""
-        agree = self.buffer("agree", g_adv, torch.bool)
-        torch.gt(torch.mul(g_adv, g, out=self.buffer("product", g_adv)), 0, out=agree)
+        """``where(g̃ ⊙ g > 0, kept, other or 0)``, written into the kept gradient."""
+        agree = torch.mul(g_adv, g) > 0
         kept, other = (g_adv, g) if self.keep_sam else (g, g_adv)
         if self.fill == "other":
             return torch.where(agree, kept, other, out=kept)
         return kept.masked_fill_(agree.logical_not_(), 0.0)
+
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group, tensor by tensor in the gradients themselves: three kernels a
+        tensor cost less here than concatenating both gradients and copying ``d`` back."""
+        clean, perturbed = _both(self, g, g_adv)
+        return regroup([self.combine(a, b) for a, b in zip(clean, perturbed, strict=True)], g_adv)
 
 
 class _Swap(SharpnessAware):
