@@ -217,8 +217,8 @@ def test_make_twin_applies_the_row_preset():
 # granularities); a row a contract does not apply to is listed with the reason. The family files
 # (``test_torch_<family>.py``) keep only what is specific to their variants.
 
-STATE_CASES = cases(
-    Case("GSAM", {"alpha": 0.4}, "alpha"),
+# The settings the template family ran every contract with (the other defaults are rows).
+TEMPLATE_SETTINGS = (
     Case("GSAM", {"alpha": 0.2, "rho_schedule": decaying_rho}, "schedule"),
     Case("GSAM", {"alpha": 0.4, "adaptive": True, "eta": 0.01}, "asam"),
     Case("WSAM", {"rho": 0.02, "gamma": 0.6}, "tame"),
@@ -231,6 +231,11 @@ STATE_CASES = cases(
     Case("SAMAgree", {"fill": "other"}, "fill-other"),
     Case("ClampSAM", {"renorm": True}, "renorm"),
     Case("ClipSAM", {"condition": 1.5}, "condition"),
+)
+
+STATE_CASES = cases(
+    Case("GSAM", {"alpha": 0.4}, "alpha"),
+    *TEMPLATE_SETTINGS,
     Case("RandomSAM", {"rho": 0.1}, "torch"),
     Case("RandomSAM", {"kind": "sphere", "mix": 0.3, "noise": "numpy"}, "sphere-numpy"),
     Case("MultiStepSAM", {"rho": 0.1, "ascent_steps": 2}, "k2"),
@@ -315,21 +320,6 @@ def test_state_dict_round_trip_continues_bit_identically(case, base):
         assert not torch.equal(resumed(load=False), expected)
 
 
-# The settings the template family ran every contract with (the other defaults are rows).
-TEMPLATE_SETTINGS = (
-    Case("GSAM", {"alpha": 0.2, "rho_schedule": decaying_rho}, "schedule"),
-    Case("GSAM", {"alpha": 0.4, "adaptive": True, "eta": 0.01}, "asam"),
-    Case("WSAM", {"rho": 0.02, "gamma": 0.6}, "tame"),
-    Case("WSAM", {"decouple": False, "gamma": 0.7, "max_norm": 1.0}, "coupled-clip"),
-    Case("WSAM", {"rho": 0.02, "gamma": 0.6, "adaptive": True, "max_norm": 5.0}, "asam-clip"),
-    Case("USAM", {"rho": 1e-3}, "small-rho"),
-    Case("FriendlySAM", {"momentum_order": "paper", "sigma": 0.5}, "paper"),
-    Case("LookSAM", {"rho": 0.05, "k": 3}, "k3"),
-    Case("SAMCkpt", {"checkpoints": (1, 2)}, "two"),
-    Case("SAMAgree", {"fill": "other"}, "fill-other"),
-    Case("ClampSAM", {"renorm": True}, "renorm"),
-    Case("ClipSAM", {"condition": 1.5}, "condition"),
-)
 # logit-SAM's and J-SAM's references perturb a linear logistic model's examples (sampy.problems):
 # they have no flat-vector form of a two-layer network; tests/test_label_noise_torch.py checks
 # the twins on the model they are written for.
