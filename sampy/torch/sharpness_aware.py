@@ -144,6 +144,26 @@ class SharpnessAware(TwinOptimizer):
 
     ``param_groups`` are shared with the base optimizer; ``state_dict()`` holds this
     optimizer's state (rule buffers), the shared counters and the base optimizer's state.
+
+    Twins whose step is more than ``ascent + descent + base`` (LookSAM, ESAM, SSAM, ImbSAM,
+    m-sharpness, SAMAnatomy, WSAM's decoupled term) override ``first_step``/``second_step``/
+    ``step`` and build them from these protected helpers, the template's contract with its
+    subclasses (every other underscore name is private to this module):
+
+    - ``_params_to_perturb()``: the parameters with a gradient per group, after the checks of
+      a first step (not perturbed already, some gradient present); ``_params_with_grad()``
+      without the checks; ``_context(params)`` the rules' ``RuleContext``; ``_ascent(params,
+      grads, inplace)`` the ascent rule over the groups that have gradients.
+    - ``_save_and_perturb(params, e)``: save ``w`` and move to ``w + ε``; ``_restore(...)``:
+      back to ``w`` exactly, returning ``(params, g, g̃)``; ``_perturbed``: None unless the
+      parameters are at ``w + ε``; ``_stash_clean_grads`` keeps ``g`` for the descent.
+    - ``_set_grads(params, d)`` then ``_base_step()``: the base optimizer's step with ``d``;
+      ``_skips(tensors)``: ``skip_nonfinite``'s check (it counts, warns and drops the grads).
+    - ``_require(closure)``, ``_has_grads()``, ``_drop_grads()``, ``_zero_grads(params)``,
+      ``_discard_entry_grads()``: the closure convention of ``step`` (see there).
+
+    A twin's ``step`` runs its passes at ``w + ε`` inside ``restore_on_error()``, the one place
+    that puts ``w`` back when anything raises.
     """
 
     HYPERPARAMETERS: tuple[Hyper, ...] = NORM_BALL
