@@ -158,3 +158,19 @@ def test_gsam_refuses_a_group_rho_that_its_rho_schedule_would_ignore():
         st.GSAM(groups, rho_schedule=lambda t: 0.05, lr=0.1)
     st.GSAM(groups, lr=0.1)  # without a schedule the group's rho is used
     st.GSAM([{"params": [a]}, {"params": [b]}], rho_schedule=lambda t: 0.05, lr=0.1)
+
+
+def test_scratch_buffers_are_kept_between_steps_on_the_cpu_only():
+    """A rule's scratch tensors are reused on the CPU (page faults) and not kept elsewhere,
+    where the caching allocator reuses memory and kept buffers would only occupy it (the meta
+    device stands in for an accelerator)."""
+    from sampy.torch.groups import Buffers
+
+    rule = Buffers()
+    on_cpu, elsewhere = torch.zeros(4), torch.zeros(4, device="meta")
+    assert rule.buffer("x", on_cpu) is rule.buffer("x", on_cpu)
+    assert rule.buffers_like("xs", [on_cpu]) is rule.buffers_like("xs", [on_cpu])
+    assert rule.buffer("y", elsewhere) is not rule.buffer("y", elsewhere)
+    assert rule.buffers_like("ys", [elsewhere]) is not rule.buffers_like("ys", [elsewhere])
+    kept = {key if isinstance(key, str) else key[0] for key in rule.__dict__["_buffers"]}
+    assert kept == {"x", "xs"}

@@ -86,7 +86,10 @@ class Buffers:
     On the CPU a fresh tensor of a megabyte costs some 230 page faults, several times the
     arithmetic done on it (torch's CPU allocator hands large blocks back to the system), so a
     rule that makes three temporaries per step spends most of its time there. The buffers are
-    neither state nor saved: a copy or a pickle of the rule starts without them.
+    neither state nor saved: a copy or a pickle of the rule starts without them. They are kept
+    for CPU tensors only: on an accelerator the caching allocator reuses freed blocks at no
+    such cost, and buffers kept between steps would only raise the memory a model can use
+    (the checkpoint family's concatenations are several model-sized tensors).
     """
 
     def buffer(self, name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -113,11 +116,13 @@ class Buffers:
             )
         ):
             found = buffers[name] = [torch.empty_like(t) for t in tensors]
-            if any(type(t) is not Tensor for t in tensors):
-                del buffers[name]  # DTensors: fresh ones each time
+            if any(type(t) is not Tensor or t.device.type != "cpu" for t in tensors):
+                del buffers[name]  # DTensors, accelerators: fresh ones each time
         return found
 
     def _scratch(self, name: str, shape: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+        if torch.device(device).type != "cpu":
+            return torch.empty(shape, dtype=dtype, device=device)
         buffers = self.__dict__.setdefault("_buffers", {})
         key = (name, dtype, device)
         found = buffers.get(key)
