@@ -174,3 +174,15 @@ def test_scratch_buffers_are_kept_between_steps_on_the_cpu_only():
     assert rule.buffers_like("ys", [elsewhere]) is not rule.buffers_like("ys", [elsewhere])
     kept = {key if isinstance(key, str) else key[0] for key in rule.__dict__["_buffers"]}
     assert kept == {"x", "xs"}
+
+
+def test_importing_the_twins_does_not_import_torch_distributed_tensor():
+    """``torch.distributed.tensor`` takes longer to import than sampy.torch itself: importing
+    the twins leaves it to torch (whose optimizers load it when one is built), and FSDP2's
+    DTensors are recognised once it is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, torch, sampy.torch\nprint('torch.distributed.tensor' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

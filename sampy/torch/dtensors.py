@@ -7,26 +7,26 @@ inner products stay DTensor reductions, so a twin computes the global ε of the 
 
 from __future__ import annotations
 
+import sys
+
 from torch import Tensor
 
-try:
-    from torch.distributed.tensor import DTensor as _DTensor
-except ImportError:  # a torch build without torch.distributed
-
-    class _DTensor:  # type: ignore[no-redef]
-        """Stands in for DTensor: nothing is an instance of it."""
+# torch.distributed.tensor takes longer to import than the rest of sampy.torch together, and a
+# DTensor can only exist once that package is imported: look it up then, never import it here.
+_DTENSOR_PACKAGE = "torch.distributed.tensor"
 
 
 def is_dtensor(tensor: Tensor) -> bool:
     """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (an FSDP2 parameter)."""
-    return isinstance(tensor, _DTensor)
+    package = sys.modules.get(_DTENSOR_PACKAGE)
+    return package is not None and isinstance(tensor, package.DTensor)
 
 
 def replicated(tensor: Tensor) -> Tensor:
     """A DTensor reduction (a global norm or inner product, pending as a partial sum) made
     whole on every rank, so that scaling a sharded tensor by it keeps that tensor's sharding;
     any other tensor as it is."""
-    if not isinstance(tensor, _DTensor):
+    if not is_dtensor(tensor):
         return tensor
     from torch.distributed.tensor import Replicate
 
@@ -43,4 +43,4 @@ def local_tensors(tensors: list[Tensor]) -> list[Tensor]:
     inner products stay DTensor operations, which all-reduce across the ranks: the twins
     compute the global ε of the whole model under FSDP2.
     """
-    return [t.to_local() if isinstance(t, _DTensor) else t for t in tensors]
+    return [t.to_local() if is_dtensor(t) else t for t in tensors]
