@@ -40,7 +40,7 @@ from torch import Tensor
 from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, global_dot, global_norm, regroup
+from sampy.torch.groups import flat, global_dot, global_norm
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -118,6 +118,20 @@ class LookSAM(SharpnessAware):
         """Average gradient evaluations per step: ``1 + 1/k``."""
         return 1.0 + 1.0 / self.k
 
+    _g_v_norm: tuple[tuple[int, ...], Tensor] | None = None
+
+    def _norm_of_g_v(self, params: list[Tensor], g_v: list[Tensor]) -> Tensor:
+        """``‖g_v‖`` over ``params``, computed once per SAM step (``g_v`` changes only there)."""
+        key = tuple(id(p) for p in params)
+        if self._g_v_norm is None or self._g_v_norm[0] != key:
+            self._g_v_norm = (key, global_norm(g_v))
+        return self._g_v_norm[1]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as the template does; ``‖g_v‖`` is recomputed from the loaded ``g_v``."""
+        super().load_state_dict(state_dict)
+        self._g_v_norm = None
+
     @property
     def is_sam_step(self) -> bool:
         """Whether the coming step takes the second gradient (``t mod k = 0``)."""
@@ -135,18 +149,20 @@ class LookSAM(SharpnessAware):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """SAM step: restore ``w``, store ``g_v``, base step with ``g_s``. Reuse step: base step
-        with ``g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v`` (``g`` is the gradient in ``p.grad``)."""
+        with ``g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v``, written into ``p.grad`` (which held ``g``)."""
         if self.is_sam_step:
             super().second_step()
+            self._g_v_norm = None  # a new g_v (or none, if the step was skipped: recomputed)
         else:
-            params = [[p for p in ps if "g_v" in self.state[p]] for ps in self._params_with_grad()]
-            grads = [p.grad for p in flat(params)]
+            kept = [p for ps in self._params_with_grad() for p in ps if "g_v" in self.state[p]]
+            grads = [p.grad for p in kept]
             if grads:
-                g_v = [self.state[p]["g_v"] for p in flat(params)]
-                scale = global_norm(grads) / (global_norm(g_v) + 1e-8)
-                along = torch._foreach_mul(g_v, per_device(self.alpha * scale, g_v))
-                d = torch._foreach_add(grads, along)
-                self._set_grads(params, regroup(d, params))
+                g_v = [self.state[p]["g_v"] for p in kept]
+                scale = global_norm(grads) / (self._norm_of_g_v(kept, g_v) + 1e-8)
+                factor = per_device(self.alpha * scale, g_v)
+                factors = factor if isinstance(factor, list) else [factor] * len(g_v)
+                # d = g + ψ (‖g‖/‖g_v‖) g_v, written into p.grad: no model-sized temporary
+                torch._foreach_addcmul_(grads, g_v, factors)
             self._base_step()
         self.shared["step"] = self.shared.get("step", 0) + 1
         if zero_grad:
