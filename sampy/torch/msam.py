@@ -143,7 +143,7 @@ class MomentumAscent:
             scale = inverse * group["rho"]
             for s in states:
                 s["scale"] = scale
-            torch._foreach_sub_(params, torch._foreach_mul(us, scale))
+            torch._foreach_addcmul_(params, us, [scale] * len(us), value=-1)
 
 
 class MSAM(MomentumAscent, CheckedOptimizer):
@@ -205,8 +205,8 @@ class MSAM(MomentumAscent, CheckedOptimizer):
             wd = group["weight_decay"]
             # 2. d = g + λ w̃, written as torch.optim.SGD writes it (same rounding).
             d = torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
-            # 3. w = w̃ + scale · v
-            torch._foreach_add_(params, times(bufs, [s["scale"] for s in states]))
+            # 3. w = w̃ + scale · v (in place: no model-sized temporary)
+            torch._foreach_addcmul_(params, bufs, [s["scale"] for s in states])
             # 4. v ← μ v + d (v starts at 0, so v_1 = d_1 exactly, like SGD's first clone)
             torch._foreach_mul_(bufs, group["momentum"])
             torch._foreach_add_(bufs, d)
