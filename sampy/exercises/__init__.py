@@ -25,6 +25,7 @@ from sampy.exercises.adaptive import (
 )
 from sampy.exercises.anatomy import check_checkpoints
 from sampy.exercises.bayes import check_bsam_precision_update
+from sampy.exercises.catalogue import CHECKED_EXERCISES, CheckedExercise, checked_exercise
 from sampy.exercises.cheaper import (
     check_looksam_reuse,
     check_projected_ascent,
@@ -47,8 +48,10 @@ from sampy.exercises.theory import (
 )
 
 __all__ = [
+    "CHECKED_EXERCISES",
     "Case",
     "CheckResult",
+    "CheckedExercise",
     "Feedback",
     "Mistake",
     "check_asam_perturbation",
@@ -69,5 +72,6 @@ __all__ = [
     "check_sds_selection",
     "check_vasso_perturbations",
     "check_wsam_direction",
+    "checked_exercise",
     "compare_with_reference",
 ]
