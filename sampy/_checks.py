@@ -1,22 +1,71 @@
 """Validation of user input, shared by the NumPy reference and the torch twins.
 
-Every public constructor validates its hyperparameters through these helpers, so the error
-messages are the same everywhere: they name the parameter, show the value and state the range.
+Every public constructor validates its hyperparameters through these helpers (directly, or
+through ``sampy.optim.hyper.Hyper.check``), so the error messages are the same everywhere: a
+``ValueError`` that names the parameter, shows the value, states the valid range in the
+registry's words (``range_text``) and says what to pass instead.
+
+A range whose upper end is "unbounded" (``high=None``) excludes infinity: ``[0, inf)`` means
+every finite number ``>= 0``. A knob for which infinity means something (the p of an
+:math:`\\ell_\\infty` ball, BSAM's ``num_data``) says so with ``allow_inf=True`` and reads
+``[1, inf]``.
 """
 
 from __future__ import annotations
 
+import reprlib
 from numbers import Real
 
 import numpy as np
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlong = 40
 
-def _describe_range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
+
+def shown(value: object) -> str:
+    """``repr(value)``, shortened (a ``10**400`` or a large array stays readable in a message)."""
+    if isinstance(value, np.ndarray):
+        text = np.array2string(value, threshold=6, edgeitems=2)
+        return (
+            f"array({text}, dtype={value.dtype})"
+            if len(text) < 80
+            else f"an array of shape {value.shape}"
+        )
+    return _SHORT.repr(value)
+
+
+def range_text(
+    low: float | None,
+    high: float | None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> str:
+    """The range as the registry writes it: ``[0, inf)``, ``(0, 1]``, ``[1, inf]``.
+
+    An end that is ``None`` is unbounded and open (infinity is not a value of the range),
+    except the upper end of a range with ``allow_inf``, which includes ``inf``.
+    """
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or (high is None and not allow_inf) else "]"
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
     return f"{left}{lo}, {hi}{right}"
+
+
+def _kind_of(value: object) -> str:
+    """What ``value`` is, in words, when it is not a real number."""
+    if isinstance(value, (bool, np.bool_)):
+        return "a bool"
+    if isinstance(value, (complex, np.complexfloating)):
+        return "a complex number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "None"
+    return f"a {type(value).__name__}"
 
 
 def check_real(
@@ -27,44 +76,84 @@ def check_real(
     *,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
+    array_ok: bool = True,
+    hint: str = "",
 ) -> None:
     """Raise ``ValueError`` unless every entry of ``value`` is a real number in the range.
 
-    ``value`` may be a Python number or an array (a grid of hyperparameters); every entry must
-    be finite-or-infinite real and lie in ``[low, high]`` (open ends where requested).
+    ``value`` may be a Python or NumPy number, or (with ``array_ok``) a real array (a grid of
+    hyperparameters). Refused, each with the parameter's name, the value, the range and
+    ``hint`` (what to pass instead): bools (Python's and NumPy's: a flag is not a number),
+    complex numbers, strings, None, object or bool arrays, an integer too large for a float,
+    NaN, infinity unless the range includes it (``high=math.inf``, or ``allow_inf``), and
+    everything outside ``[low, high]`` (open ends where requested).
     """
-    rng = _describe_range(low, high, low_open, high_open)
-    if isinstance(value, bool) or not isinstance(value, (Real, np.ndarray, np.generic)):
-        raise ValueError(f"{name} must be a real number in {rng}, got {value!r}")
-    if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be real numbers in {rng}, got dtype {value.dtype}")
-    arr = np.asarray(value, dtype=float)
+    rng = range_text(low, high, low_open, high_open, allow_inf)
+    todo = hint or (
+        "pass a number in that range" if allow_inf else "pass a finite number in that range"
+    )
+
+    def refuse(problem: str) -> ValueError:
+        return ValueError(
+            f"{name} must be a real number in {rng}, got {shown(value)} ({problem}); {todo}"
+        )
+
+    if isinstance(value, np.ndarray):
+        if not array_ok:
+            raise refuse("an array where one number belongs")
+        if value.dtype.kind not in "iuf":
+            raise refuse(f"dtype {value.dtype}, not real numbers")
+    elif isinstance(value, np.generic):
+        if value.dtype.kind not in "iuf":
+            raise refuse(_kind_of(value))
+    elif isinstance(value, bool) or not isinstance(value, Real):
+        raise refuse(_kind_of(value))
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.asarray(value, dtype=float)
+    except (OverflowError, TypeError, ValueError):
+        raise refuse("too large for a float (above 1.8e308)") from None
     if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} must be a real number in {rng}, got {value!r}")
+        raise refuse("NaN")
+    if (high is None and not allow_inf and np.any(arr == np.inf)) or (
+        low is None and np.any(arr == -np.inf)
+    ):
+        raise refuse("infinity is not in the range")
     too_low = low is not None and np.any(arr <= low if low_open else arr < low)
     too_high = high is not None and np.any(arr >= high if high_open else arr > high)
     if too_low or too_high:
-        raise ValueError(f"{name} must lie in {rng}, got {value!r}")
+        raise ValueError(f"{name} must lie in {rng}, got {shown(value)}; {todo}")
 
 
 def check_p(p: float) -> None:
     """The p of a p-norm ball: a real number ``p >= 1`` or ``math.inf``."""
-    check_real("p", p, 1.0, None)
-    if isinstance(p, np.ndarray):
-        raise ValueError(f"p must be a single number >= 1 (or math.inf), got an array {p!r}")
+    check_real("p", p, 1.0, None, allow_inf=True, array_ok=False, hint="pass p >= 1, or math.inf")
 
 
-def check_int(name: str, value: object, low: int | None = None) -> int:
-    """``value`` as an ``int``; ``ValueError`` unless it is an integer (not a bool) ``>= low``.
+def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int``; ``ValueError`` unless it is an integer (not a bool) in range.
 
     NumPy integers count as integers; ``True``/``False`` and floats with an integer value do
-    not, so a flag passed by mistake is caught.
+    not, so a flag passed by mistake is caught. ``high`` is the documented maximum of a
+    count that bounds a loop or an allocation.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        bound = "" if low is None else f" >= {low}"
-        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    bounds = (
+        ""
+        if low is None and high is None
+        else f" >= {low}"
+        if high is None
+        else f" in [{'-inf' if low is None else low}, {high}]"
+    )
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"{name} must be an integer{bounds}, got {shown(value)} ({_kind_of(value)}); "
+            "pass a Python int"
+        )
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(
+            f"{name} must be an integer{bounds}, got {shown(value)}; pass one in that range"
+        )
     return int(value)
 
 
@@ -90,4 +179,7 @@ def check_binary_data(
 def check_bool(name: str, value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is a bool."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(
+            f"{name} must be True or False, got {shown(value)} ({_kind_of(value)}); "
+            "pass a Python bool"
+        )

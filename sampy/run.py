@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from sampy import functions
-from sampy._checks import check_int
+from sampy._checks import check_int, check_real, shown
 from sampy.functions import TestFunction
 from sampy.optim.base import Optimizer, Oracle
 
@@ -86,6 +86,45 @@ def _squared_norm_of(x0: np.ndarray) -> Callable[[np.ndarray], float]:
     return lambda x: np.einsum("i,i->", x.reshape(-1), x.reshape(-1))
 
 
+# The documented maxima of one run: its step count, and the size of the record it allocates
+# (``xs`` holds ``(steps + 1) * x0.size`` floats; 2**30 of them take 8 GiB).
+MAX_STEPS = 10_000_000
+MAX_RECORDED = 2**30
+
+
+def _check_optimizer(optimizer: object) -> None:
+    """``ValueError`` unless ``optimizer`` is an optimizer instance (``init`` and ``step``)."""
+    if isinstance(optimizer, type) or not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "step", None))
+    ):
+        raise ValueError(
+            "optimizer must be a sampy.optim optimizer instance (with init and step), got "
+            f"{shown(optimizer)}; build one first, e.g. sampy.optim.SAM(sampy.optim.SGD(lr=0.01))"
+        )
+
+
+def _start_points(x0: object) -> np.ndarray:
+    """``x0`` as a float array; ``ValueError`` naming it unless it holds real numbers only."""
+    try:
+        raw = np.asarray(x0)
+    except (ValueError, TypeError) as err:  # ragged nesting
+        raise ValueError(
+            f"x0 must be an array of real numbers of shape (d,) or (*batch, d), got "
+            f"{shown(x0)} ({err}); pass equal-length rows"
+        ) from None
+    if raw.dtype.kind not in "iufO":
+        raise ValueError(
+            f"x0 must be real numbers, got {shown(x0)} (dtype {raw.dtype}); pass floats"
+        )
+    try:
+        with np.errstate(over="ignore"):
+            return np.array(raw, dtype=float)
+    except (OverflowError, TypeError, ValueError):
+        raise ValueError(
+            f"x0 must be real numbers that fit a float, got {shown(x0)}; pass floats"
+        ) from None
+
+
 def _as_function(f: TestFunction | Callable | str) -> TestFunction | Callable:
     if isinstance(f, str):
         return functions.get(f)
@@ -112,12 +151,18 @@ def run(
             ``NoisyGradient`` for stochastic gradients); ``losses`` are then the mean (and
             noise-free) loss.
         x0: start points, shape ``(d,)`` or ``(*batch, d)``.
-        steps: number of steps (≥ 0).
+        steps: number of steps, ``0 <= steps <= MAX_STEPS`` (ten million), and the record
+            ``(steps + 1) * x0.size`` at most ``MAX_RECORDED`` (2**30 floats, 8 GiB).
         bound: a point with a non-finite coordinate or ``max|x_i| > bound`` is marked diverged
-            and frozen; nothing raises.
+            and frozen; nothing raises. A positive number; ``math.inf`` means no bound (only
+            non-finite points diverge).
+
+    Bad input (an optimizer class instead of an instance, complex or too-large start points,
+    a bound that is not a positive number, too many steps) raises a ``ValueError`` naming it.
     """
+    _check_optimizer(optimizer)
     f = _as_function(f)
-    x0 = np.array(x0, dtype=float)
+    x0 = _start_points(x0)
     if x0.ndim == 0:
         raise ValueError("x0 must have shape (d,) or (*batch, d), got a scalar")
     dim = getattr(f, "dim", None)
@@ -125,11 +170,26 @@ def run(
         raise ValueError(
             f"x0 must have last dimension {dim} (the dimension of {f.name!r}), got shape {x0.shape}"
         )
-    check_int("steps", steps, 0)
-    if not bound > 0:
-        raise ValueError(f"bound must be > 0, got {bound!r}")
+    check_int("steps", steps, 0, MAX_STEPS)
+    check_real(
+        "bound",
+        bound,
+        0.0,
+        None,
+        low_open=True,
+        allow_inf=True,
+        array_ok=False,
+        hint="pass a positive number (math.inf for no bound)",
+    )
+    bound = float(bound)
     if not np.all(np.isfinite(x0)):
         raise ValueError("x0 must be finite")
+    if (steps + 1) * x0.size > MAX_RECORDED:
+        raise ValueError(
+            f"steps={steps} from {x0.size // max(x0.shape[-1], 1)} point(s) would record "
+            f"{(steps + 1) * x0.size:.3g} floats, above MAX_RECORDED = 2**30 (8 GiB); "
+            "take fewer steps or fewer start points"
+        )
 
     oracle = Oracle(f)
     batch = x0.shape[:-1]
@@ -137,18 +197,21 @@ def run(
     xs[0] = x0
     diverged_at = np.full(batch, -1, dtype=int)
     active = np.ones(batch, dtype=bool)
-    bound_sq = float(bound) ** 2
+    # A bound above ~1.3e154 has no finite square: the cheap test then compares with the
+    # largest float, which an infinite or overflowing norm still exceeds.
+    bound_sq = min(bound, 1e154) ** 2
     squared_norm = _squared_norm_of(x0)
     frozen = False
     x, state = x0, optimizer.init(x0)
     with np.errstate(all="ignore"):
         for k in range(1, steps + 1):
             x_new, state = optimizer.step(x, state, oracle)
-            # Cheap whole-batch test first: every |x_i| <= ‖x‖ <= bound if Σx² <= bound², and
-            # NaN/inf make the comparison False. Only then the exact per-point check, which
-            # also runs on every step once a point has diverged, to keep it frozen.
+            # Cheap whole-batch test first: every |x_i| <= ‖x‖ <= bound if Σx² <= bound²
+            # (finite), and NaN/inf make it fail. Only then the exact per-point check, which
+            # also runs on every step once a point has diverged, to keep it frozen; it tests
+            # finiteness on its own, since max|x| <= inf holds for an infinite x.
             if frozen or not squared_norm(x_new) <= bound_sq:
-                bad = ~(np.abs(x_new).max(axis=-1) <= bound)
+                bad = ~(np.isfinite(x_new).all(axis=-1) & (np.abs(x_new).max(axis=-1) <= bound))
                 newly = bad & active
                 diverged_at[newly] = k
                 active = active & ~bad

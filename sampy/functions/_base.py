@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -110,10 +111,25 @@ def names() -> list[str]:
 
 
 def get(name: str, **params: object) -> TestFunction:
-    """The registered test function ``name``, built with ``params`` (e.g. ``dim=3``)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown test function name {name!r}; choose one of {names()}")
-    return _REGISTRY[name](**params)
+    """The registered test function ``name``, built with ``params`` (e.g. ``dim=3``).
+
+    Raises ``ValueError`` for a ``name`` that is not a registered name (a list, None, a
+    misspelling) and for a parameter the function does not take, naming the ones it does.
+    """
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(
+            f"unknown test function name {name!r}; pass one of these strings: {names()}"
+        )
+    factory = _REGISTRY[name]
+    accepted = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown and not takes_any:
+        raise ValueError(
+            f"test function {name!r} takes no parameter {unknown[0]!r}; its parameters are "
+            f"{sorted(accepted) or 'none'}"
+        )
+    return factory(**params)
 
 
 def from_callable(

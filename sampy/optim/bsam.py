@@ -78,6 +78,7 @@ class BSAM:
             0.0,
             None,
             low_open=True,
+            allow_inf=True,
         ),
         Hyper("s_init", 1.0, "initial precision s", 0.0, None, low_open=True),
         Hyper("batchsplit", 8, "M sub-batches with independent noise", 1, None, kind="int"),

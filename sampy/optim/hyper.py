@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sampy._checks import check_bool, check_real
+from sampy._checks import check_bool, check_real, range_text, shown
 
 Kind = Literal["real", "int", "bool", "choice", "tuple", "subset"]
 
@@ -28,6 +28,10 @@ class Hyper:
     ``subset`` is a non-empty tuple of distinct integers in the range.
     ``log`` says a slider for it should be logarithmic. ``per_point`` says the
     NumPy reference accepts an array with one value per start point (a hyperparameter grid).
+    ``allow_inf`` says infinity is a value of an unbounded range (``p = inf``: the
+    :math:`\\ell_\\infty` ball); otherwise ``[0, inf)`` means every *finite* number ``>= 0``.
+    An ``int`` knob that bounds a loop has a documented ``high``; any other int must fit a
+    float.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Hyper:
     log: bool = False
     per_point: bool = False
     size: int = 0
+    allow_inf: bool = False
 
     def check(self, value: Any) -> None:
         """Raise ``ValueError`` naming this hyperparameter unless ``value`` is valid."""
@@ -50,13 +55,19 @@ class Hyper:
         if self.kind == "bool":
             check_bool(self.name, value)
         elif self.kind == "choice":
-            if value not in self.choices:
-                raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+            # Compared only with choices of its own type: an array would make ``in`` ambiguous.
+            if not any(_same_choice(value, choice) for choice in self.choices):
+                raise ValueError(
+                    f"{self.name} must be one of {self.range_text()}, got {shown(value)}; "
+                    f"pass one of these (the default is {self.default!r})"
+                )
         elif self.kind in ("tuple", "subset"):
             self._check_entries(value)
         else:
-            if isinstance(value, np.ndarray) and not self.per_point:
-                raise ValueError(f"{self.name} must be a single number, got an array")
+            hint = f"pass {'an integer' if self.kind == 'int' else 'a number'} in that range"
+            hint += f" (the default is {self.default!r})"
+            if self.per_point:
+                hint += ", or an array of them, one per start point"
             check_real(
                 self.name,
                 value,
@@ -64,18 +75,28 @@ class Hyper:
                 self.high,
                 low_open=self.low_open,
                 high_open=self.high_open,
+                allow_inf=self.allow_inf,
+                array_ok=self.per_point,
+                hint=hint,
             )
-            if self.kind == "int" and not float(np.asarray(value)).is_integer():
-                raise ValueError(f"{self.name} must be an integer, got {value!r}")
+            if self.kind == "int" and not np.all(np.mod(np.asarray(value, dtype=float), 1) == 0):
+                raise ValueError(
+                    f"{self.name} must be an integer in {self.range_text()}, got "
+                    f"{shown(value)}; {hint}"
+                )
 
     def _check_entries(self, value: Any) -> None:
         entry_kind = "int" if self.kind == "subset" else "real"
         if not isinstance(value, (tuple, list)) or len(value) == 0:
-            raise ValueError(f"{self.name} must be a tuple, got {value!r}")
+            raise ValueError(
+                f"{self.name} must be a tuple of {self.range_text()}, got {shown(value)}; "
+                f"pass a tuple such as the default {self.default!r}"
+            )
         if self.kind == "tuple" and len(value) != self.size:
-            raise ValueError(f"{self.name} must have {self.size} entries, got {value!r}")
-        if self.kind == "subset" and len(set(value)) != len(value):
-            raise ValueError(f"{self.name} must not repeat entries, got {value!r}")
+            raise ValueError(
+                f"{self.name} must have {self.size} entries, got {shown(value)}; "
+                f"pass a tuple such as the default {self.default!r}"
+            )
         for i, entry in enumerate(value):
             spec = Hyper(
                 f"{self.name}[{i}]",
@@ -86,8 +107,14 @@ class Hyper:
                 self.low_open,
                 self.high_open,
                 kind=entry_kind,
+                allow_inf=self.allow_inf,
             )
             spec.check(entry)
+        if self.kind == "subset" and len(set(value)) != len(value):
+            raise ValueError(
+                f"{self.name} must be distinct integers, got {shown(value)}; "
+                f"pass a tuple such as the default {self.default!r}"
+            )
 
     def range_text(self) -> str:
         """The valid range as text, e.g. ``[0, inf)`` or ``{'kozistr', 'gcsam'}``."""
@@ -96,16 +123,8 @@ class Hyper:
         if self.kind == "choice":
             return " / ".join(repr(c) for c in self.choices)
         prefix = {"tuple": f"{self.size} entries in ", "subset": "distinct integers in "}
-        if self.kind in prefix:
-            return (
-                prefix[self.kind]
-                + Hyper("", 0, "", self.low, self.high, self.low_open, self.high_open).range_text()
-            )
-        left = "(" if self.low_open or self.low is None else "["
-        right = ")" if self.high_open or self.high is None else "]"
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{left}{lo}, {hi}{right}"
+        text = range_text(self.low, self.high, self.low_open, self.high_open, self.allow_inf)
+        return prefix.get(self.kind, "") + text
 
     def invalid_values(self) -> list[Any]:
         """Values just outside the range (for the tests that every bad value raises)."""
@@ -129,6 +148,13 @@ class Hyper:
         if self.kind in ("int", "subset"):
             bad.append((self.low if self.low is not None else 0) + 0.5)
         return bad
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    """Whether ``value`` is ``choice``: equal, and of the choice's type (never an array)."""
+    if isinstance(choice, str):
+        return isinstance(value, str) and value == choice
+    return type(value) is type(choice) and value == choice
 
 
 def validate(specs: tuple[Hyper, ...], values: dict[str, Any]) -> None:

@@ -47,6 +47,11 @@ def micro_batches(order: np.ndarray, m: int) -> list[np.ndarray]:
     return [order[i : i + m] for i in range(0, order.size, m)]
 
 
+# The documented maximum of MultiStepSAM's ascent loop: one gradient evaluation per ascent
+# step, so a value such as 10**30 would never finish a step.
+MAX_ASCENT_STEPS = 100
+
+
 class MSharpnessState(NamedTuple):
     """The shuffling generator (``None`` without shuffling) and the base optimizer's state."""
 
@@ -158,9 +163,10 @@ class MultiStepSAM:
         Hyper(
             "ascent_steps",
             1,
-            "normalised ascent steps of length ρ (optax sync_period − 1; 1 = SAM)",
+            "normalised ascent steps of length ρ (optax sync_period − 1; 1 = SAM; at most 100, "
+            "one gradient evaluation each)",
             1,
-            None,
+            MAX_ASCENT_STEPS,
             kind="int",
         ),
         PERTURB_EPS,

@@ -34,7 +34,7 @@ RHO = Hyper("rho", 0.05, "radius ρ of the perturbation ball", 0.0, None, per_po
 PERTURB_EPS = Hyper("perturb_eps", 1e-12, "guard in ρ/(‖g‖ + eps) against a zero gradient", 0.0)
 NORM_BALL = (
     RHO,
-    Hyper("p", 2.0, "norm of the ball (1 ≤ p ≤ ∞)", 1.0, None),
+    Hyper("p", 2.0, "norm of the ball (1 ≤ p ≤ ∞)", 1.0, None, allow_inf=True),
     Hyper("adaptive", False, "ASAM's ball ‖T⁻¹ε‖ ≤ ρ with T = |w| + ξ", kind="bool"),
     Hyper("eta", 0.0, "offset ξ in ASAM's T = |w| + ξ (Kwon et al.'s η)", 0.0, None),
     PERTURB_EPS,
