@@ -628,3 +628,40 @@ def test_a_step_is_a_pure_function_of_point_and_state(cls):
     x2_again, _ = opt.step(x1, s1, Oracle(_quadratic()))
     np.testing.assert_array_equal(x2_again, x2)
     np.testing.assert_array_equal(x0, X0)  # the input points are not modified either
+
+
+# --------------------------------------------------------------------------- overflow
+
+
+@pytest.mark.parametrize(
+    ("make", "steps"),
+    [
+        (lambda: ScheduleFreeAdamW(lr=1e155), 20),
+        (lambda: ScheduleFreeAdamW(lr=1e200), 20),
+        (lambda: ScheduleFreeAdamW(r=400.0), 20),
+        (lambda: ScheduleFreeAdamW(lr=10.0, weight_lr_power=400.0), 20),
+        (lambda: ScheduleFreeAdamW(r=100.0), 3000),  # r > ~77 used to overflow part-way
+        (lambda: AdamWMSAMScheduleFree(lr=1e200), 20),
+        (lambda: NotesAdamWMSAMScheduleFree(r=400.0), 20),
+        (lambda: ScheduleFreeAdamW(lr=np.array([1e-3, 1e200])), 20),
+    ],
+)
+def test_averaging_weights_that_overflow_are_a_recorded_divergence_not_an_error(make, steps):
+    """The review's A5: Python-float ``**`` raised OverflowError from inside ``sampy.run``."""
+    opt = make()
+    x0 = np.array([[0.1, 0.2], [0.3, 0.4]])
+    traj = sampy.run(opt, "rosenbrock", x0, steps)
+    assert traj.diverged.any(), traj.report()
+    frozen = traj.xs[-1][traj.diverged]
+    assert np.all(np.isfinite(frozen))  # frozen at the last good position
+
+
+def test_polynomial_weight_overflows_to_inf_and_keeps_scalars_plain():
+    from sampy.optim.schedule_free import polynomial_weight
+
+    assert polynomial_weight(6, 400.0, 1.0, 2.0) == math.inf  # 6**400 > 1.8e308
+    assert type(polynomial_weight(2, 1.0, 0.5, 2.0)) is float
+    assert polynomial_weight(2, 1.0, 0.5, 2.0) == 2 * 0.25
+    np.testing.assert_array_equal(
+        polynomial_weight(3, 1.0, np.array([1.0, 1e200]), 2.0), [3.0, math.inf]
+    )

@@ -607,3 +607,34 @@ def test_cuda_steps_match_cpu_without_host_synchronisation(case):
                 torch.cuda.set_sync_debug_mode(0)
         results.append(torch.cat([p.detach().cpu().reshape(-1) for p in model.parameters()]))
     torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- overflow
+
+
+@pytest.mark.parametrize(
+    "cls", [st.ScheduleFreeAdamW, st.AdamWMSAMScheduleFree, st.NotesAdamWMSAMScheduleFree]
+)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"r": 400.0}, {"lr": 1e200}, {"lr": 1e200, "weight_decay": 0.5}],
+    ids=["r=400", "lr=1e200", "lr=1e200-decay"],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_overflowing_weights_or_learning_rates_make_nan_weights_not_an_error(cls, kwargs, dtype):
+    """The review's A5 for the twins: an OverflowError (Python ``**``) or torch's refusal of
+    a scalar its dtype cannot hold; now the weights turn non-finite, as a divergence does."""
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=dtype))
+    opt = cls([w], **kwargs)
+    if hasattr(opt, "train"):
+        opt.train()
+
+    def closure():
+        opt.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(8):
+        opt.step(closure)
+    assert not torch.isfinite(w).all()

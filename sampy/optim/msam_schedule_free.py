@@ -77,6 +77,7 @@ from sampy.optim.schedule_free import (
     ScheduleFreeAdamW,
     ScheduleFreeState,
     averaging_weight,
+    polynomial_weight,
 )
 from sampy.optim.sgd import LR, WEIGHT_DECAY
 
@@ -222,7 +223,7 @@ class NotesAdamWMSAMScheduleFree:
         )
         x = beta1 * state.x + g
         alpha_max = np.maximum(state.alpha_max, alpha)
-        weight = t**self.r * alpha_max**self.weight_lr_power
+        weight = polynomial_weight(t, self.r, alpha_max, self.weight_lr_power)
         weight_sum = state.weight_sum + weight
         c = averaging_weight(weight, weight_sum) if self.interpolate else 1.0
         theta = (1.0 - c) * theta + c * theta_2

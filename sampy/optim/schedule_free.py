@@ -89,6 +89,23 @@ class ScheduleFreeState(NamedTuple):
     weight_sum: float | np.ndarray
 
 
+def polynomial_weight(
+    t: float, r: float, lr_max: float | np.ndarray, weight_lr_power: float
+) -> float | np.ndarray:
+    """The averaging weight ``t^r · lr_max^weight_lr_power``, overflowing to ``inf``, never raising.
+
+    Python's float ``**`` raises ``OverflowError`` where the result leaves the float range
+    (``lr = 1e155``, ``r = 400``); in float64 under ``errstate`` it is ``inf``, the average
+    then turns non-finite and ``sampy.run`` records the divergence. A Python float comes back
+    for scalar arguments (a torch ``param_group`` keeps plain floats).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        weight = np.power(np.float64(t), r) * np.power(
+            np.asarray(lr_max, dtype=float), weight_lr_power
+        )
+    return weight if np.ndim(weight) else float(weight)
+
+
 def averaging_weight(weight: Real, weight_sum: Real) -> Real:
     """``c = weight / weight_sum``, and 1 while every weight so far is 0.
 
@@ -98,7 +115,8 @@ def averaging_weight(weight: Real, weight_sum: Real) -> Real:
     """
     if isinstance(weight_sum, np.ndarray):
         positive = weight_sum > 0
-        return np.where(positive, weight / np.where(positive, weight_sum, 1.0), 1.0)
+        with np.errstate(invalid="ignore"):  # inf / inf after an overflow: NaN, a divergence
+            return np.where(positive, weight / np.where(positive, weight_sum, 1.0), 1.0)
     return weight / weight_sum if weight_sum > 0 else 1.0
 
 
@@ -180,7 +198,7 @@ class ScheduleFreeAdamW:
         if self.variant == "gen_a":
             lr = lr * math.sqrt(bias2)
         lr_max = np.maximum(lr_max, lr) if isinstance(lr, np.ndarray) else max(lr_max, lr)
-        weight = (k + 1) ** self.r * lr_max**self.weight_lr_power
+        weight = polynomial_weight(k + 1, self.r, lr_max, self.weight_lr_power)
         weight_sum = weight_sum + weight
         return lr, bias2, lr_max, weight_sum, averaging_weight(weight, weight_sum)
 

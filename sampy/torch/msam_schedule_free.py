@@ -65,13 +65,18 @@ from torch import Tensor
 from sampy.optim import msam_schedule_free as reference
 from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
-from sampy.optim.schedule_free import averaging_weight
+from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
 from sampy.torch.moments import ema_, ema_of_squares_
 from sampy.torch.msam import MomentumAscent, Stepped, times
 from sampy.torch.perturbation import lp_norm
-from sampy.torch.schedule_free import ScheduleFreeAdamW, interpolate, schedule_free_defaults
+from sampy.torch.schedule_free import (
+    ScheduleFreeAdamW,
+    interpolate,
+    saturated,
+    schedule_free_defaults,
+)
 
 
 class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
@@ -249,15 +254,16 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         # 6. θ'' = θ' − α m/(√v + ε) − αλ θ'  (the AdamW step is taken FROM θ')
         denom = torch._foreach_sqrt(vs)
         torch._foreach_add_(denom, group["eps"])
-        theta_2 = torch._foreach_addcdiv(theta_up, ms, denom, value=-alpha)
+        theta_2 = torch._foreach_addcdiv(theta_up, ms, denom, value=saturated(-alpha, ms))
         if group["weight_decay"] != 0:
-            torch._foreach_add_(theta_2, theta_up, alpha=-(alpha * group["weight_decay"]))
+            decay = saturated(-(alpha * group["weight_decay"]), ms)
+            torch._foreach_add_(theta_2, theta_up, alpha=decay)
         # 7. x ← β1 x + g
         torch._foreach_mul_(xs, beta1)
         torch._foreach_add_(xs, grads)
         # 8–9. θ ← (1 − c) θ + c θ''
         alpha_max = group["alpha_max"] = max(group["alpha_max"], alpha)
-        weight = t ** group["r"] * alpha_max ** group["weight_lr_power"]
+        weight = polynomial_weight(t, group["r"], alpha_max, group["weight_lr_power"])
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         c = averaging_weight(weight, weight_sum) if group["interpolate"] else 1.0
         torch._foreach_mul_(params, 1.0 - c)

@@ -52,7 +52,7 @@ from torch import Tensor
 
 from sampy.optim import schedule_free as reference
 from sampy.optim.hyper import validate
-from sampy.optim.schedule_free import averaging_weight
+from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
 from sampy.torch.moments import ema_of_squares_
@@ -92,6 +92,18 @@ def interpolate(out: list[Tensor], xs: list[Tensor], zs: list[Tensor], beta1: fl
     torch._foreach_copy_(out, xs)
     torch._foreach_mul_(out, beta1)
     torch._foreach_add_(out, zs, alpha=1.0 - beta1)
+
+
+def saturated(value: float, like: list[Tensor]) -> float:
+    """``value``, or ``±inf`` where it leaves the float range of ``like``'s dtype.
+
+    torch refuses an ``alpha``/``value`` scalar that its tensors' dtype cannot hold (a
+    ``RuntimeError``: ``lr = 1e200`` on float32); as ``inf`` it makes the weights non-finite,
+    the divergence that a huge learning rate means.
+    """
+    if not like or not abs(value) > torch.finfo(like[0].dtype).max:
+        return value
+    return math.copysign(math.inf, value)
 
 
 class ScheduleFreeAdamW(CheckedOptimizer):
@@ -183,7 +195,7 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         if group["variant"] == "gen_a":
             lr = lr * math.sqrt(bias2)
         lr_max = group["lr_max"] = max(group["lr_max"], lr)
-        weight = (k + 1) ** group["r"] * lr_max ** group["weight_lr_power"]
+        weight = polynomial_weight(k + 1, group["r"], lr_max, group["weight_lr_power"])
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         group["k"] = k + 1
         return lr, bias2, averaging_weight(weight, weight_sum)
@@ -213,8 +225,8 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         # 6. z ← z − γλ y (or z), z ← z − γ g/den
         if group["weight_decay"] != 0:
             at = zs if group["decay_at_z"] else params
-            torch._foreach_sub_(zs, at, alpha=lr * group["weight_decay"])
-        torch._foreach_addcdiv_(zs, grads, denom, value=-lr)
+            torch._foreach_sub_(zs, at, alpha=saturated(lr * group["weight_decay"], zs))
+        torch._foreach_addcdiv_(zs, grads, denom, value=saturated(-lr, zs))
         # 7. x ← (1 − c) x + c z, y ← β1 x + (1 − β1) z
         torch._foreach_mul_(xs, 1.0 - c)
         torch._foreach_add_(xs, zs, alpha=c)
