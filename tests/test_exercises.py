@@ -7,10 +7,13 @@ import re
 import numpy as np
 import pytest
 from book_helpers import BOOK_ROOT, toc_docnames
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises import Case, Feedback, check_sam_step, compare_with_reference
 from sampy.exercises.sam_step import CASES, MISTAKES
 from sampy.optim import SAM, SGD, Oracle
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 
 def student_sam_step(grad, w, lr, rho):
@@ -35,10 +38,10 @@ def test_sam_step_checker_names_each_typical_mistake(mistake):
 
 def test_the_mistakes_are_told_apart_on_every_case():
     """No two mistakes (nor a mistake and the answer) give the same output on a case."""
-    from sampy.exercises.sam_step import reference_sam_step
+    from sampy.exercises.sam_step import _reference_sam_step
 
     for case in CASES:
-        outputs = [reference_sam_step(*case.args)] + [m.function(*case.args) for m in MISTAKES]
+        outputs = [_reference_sam_step(*case.args)] + [m.function(*case.args) for m in MISTAKES]
         for i in range(len(outputs)):
             for j in range(i):
                 assert not np.allclose(outputs[i], outputs[j]), (case.name, i, j)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises.adaptive import (
     ASAM_CASES,
@@ -12,13 +13,15 @@ from sampy.exercises.adaptive import (
     DUAL_MISTAKES,
     FISHER_CASES,
     FISHER_MISTAKES,
+    _reference_asam_perturbation,
+    _reference_dual_direction,
+    _reference_fisher_perturbation,
     check_asam_perturbation,
     check_dual_direction,
     check_fisher_perturbation,
-    reference_asam_perturbation,
-    reference_dual_direction,
-    reference_fisher_perturbation,
 )
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 
 def student_asam_perturbation(w, g, rho, eta):
@@ -67,9 +70,9 @@ def test_checker_names_each_typical_mistake_on_every_case(check, mistake, cases)
 @pytest.mark.parametrize(
     "reference, cases, mistakes",
     [
-        (reference_asam_perturbation, ASAM_CASES, ASAM_MISTAKES),
-        (reference_dual_direction, DUAL_CASES, DUAL_MISTAKES),
-        (reference_fisher_perturbation, FISHER_CASES, FISHER_MISTAKES),
+        (_reference_asam_perturbation, ASAM_CASES, ASAM_MISTAKES),
+        (_reference_dual_direction, DUAL_CASES, DUAL_MISTAKES),
+        (_reference_fisher_perturbation, FISHER_CASES, FISHER_MISTAKES),
     ],
     ids=["asam", "dual", "fisher"],
 )
@@ -85,19 +88,19 @@ def test_references_are_the_closed_forms():
     """ε = ρ T²g/‖Tg‖ on the adaptive boundary; the Hölder ε on the p-sphere, maximal."""
     for case in ASAM_CASES:
         w, g, rho, eta = case.args
-        e = reference_asam_perturbation(w, g, rho, eta)
+        e = _reference_asam_perturbation(w, g, rho, eta)
         t = np.abs(w) + eta
         np.testing.assert_allclose(np.linalg.norm(e / t), rho, rtol=1e-10)
         np.testing.assert_allclose(e @ g, rho * np.linalg.norm(t * g), rtol=1e-10)
     for case in DUAL_CASES:
         g, p, rho = case.args
-        e = reference_dual_direction(g, p, rho)
+        e = _reference_dual_direction(g, p, rho)
         q = p / (p - 1)
         np.testing.assert_allclose(np.sum(np.abs(e) ** p) ** (1 / p), rho, rtol=1e-10)
         np.testing.assert_allclose(e @ g, rho * np.sum(np.abs(g) ** q) ** (1 / q), rtol=1e-10)
     for case in FISHER_CASES:
         g, rho, kappa = case.args
-        e, f = reference_fisher_perturbation(g, rho, kappa), 1 + kappa * g**2
+        e, f = _reference_fisher_perturbation(g, rho, kappa), 1 + kappa * g**2
         np.testing.assert_allclose(e @ (f * e), rho**2, rtol=1e-10)
         np.testing.assert_allclose(e @ g, rho * np.sqrt(g @ (g / f)), rtol=1e-10)
 

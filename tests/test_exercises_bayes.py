@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises.bayes import (
     CASES,
     MISTAKES,
+    _reference_bsam_update,
     check_bsam_precision_update,
-    reference_bsam_update,
 )
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 
 def student_bsam_update(w, m, s, g, g_adv, lr, betas, damping, weight_decay):
@@ -35,7 +38,7 @@ def test_checker_names_each_typical_mistake(mistake):
 
 def test_the_mistakes_are_told_apart_on_every_case():
     for case in CASES:
-        outputs = [reference_bsam_update(*case.args)] + [m.function(*case.args) for m in MISTAKES]
+        outputs = [_reference_bsam_update(*case.args)] + [m.function(*case.args) for m in MISTAKES]
         for i in range(len(outputs)):
             for j in range(i):
                 assert not np.allclose(outputs[i], outputs[j], rtol=1e-6, atol=0), (case.name, i, j)
@@ -45,7 +48,7 @@ def test_reference_is_the_spec_recursion():
     """The reference (driven through sampy.optim.BSAM) equals the official update, steps 6–8."""
     for case in CASES:
         expected = np.stack(student_bsam_update(*case.args))
-        np.testing.assert_allclose(reference_bsam_update(*case.args), expected, rtol=1e-14)
+        np.testing.assert_allclose(_reference_bsam_update(*case.args), expected, rtol=1e-14)
 
 
 def test_wrong_shapes_errors_and_non_functions_fail():

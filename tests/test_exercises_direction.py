@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises.direction import (
     GSAM_CASES,
@@ -13,18 +14,20 @@ from sampy.exercises.direction import (
     VASSO_MISTAKES,
     WSAM_CASES,
     WSAM_MISTAKES,
+    _reference_gsam_direction,
+    _reference_vasso_perturbations,
+    _reference_wsam_direction,
     check_gsam_direction,
     check_vasso_perturbations,
     check_wsam_direction,
-    reference_gsam_direction,
-    reference_vasso_perturbations,
-    reference_wsam_direction,
 )
 
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
+
 CHECKERS = [
-    (check_gsam_direction, reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES),
-    (check_wsam_direction, reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES),
-    (check_vasso_perturbations, reference_vasso_perturbations, VASSO_CASES, VASSO_MISTAKES),
+    (check_gsam_direction, _reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES),
+    (check_wsam_direction, _reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES),
+    (check_vasso_perturbations, _reference_vasso_perturbations, VASSO_CASES, VASSO_MISTAKES),
 ]
 
 
@@ -85,11 +88,13 @@ def test_references_are_the_library_rules():
     from sampy.direction import gsam_direction
 
     for case in GSAM_CASES:
-        np.testing.assert_allclose(reference_gsam_direction(*case.args), gsam_direction(*case.args))
+        np.testing.assert_allclose(
+            _reference_gsam_direction(*case.args), gsam_direction(*case.args)
+        )
     for case in WSAM_CASES:
         g, g_adv, gamma = case.args
         a = gamma / (1 - gamma)
-        np.testing.assert_allclose(reference_wsam_direction(*case.args), a * g_adv + (1 - a) * g)
+        np.testing.assert_allclose(_reference_wsam_direction(*case.args), a * g_adv + (1 - a) * g)
 
 
 def test_errors_and_non_functions_are_feedback():
@@ -120,5 +125,5 @@ def test_vasso_reference_is_the_optimizer_s_perturbation():
             x, state = opt.step(x, state, oracle)
         perturbations = np.array(seen[1::2]) - np.array(seen[0::2])
         np.testing.assert_allclose(
-            perturbations, reference_vasso_perturbations(*case.args), rtol=1e-12, atol=1e-15
+            perturbations, _reference_vasso_perturbations(*case.args), rtol=1e-12, atol=1e-15
         )

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises import check_largest_eigenvalue
 from sampy.exercises.eigenvalues import (
     LARGEST_EIGENVALUE_CASES,
     LARGEST_EIGENVALUE_MISTAKES,
-    reference_largest_eigenvalue,
+    _reference_largest_eigenvalue,
 )
 from sampy.sharpness import power_iteration_top_eigenvalue
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 
 def shifted_power_iteration(hvp, d):
@@ -28,7 +31,7 @@ def test_the_reference_is_the_largest_eigenvalue_of_each_case():
         hvp, d = case.args
         H = np.stack([hvp(e) for e in np.eye(d)], axis=1)
         np.testing.assert_allclose(H, H.T, atol=1e-12)
-        assert reference_largest_eigenvalue(hvp, d) == pytest.approx(np.linalg.eigvalsh(H)[-1])
+        assert _reference_largest_eigenvalue(hvp, d) == pytest.approx(np.linalg.eigvalsh(H)[-1])
 
 
 def test_power_iteration_with_a_shift_passes():

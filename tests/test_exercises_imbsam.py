@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 import sampy
 from sampy.exercises.imbsam import (
     CASES,
     MISTAKES,
+    _reference_imbsam_direction,
     check_imbsam_direction,
-    reference_imbsam_direction,
 )
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 
 def student_imbsam_direction(grad, w, head, tail, rho, tail_weight=2.0):
@@ -36,7 +39,9 @@ def test_the_checker_names_each_typical_mistake_on_every_case(mistake):
 
 def test_the_mistakes_are_told_apart_on_every_case():
     for case in CASES:
-        outs = [reference_imbsam_direction(*case.args)] + [m.function(*case.args) for m in MISTAKES]
+        outs = [_reference_imbsam_direction(*case.args)] + [
+            m.function(*case.args) for m in MISTAKES
+        ]
         for i in range(len(outs)):
             for j in range(i):
                 assert not np.allclose(outs[i], outs[j]), (case.name, i, j)
@@ -52,5 +57,5 @@ def test_the_reference_is_one_imbsam_step_on_the_problem_itself():
     stepped = sampy.run(opt, p, w, 1).xs[-1]
     tail = np.flatnonzero(p.groups == "tail")
     head = np.flatnonzero(p.groups != "tail")
-    sampy_step = w - reference_imbsam_direction(p.grad, w, head, tail, 0.2)
+    sampy_step = w - _reference_imbsam_direction(p.grad, w, head, tail, 0.2)
     np.testing.assert_allclose(stepped, sampy_step, rtol=1e-12, atol=1e-14)

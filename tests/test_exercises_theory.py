@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 
 from sampy.exercises import (
     check_penalised_worst_case_gradient,
@@ -18,25 +19,27 @@ from sampy.exercises.theory import (
     MULTIPLIER_MISTAKES,
     PENALISED_CASES,
     PENALISED_MISTAKES,
-    reference_penalised_worst_case_gradient,
-    reference_sam_edge,
-    reference_sam_quadratic_multipliers,
+    _reference_penalised_worst_case_gradient,
+    _reference_sam_edge,
+    _reference_sam_quadratic_multipliers,
 )
+
+pytestmark = pytest.mark.usefixtures("mistakes_may_answer")
 
 CHECKERS = [
     (
         check_penalised_worst_case_gradient,
-        reference_penalised_worst_case_gradient,
+        _reference_penalised_worst_case_gradient,
         PENALISED_CASES,
         PENALISED_MISTAKES,
     ),
     (
         check_sam_quadratic_multipliers,
-        reference_sam_quadratic_multipliers,
+        _reference_sam_quadratic_multipliers,
         MULTIPLIER_CASES,
         MULTIPLIER_MISTAKES,
     ),
-    (check_sam_edge, reference_sam_edge, EDGE_CASES, EDGE_MISTAKES),
+    (check_sam_edge, _reference_sam_edge, EDGE_CASES, EDGE_MISTAKES),
 ]
 
 
@@ -101,7 +104,7 @@ def test_references_agree_with_the_closed_forms_and_with_runs():
     top multiplier reaches −1."""
     for case in MULTIPLIER_CASES:
         np.testing.assert_allclose(
-            reference_sam_quadratic_multipliers(*case.args), student_multipliers(*case.args),
+            _reference_sam_quadratic_multipliers(*case.args), student_multipliers(*case.args),
             rtol=1e-12,
         )  # fmt: skip
     for case in PENALISED_CASES:
@@ -113,11 +116,11 @@ def test_references_agree_with_the_closed_forms_and_with_runs():
 
         fd = np.array([(phi(w + 1e-6 * u) - phi(w - 1e-6 * u)) / 2e-6 for u in np.eye(len(w))])
         np.testing.assert_allclose(
-            reference_penalised_worst_case_gradient(H, w, rho), fd, atol=1e-7
+            _reference_penalised_worst_case_gradient(H, w, rho), fd, atol=1e-7
         )
     for case in EDGE_CASES:
         g_norm, lr, rho = case.args
-        lam = reference_sam_edge(g_norm, lr, rho)
-        assert reference_sam_quadratic_multipliers(np.array([lam]), g_norm, lr, rho)[
+        lam = _reference_sam_edge(g_norm, lr, rho)
+        assert _reference_sam_quadratic_multipliers(np.array([lam]), g_norm, lr, rho)[
             0
         ] == pytest.approx(-1.0, abs=1e-9)

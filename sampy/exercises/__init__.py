@@ -15,7 +15,10 @@ feedback says *which* mistake, on *which* case — not only "wrong"::
 
 Every checker returns a ``Feedback`` (``.passed``, one line per check, printable, shown as
 HTML in a notebook) and never raises on a student's error: an exception in the student's code
-is a failed check with the exception in the message.
+is a failed check with the exception in the message. Each call works on fresh copies of the
+cases, accepts float32 and torch answers within their own precision, and refuses an answer that
+calls sampy's implementation (``sampy.optim``, ``sampy.torch``, the checkers' references).
+``CHECKED_EXERCISES`` lists the book's checked exercises (label, function, def line, checker).
 """
 
 from sampy.exercises.adaptive import (
@@ -28,11 +31,14 @@ from sampy.exercises.bayes import check_bsam_precision_update
 from sampy.exercises.catalogue import CHECKED_EXERCISES, CheckedExercise, checked_exercise
 from sampy.exercises.cheaper import (
     check_looksam_reuse,
+    check_looksam_schedule,
     check_projected_ascent,
     check_sds_selection,
+    check_ssam_mask,
 )
 from sampy.exercises.direction import (
     check_gsam_direction,
+    check_rwp_direction,
     check_vasso_perturbations,
     check_wsam_direction,
 )
@@ -63,13 +69,16 @@ __all__ = [
     "check_imbsam_direction",
     "check_largest_eigenvalue",
     "check_looksam_reuse",
+    "check_looksam_schedule",
     "check_penalised_worst_case_gradient",
     "check_projected_ascent",
+    "check_rwp_direction",
     "check_sam_edge",
     "check_sam_quadratic_multipliers",
     "check_sam_step",
     "check_schedule_free_average",
     "check_sds_selection",
+    "check_ssam_mask",
     "check_vasso_perturbations",
     "check_wsam_direction",
     "checked_exercise",

@@ -51,7 +51,9 @@ from sampy.optim import (
 # -- ASAM's perturbation ----------------------------------------------------------------------
 
 
-def reference_asam_perturbation(w: np.ndarray, g: np.ndarray, rho: float, eta: float) -> np.ndarray:
+def _reference_asam_perturbation(
+    w: np.ndarray, g: np.ndarray, rho: float, eta: float
+) -> np.ndarray:
     """ASAM's ε (p = 2), by ``sampy.optim.norm_ball_perturbation(..., adaptive=True)``."""
     w, g = np.asarray(w, dtype=float), np.asarray(g, dtype=float)
     return norm_ball_perturbation(w, g, rho, p=2.0, adaptive=True, eta=eta)
@@ -106,7 +108,7 @@ def check_asam_perturbation(
     return compare_with_reference(
         "asam_perturbation",
         asam_perturbation,
-        reference_asam_perturbation,
+        _reference_asam_perturbation,
         ASAM_CASES,
         ASAM_MISTAKES,
     )
@@ -115,7 +117,7 @@ def check_asam_perturbation(
 # -- the p-norm perturbation ------------------------------------------------------------------
 
 
-def reference_dual_direction(g: np.ndarray, p: float, rho: float) -> np.ndarray:
+def _reference_dual_direction(g: np.ndarray, p: float, rho: float) -> np.ndarray:
     """The maximiser of ``εᵀg`` over ``‖ε‖_p ≤ ρ``, by ``sampy.optim.dual_direction``."""
     return dual_direction(np.asarray(g, dtype=float), float(p), rho, eps=0.0)
 
@@ -164,14 +166,14 @@ def check_dual_direction(
 ) -> Feedback:
     """Check ``dual_direction(g, p, rho) -> ε`` (``1 < p < ∞``) against ``sampy``."""
     return compare_with_reference(
-        "dual_direction", dual_direction, reference_dual_direction, DUAL_CASES, DUAL_MISTAKES
+        "dual_direction", dual_direction, _reference_dual_direction, DUAL_CASES, DUAL_MISTAKES
     )
 
 
 # -- Fisher SAM's perturbation ----------------------------------------------------------------
 
 
-def reference_fisher_perturbation(g: np.ndarray, rho: float, kappa: float) -> np.ndarray:
+def _reference_fisher_perturbation(g: np.ndarray, rho: float, kappa: float) -> np.ndarray:
     """Fisher SAM's ε for ``F = diag(1 + κ g²)``, by ``sampy.optim.FisherSAM``'s ascent rule."""
     g = np.asarray(g, dtype=float)
     opt = FisherSAM(SGD(lr=1.0), rho=rho, fisher_eta=kappa, perturb_eps=0.0)
@@ -228,7 +230,7 @@ def check_fisher_perturbation(
     return compare_with_reference(
         "fisher_perturbation",
         fisher_perturbation,
-        reference_fisher_perturbation,
+        _reference_fisher_perturbation,
         FISHER_CASES,
         FISHER_MISTAKES,
     )

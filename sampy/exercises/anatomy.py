@@ -22,7 +22,7 @@ from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_refer
 from sampy.optim.checkpoints import checkpoints as _checkpoints
 
 
-def reference_checkpoints(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
+def _reference_checkpoints(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
     """The checkpoint 0…4 of every coordinate, by ``sampy.optim.checkpoints``."""
     g, g_adv = np.asarray(g, dtype=float), np.asarray(g_adv, dtype=float)
     return _checkpoints(g, g_adv, ratio_eps=0.0, mode="sign_safe").astype(int)
@@ -58,14 +58,14 @@ def _zero_gradient_labelled(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
 
 
 def _swapped_flips(g: np.ndarray, g_adv: np.ndarray) -> np.ndarray:
-    out = reference_checkpoints(g, g_adv)
+    out = _reference_checkpoints(g, g_adv)
     return np.select([out == 3, out == 4], [4, 3], out)
 
 
 MISTAKES = (
     Mistake(
         "the ratio is upside down (g/g̃): r = g̃_i/g_i compares SAM's gradient with SGD's, so "
-        "r > 1 means SAM made the coordinate LARGER",
+        "r > 1 means SAM made the coordinate larger",
         _inverted,
     ),
     Mistake(
@@ -79,7 +79,7 @@ MISTAKES = (
         _zero_gradient_labelled,
     ),
     Mistake(
-        "ckpt3 and ckpt4 are swapped: ckpt3 is r < −1 (sign flip, LARGER magnitude), ckpt4 is "
+        "ckpt3 and ckpt4 are swapped: ckpt3 is r < −1 (sign flip, larger magnitude), ckpt4 is "
         "−1 < r < 0 (sign flip, smaller magnitude)",
         _swapped_flips,
     ),
@@ -113,5 +113,5 @@ CASES = (
 def check_checkpoints(checkpoints: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Feedback:
     """Check ``checkpoints(g, g_adv) -> labels`` against ``sampy.optim.checkpoints``."""
     return compare_with_reference(
-        "checkpoints", checkpoints, reference_checkpoints, CASES, MISTAKES, atol=0.0, rtol=0.0
+        "checkpoints", checkpoints, _reference_checkpoints, CASES, MISTAKES, atol=0.0, rtol=0.0
     )

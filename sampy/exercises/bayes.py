@@ -8,7 +8,7 @@ bSAM code (T. Möllenhoff, M. E. Khan, "SAM as an Optimal Relaxation of Bayes", 
 ζ the damping, δ the prior precision ``weight_decay``::
 
     m ← β1 m + (1 − β1)(g_adv + δ w)
-    w ← w − η m / s                        (the OLD s: the official code's order)
+    w ← w − η m / s                        (the old s: the official code's order)
     s ← β2 s + (1 − β2)(√s |g| + ζ + δ)    (the noisy g, not squared)
 
 The checker recognises the mistakes of pytorch-optimizer's ``BSAM`` and of hurried readers:
@@ -29,16 +29,18 @@ from sampy.optim.bsam import BSAMState
 Update = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _stack(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
-    return np.stack([np.asarray(w, float), np.asarray(m, float), np.asarray(s, float)])
+def _stack(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, ...]:
+    return np.asarray(w, float), np.asarray(m, float), np.asarray(s, float)
 
 
-def reference_bsam_update(w, m, s, g, g_adv, lr, betas, damping, weight_decay) -> np.ndarray:
+def _reference_bsam_update(
+    w, m, s, g, g_adv, lr, betas, damping, weight_decay
+) -> tuple[np.ndarray, ...]:
     """Steps 6–8 of ``sampy.optim.BSAM`` (code order), fed the two given gradients.
 
     BSAM asks its oracle for the noisy gradient first and the adversarial one second; with
     ``num_data = inf`` the posterior sample is the mean itself, so the step only sees g, g_adv.
-    Returns ``(w, m, s)`` stacked, shape ``(3, d)``.
+    Returns ``(w, m, s)``.
     """
     answers = iter([np.asarray(g, float), np.asarray(g_adv, float)])
     oracle = Oracle.from_gradient(lambda x: next(answers))
@@ -77,7 +79,7 @@ MISTAKES = (
         lambda *a: _variant(*a, h=_right, square=True),
     ),
     Mistake(
-        "the precision uses the adversarial gradient g̃: it is built from the NOISY gradient g "
+        "the precision uses the adversarial gradient g̃: it is built from the noisy gradient g "
         "at the posterior sample θ (its size there measures the curvature)",
         lambda *a: _variant(*a, h=lambda r, g, ga: r * ga),
     ),
@@ -89,7 +91,7 @@ MISTAKES = (
         ),
     ),
     Mistake(
-        "the mean moves with the NEW precision (the paper's box): the official code divides m "
+        "the mean moves with the new precision (the paper's box): the official code divides m "
         "by the precision before its update",
         lambda *a: _variant(*a, h=_right, new_s=True),
     ),
@@ -146,9 +148,13 @@ def check_bsam_precision_update(bsam_update: Update) -> Feedback:
     """Check ``bsam_update(w, m, s, g, g_adv, lr, betas, damping, weight_decay) -> (w, m, s)``
     against ``sampy.optim.BSAM`` (official code order)."""
 
-    def student(*args):
-        return _stack(*bsam_update(*args))
-
     return compare_with_reference(
-        "bsam_update", student, reference_bsam_update, CASES, MISTAKES, atol=1e-12, rtol=1e-9
+        "bsam_update",
+        bsam_update,
+        _reference_bsam_update,
+        CASES,
+        MISTAKES,
+        atol=1e-12,
+        rtol=1e-9,
+        outputs=("w", "m", "s"),
     )

@@ -33,11 +33,12 @@ import numpy as np
 
 from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
 from sampy.optim import ESAM, SGD, LookSAM, Oracle
+from sampy.optim.masks import top_k_mask
 
 # --------------------------------------------------------------------------- LookSAM's reuse
 
 
-def reference_looksam_reuse(
+def _reference_looksam_reuse(
     g0: np.ndarray, g_s: np.ndarray, g: np.ndarray, alpha: float
 ) -> np.ndarray:
     """LookSAM's reuse direction, read off ``sampy.optim.LookSAM`` with ``k = 2``.
@@ -65,11 +66,11 @@ def _rescaled(g: np.ndarray, v: np.ndarray) -> np.ndarray:
 LOOKSAM_MISTAKES = (
     Mistake(
         "the reused part is ψ g_v, without the ratio ‖g‖/‖g_v‖: LookSAM rescales the stored "
-        "direction to the size of the CURRENT gradient, so that ‖d − g‖ = ψ ‖g‖",
+        "direction to the size of the current gradient, so that ‖d − g‖ = ψ ‖g‖",
         lambda g0, g_s, g, alpha: g + alpha * _orthogonal(g_s, g0),
     ),
     Mistake(
-        "you stored the projection of g_s ONTO g0 (the part along the old gradient); LookSAM "
+        "you stored the projection of g_s onto g0 (the part along the old gradient); LookSAM "
         "stores what is left after removing it, g_v = g_s − (⟨g_s, g0⟩/‖g0‖²) g0, orthogonal "
         "to g0",
         lambda g0, g_s, g, alpha: g + alpha * _rescaled(g, (g_s @ g0) / (g0 @ g0) * g0),
@@ -117,7 +118,7 @@ def check_looksam_reuse(
     return compare_with_reference(
         "looksam_reuse",
         looksam_reuse,
-        reference_looksam_reuse,
+        _reference_looksam_reuse,
         LOOKSAM_CASES,
         LOOKSAM_MISTAKES,
         rtol=1e-6,
@@ -127,7 +128,7 @@ def check_looksam_reuse(
 # --------------------------------------------------------------------------- ESAM's SDS
 
 
-def reference_sds_select(
+def _reference_sds_select(
     loss_before: np.ndarray, loss_after: np.ndarray, gamma: float
 ) -> np.ndarray:
     """ESAM's selection, by ``sampy.optim.ESAM.select``: a boolean mask of k examples."""
@@ -151,6 +152,11 @@ def _strict(before: np.ndarray, after: np.ndarray, gamma: float) -> np.ndarray:
     return s > threshold
 
 
+def _at_least_kth(before: np.ndarray, after: np.ndarray, gamma: float) -> np.ndarray:
+    s = after - before
+    return s >= np.sort(s)[::-1][_k(s.size, gamma) - 1]
+
+
 def _ties_to_the_higher_index(before: np.ndarray, after: np.ndarray, gamma: float) -> np.ndarray:
     s = after - before
     mask = np.zeros(s.shape, dtype=bool)
@@ -160,12 +166,12 @@ def _ties_to_the_higher_index(before: np.ndarray, after: np.ndarray, gamma: floa
 
 SDS_MISTAKES = (
     Mistake(
-        "you chose the examples with the largest loss AFTER the perturbation; SDS ranks by the "
+        "you chose the examples with the largest loss after the perturbation; SDS ranks by the "
         "increase ℓ_i(w + ε) − ℓ_i(w), the instance sharpness, not by the loss",
         lambda before, after, gamma: _top(np.asarray(after), _k(len(after), gamma)),
     ),
     Mistake(
-        "you kept the examples whose loss rises LEAST: sort by decreasing increase",
+        "you kept the examples whose loss rises least: sort by decreasing increase",
         lambda before, after, gamma: _top(
             -(np.asarray(after) - np.asarray(before)), _k(len(after), gamma)
         ),
@@ -177,11 +183,17 @@ SDS_MISTAKES = (
         lambda before, after, gamma: _strict(np.asarray(before), np.asarray(after), gamma),
     ),
     Mistake(
-        "ties at the boundary went to the HIGHER index (a reversed ascending sort); break ties "
+        "ties at the boundary went to the higher index (a reversed ascending sort); break ties "
         "towards the lower index, e.g. np.argsort(-s, kind='stable')",
         lambda before, after, gamma: _ties_to_the_higher_index(
             np.asarray(before), np.asarray(after), gamma
         ),
+    ),
+    Mistake(
+        "you kept every example whose rise reaches the k-th largest, s_i ≥ c: with ties at "
+        "the boundary that is more than k examples; keep exactly k = max(1, ⌊φ n⌋), ties "
+        "going to the lower index (a stable sort of −s)",
+        lambda before, after, gamma: _at_least_kth(np.asarray(before), np.asarray(after), gamma),
     ),
     Mistake(
         "k was rounded up; ESAM keeps k = max(1, ⌊φ n⌋) examples",
@@ -220,6 +232,15 @@ SDS_CASES = (
         [0.5, 0.75, 0.25, 1.0, 0.0, 0.25, 0.5, 0.75, 0.5],
         0.3,
     ),
+    # n = 8, φ = 0.3: k = 2 (2.4 rounded down), no tie at the boundary: rounding k up keeps
+    # 3 examples, while s_i ≥ c keeps the right 2 (told apart from the rounding on the cases
+    # above, where both keep the tie).
+    _sds_case(
+        "8 examples, φ = 0.3, no tie",
+        [1.0, 2.0, 0.5, 0.25, 1.5, 3.0, 0.75, 2.5],
+        [0.25, 1.25, 0.0, 0.75, 0.5, 1.0, 0.0, 0.25],
+        0.3,
+    ),
 )
 
 
@@ -228,7 +249,7 @@ def check_sds_selection(
 ) -> Feedback:
     """Check ``sds_select(loss_before, loss_after, gamma) -> boolean mask`` against ESAM."""
     return compare_with_reference(
-        "sds_select", sds_select, reference_sds_select, SDS_CASES, SDS_MISTAKES
+        "sds_select", sds_select, _reference_sds_select, SDS_CASES, SDS_MISTAKES
     )
 
 
@@ -247,7 +268,7 @@ def _project(e: np.ndarray, rho: float) -> np.ndarray:
     return e if norm <= rho else e * (rho / norm)
 
 
-def reference_projected_ascent(grad: GradFn, w: np.ndarray, rho: float, k: int) -> np.ndarray:
+def _reference_projected_ascent(grad: GradFn, w: np.ndarray, rho: float, k: int) -> np.ndarray:
     """Foret et al.'s projected ascent: ``ε ← Π(ε + ρ ĝ(w + ε))`` k times from 0; ``ε_k``."""
     w = np.asarray(w, dtype=float)
     e = np.zeros_like(w)
@@ -284,7 +305,7 @@ ASCENT_MISTAKES = (
     ),
     Mistake(
         "you projected only once, at the end: the gradients of the later steps must be taken "
-        "at the projected points, so project after EVERY step",
+        "at the projected points, so project after every step",
         _projected_once,
     ),
     Mistake(
@@ -305,7 +326,7 @@ ASCENT_MISTAKES = (
     Mistake(
         "you returned the point w + ε_k; return the perturbation ε_k",
         lambda grad, w, rho, k: (
-            np.asarray(w, dtype=float) + reference_projected_ascent(grad, w, rho, k)
+            np.asarray(w, dtype=float) + _reference_projected_ascent(grad, w, rho, k)
         ),
     ),
 )
@@ -340,8 +361,148 @@ def check_projected_ascent(
     return compare_with_reference(
         "projected_ascent",
         projected_ascent,
-        reference_projected_ascent,
+        _reference_projected_ascent,
         ASCENT_CASES,
         ASCENT_MISTAKES,
         rtol=1e-6,
+    )
+
+
+# --------------------------------------------------------------------------- LookSAM's schedule
+
+
+def _reference_looksam_sam_steps(k: int, steps: int) -> np.ndarray:
+    """Which of ``steps`` steps of ``sampy.optim.LookSAM`` evaluate the gradient twice."""
+    opt = LookSAM(SGD(lr=0.01), rho=0.1, k=k, alpha=0.7)
+    oracle = Oracle.from_gradient(lambda w: w - 1.0)  # any gradient: only the count matters
+    w = np.zeros(2)
+    state, sam_steps = opt.init(w), []
+    for _ in range(steps):
+        before = oracle.calls
+        w, state = opt.step(w, state, oracle)
+        sam_steps.append(oracle.calls - before == 2)
+    return np.array(sam_steps)
+
+
+def _period(k: int, steps: int, period: int, first: int = 0) -> np.ndarray:
+    t = np.arange(steps)
+    return (t - first) % period == 0 if period > 0 else np.zeros(steps, dtype=bool)
+
+
+SCHEDULE_MISTAKES = (
+    Mistake(
+        "your SAM steps are t = k − 1, 2k − 1, … ((t + 1) % k == 0): LookSAM's counter starts "
+        "at 0 and its first step is a SAM step (there is no stored direction to reuse yet), "
+        "so the SAM steps are t % k == 0: t = 0, k, 2k, …",
+        lambda k, steps: _period(k, steps, k, first=k - 1),
+    ),
+    Mistake(
+        "a SAM step every k + 1 steps: between two SAM steps there are k − 1 reuse steps, not "
+        "k (t % k == 0, counting from 0)",
+        lambda k, steps: _period(k, steps, k + 1),
+    ),
+    Mistake(
+        "a SAM step every k − 1 steps: LookSAM computes the SAM gradient once per k steps, "
+        "t % k == 0",
+        lambda k, steps: _period(k, steps, k - 1),
+    ),
+    Mistake(
+        "SAM steps and reuse steps are swapped: True marks the steps that compute the SAM "
+        "gradient (t % k == 0), False the reuse steps",
+        lambda k, steps: ~_period(k, steps, k),
+    ),
+)
+
+SCHEDULE_CASES = (
+    Case("k = 5, 12 steps", (5, 12)),
+    Case("k = 3, 10 steps", (3, 10)),
+    Case("k = 4, 9 steps", (4, 9)),
+    Case("k = 1 (SAM on every step), 4 steps", (1, 4)),
+)
+
+
+def check_looksam_schedule(looksam_sam_steps: Callable[[int, int], np.ndarray]) -> Feedback:
+    """Check ``looksam_sam_steps(k, steps) -> mask``: True on the steps t = 0, 1, …, steps − 1
+    that compute the SAM gradient, counted from ``sampy.optim.LookSAM``'s gradient evaluations.
+    """
+    return compare_with_reference(
+        "looksam_sam_steps",
+        looksam_sam_steps,
+        _reference_looksam_sam_steps,
+        SCHEDULE_CASES,
+        SCHEDULE_MISTAKES,
+    )
+
+
+# --------------------------------------------------------------------------- SSAM's Fisher mask
+
+
+def _reference_ssam_mask(fisher: np.ndarray, sparsity: float) -> np.ndarray:
+    """SSAM-F's mask: the ``int(d (1 − s))`` largest Fisher scores, ties to the lower index.
+
+    As ``sampy.optim.SSAMF``'s refresh (P. Mi, L. Shen, T. Ren, Y. Zhou, X. Sun, R. Ji, D. Tao,
+    "Make Sharpness-Aware Minimization Stronger: A Sparsified Perturbation Approach",
+    NeurIPS 2022), by ``sampy.optim.masks.top_k_mask``.
+    """
+    fisher = np.asarray(fisher, dtype=float)
+    return top_k_mask(fisher, int(fisher.shape[-1] * (1.0 - sparsity)))
+
+
+def _ssam_kept(fisher: np.ndarray, k: int, *, lowest: bool = False) -> np.ndarray:
+    scores = -np.asarray(fisher, dtype=float) if lowest else np.asarray(fisher, dtype=float)
+    return _top(scores, k)
+
+
+def _ssam_strict(fisher: np.ndarray, sparsity: float) -> np.ndarray:
+    f = np.asarray(fisher, dtype=float)
+    k = int(f.size * (1.0 - sparsity))
+    return f > np.sort(f)[::-1][k - 1] if k > 0 else np.zeros(f.shape, dtype=bool)
+
+
+SSAM_MISTAKES = (
+    Mistake(
+        "you kept a fraction s of the coordinates: the sparsity s is the fraction left out, so "
+        "the mask keeps ⌊d (1 − s)⌋ coordinates",
+        lambda fisher, s: _ssam_kept(fisher, int(len(fisher) * s)),
+    ),
+    Mistake(
+        "you kept the coordinates of smallest Fisher score: SSAM-F perturbs where the Fisher "
+        "information is largest",
+        lambda fisher, s: _ssam_kept(fisher, int(len(fisher) * (1.0 - s)), lowest=True),
+    ),
+    Mistake(
+        "k was rounded up: the mask keeps ⌊d (1 − s)⌋ coordinates (int(), as the official code)",
+        lambda fisher, s: _ssam_kept(fisher, int(np.ceil(len(fisher) * (1.0 - s)))),
+    ),
+    Mistake(
+        "a strict threshold F_i > c at the k-th largest score c keeps fewer than k coordinates; "
+        "take the top k of a stable sort instead",
+        _ssam_strict,
+    ),
+    Mistake(
+        "ties at the boundary went to the higher index; break ties towards the lower index, "
+        "e.g. np.argsort(-F, kind='stable')",
+        lambda fisher, s: _ties_to_the_higher_index(
+            np.zeros(len(fisher)), np.asarray(fisher, dtype=float), 1.0 - s
+        ),
+    ),
+)
+
+SSAM_CASES = (
+    # d = 10, s = 0.25: k = 7 (7.5 rounded down); the 6th to 8th largest tie (indices 0, 4, 7).
+    Case(
+        "10 scores, s = 0.25",
+        (np.array([0.75, 2.0, 0.125, 1.5, 0.75, 3.0, 0.25, 0.75, 1.0, 4.0]), 0.25),
+    ),
+    # d = 6, s = 0.4: k = 3 (3.6 rounded down); a tie at the boundary (indices 1 and 4).
+    Case("6 scores, s = 0.4", (np.array([2.0, 0.5, 0.25, 3.0, 0.5, 0.125]), 0.4)),
+    # d = 5, s = 0.3: k = 3 (3.5 rounded down), no tie.
+    Case("5 scores, s = 0.3", (np.array([0.2, 1.3, 0.7, 0.05, 2.1]), 0.3)),
+)
+
+
+def check_ssam_mask(ssam_mask: Callable[[np.ndarray, float], np.ndarray]) -> Feedback:
+    """Check ``ssam_mask(fisher, sparsity) -> boolean mask`` against SSAM-F's refresh."""
+    return compare_with_reference(
+        "ssam_mask", ssam_mask, _reference_ssam_mask, SSAM_CASES, SSAM_MISTAKES
     )

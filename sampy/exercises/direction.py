@@ -29,12 +29,14 @@ import numpy as np
 
 from sampy.exercises.feedback import Case, Feedback, Mistake, compare_with_reference
 from sampy.optim import SGD, WSAM, Oracle
+from sampy.optim.perturbation import unit
+from sampy.optim.random_sam import MixedDescent
 from sampy.optim.rules import GSAMDescent, VarianceSuppressedAscent
 
 Vector = np.ndarray
 
 
-def reference_gsam_direction(g: Vector, g_adv: Vector, alpha: float) -> Vector:
+def _reference_gsam_direction(g: Vector, g_adv: Vector, alpha: float) -> Vector:
     """GSAM's ``d = g̃ − α g_⊥``, by ``sampy.optim.gsam.GSAMDescent`` (eps = 1e-12)."""
     g, g_adv = np.asarray(g, dtype=float), np.asarray(g_adv, dtype=float)
     return GSAMDescent(alpha, 1e-12)(g, g_adv, None)[0]
@@ -47,17 +49,17 @@ def _proj(a: Vector, b: Vector) -> Vector:
 
 GSAM_MISTAKES = (
     Mistake(
-        "d = g̃ − α g: subtract only the part of g ORTHOGONAL to g̃, g_⊥ = g − (⟨g, g̃⟩/‖g̃‖²) g̃; "
+        "d = g̃ − α g: subtract only the part of g orthogonal to g̃, g_⊥ = g − (⟨g, g̃⟩/‖g̃‖²) g̃; "
         "the parallel part would change the descent on the perturbed loss",
         lambda g, g_adv, alpha: g_adv - alpha * g,
     ),
     Mistake(
-        "d = g̃ + α g_⊥: wrong sign; the step w − η d must move ALONG +g_⊥ (uphill on L, which "
+        "d = g̃ + α g_⊥: wrong sign; the step w − η d must move along +g_⊥ (uphill on L, which "
         "shrinks the surrogate gap), so d = g̃ − α g_⊥",
         lambda g, g_adv, alpha: g_adv + alpha * (g - _proj(g, g_adv)),
     ),
     Mistake(
-        "you projected g̃ on g (g̃ − (⟨g̃, g⟩/‖g‖²) g): GSAM decomposes the CLEAN gradient g "
+        "you projected g̃ on g (g̃ − (⟨g̃, g⟩/‖g‖²) g): GSAM decomposes the clean gradient g "
         "along the perturbed gradient g̃, g_⊥ = g − (⟨g, g̃⟩/‖g̃‖²) g̃",
         lambda g, g_adv, alpha: g_adv - alpha * (g_adv - _proj(g_adv, g)),
     ),
@@ -78,11 +80,11 @@ GSAM_CASES = (
 def check_gsam_direction(gsam_direction: Callable[[Vector, Vector, float], Vector]) -> Feedback:
     """Check ``gsam_direction(g, g_adv, alpha) -> d`` against ``sampy.optim.GSAM``'s rule."""
     return compare_with_reference(
-        "gsam_direction", gsam_direction, reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES
+        "gsam_direction", gsam_direction, _reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES
     )
 
 
-def reference_wsam_direction(g: Vector, g_adv: Vector, gamma: float) -> Vector:
+def _reference_wsam_direction(g: Vector, g_adv: Vector, gamma: float) -> Vector:
     """The direction coupled WSAM hands to SGD(lr = 1), read off ``sampy.optim.WSAM``."""
     g, g_adv = np.asarray(g, dtype=float), np.asarray(g_adv, dtype=float)
     grads = {0: g, 1: g_adv}
@@ -105,11 +107,11 @@ WSAM_MISTAKES = (
     ),
     Mistake(
         "the weights are swapped (ω g + (1 − ω) g̃): the sharpness weight ω multiplies the "
-        "PERTURBED gradient g̃",
+        "perturbed gradient g̃",
         lambda g, g_adv, gamma: _alpha(gamma) * g + (1 - _alpha(gamma)) * g_adv,
     ),
     Mistake(
-        "d = g̃ + ω(g̃ − g): the regulariser's gradient ω(g̃ − g) is added to the CLEAN gradient g "
+        "d = g̃ + ω(g̃ − g): the regulariser's gradient ω(g̃ − g) is added to the clean gradient g "
         "(the gradient of L), not to g̃",
         lambda g, g_adv, gamma: g_adv + _alpha(gamma) * (g_adv - g),
     ),
@@ -124,11 +126,11 @@ WSAM_CASES = (
 def check_wsam_direction(wsam_direction: Callable[[Vector, Vector, float], Vector]) -> Feedback:
     """Check ``wsam_direction(g, g_adv, gamma) -> d`` against ``sampy.optim.WSAM`` (coupled)."""
     return compare_with_reference(
-        "wsam_direction", wsam_direction, reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES
+        "wsam_direction", wsam_direction, _reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES
     )
 
 
-def reference_vasso_perturbations(grads: Vector, rho: float, theta: float) -> Vector:
+def _reference_vasso_perturbations(grads: Vector, rho: float, theta: float) -> Vector:
     """VaSSO's ``ε_1, …, ε_T`` for the gradients ``grads`` (rows), by ``sampy.optim.VaSSO``'s
     ascent rule (``d_0 = 0``, guard 1e-12)."""
     grads = np.asarray(grads, dtype=float)
@@ -156,7 +158,7 @@ def _ema(grads: Vector, theta: float, first: Vector | None) -> Vector:
 
 VASSO_MISTAKES = (
     Mistake(
-        "the weights are swapped (d_t = θ d_{t−1} + (1 − θ) g_t): θ is the weight of the NEW "
+        "the weights are swapped (d_t = θ d_{t−1} + (1 − θ) g_t): θ is the weight of the new "
         "gradient, d_t = (1 − θ) d_{t−1} + θ g_t, so that θ = 1 is SAM",
         lambda grads, rho, theta: _unit_rows(_ema(np.asarray(grads), 1 - theta, None), rho),
     ),
@@ -196,7 +198,106 @@ def check_vasso_perturbations(
     return compare_with_reference(
         "vasso_perturbations",
         vasso_perturbations,
-        reference_vasso_perturbations,
+        _reference_vasso_perturbations,
         VASSO_CASES,
         VASSO_MISTAKES,
+    )
+
+
+# --------------------------------------------------------------------------- random perturbation
+
+GradFn = Callable[[Vector], Vector]
+
+
+def _random_eps(z: Vector, rho: float, kind: str) -> Vector:
+    z = np.asarray(z, dtype=float)
+    return rho * z if kind == "gaussian" else unit(z, rho, 0.0)
+
+
+def _reference_rwp_direction(
+    grad: GradFn, w: Vector, z: Vector, rho: float, mix: float, kind: str = "gaussian"
+) -> Vector:
+    """The direction of one ``sampy.optim.RandomSAM`` step for the noise draw ``z``.
+
+    ε = ρ z (Gaussian) or ρ z/‖z‖ (sphere); ``d = c ∇L(w) + (1 − c) ∇L(w + ε)`` by RandomSAM's
+    descent rule (T. Li, W. Yan, Z. Lei, Y. Wu, K. Fang, M. Yang, X. Huang, "Efficient
+    Generalization Improvement Guided by Random Weight Perturbation", arXiv:2211.11489, 2022).
+    """
+    w = np.asarray(w, dtype=float)
+    g_adv = np.asarray(grad(w + _random_eps(z, rho, kind)), dtype=float)
+    return MixedDescent(mix)(np.asarray(grad(w), dtype=float), g_adv, None)[0]
+
+
+def _rwp(grad, w, eps, mix, *, swap=False):
+    g, g_adv = grad(w), grad(w + eps)
+    c = 1.0 - mix if swap else mix
+    return c * g + (1.0 - c) * g_adv
+
+
+RWP_MISTAKES = (
+    Mistake(
+        "the weights are swapped: mix = c weighs the clean gradient, d = c ∇L(w) + (1 − c) "
+        "∇L(w + ε), so that mix = 0 is the perturbed gradient alone",
+        lambda grad, w, z, rho, mix, kind="gaussian": _rwp(
+            grad, w, _random_eps(z, rho, kind), mix, swap=True
+        ),
+    ),
+    Mistake(
+        "the noise has the wrong length: the Gaussian kind uses ε = ρ z as drawn, the sphere "
+        "kind rescales it to length ρ, ε = ρ z/‖z‖",
+        lambda grad, w, z, rho, mix, kind="gaussian": _rwp(
+            grad, w, _random_eps(z, rho, "sphere" if kind == "gaussian" else "gaussian"), mix
+        ),
+    ),
+    Mistake(
+        "the gradient is taken at w − ε: the random point is w + ε (the sign matters for the "
+        "draw you were given, even if on average it does not)",
+        lambda grad, w, z, rho, mix, kind="gaussian": _rwp(
+            grad, w, -_random_eps(z, rho, kind), mix
+        ),
+    ),
+    Mistake(
+        "you perturbed along the gradient, SAM's ε = ρ g/‖g‖: the random perturbation does not "
+        "look at the gradient at all, ε comes from the noise z",
+        lambda grad, w, z, rho, mix, kind="gaussian": _rwp(
+            grad, w, rho * grad(w) / np.linalg.norm(grad(w)), mix
+        ),
+    ),
+    Mistake(
+        "the clean gradient is missing: d = c ∇L(w) + (1 − c) ∇L(w + ε), not ∇L(w + ε) alone",
+        lambda grad, w, z, rho, mix, kind="gaussian": grad(w + _random_eps(z, rho, kind)),
+    ),
+)
+
+
+def _bowl(w: Vector) -> Vector:
+    return np.array([4.0, 1.0, 0.25]) * np.asarray(w, dtype=float)
+
+
+def _curved(w: Vector) -> Vector:
+    x, y = np.asarray(w, dtype=float)
+    return np.array([x**3 - y, 2.0 * y - x + 0.5 * np.sin(3.0 * y)])
+
+
+RWP_CASES = (
+    Case(
+        "Gaussian noise, c = 0.3",
+        (_bowl, np.array([1.0, -2.0, 0.5]), np.array([0.8, 0.3, -1.1]), 0.2, 0.3),
+    ),
+    Case(
+        "a random direction of length ρ, c = 0.25",
+        (_curved, np.array([0.7, -0.4]), np.array([1.5, -2.0]), 0.3, 0.25, "sphere"),
+    ),
+    Case(
+        "Gaussian noise on a curved landscape, c = 0.6",
+        (_curved, np.array([-0.5, 1.2]), np.array([-0.4, 0.9]), 0.5, 0.6, "gaussian"),
+    ),
+)
+
+
+def check_rwp_direction(rwp_direction: Callable[..., Vector]) -> Feedback:
+    """Check ``rwp_direction(grad, w, z, rho, mix, kind="gaussian") -> d`` against
+    ``sampy.optim.RandomSAM``'s rule for a given noise draw ``z``."""
+    return compare_with_reference(
+        "rwp_direction", rwp_direction, _reference_rwp_direction, RWP_CASES, RWP_MISTAKES
     )

@@ -28,7 +28,7 @@ def _spectrum(hvp: HessianVectorProduct, d: int) -> np.ndarray:
     return np.linalg.eigvalsh((H + H.T) / 2)
 
 
-def reference_largest_eigenvalue(hvp: HessianVectorProduct, d: int) -> float:
+def _reference_largest_eigenvalue(hvp: HessianVectorProduct, d: int) -> float:
     """``λ_max(H)``, exactly (the checker builds ``H`` from its ``d`` columns)."""
     return float(_spectrum(hvp, d)[-1])
 
@@ -52,7 +52,7 @@ LARGEST_EIGENVALUE_MISTAKES = (
     Mistake(
         "the shift was not added back: power iteration on H − μI returns λ_max − μ, so "
         "λ_max is that plus μ",
-        lambda hvp, d: reference_largest_eigenvalue(hvp, d) - _dominant(hvp, d),
+        lambda hvp, d: _reference_largest_eigenvalue(hvp, d) - _dominant(hvp, d),
     ),
     Mistake(
         "this is λ_min, the smallest eigenvalue: power iteration on −H finds it; λ_max comes "
@@ -93,7 +93,7 @@ def check_largest_eigenvalue(
     return compare_with_reference(
         "largest_eigenvalue",
         largest_eigenvalue,
-        reference_largest_eigenvalue,
+        _reference_largest_eigenvalue,
         LARGEST_EIGENVALUE_CASES,
         LARGEST_EIGENVALUE_MISTAKES,
         atol=1e-8,

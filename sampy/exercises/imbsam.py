@@ -1,12 +1,12 @@
 """Exercise: the ImbSAM descent direction (book chapter "ImbSAM on an imbalanced problem").
 
 Write ``imbsam_direction(grad, w, head, tail, rho, tail_weight=2.0) -> d`` where
-``grad(w, idx)`` is the MEAN gradient of the examples ``idx`` at ``w`` and ``head``/``tail``
+``grad(w, idx)`` is the mean gradient of the examples ``idx`` at ``w`` and ``head``/``tail``
 are index arrays that together hold all n examples. With the official loop's normalisation
 (Y. Zhou, Y. Qu, X. Xu, H. Shen, "ImbSAM: A Closer Look at Sharpness-Aware Minimization in
 Class-Imbalanced Recognition", ICCV 2023):
 
-    L_head = (1/n) Σ_head ℓ_i,   L_tail = (c/n) Σ_tail ℓ_i          (n = ALL examples)
+    L_head = (1/n) Σ_head ℓ_i,   L_tail = (c/n) Σ_tail ℓ_i          (n = all examples)
     g_h = ∇L_head(w),   g_t = ∇L_tail(w),   ε = ρ g_t/‖g_t‖,   g̃_t = ∇L_tail(w + ε)
     d = g_h + g̃_t
 
@@ -41,7 +41,7 @@ class _Split:
         return self._grad(x, np.arange(self.n) if examples is None else np.asarray(examples))
 
 
-def reference_imbsam_direction(
+def _reference_imbsam_direction(
     grad: Grad, w: np.ndarray, head: np.ndarray, tail: np.ndarray, rho: float, tail_weight=2.0
 ) -> np.ndarray:
     """ImbSAM's descent direction ``d``, read off one ``sampy.optim.ImbSAM`` step."""
@@ -66,7 +66,7 @@ def _direction(
 
 MISTAKES = (
     Mistake(
-        "ε follows the FULL gradient g_h + g_t: ImbSAM perturbs along the tail gradient only, "
+        "ε follows the full gradient g_h + g_t: ImbSAM perturbs along the tail gradient only, "
         "ε = ρ g_t/‖g_t‖ — the head loss is not made sharpness-aware",
         lambda grad, w, head, tail, rho, tail_weight=2.0: _direction(
             grad, w, head, tail, rho, tail_weight, perturb="full"
@@ -81,7 +81,7 @@ MISTAKES = (
     ),
     Mistake(
         "the tail loss is divided by the number of tail examples: the official loop divides "
-        "both losses by the FULL batch size n, L_tail = (c/n) Σ_tail ℓ_i",
+        "both losses by the full batch size n, L_tail = (c/n) Σ_tail ℓ_i",
         lambda grad, w, head, tail, rho, tail_weight=2.0: _direction(
             grad, w, head, tail, rho, tail_weight, tail_n=len(tail)
         ),
@@ -115,5 +115,5 @@ CASES = _cases()
 def check_imbsam_direction(imbsam_direction: Callable[..., np.ndarray]) -> Feedback:
     """Check ``imbsam_direction(grad, w, head, tail, rho, tail_weight)`` against ImbSAM."""
     return compare_with_reference(
-        "imbsam_direction", imbsam_direction, reference_imbsam_direction, CASES, MISTAKES
+        "imbsam_direction", imbsam_direction, _reference_imbsam_direction, CASES, MISTAKES
     )

@@ -22,7 +22,7 @@ from sampy.optim import SAM, SGD, Oracle
 Grad = Callable[[np.ndarray], np.ndarray]
 
 
-def reference_sam_step(grad: Grad, w: np.ndarray, lr: float, rho: float) -> np.ndarray:
+def _reference_sam_step(grad: Grad, w: np.ndarray, lr: float, rho: float) -> np.ndarray:
     """One SAM step with a plain gradient-descent base, by ``sampy.optim.SAM``."""
     opt = SAM(SGD(lr=lr), rho=rho)
     w = np.asarray(w, dtype=float)
@@ -40,7 +40,7 @@ MISTAKES = (
         lambda grad, w, lr, rho: w - lr * grad(w + rho * grad(w)),
     ),
     Mistake(
-        "the perturbation goes downhill (w − ε): SAM looks for the WORST point of the ball, "
+        "the perturbation goes downhill (w − ε): SAM looks for the worst point of the ball, "
         "uphill, w + ρ g/‖g‖",
         lambda grad, w, lr, rho: w - lr * grad(w - rho * _unit(grad(w))),
     ),
@@ -73,4 +73,4 @@ CASES = (
 
 def check_sam_step(sam_step: Callable[[Grad, np.ndarray, float, float], np.ndarray]) -> Feedback:
     """Check ``sam_step(grad, w, lr, rho) -> w_next`` against ``sampy.optim.SAM``."""
-    return compare_with_reference("sam_step", sam_step, reference_sam_step, CASES, MISTAKES)
+    return compare_with_reference("sam_step", sam_step, _reference_sam_step, CASES, MISTAKES)

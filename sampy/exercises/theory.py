@@ -39,7 +39,7 @@ Vector = np.ndarray
 # -- Danskin: the penalised worst case of a quadratic -------------------------------------------
 
 
-def reference_penalised_worst_case_gradient(H: Matrix, w: Vector, rho: float) -> Vector:
+def _reference_penalised_worst_case_gradient(H: Matrix, w: Vector, rho: float) -> Vector:
     """``∇_w max_ε [½(w+ε)ᵀH(w+ε) − ‖ε‖²/(2ρ)] = H (I − ρH)⁻¹ w`` (Danskin's theorem)."""
     H, w = np.asarray(H, dtype=float), np.asarray(w, dtype=float)
     return H @ np.linalg.solve(np.eye(len(w)) - rho * H, w)
@@ -94,7 +94,7 @@ def check_penalised_worst_case_gradient(
     return compare_with_reference(
         "penalised_worst_case_gradient",
         penalised_worst_case_gradient,
-        reference_penalised_worst_case_gradient,
+        _reference_penalised_worst_case_gradient,
         PENALISED_CASES,
         PENALISED_MISTAKES,
     )
@@ -103,7 +103,7 @@ def check_penalised_worst_case_gradient(
 # -- SAM on a quadratic: the multipliers per eigen-direction ------------------------------------
 
 
-def reference_sam_quadratic_multipliers(
+def _reference_sam_quadratic_multipliers(
     eigenvalues: Vector, g_norm: float, lr: float, rho: float
 ) -> Vector:
     """The factor by which one ``sampy.optim.SAM`` step (SGD base) multiplies each coordinate of
@@ -129,7 +129,7 @@ MULTIPLIER_MISTAKES = (
     ),
     Mistake(
         "the perturbation went downhill (ε = −ρg/‖g‖); SAM's goes uphill, ε = +ρg/‖g‖, "
-        "which ADDS ρλ/‖g‖ to the curvature",
+        "which adds ρλ/‖g‖ to the curvature",
         lambda lam, g_norm, lr, rho: (
             1 - lr * np.asarray(lam) * (1 - rho * np.asarray(lam) / g_norm)
         ),
@@ -157,7 +157,7 @@ def check_sam_quadratic_multipliers(
     return compare_with_reference(
         "sam_quadratic_multipliers",
         sam_quadratic_multipliers,
-        reference_sam_quadratic_multipliers,
+        _reference_sam_quadratic_multipliers,
         MULTIPLIER_CASES,
         MULTIPLIER_MISTAKES,
     )
@@ -166,7 +166,7 @@ def check_sam_quadratic_multipliers(
 # -- the SAM edge of stability ---------------------------------------------------------------
 
 
-def reference_sam_edge(g_norm: float, lr: float, rho: float) -> float:
+def _reference_sam_edge(g_norm: float, lr: float, rho: float) -> float:
     """The positive root λ of ``ηλ(1 + ρλ/‖g‖) = 2``: ``(‖g‖/2ρ)(√(1 + 8ρ/(η‖g‖)) − 1)``."""
     return g_norm / (2 * rho) * (np.sqrt(1 + 8 * rho / (lr * g_norm)) - 1)
 
@@ -203,5 +203,5 @@ EDGE_CASES = (
 def check_sam_edge(sam_edge: Callable[[float, float, float], float]) -> Feedback:
     """Check ``sam_edge(g_norm, lr, rho)``, the largest curvature SAM's step keeps stable."""
     return compare_with_reference(
-        "sam_edge", sam_edge, reference_sam_edge, EDGE_CASES, EDGE_MISTAKES
+        "sam_edge", sam_edge, _reference_sam_edge, EDGE_CASES, EDGE_MISTAKES
     )
