@@ -34,7 +34,25 @@ Evaluation runs under ``np.errstate(all="ignore")``: a pole (``1/(x - 1)`` at ``
 
 Gradients are exact: forward-mode differentiation over the same closure tree (a value and
 its two partial derivatives per node), and an ``autograd.numpy`` twin of the tree so that
-``TestFunction.autograd_grad`` and ``hessian`` work as for the built-in functions.
+``TestFunction.autograd_grad`` and ``hessian`` work as for the built-in functions (quietly:
+their backward passes run under the same ``errstate``, and autograd's "Output seems
+independent of input" warning for a constant is not shown).
+
+At the corners of the chain rule the forward gradient is finite where the function is
+differentiable: a stationary inner function times an infinite outer slope counts as 0, not
+NaN (``0 · ∞``), so ``x**(2 + 0*y)`` at x < 0 has the gradient ``(2x, 0)`` of ``x**2``
+(autograd's is NaN there: its ``log(x) · 0``). Where the function is *not* differentiable,
+the outcome is this, by design:
+
+- at the apex of a cone (``sqrt(x**2 + y**2)``, ``hypot(x, y)``, ``abs(x)`` at 0) the
+  gradient is the subgradient 0, the smallest element of the subdifferential: the point is
+  the cone's minimum, and a run started there stays there instead of being reported as
+  diverged;
+- ``minimum``/``maximum`` at a tie split the slope evenly, as autograd does, and give the
+  slope 0 to an operand that is NaN (the value is NaN there);
+- at a pole or a branch point (``1/x`` at 0, ``sqrt(x)`` at 0, ``arctan2(y, x)`` at the
+  origin) the gradient is ``inf`` or NaN, as the value is, and ``sampy.run`` records the
+  divergence.
 
 >>> f = expression_function("(x - 1)**2 + 10*y**2")
 >>> float(f(np.array([1.0, 0.0])))
@@ -46,6 +64,7 @@ its two partial derivatives per node), and an ``autograd.numpy`` twin of the tre
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -235,6 +254,24 @@ def _scale(t: Tangent, s: Array | float) -> Tangent:
     return None if t is None else t * s
 
 
+def _chain(t: Tangent, slope: Array | float) -> Tangent:
+    """``t · slope`` for a slope that can be infinite or undefined, with ``0 · slope = 0``.
+
+    The chain rule at a point where the inner function is stationary (tangent exactly 0)
+    and the outer one has an infinite slope (``sqrt`` at 0, ``log`` at 0, a division by 0)
+    meets ``0 · ∞``, which IEEE arithmetic makes NaN. The product is taken to be 0: the
+    outer slope's size does not matter when the inner function does not move. This gives
+    the exact derivative where one exists (``sqrt(x**4)`` at 0: 0; ``x**(2 + 0*y)`` at
+    x < 0, whose ``log(x)`` term is multiplied by the exponent's zero derivative: 0) and the
+    subgradient 0 at a cone's apex (see ``Expression``).
+    """
+    if t is None:
+        return None
+    if np.ndim(t) == 0:
+        return None if t == 0 else t * slope
+    return np.where(t == 0, 0.0, t * slope)
+
+
 def _add(a: Tangent, b: Tangent) -> Tangent:
     if a is None:
         return b
@@ -315,8 +352,8 @@ def _binary(op: type[ast.operator], a: _Node, b: _Node) -> _Node:
             inv = np.divide(1.0, vb)
             return (
                 v,
-                _scale(_add(ax, _neg(_scale(bx, v))), inv),
-                _scale(_add(ay, _neg(_scale(by, v))), inv),
+                _chain(_add(ax, _neg(_chain(bx, v))), inv),
+                _chain(_add(ay, _neg(_chain(by, v))), inv),
             )
 
         return _Node(
@@ -333,7 +370,7 @@ def _binary(op: type[ast.operator], a: _Node, b: _Node) -> _Node:
         def forward(x, y):
             va, ax, ay = ga(x, y)
             slope = np.multiply(p, np.power(va, p - 1.0))
-            return np.power(va, p), _scale(ax, slope), _scale(ay, slope)
+            return np.power(va, p), _chain(ax, slope), _chain(ay, slope)
 
         return _Node(
             lambda x, y: np.power(fa(x, y), p), forward, lambda x, y: anp.power(aa(x, y), p)
@@ -347,7 +384,7 @@ def _binary(op: type[ast.operator], a: _Node, b: _Node) -> _Node:
         # with exponent 1 where b = 0, log(1) where a = 0) so that the two agree everywhere.
         da = np.multiply(vb, np.power(va, np.where(vb != 0, vb - 1.0, 1.0)))
         db = np.multiply(np.log(np.where(va == 0, 1.0, va)), v)
-        return v, _add(_scale(ax, da), _scale(bx, db)), _add(_scale(ay, da), _scale(by, db))
+        return v, _add(_chain(ax, da), _chain(bx, db)), _add(_chain(ay, da), _chain(by, db))
 
     return _Node(
         lambda x, y: np.power(fa(x, y), fb(x, y)),
@@ -366,7 +403,7 @@ def _call_unary(name: str, a: _Node) -> _Node:
         if slope_of is None or (ax is None and ay is None):
             return v, None, None
         slope = slope_of(va, v)
-        return v, _scale(ax, slope), _scale(ay, slope)
+        return v, _chain(ax, slope), _chain(ay, slope)
 
     return _Node(lambda x, y: f_np(fa(x, y)), forward, lambda x, y: f_ag(aa(x, y)))
 
@@ -380,22 +417,29 @@ def _call_binary(name: str, a: _Node, b: _Node) -> _Node:
     def slopes(va: Array, vb: Array, v: Array) -> tuple[Array, Array]:
         """∂v/∂a and ∂v/∂b."""
         if name in ("minimum", "maximum"):
-            # Ties split the derivative evenly, as autograd does.
+            # Ties split the derivative evenly, as autograd does; with a NaN operand the
+            # value is NaN and neither operand "wins": slope 0 for both, as autograd has it.
             a_wins = np.where(va == v, 1.0, 0.0)
             b_wins = np.where(vb == v, 1.0, 0.0)
             both = a_wins + b_wins
-            return a_wins / both, b_wins / both
+            share = np.divide(1.0, both, out=np.zeros_like(both), where=both > 0)
+            return a_wins * share, b_wins * share
         if name == "arctan2":  # arctan2(a, b): the angle of the point (b, a)
             r2 = va * va + vb * vb
             return vb / r2, -va / r2
-        return va / v, vb / v  # hypot
+        # hypot: a cone with its apex where both operands are 0; the subgradient 0 there.
+        apex = v == 0
+        if np.any(apex):
+            safe = np.where(apex, 1.0, v)
+            return np.where(apex, 0.0, va / safe), np.where(apex, 0.0, vb / safe)
+        return va / v, vb / v
 
     def forward(x, y):
         va, ax, ay = ga(x, y)
         vb, bx, by = gb(x, y)
         v = f_np(va, vb)
         sa, sb = slopes(va, vb, v)
-        return v, _add(_scale(ax, sa), _scale(bx, sb)), _add(_scale(ay, sa), _scale(by, sb))
+        return v, _add(_chain(ax, sa), _chain(bx, sb)), _add(_chain(ay, sa), _chain(by, sb))
 
     return _Node(
         lambda x, y: f_np(fa(x, y), fb(x, y)), forward, lambda x, y: f_ag(aa(x, y), ab(x, y))
@@ -420,6 +464,20 @@ class _Checker:
             return None
         # col_offset counts UTF-8 bytes; the reader counts characters.
         return self.offset + len(self.encoded[:col].decode("utf-8", errors="ignore"))
+
+    def quote(self, node: ast.AST, value: float) -> str:
+        """The text of ``node`` as typed and, where that is not simply the number, its value:
+        ``100.0000001`` stays ``100.0000001`` (not rounded), ``(50*3)`` is ``(50*3) = 150``."""
+        typed = ast.get_source_segment(self.text, node)
+        shown = repr(value)
+        if typed is None:
+            return shown
+        try:
+            if float(typed) == value:
+                return typed
+        except ValueError:
+            pass
+        return f"{typed} = {shown}"
 
     def fail(self, message: str, node: ast.AST) -> ExpressionError:
         return ExpressionError(message, self.position(node))
@@ -501,7 +559,7 @@ class _Checker:
             if not (math.isfinite(p) and abs(p) <= MAX_EXPONENT):
                 raise self.fail(
                     f"the exponent of '**' must be a finite number with |p| <= "
-                    f"{MAX_EXPONENT:g}, got {p:g}",
+                    f"{MAX_EXPONENT:g}, got {self.quote(node.right, p)}",
                     node.right,
                 )
         return _binary(op, left, right), [left, right]
@@ -534,9 +592,32 @@ class _Checker:
 
 
 def _check_nesting(text: str, offset: int) -> None:
-    """Reject deep bracket nesting by a character scan, before ``ast.parse`` recurses."""
+    """Reject deep bracket nesting by a character scan, before ``ast.parse`` recurses.
+
+    Brackets inside a string literal or a comment are no nesting and do not count (the
+    string is rejected later, with its own message; the comment is ignored by the parser).
+    """
     depth = 0
-    for i, char in enumerate(text):
+    quote = ""  # the open string's delimiter: a quote, or three of them; "" outside one
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == "\\":
+                i += 2  # an escaped character, e.g. \' inside '...'
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+            i += 1
+            continue
+        if char == "#":
+            break  # a comment runs to the end of the (single) line
+        if char in "'\"":
+            quote = text[i : i + 3] if text.startswith(char * 3, i) else char
+            i += len(quote)
+            continue
         if char in "([{":
             depth += 1
             if depth > MAX_NESTING:
@@ -545,10 +626,12 @@ def _check_nesting(text: str, offset: int) -> None:
                 )
         elif char in ")]}":
             depth -= 1
+        i += 1
 
 
-def _check_size(tree: ast.AST, checker: _Checker) -> None:
-    """Node count and depth, iteratively (a recursive walk could itself overflow)."""
+def _check_size(tree: ast.AST, checker: _Checker) -> int:
+    """Node count and depth, iteratively (a recursive walk could itself overflow); returns
+    the count."""
     count = 0
     stack: list[tuple[ast.AST, int]] = [(tree, 1)]
     while stack:
@@ -568,6 +651,7 @@ def _check_size(tree: ast.AST, checker: _Checker) -> None:
                 node,
             )
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return count
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,12 +664,15 @@ class Expression:
 
     Build it with ``parse_expression``. ``expr(x, y)`` evaluates it on arrays of any
     broadcastable shapes (NaN/inf where undefined, nothing raises); ``value_and_grad(x, y)``
-    adds the two partial derivatives. ``variables`` lists the variables that occur.
+    adds the two partial derivatives. ``variables`` lists the variables that occur;
+    ``nodes`` counts the numbers, names and operations of the text (what ``MAX_NODES``
+    bounds), a measure of what one evaluation costs.
     """
 
     text: str
     variables: tuple[str, ...]
     _root: _Node = field(repr=False)
+    nodes: int = 0
 
     @staticmethod
     def _inputs(x: object, y: object) -> tuple[Array, Array, tuple[int, ...]]:
@@ -695,11 +782,11 @@ def parse_expression(text: str) -> Expression:
         # overwhelm its parser, and they must still reach the reader as a message.
         raise ExpressionError(f"the expression cannot be parsed ({type(error).__name__})") from None
     checker = _Checker(stripped, offset)
-    _check_size(tree, checker)
+    nodes = _check_size(tree, checker)
     root = checker.compile(tree.body)
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     variables = tuple(v for v in VARIABLES if v in names)
-    return Expression(text=stripped, variables=variables, _root=root)
+    return Expression(text=stripped, variables=variables, _root=root, nodes=nodes)
 
 
 def check_expression(text: str) -> str | None:
@@ -709,6 +796,39 @@ def check_expression(text: str) -> str | None:
     except ExpressionError as error:
         return str(error)
     return None
+
+
+def _quiet_autograd() -> contextlib.AbstractContextManager:
+    """Autograd's backward passes without warnings: the same ``errstate`` as the forward pass
+    (a pole's ``inf``/NaN is the answer, not a mistake) and no "Output seems independent of
+    input" for an expression that is constant in a variable."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(np.errstate(all="ignore"))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.filterwarnings("ignore", message="Output seems independent of input")
+    return stack
+
+
+@dataclass(frozen=True, eq=False)
+class _ExpressionFunction(TestFunction):
+    """A ``TestFunction`` whose autograd gradient and Hessian run quietly (``_quiet_autograd``)."""
+
+    __test__ = False
+
+    def autograd_grad(self, x: np.ndarray) -> np.ndarray:
+        """Gradient by autograd, with no warning for a pole or a constant."""
+        with _quiet_autograd():
+            return super().autograd_grad(x)
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """Hessian by autograd, with no warning for a pole or a constant."""
+        with _quiet_autograd():
+            return super().hessian(x)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and (forward-mode) gradient, with no warning for a pole."""
+        with np.errstate(all="ignore"):
+            return super().value_and_grad(x)
 
 
 def expression_function(
@@ -728,7 +848,7 @@ def expression_function(
     expression = parse_expression(text)
     if len(domain) != 2 or any(len(pair) != 2 or not pair[0] < pair[1] for pair in domain):
         raise ValueError(f"domain must be two (low, high) pairs with low < high, got {domain!r}")
-    return TestFunction(
+    return _ExpressionFunction(
         name=name,
         fn=expression.autograd_on_points,
         dim=2,

@@ -396,6 +396,102 @@ def test_bounds_leave_room_for_ordinary_expressions():
     assert check_expression(" + ".join([f"{k}*sin({k}*x)*cos(y)" for k in range(1, 20)])) is None
 
 
+# --------------------------------------------------------------------------- corners
+
+
+def test_a_disguised_constant_exponent_has_the_gradient_of_the_constant_power():
+    """``x**(2 + 0*y)`` is x² and differentiable at x < 0: no ``log(x) · 0`` NaN (the
+    review's B4), and a run from (-1, 0) is no divergence."""
+    f = expression_function("x**(2 + 0*y)")
+    points = np.array([[-1.0, 0.0], [-2.5, 3.0], [0.0, 1.0], [1.5, -2.0]])
+    expected = np.stack([2 * points[:, 0], np.zeros(4)], axis=-1)
+    np.testing.assert_array_equal(f.grad(points), expected)
+    traj = sampy.run(SGD(lr=0.1), f, [-1.0, 0.0], 20)
+    assert int(traj.diverged_at) == -1 and np.all(np.isfinite(traj.xs))
+    np.testing.assert_allclose(traj.xs[-1], [-(0.8**20), 0.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text", ["sqrt(x**2 + y**2)", "hypot(x, y)", "(x**2 + y**2)**0.5", "abs(x) + abs(y)"]
+)
+def test_a_cone_apex_has_the_subgradient_zero_and_a_run_stays_there(text):
+    """Not differentiable at the apex: the documented outcome is the subgradient 0 (the
+    module docstring), so a run started at the minimum stays and is not "diverged"."""
+    f = expression_function(text)
+    np.testing.assert_array_equal(f.grad(np.zeros((3, 2))), np.zeros((3, 2)))
+    traj = sampy.run(SAM(SGD(lr=0.1), rho=0.05), f, [0.0, 0.0], 10)
+    assert int(traj.diverged_at) == -1
+    np.testing.assert_array_equal(traj.xs[-1], [0.0, 0.0])
+    if text != "abs(x) + abs(y)":  # away from the apex: the exact gradient (x, y)/r
+        np.testing.assert_allclose(f.grad(np.array([3.0, 4.0])), [0.6, 0.8], rtol=1e-15)
+
+
+def test_a_stationary_inner_function_under_an_infinite_slope_gives_zero_not_nan():
+    """``0 · ∞`` in the chain rule: sqrt(x**4 + y**2) is differentiable at 0 with gradient 0,
+    and sqrt(x) at 0 (a genuinely infinite slope) stays infinite."""
+    f = expression_function("sqrt(x**4 + y**2) + log(1 + 0*x)")
+    np.testing.assert_array_equal(f.grad(np.zeros(2)), [0.0, 0.0])
+    g = expression_function("sqrt(x)")
+    assert np.isposinf(g.grad(np.zeros(2))[0])
+
+
+@pytest.mark.parametrize("name", ["minimum", "maximum"])
+def test_minimum_and_maximum_with_a_nan_operand_follow_autograd(name):
+    f = expression_function(f"{name}(x, 0*y + log(-1 + 0*x))")  # the second operand is NaN
+    points = RNG.uniform(-2.0, 2.0, (8, 2))
+    assert np.all(np.isnan(f(points)))
+    np.testing.assert_array_equal(f.grad(points), f.autograd_grad(points))
+    np.testing.assert_array_equal(f.grad(points), np.zeros((8, 2)))
+
+
+def test_autograd_gradient_and_hessian_raise_no_warning():
+    """The review's B4: ``errstate`` wrapped only the forward pass."""
+    points = np.array([[0.0, 0.0], [-1.0, 2.0], [1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for text in ("1/x + log(y)", "sign(x) + 3", "x**(2 + 0*y)", "7"):
+            f = expression_function(text)
+            f.autograd_grad(points)
+            f.hessian(points)
+            f.hessian(points[0])
+            f.value_and_grad(points)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [("x**100.0000001", "got 100.0000001"), ("x**(50*3)", "got 50*3 = 150.0"),
+     ("x**-1000", "got -1000"), ("x**1e308", "got 1e308")],
+)  # fmt: skip
+def test_the_exponent_message_quotes_the_input_faithfully(text, quoted):
+    message = check_expression(text)
+    assert quoted in message, message
+    assert "got 100 " not in message + " "
+
+
+@pytest.mark.parametrize("text", ["x # " + "(" * 60, "x # )))" + "[" * 50, "x # '" + "(" * 50])
+def test_brackets_in_a_comment_do_not_count_towards_the_nesting_limit(text):
+    assert check_expression(text) is None  # the comment is ignored; x remains
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'" + "(" * 60 + "'",
+        '"' + "{" * 60 + '"',
+        "x + '''" + "(" * 60 + "'''",
+        "'\\'" + "(" * 60 + "'",
+    ],
+)
+def test_brackets_in_a_string_do_not_count_and_the_string_is_refused(text):
+    message = check_expression(text)
+    assert message is not None and "nested too deeply" not in message, message
+
+
+def test_brackets_outside_strings_and_comments_still_count():
+    assert "nested too deeply" in check_expression("'a' + " + "(" * 60 + "x" + ")" * 60)
+    assert "nested too deeply" in check_expression("(" * 60 + "x" + ")" * 60 + " # )")
+
+
 # --------------------------------------------------------------------------- fuzzing
 
 _TOKENS = [
