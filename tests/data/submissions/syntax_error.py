@@ -1,0 +1,5 @@
+import numpy as np
+
+
+def gsam_direction(g, g_adv, alpha)
+    return g_adv

