@@ -265,8 +265,9 @@ def _compare_trajectories(
             point, i = difference
             at = (*point, i)
             raise AssertionError(
-                f"step {k}, {_point_text(point)}coordinate {i}: {who} gives {float(got[at])!r}, "
-                f"{what} {float(expected[at])!r} (difference {abs(got[at] - expected[at]):.3g}, "
+                f"step {k}, {_point_text(point)}coordinate {i}: {who} gives {float(got[at])!r} "
+                f"where {what} gives {float(expected[at])!r} (difference "
+                f"{abs(got[at] - expected[at]):.3g}, "
                 f"rtol={r:g}, atol={a:g}); the point before this step was "
                 f"{np.asarray(previous)[point].tolist()}"
                 + ("" if k > 1 else "; the very first step differs")

@@ -71,8 +71,8 @@ def test_a_wrong_sam_in_the_example_fails_with_the_step_and_coordinate(tmp_path:
     x0 = start_points(functions.get("sphere"), 4)
     assert (
         "AssertionError: step 1, start point 0, coordinate 0: your step my_sam_step gives "
-        f"{float(x0[0, 0] - 0.001 * 2 * (x0[0, 0] + 0.05 * 2 * x0[0, 0]))!r}, sampy's "
-        "SAM(rho=0.05) "
+        f"{float(x0[0, 0] - 0.001 * 2 * (x0[0, 0] + 0.05 * 2 * x0[0, 0]))!r} where sampy's "
+        "SAM(rho=0.05) gives "
     ) in run.stdout
 
 
