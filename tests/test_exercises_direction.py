@@ -10,14 +10,18 @@ from checker_corpus import mistakes_may_answer  # noqa: F401  (a fixture)
 from sampy.exercises.direction import (
     GSAM_CASES,
     GSAM_MISTAKES,
+    RWP_CASES,
+    RWP_MISTAKES,
     VASSO_CASES,
     VASSO_MISTAKES,
     WSAM_CASES,
     WSAM_MISTAKES,
     _reference_gsam_direction,
+    _reference_rwp_direction,
     _reference_vasso_perturbations,
     _reference_wsam_direction,
     check_gsam_direction,
+    check_rwp_direction,
     check_vasso_perturbations,
     check_wsam_direction,
 )
@@ -28,6 +32,7 @@ CHECKERS = [
     (check_gsam_direction, _reference_gsam_direction, GSAM_CASES, GSAM_MISTAKES),
     (check_wsam_direction, _reference_wsam_direction, WSAM_CASES, WSAM_MISTAKES),
     (check_vasso_perturbations, _reference_vasso_perturbations, VASSO_CASES, VASSO_MISTAKES),
+    (check_rwp_direction, _reference_rwp_direction, RWP_CASES, RWP_MISTAKES),
 ]
 
 
@@ -126,4 +131,19 @@ def test_vasso_reference_is_the_optimizer_s_perturbation():
         perturbations = np.array(seen[1::2]) - np.array(seen[0::2])
         np.testing.assert_allclose(
             perturbations, _reference_vasso_perturbations(*case.args), rtol=1e-12, atol=1e-15
+        )
+
+
+def test_rwp_reference_is_random_sams_step():
+    """Fed the noise RandomSAM draws, the reference gives the direction of its step."""
+    from sampy.optim import SGD, Oracle, RandomSAM
+
+    for kind, rho, mix in (("gaussian", 0.3, 0.25), ("sphere", 0.5, 0.0)):
+        opt = RandomSAM(SGD(lr=1.0), rho=rho, kind=kind, mix=mix, seed=3)
+        grad = RWP_CASES[1].args[0]
+        w = np.array([0.4, -0.9])
+        z = np.random.default_rng(3).standard_normal(2)  # RandomSAM's first draw
+        stepped = opt.step(w, opt.init(w), Oracle.from_gradient(grad))[0]
+        np.testing.assert_allclose(
+            w - stepped, _reference_rwp_direction(grad, w, z, rho, mix, kind), rtol=1e-12
         )

@@ -90,6 +90,12 @@ CHECKED_EXERCISES: tuple[CheckedExercise, ...] = (
         "def vasso_perturbations(grads, rho, theta):",
         "check_vasso_perturbations",
     ),
+    CheckedExercise(
+        "dir-ex-rwp",
+        "rwp_direction",
+        'def rwp_direction(grad, w, z, rho, mix, kind="gaussian"):',
+        "check_rwp_direction",
+    ),
     # book/cheaper.md
     CheckedExercise(
         "ch-ex-looksam",
@@ -98,10 +104,22 @@ CHECKED_EXERCISES: tuple[CheckedExercise, ...] = (
         "check_looksam_reuse",
     ),
     CheckedExercise(
+        "ch-ex-looksam-schedule",
+        "looksam_sam_steps",
+        "def looksam_sam_steps(k, steps):",
+        "check_looksam_schedule",
+    ),
+    CheckedExercise(
         "ch-ex-sds",
         "sds_select",
         "def sds_select(loss_before, loss_after, gamma):",
         "check_sds_selection",
+    ),
+    CheckedExercise(
+        "ch-ex-ssam-mask",
+        "ssam_mask",
+        "def ssam_mask(fisher, sparsity):",
+        "check_ssam_mask",
     ),
     CheckedExercise(
         "ch-ex-projected",

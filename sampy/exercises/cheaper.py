@@ -385,8 +385,8 @@ def _reference_looksam_sam_steps(k: int, steps: int) -> np.ndarray:
 
 
 def _period(k: int, steps: int, period: int, first: int = 0) -> np.ndarray:
-    t = np.arange(steps)
-    return (t - first) % period == 0 if period > 0 else np.zeros(steps, dtype=bool)
+    # A period k − 1 = 0 (at k = 1) reads as every step, which is then right.
+    return (np.arange(steps) - first) % max(period, 1) == 0
 
 
 SCHEDULE_MISTAKES = (
@@ -494,8 +494,8 @@ SSAM_CASES = (
         "10 scores, s = 0.25",
         (np.array([0.75, 2.0, 0.125, 1.5, 0.75, 3.0, 0.25, 0.75, 1.0, 4.0]), 0.25),
     ),
-    # d = 6, s = 0.4: k = 3 (3.6 rounded down); a tie at the boundary (indices 1 and 4).
-    Case("6 scores, s = 0.4", (np.array([2.0, 0.5, 0.25, 3.0, 0.5, 0.125]), 0.4)),
+    # d = 7, s = 0.4: k = 4 (4.2 rounded down); a tie at the boundary (indices 1 and 4).
+    Case("7 scores, s = 0.4", (np.array([2.0, 0.5, 0.25, 3.0, 0.5, 0.125, 1.0]), 0.4)),
     # d = 5, s = 0.3: k = 3 (3.5 rounded down), no tie.
     Case("5 scores, s = 0.3", (np.array([0.2, 1.3, 0.7, 0.05, 2.1]), 0.3)),
 )
