@@ -7,9 +7,10 @@ of their own with a time and a memory limit, and three files are written to ``--
 ``grades.csv`` (one row per student, one column of points per exercise, a total),
 ``feedback.md`` and ``feedback.html`` (each exercise's outcome and the checker's messages).
 
-Outcomes: passed, failed (the checker's diagnosis), missing (no function of that name),
-timed out, out of memory, crashed (the submission raised while loading, or its process died;
-the traceback is trimmed to the student's own code), checker error (sampy's fault).
+Outcomes: passed, failed (the checker's diagnosis), missing (no function of that name, or
+the student edition's ``raise NotImplementedError`` left as handed out), timed out, out of
+memory, crashed (the submission raised while loading, or its process died; the traceback is
+trimmed to the student's own code), checker error (sampy's fault). Points are all or nothing.
 
 The exit status is 0 whatever the students' results; 2 when the grader cannot run (no such
 folder, an unknown ``--only``, a ``--memory`` too small for Python itself), with a message.
@@ -57,10 +58,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sampy.grade",
         description="Grade a folder of student submissions with sampy's exercise checkers.",
+        epilog="Each student runs in processes of their own with time and memory limits, in a "
+        "temporary folder; this is not a security sandbox: grade untrusted code in a container "
+        "or under a user account of its own.",
     )
     p.add_argument("submissions", type=Path, help="one .py/.ipynb file or sub-folder per student")
     p.add_argument(
-        "--out", type=Path, default=Path("graded"), help="where the reports go (./graded)"
+        "--out", type=Path, default=Path("graded"), metavar="DIR", help="reports (./graded)"
     )
     p.add_argument(
         "--only",
@@ -69,14 +73,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="grade only this exercise (label or function name); repeat for several",
     )
-    p.add_argument("--jobs", type=_positive(int), default=1, help="students graded at once (1)")
     p.add_argument(
-        "--timeout", type=_positive(float), default=20.0, help="seconds per exercise (20)"
+        "--jobs", type=_positive(int), default=1, metavar="N", help="students graded at once (1)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=20.0,
+        metavar="SECONDS",
+        help="seconds per exercise (20)",
     )
     p.add_argument(
         "--load-timeout",
         type=_positive(float),
         default=60.0,
+        metavar="SECONDS",
         help="seconds for running a submission's own code (60)",
     )
     p.add_argument(

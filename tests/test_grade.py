@@ -40,6 +40,7 @@ infinite_loop,0,1,1
 memory_hog,0,1,1
 mutates_inputs,1,0,1
 mutation_next,1,1,2
+not_attempted,0,1,1
 not_json,0,0,0
 os_system,1,1,2
 reference,0,0,0
@@ -291,6 +292,17 @@ def test_a_notebook_that_is_not_json_crashes_with_a_plain_message(graded: Graded
         graded.loading("not_json")
     )
     assert graded.outcome("not_json", GSAM) == graded.outcome("not_json", LOOKSAM) == "crashed"
+
+
+def test_the_student_editions_placeholder_is_not_attempted(graded: Graded) -> None:
+    # An nbgrader answer cell left as handed out (raise NotImplementedError); its locked test
+    # cell would raise AssertionError, and is not run.
+    assert graded.outcome("not_attempted", GSAM) == "missing"
+    assert graded.messages("not_attempted", GSAM) == [
+        "not attempted: gsam_direction still raises NotImplementedError"
+    ]
+    assert graded.outcome("not_attempted", LOOKSAM) == "passed"
+    assert graded.loading("not_attempted") == ""
 
 
 def test_an_empty_file_is_missing_every_function(graded: Graded) -> None:

@@ -11,7 +11,7 @@ class Outcome(StrEnum):
 
     PASSED = "passed"
     FAILED = "failed"  # the checker ran and named what is wrong
-    MISSING = "missing"  # the submission defines no function of that name
+    MISSING = "missing"  # no function of that name, or one that raises NotImplementedError
     TIMED_OUT = "timed out"
     OUT_OF_MEMORY = "out of memory"
     CRASHED = "crashed"  # the submission itself raised, or its process died

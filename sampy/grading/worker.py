@@ -207,6 +207,10 @@ def grade_exercise(
         return {"outcome": Outcome.PASSED.value, "messages": [str(feedback)]}
     if getattr(feedback, "checker_failed", False):
         return {"outcome": Outcome.CHECKER_ERROR.value, "messages": messages}
+    if all("raised NotImplementedError" in check.message for check in feedback.failures):
+        # The student edition's answer cell as handed out: nothing was attempted.
+        message = f"not attempted: {entry.function} still raises NotImplementedError"
+        return {"outcome": Outcome.MISSING.value, "messages": [message]}
     return {"outcome": Outcome.FAILED.value, "messages": messages}
 
 
