@@ -9,7 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-from checker_corpus import sam_step, sam_step_in_place, sam_step_no_norm_in_place
+from checker_corpus import (
+    sam_step,
+    sam_step_in_place,
+    sam_step_no_norm,
+    sam_step_no_norm_in_place,
+)
 
 import sampy.exercises.sam_step as sam_step_module
 from sampy.exercises import (
@@ -37,7 +42,7 @@ def test_an_in_place_answer_changes_neither_the_cases_nor_the_next_grade():
     # The next student is graded on the original inputs: the right answer still passes and a
     # wrong one, in place or not, still gets its named diagnosis on every case.
     assert check_sam_step(sam_step).passed
-    for wrong in (sam_step_no_norm_in_place, sam_step_no_norm_in_place):
+    for wrong in (sam_step_no_norm_in_place, sam_step_no_norm):
         feedback = check_sam_step(wrong)
         assert [c.message for c in feedback.failures] == [MISTAKES[0].explanation] * 3
 
