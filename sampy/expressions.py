@@ -843,7 +843,11 @@ def expression_function(
     optimizers call); ``f.fn`` is written with ``autograd.numpy``, so ``f.autograd_grad`` and
     ``f.hessian`` work too. No minima are known: ``minima`` is empty and ``fmin`` is NaN.
     ``sampy.run(opt, f, x0, steps)`` works on it as on any registered function; at a pole
-    the values are ``inf``/``nan`` and the run records divergence instead of raising.
+    the values are ``inf``/``nan`` and the run records divergence instead of raising. Where
+    the expression is not differentiable, ``f.grad`` is the subgradient 0 at a cone's apex
+    (``sqrt(x**2 + y**2)`` at the origin: a run started there stays) and ``inf``/NaN at a
+    pole or branch point (the module docstring lists the cases). ``f.autograd_grad`` and
+    ``f.hessian`` raise no NumPy or autograd warning.
     """
     expression = parse_expression(text)
     if len(domain) != 2 or any(len(pair) != 2 or not pair[0] < pair[1] for pair in domain):

@@ -9,19 +9,21 @@ bit when executed in a fresh namespace.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import re
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
 import pytest
 
 import sampy
-from sampy.expressions import ExpressionError, expression_function
+from sampy.expressions import ExpressionError, expression_function, parse_expression
 from sampy.optim.checkpoints import checkpoint_fractions
 from sampy.playground.choices import (
     INFINITE_END,
@@ -45,7 +47,9 @@ from sampy.playground.compute import (
     ball_outline,
     ball_shape,
     basin_pair,
+    check_basin_work,
     describe,
+    evals_per_step,
     landscape_grid,
     last_moves,
     loss_curve,
@@ -58,8 +62,10 @@ from sampy.playground.compute import (
     snippet,
     trajectories_csv,
     trajectories_npz,
+    update_work,
     variant_labels,
 )
+from sampy.playground.limits import LR, STEPS, TooMuchWork, evaluation_cost
 from sampy.problems import NoisyGradient
 from sampy.sharpness import worst_case_loss
 
@@ -523,3 +529,95 @@ def test_p_has_an_infinite_end_next_to_knob_range() -> None:
     assert stops[0] == lo and stops[-2] == hi and stops[-1] == math.inf
     assert 2.0 in stops and 1.5 in stops
     assert knob_stops(spec, 2.37)[stops.index(2.35) + 1] == 2.37  # a given value is a stop
+
+
+# --------------------------------------------------------------------------- limits and budget
+
+
+def test_a_limit_clamps_numbers_and_refuses_what_is_no_number() -> None:
+    assert STEPS.clamp(300) == (300, None)
+    assert STEPS.clamp(40_000) == (10_000, "steps = 40,000 is outside [0, 10,000]; using 10,000")
+    assert STEPS.clamp(10**400)[0] == 10_000  # no OverflowError from a 400-digit int
+    assert STEPS.clamp(-(10**400))[0] == 0
+    assert STEPS.clamp(12.7) == (12, "steps = 12.7 is not a whole number; using 12")
+    assert LR.clamp(1e10) == (1.0, "lr (η) = 1e+10 is outside [0.0001, 1]; using 1")
+    assert LR.clamp(math.inf)[0] == 1.0 and LR.clamp(-math.inf)[0] == 1e-4
+    for bad in (math.nan, np.float64("nan"), "300", None, True, np.bool_(False), [3]):
+        with pytest.raises(ValueError, match=r"must be a number in \["):
+            STEPS.clamp(bad)
+
+
+def test_update_work_reads_the_registrys_cost_and_the_expressions_size() -> None:
+    lesson = LabSettings()
+    work = update_work(lesson)
+    assert (work.steps, tuple(work.evals_per_step), work.nodes) == (300, (1.0, 2.0), None)
+    assert work.total == 900
+    multi = VariantSetting("MultiStepSAM", {"ascent_steps": 11})
+    assert evals_per_step(multi, 0.01) == 12.0  # k + 1, the registry's cost formula
+    assert evals_per_step(VariantSetting("SAM", {"rho": -1.0}), 0.01) == 0.0  # cannot run
+    typed = LabSettings(function=EXPRESSION, expression="x**2 + y**2")
+    assert update_work(typed).nodes == parse_expression("x**2 + y**2").nodes == 8
+    assert update_work(typed).total == pytest.approx(300 * 3 * evaluation_cost(8))
+    assert evaluation_cost(8) > evaluation_cost(None) == 1.0
+
+
+def test_ordinary_heavy_settings_stay_within_the_budget() -> None:
+    """What the book and the review call legal and quick stays allowed."""
+    four_sam = tuple(VariantSetting("SAM") for _ in range(4))
+    update_work(LabSettings(variants=four_sam, steps=10_000)).check()  # 80,000 units
+    himmelblau = "(x**2 + y - 11)**2 + (x + y**2 - 7)**2"
+    update_work(
+        LabSettings(function=EXPRESSION, expression=himmelblau, variants=four_sam, steps=2000)
+    ).check()
+    typed = LabSettings(
+        function=EXPRESSION, expression="sin(3*x) + y**2", variants=four_sam, steps=10_000
+    )
+    update_work(typed).check()  # the review's 20 quick changes: 4 variants × 10,000 steps
+
+
+def heavy_expression(limit: int = 500) -> str:
+    """The reliability review's heavy expression: a product/sum tree of sinh(x*y) leaves, as
+    long as the length bound allows."""
+
+    def tree(n: int) -> str:
+        if n == 1:
+            return "sinh(x*y)"
+        left, right = tree(n // 2), tree(n - n // 2)
+        return f"({left}*{right})" if n % 3 else f"({left}+{right})"
+
+    return max((tree(n) for n in range(2, 80) if len(tree(n)) <= limit), key=len)
+
+
+def test_run_lab_refuses_the_reviews_heavy_setting_at_once() -> None:
+    """A7: 4 × MultiStepSAM(ascent_steps = 11) × 10,000 steps on a 489-character expression
+    kept the kernel busy for 62 s; now it is refused before any run, saying what to reduce."""
+    multi = VariantSetting("MultiStepSAM", {"ascent_steps": 11})
+    heavy = LabSettings(function=EXPRESSION, expression=heavy_expression(), variants=(multi,) * 4,
+                        steps=10_000, lr=1e-4, x0=(0.3, 0.2))  # fmt: skip
+    began = time.perf_counter()
+    with pytest.raises(TooMuchWork, match=r"^too much work: 10,000 steps × 48 gradient") as info:
+        run_lab(heavy)
+    assert time.perf_counter() - began < 2.0
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert "fewer steps (at most" in message and "a shorter expression" in message
+    assert "ascent_steps" in message and "fewer variants" in message
+    fits = int(re.search(r"at most ([\d,]+) with", message).group(1).replace(",", ""))
+    update_work(dataclasses.replace(heavy, steps=fits)).check()  # the advice is right
+    with pytest.raises(TooMuchWork):
+        update_work(dataclasses.replace(heavy, steps=fits + 1)).check()
+    # the same variants on a registered function are within the budget at 5,000 steps
+    update_work(dataclasses.replace(heavy, function="sharp_flat", steps=5000)).check()
+
+
+def test_a_basin_map_counts_the_expressions_cost_and_the_variants_evaluations() -> None:
+    lesson = LabSettings()
+    basins = LESSON["basins"]
+    check_basin_work(lesson, 0, 1, basins["grid"], basins["steps"])  # the lesson's map: allowed
+    typed = dataclasses.replace(lesson, function=EXPRESSION, expression=heavy_expression())
+    with pytest.raises(TooMuchWork, match="too much work: a 100×100 basin map"):
+        basin_pair(typed, 0, 1, grid=basins["grid"], steps=basins["steps"])
+    multi = VariantSetting("MultiStepSAM", {"ascent_steps": 11})
+    with pytest.raises(TooMuchWork, match="at most 230 on this grid"):
+        check_basin_work(dataclasses.replace(lesson, variants=(VariantSetting("SGD"), multi)),
+                         0, 1, basins["grid"], basins["steps"])  # fmt: skip

@@ -12,6 +12,7 @@ import io
 import math
 import re
 import sys
+import time
 import types
 
 import numpy as np
@@ -666,3 +667,112 @@ def test_the_lr_slider_sends_typed_values_unchanged() -> None:
     assert lab.lr_slider.continuous_update is False
     lab.lr_slider.value = 0.5
     assert lab.settings().lr == 0.5 and "SGD(lr=0.5)" in lab.snippet_text.value
+
+
+# --------------------------------------------------------------------------- a hostile client
+# A comm ``update`` from the browser is ``widget.set_state(...)`` in the kernel: it can move a
+# slider's min and max as well as its value, and JSON's NaN passes every range test. The
+# kernel must compute with its own limits (``sampy.playground.limits``), say what it clamped,
+# and put the sliders' ranges back (the reliability review's A7).
+
+
+def test_steps_past_the_documented_limit_are_clamped_and_said() -> None:
+    lab = fresh()
+    lab.steps_slider.set_state({"max": 40_000, "value": 40_000})
+    assert [len(vrun.xs) for vrun in lab.runs] == [10_001, 10_001]  # not 40,001
+    assert "steps = 40,000 is outside [0, 10,000]; using 10,000" in lab.status.value
+    assert (lab.steps_slider.max, lab.steps_slider.value) == (10_000, 10_000)
+    assert lab.settings().steps == 10_000 and ", 10000)" in lab.snippet_text.value
+
+
+def test_a_huge_arrow_stride_is_clamped_and_the_picture_is_drawn() -> None:
+    lab = fresh()
+    before = png_of(lab)
+    lab.arrows_slider.set_state({"max": 1e20, "value": 1e20})
+    assert "Could not draw" not in lab.status.value
+    assert "arrows every = 100,000,000,000,000,000,000 is outside [0, 100]" in lab.status.value
+    assert lab.options().arrows_every == 100 and lab.arrows_slider.max == 100
+    assert png_of(lab) != before  # redrawn, with the arrows of steps 1, 2, 101, 102, ...
+
+
+@pytest.mark.parametrize(
+    ("method", "knob", "sent", "used"),
+    [("SAM", "rho", 50.0, 1.0), ("MultiStepSAM", "ascent_steps", 10**9, 100),
+     ("LookSAM", "k", -5, 1)],
+)  # fmt: skip
+def test_a_knob_past_its_slider_is_clamped_to_the_slider(method, knob, sent, used) -> None:
+    lab = fresh(variants=("SGD", method))
+    slider = lab.slots[1].knobs[knob]
+    assert used in (slider.min, slider.max)  # the nearest end of the slider the kernel built
+    slider.set_state({"min": min(sent, slider.min), "max": max(sent, slider.max), "value": sent})
+    assert lab.runs[1].hyperparameters[knob] == used
+    assert f"variant 2: {knob} = " in lab.status.value and f"using {used:g}" in lab.status.value
+
+
+def test_the_learning_rate_noise_box_and_start_are_clamped() -> None:
+    lab = fresh(function=EXPRESSION, expression="x**2 + y**2")
+    lab.lr_slider.set_state({"max": 10.0, "value": 1e10})
+    assert lab.settings().lr == 1.0
+    lab.noise_slider.set_state({"max": 1e300, "value": 1e300})
+    assert lab.settings().noise == 2.0
+    lab.box_text.set_state({"max": 1e300, "value": 1e300})
+    assert lab.settings().box == 100.0
+    lab.x_slider.set_state({"max": 1e300, "value": 1e300})
+    x0 = lab.settings().x0
+    assert x0[0] == lab.function.domain[0][1] == 100.0
+    assert all(r.ok and len(r.xs) == 301 for r in lab.runs)
+
+
+def test_a_nan_from_the_client_is_refused_with_a_message() -> None:
+    lab = fresh()
+    before, runs = png_of(lab), lab.runs
+    lab.noise_slider.set_state({"value": math.nan})
+    assert "Invalid setting" in lab.status.value and "noise σ must be a number" in lab.status.value
+    assert "Traceback" not in lab.status.value
+    assert png_of(lab) == before and lab.runs is runs  # the last good picture stays
+    lab.noise_slider.value = 0.1  # and the next good value draws again
+    assert lab.runs is not runs and "Invalid" not in lab.status.value
+
+
+def test_a_basin_map_past_the_sliders_is_refused() -> None:
+    lab = fresh()
+    lab.basin_grid.set_state({"max": 10**6, "value": 10**6})
+    lab.compute_basins()
+    assert "basin grid = 1,000,000 is outside [10, 150]" in lab.basin_status.value
+    assert lab.basin_image.layout.display == "none"
+    lab.basin_grid.set_state({"min": 1, "max": 150, "value": 1})  # 1 × 1 start, 10⁷ steps
+    lab.compute_basins()
+    assert "basin grid = 1 is outside [10, 150]" in lab.basin_status.value
+    lab.basin_grid.value = 20
+    lab.basin_steps.set_state({"max": 10**7, "value": 10**7})
+    lab.compute_basins()
+    assert "basin steps = 10,000,000 is outside [10, 2,000]" in lab.basin_status.value
+
+
+def heavy_expression(limit: int = 500) -> str:
+    """The reliability review's heavy setting's expression: a product/sum tree of sinh(x*y)
+    leaves, as long as the length bound allows (about 250 nodes)."""
+
+    def tree(n: int) -> str:
+        if n == 1:
+            return "sinh(x*y)"
+        left, right = tree(n // 2), tree(n - n // 2)
+        return f"({left}*{right})" if n % 3 else f"({left}+{right})"
+
+    return max((tree(n) for n in range(2, 80) if len(tree(n)) <= limit), key=len)
+
+
+def test_the_heavy_setting_is_refused_at_once_with_what_to_reduce() -> None:
+    """The review's 62-second update (a 489-character expression, 4 × MultiStepSAM with
+    ascent_steps = 11, 10,000 steps) answers "too much work" instead of blocking the kernel."""
+    expression = heavy_expression()
+    assert len(expression) > 450
+    lab = fresh(function=EXPRESSION, expression=expression, variants=("MultiStepSAM",) * 4,
+                hyperparameters=[{"ascent_steps": 11}] * 4)  # fmt: skip
+    began = time.perf_counter()
+    lab.steps_slider.value = 10_000
+    assert time.perf_counter() - began < 5.0
+    status = lab.status.value
+    assert "Too much work" in status and "too much work:" in status
+    assert "fewer steps (at most" in status and "a shorter expression" in status
+    assert all(len(vrun.xs) == 301 for vrun in lab.runs)  # the last good runs stay

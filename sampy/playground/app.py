@@ -21,14 +21,19 @@ controls together. The first settings are ``LESSON`` (``sampy.playground.choices
 
 Every callback ends in ``refresh``, which never raises: an invalid setting, a bad expression,
 a NaN or an exception inside a variant is reported in the status line and the last good
-picture stays. Runs are cached per variant, so moving one variant's knob re-runs that variant
-only. The computations are in ``sampy.playground.compute`` (plain functions), the drawing in
+picture stays. The kernel trusts no widget's range: every value is read through its
+documented limit (``sampy.playground.limits``: a value a client pushed outside is clamped and
+the status line says so), and an update whose runs would take more than
+``limits.MAX_UPDATE_WORK`` is refused with "too much work: …" before it runs. Runs are
+cached per variant, so moving one variant's knob re-runs that variant only. The computations
+are in ``sampy.playground.compute`` (plain functions), the drawing in
 ``sampy.playground.pictures``.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import math
 import time
@@ -45,7 +50,6 @@ from sampy.playground.choices import BASES, LESSON, suggested_start, two_d_funct
 from sampy.playground.clicks import ClickGrid, EventClicks, ipyevents_available, pixel_to_data
 from sampy.playground.compute import (
     EXPRESSION,
-    MAX_BASIN_WORK,
     MAX_VARIANTS,
     LabSettings,
     VariantRun,
@@ -59,9 +63,21 @@ from sampy.playground.compute import (
     snippet,
     trajectories_csv,
     trajectories_npz,
+    update_work,
     variant_labels,
 )
 from sampy.playground.controls import NO_VARIANT, VariantSlot, clean_number
+from sampy.playground.limits import (
+    ARROWS_EVERY,
+    BASIN_GRID,
+    BASIN_STEPS,
+    BOX,
+    LR,
+    NOISE,
+    STEPS,
+    Limit,
+    TooMuchWork,
+)
 from sampy.playground.pictures import (
     SIDES,
     SLOT_COLOURS,
@@ -275,7 +291,7 @@ class Playground(widgets.VBox):
         )
         self.expression_error.add_class("sampy-expression-error")
         self.box_text = widgets.BoundedFloatText(
-            value=4.0, min=0.1, max=100.0, step=0.5, description="box ±",
+            value=4.0, min=BOX.low, max=BOX.high, step=0.5, description="box ±",
             tooltip="the expression's domain is [-box, box]²",
             style={"description_width": "40px"}, layout=widgets.Layout(width="120px"),
         )  # fmt: skip
@@ -295,12 +311,13 @@ class Playground(widgets.VBox):
         # back (0.5 became 10^-0.30 = 0.5012); this one keeps what is typed, and a drag or an
         # arrow key still lands on the grid.
         self.lr_slider = widgets.FloatLogSlider(
-            value=LESSON["lr"], base=10, min=-4, max=0, step=0.05, readout_format=".4",
+            value=LESSON["lr"], base=10, min=math.log10(LR.low), max=math.log10(LR.high),
+            step=0.05, readout_format=".4",
             description="lr (η)", style=wide, layout=column, continuous_update=False,
         )  # fmt: skip
         # Not continuous: thousands of steps take a moment, so redraw when the handle drops.
         self.steps_slider = widgets.IntSlider(
-            value=steps, min=0, max=10_000, step=50, continuous_update=False,
+            value=steps, min=STEPS.low, max=STEPS.high, step=50, continuous_update=False,
             description="steps", style=wide, layout=column,
         )  # fmt: skip
         if base not in BASES:
@@ -310,16 +327,23 @@ class Playground(widgets.VBox):
             layout=widgets.Layout(width="220px"),
         )  # fmt: skip
         self.noise_slider = widgets.FloatSlider(
-            value=0.0, min=0.0, max=2.0, step=0.01, description="noise σ", style=wide,
+            value=0.0, min=NOISE.low, max=NOISE.high, step=0.01, description="noise σ", style=wide,
             layout=column, tooltip="σ of Gaussian noise on every gradient (seeded generator)",
         )  # fmt: skip
         self.x_slider = widgets.FloatSlider(description="start x", style=wide, layout=column)
         self.y_slider = widgets.FloatSlider(description="start y", style=wide, layout=column)
+        # The start sliders' range is the function's domain, set here on the kernel's side
+        # (``_fit_to_function``); the browser's copy of min and max is not trusted.
+        self._start_limits = (
+            Limit("start x", self.x_slider.min, self.x_slider.max),
+            Limit("start y", self.y_slider.min, self.y_slider.max),
+        )
 
     def _build_overlay_controls(self) -> None:
         wide = {"description_width": "90px"}
         self.arrows_slider = widgets.IntSlider(
-            value=LESSON["arrows_every"], min=0, max=100, description="arrows every",
+            value=LESSON["arrows_every"], min=ARROWS_EVERY.low, max=ARROWS_EVERY.high,
+            description="arrows every",
             style=wide, layout=widgets.Layout(width="300px"),
             tooltip="draw the ascent w → w+ε at the steps k and k+1 of every k-th k (0: none)",
         )  # fmt: skip
@@ -369,11 +393,13 @@ class Playground(widgets.VBox):
         self.basin_b = widgets.Dropdown(description="right", layout=widgets.Layout(width="220px"))
         basins = LESSON["basins"]
         self.basin_grid = widgets.IntSlider(
-            value=basins["grid"], min=10, max=150, step=10, description="grid",
+            value=basins["grid"], min=BASIN_GRID.low, max=BASIN_GRID.high, step=10,
+            description="grid",
             continuous_update=False,
         )  # fmt: skip
         self.basin_steps = widgets.IntSlider(
-            value=basins["steps"], min=10, max=2000, step=10, description="steps",
+            value=basins["steps"], min=BASIN_STEPS.low, max=BASIN_STEPS.high, step=10,
+            description="steps",
             continuous_update=False,
         )  # fmt: skip
         self.basin_button = widgets.Button(
@@ -432,33 +458,77 @@ class Playground(widgets.VBox):
     # ----------------------------------------------------------------- state
 
     def settings(self) -> LabSettings:
-        """The settings the controls show."""
-        variants = tuple(s for s in (slot.setting() for slot in self.slots) if s is not None)
+        """The settings the controls show, each inside its documented limit
+        (``sampy.playground.limits``: a value a client pushed outside is clamped).
+
+        Raises ``ValueError`` naming the control for a value that is no number (NaN).
+        """
+        return self._read_settings([])
+
+    def _read_settings(self, notes: list[str]) -> LabSettings:
+        """``settings()``, adding to ``notes`` a line per value that had to be clamped."""
+
+        def bounded(limit: Limit, value: object) -> float:
+            number, note = limit.clamp(value)
+            if note is not None:
+                notes.append(note)
+            return number
+
+        variants = tuple(s for s in (slot.setting(notes) for slot in self.slots) if s is not None)
         # clean_number: a browser's slider sends -1 + 160·0.005 = -0.19999999999999996 for
         # -0.2; the runs (and the exported snippet) use the number the reader sees.
+        start_x, start_y = self._start_limits
         return LabSettings(
             function=self.function_menu.value,
             expression=self.expression_text.value,
-            box=float(self.box_text.value),
+            box=bounded(BOX, self.box_text.value),
             variants=variants,
-            lr=clean_number(float(self.lr_slider.value)),
-            steps=int(self.steps_slider.value),
-            x0=(clean_number(float(self.x_slider.value)),
-                clean_number(float(self.y_slider.value))),
+            lr=clean_number(bounded(LR, self.lr_slider.value)),
+            steps=bounded(STEPS, self.steps_slider.value),
+            x0=(clean_number(bounded(start_x, self.x_slider.value)),
+                clean_number(bounded(start_y, self.y_slider.value))),
             base=self.base_menu.value,
-            noise=clean_number(float(self.noise_slider.value)),
+            noise=clean_number(bounded(NOISE, self.noise_slider.value)),
         )  # fmt: skip
 
     def options(self) -> DrawOptions:
-        """How the controls say to draw."""
+        """How the controls say to draw ("arrows every" inside its limit)."""
+        return self._read_options([])
+
+    def _read_options(self, notes: list[str]) -> DrawOptions:
+        every, note = ARROWS_EVERY.clamp(self.arrows_slider.value)
+        if note is not None:
+            notes.append(note)
         return DrawOptions(
             view=self.view_buttons.value,
             log=self.scale_buttons.value == "log",
-            arrows_every=int(self.arrows_slider.value),
+            arrows_every=int(every),
             balls=bool(self.balls_box.value),
             side=self.side_menu.value,
             anatomy_of=int(self.anatomy_menu.value or 0),
         )
+
+    def _restore_ranges(self) -> None:
+        """Put the sliders' ranges back where the kernel set them, should a client have
+        moved them (the value follows: ipywidgets clamps it into the range)."""
+        start_x, start_y = self._start_limits
+        sliders = (
+            (self.steps_slider, STEPS.low, STEPS.high),
+            (self.lr_slider, math.log10(LR.low), math.log10(LR.high)),
+            (self.noise_slider, NOISE.low, NOISE.high),
+            (self.box_text, BOX.low, BOX.high),
+            (self.arrows_slider, ARROWS_EVERY.low, ARROWS_EVERY.high),
+            (self.basin_grid, BASIN_GRID.low, BASIN_GRID.high),
+            (self.basin_steps, BASIN_STEPS.low, BASIN_STEPS.high),
+            (self.x_slider, start_x.low, start_x.high),
+            (self.y_slider, start_y.low, start_y.high),
+        )
+        with self._hold():
+            for slider, low, high in sliders:
+                if (slider.min, slider.max) != (low, high):
+                    with slider.hold_sync():  # widen, then narrow: min ≤ max throughout
+                        slider.min, slider.max = min(slider.min, low), max(slider.max, high)
+                        slider.min, slider.max = low, high
 
     @property
     def picture(self) -> LabPicture:
@@ -518,7 +588,15 @@ class Playground(widgets.VBox):
             return None
 
     def _refresh(self) -> list[VariantRun] | None:
-        settings = self.settings()
+        notes: list[str] = []
+        try:
+            settings = self._read_settings(notes)
+            options = self._read_options(notes)
+        except ValueError as error:
+            self.status.value = _error_html("Invalid setting", str(error))
+            return None
+        finally:
+            self._restore_ranges()
         self.expression_error.value = ""
         if settings.function == EXPRESSION:
             message = check_expression(settings.expression)
@@ -536,6 +614,11 @@ class Playground(widgets.VBox):
         if not settings.variants:
             self.status.value = _error_html("Nothing to run", "choose a method in a slot")
             return None
+        try:
+            update_work(settings).check()
+        except TooMuchWork as error:  # refused before it keeps the kernel busy
+            self.status.value = _error_html("Too much work", str(error))
+            return None
         labels = variant_labels(settings.variants)
         runs = []
         for variant, label in zip(settings.variants, labels, strict=True):
@@ -544,8 +627,8 @@ class Playground(widgets.VBox):
             except Exception as error:  # a variant that fails must not take the others down
                 message = f"{type(error).__name__}: {error}"
                 runs.append(VariantRun(label, variant.method, {}, None, error=message))
-        self._sync_variant_menus(labels)
-        options = self.options()
+        self._sync_variant_menus(labels)  # may move the anatomy menu onto a shown variant
+        options = dataclasses.replace(options, anatomy_of=int(self.anatomy_menu.value or 0))
         dissected = None
         if options.side == SIDES[2] and 0 <= options.anatomy_of < len(runs):
             dissected = anatomy(f, runs[options.anatomy_of])
@@ -554,7 +637,9 @@ class Playground(widgets.VBox):
             self.clicks.set_box(self.picture.pixel_box())  # a new domain has a new box
         self.function, self.runs, self.last_png = f, runs, png
         self.image.value = png
-        self.status.value = "<br>".join(self._status_line(f, vrun) for vrun in runs)
+        lines = [self._status_line(f, vrun) for vrun in runs]
+        lines += [f"<small>{html.escape(note)}</small>" for note in notes]
+        self.status.value = "<br>".join(lines)
         self._after_runs(settings)
         return runs
 
@@ -659,6 +744,8 @@ class Playground(widgets.VBox):
                 slider.min, slider.max = lo, hi
                 slider.step = (hi - lo) / 400
                 slider.readout_format = ".2f"
+        (x_lo, x_hi), (y_lo, y_hi) = f.domain
+        self._start_limits = (Limit("start x", x_lo, x_hi), Limit("start y", y_lo, y_hi))
 
     def pick_pixel(self, px: float, py: float) -> None:
         """A click on the picture at PNG pixel ``(px, py)``: start there (2-D view only)."""
@@ -685,12 +772,14 @@ class Playground(widgets.VBox):
         """Compute and show the basin maps of the two chosen variants (never raises)."""
         try:
             settings = self.settings()
-            grid, steps = int(self.basin_grid.value), int(self.basin_steps.value)
-            if grid * grid * steps > MAX_BASIN_WORK:
-                raise ValueError(
-                    f"{grid}×{grid} starts × {steps} steps is too much at once "
-                    f"(at most {MAX_BASIN_WORK:,} point-steps); lower one of them"
-                )
+            # Refused, not clamped: a map of another size than the sliders say would be
+            # a map of something else (compute.basin_pair then budgets the work).
+            grid, steps = self.basin_grid.value, self.basin_steps.value
+            for limit, value in ((BASIN_GRID, grid), (BASIN_STEPS, steps)):
+                _, note = limit.clamp(value)
+                if note is not None:
+                    raise ValueError(note.split(";")[0])
+            grid, steps = int(grid), int(steps)
             a, b = self.basin_a.value, self.basin_b.value
             if a is None or b is None:
                 raise ValueError("choose two variants")

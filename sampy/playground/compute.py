@@ -6,6 +6,9 @@ script) without a kernel or a browser:
 - ``LabSettings`` (what the controls say) → ``make_function`` and, per variant,
   ``run_variant`` → ``VariantRun``: the trajectory from ``sampy.run``, plus the points where
   the variant evaluated its gradient (the ascent points w + ε, see below);
+- the work budget: ``update_work`` (steps × the registry's gradient evaluations per step ×
+  the cost of one evaluation) and ``check_basin_work``, which refuse with "too much work: …"
+  what would keep the kernel busy too long (``sampy.playground.limits``);
 - the overlays' data: ``ascent_arrows`` (at the steps ``arrow_steps``: both phases of a
   bounce), ``ball_outline``, ``loss_curve`` and its floor ``loss_floor``; the status line
   ``describe`` (with ``last_moves``: a run still bouncing is "not converged");
@@ -38,7 +41,7 @@ import numpy as np
 
 from sampy import functions
 from sampy.basins import BasinMap, compare_basins
-from sampy.expressions import DEFAULT_DOMAIN, expression_function
+from sampy.expressions import DEFAULT_DOMAIN, expression_function, parse_expression
 from sampy.functions import TestFunction
 from sampy.optim.base import Optimizer
 from sampy.optim.checkpoints import checkpoint_fractions
@@ -50,6 +53,7 @@ from sampy.playground.choices import (
     method_row,
     resolve_hyperparameters,
 )
+from sampy.playground.limits import TooMuchWork, UpdateWork, evaluation_cost
 from sampy.problems import NoisyGradient
 from sampy.run import Trajectory, run
 from sampy.sharpness import hessian_trace, top_eigenvalue, worst_case_loss
@@ -57,9 +61,12 @@ from sampy.sharpness import hessian_trace, top_eigenvalue, worst_case_loss
 # The function menu's entry for a typed expression of x and y.
 EXPRESSION = "expression of x, y"
 MAX_VARIANTS = 4
-# A basin map costs grid² × steps point-steps per optimizer; beyond this it would keep the
-# kernel busy for tens of seconds, so it is refused with a message instead.
+# A basin map costs grid² × steps point-steps per optimizer, times the two variants' gradient
+# evaluations per step (relative to SGD against SAM's 1 + 2) and the cost of one evaluation
+# (``limits.evaluation_cost``: more for a long typed expression); beyond this it would keep
+# the kernel busy for tens of seconds, so it is refused with a message instead.
 MAX_BASIN_WORK = 100 * 100 * 1000
+BASIN_REFERENCE_EVALS = 3.0
 # ρ used for the worst case in the ball of a variant that has no ρ of its own (SGD).
 PROBE_RHO = 0.05
 # A run whose last SETTLE_STEPS steps still move by more than SETTLE_TOL of the domain's
@@ -336,9 +343,52 @@ def _queries(recorder: _Recorder) -> tuple[np.ndarray, np.ndarray]:
     return points[keep], steps[keep]
 
 
+def evals_per_step(variant: VariantSetting, lr: float, base: str = "SGD") -> float:
+    """Gradient evaluations per step of ``variant`` (the registry's cost formula at its
+    hyperparameters; 1 for SGD), or 0 for a setting that cannot run (it computes nothing:
+    its own message says why). A count too large for a float is ``inf``."""
+    try:
+        _, values = make_optimizer(variant, lr, base)
+        row, _ = method_row(variant.method)
+    except ValueError:
+        return 0.0
+    if row is None:
+        return 1.0
+    try:
+        return float(row.evals_per_step(values))
+    except OverflowError:
+        return math.inf
+
+
+def expression_nodes(settings: LabSettings) -> int | None:
+    """The typed expression's node count (``Expression.nodes``), ``None`` for a registered
+    function; raises ``ExpressionError`` for an expression that is not allowed."""
+    if settings.function != EXPRESSION:
+        return None
+    return parse_expression(settings.expression).nodes
+
+
+def update_work(settings: LabSettings) -> UpdateWork:
+    """The work of running every variant of ``settings`` (``limits.UpdateWork``; its
+    ``check()`` refuses an update over ``limits.MAX_UPDATE_WORK``)."""
+    return UpdateWork(
+        steps=int(settings.steps),
+        evals_per_step=tuple(
+            evals_per_step(v, settings.lr, settings.base) for v in settings.variants
+        ),
+        nodes=expression_nodes(settings),
+    )
+
+
 def run_lab(settings: LabSettings) -> tuple[TestFunction, list[VariantRun]]:
-    """The function and every variant's run (no caching: ``Playground`` caches per variant)."""
+    """The function and every variant's run (no caching: ``Playground`` caches per variant).
+
+    Raises ``limits.TooMuchWork`` (a ``ValueError`` whose message starts "too much work:"
+    and says what to reduce) before running anything when the runs together would exceed
+    ``limits.MAX_UPDATE_WORK``, and ``ValueError`` for a function that cannot be built.
+    """
     f = make_function(settings)
+    update_work(settings).check()
     labels = variant_labels(settings.variants)
     return f, [
         run_variant(f, v, settings, label)
@@ -624,6 +674,24 @@ def _finite(compute, *args: object, **kwargs: object) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def check_basin_work(settings: LabSettings, a: int, b: int, grid: int, steps: int) -> None:
+    """Raise ``limits.TooMuchWork`` (a ``ValueError``) when the basin maps of variants ``a``
+    and ``b`` on a ``grid × grid`` start grid over ``steps`` steps exceed ``MAX_BASIN_WORK``:
+    grid² × steps × (their evaluations per step / ``BASIN_REFERENCE_EVALS``) × the cost of
+    one evaluation (``limits.evaluation_cost``)."""
+    evals = sum(evals_per_step(settings.variants[i], settings.lr, settings.base) for i in (a, b))
+    factor = max(evals / BASIN_REFERENCE_EVALS, 1.0) * evaluation_cost(expression_nodes(settings))
+    work = grid * grid * steps * factor
+    if work > MAX_BASIN_WORK:
+        fits = int(MAX_BASIN_WORK // (grid * grid * factor))
+        raise TooMuchWork(
+            f"too much work: a {grid}×{grid} basin map of {steps:,} steps is too big to "
+            f"compute at once (grid² × steps × {factor:.3g} for these variants and this "
+            f"function ≤ {MAX_BASIN_WORK:,}); use fewer steps (at most {fits:,} on this grid) "
+            f"or a smaller grid"
+        )
+
+
 def basin_pair(
     settings: LabSettings, a: int, b: int, grid: int = 100, steps: int | None = None
 ) -> tuple[BasinMap, BasinMap]:
@@ -635,14 +703,10 @@ def basin_pair(
     """
     f = make_function(settings)
     steps = settings.steps if steps is None else steps
-    if grid * grid * steps > MAX_BASIN_WORK:
-        raise ValueError(
-            f"a {grid}×{grid} basin map of {steps} steps is too big to compute at once "
-            f"(grid² × steps ≤ {MAX_BASIN_WORK:,}); use fewer steps or a smaller grid"
-        )
     n = len(settings.variants)
     if not (0 <= a < n and 0 <= b < n):
         raise ValueError(f"choose two of the {n} variants, got {a} and {b}")
+    check_basin_work(settings, a, b, grid, steps)
     labels = variant_labels(settings.variants)
     opt_a, _ = make_optimizer(settings.variants[a], settings.lr, settings.base)
     opt_b, _ = make_optimizer(settings.variants[b], settings.lr, settings.base)

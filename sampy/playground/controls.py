@@ -22,6 +22,7 @@ from sampy.playground.choices import (
     methods,
 )
 from sampy.playground.compute import VariantSetting
+from sampy.playground.limits import Limit
 
 
 def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widgets.Widget:
@@ -52,11 +53,7 @@ def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widget
             options=[(_stop_label(v), v) for v in stops], value=float(value), **common
         )
     if spec.log and float(spec.default) > 0:
-        centre = math.log10(float(spec.default))
-        lo = centre - 2 if not spec.low else max(centre - 2, math.log10(spec.low))
-        hi = centre + 2 if spec.high is None else min(centre + 2, math.log10(spec.high))
-        if isinstance(value, (int, float)) and value > 0:
-            lo, hi = min(lo, math.log10(value)), max(hi, math.log10(value))
+        lo, hi = _log_range(spec, value)
         return widgets.FloatLogSlider(
             value=value, base=10, min=lo, max=hi, step=(hi - lo) / 200, readout_format=".3g",
             **common,
@@ -66,6 +63,34 @@ def make_knob(spec: Hyper, value: object = None, width: str = "110px") -> widget
     return widgets.FloatSlider(
         value=value, min=lo, max=hi, step=step, readout_format=f".{decimals}f", **common
     )
+
+
+def _log_range(spec: Hyper, value: object) -> tuple[float, float]:
+    """The exponents (base 10) at the ends of a log knob's slider: default/100 to
+    default·100, within the spec's bounds, widened to include ``value``."""
+    centre = math.log10(float(spec.default))
+    lo = centre - 2 if not spec.low else max(centre - 2, math.log10(spec.low))
+    hi = centre + 2 if spec.high is None else min(centre + 2, math.log10(spec.high))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        lo, hi = min(lo, math.log10(value)), max(hi, math.log10(value))
+    return lo, hi
+
+
+def knob_limit(spec: Hyper, value: object = None) -> Limit | None:
+    """The range of the slider ``make_knob(spec, value)`` builds, as a ``Limit`` the kernel
+    clamps the browser's value into; ``None`` for a control whose values are a fixed list
+    (a checkbox, a menu, an ∞-ended ``SelectionSlider``: traitlets refuses anything else)."""
+    value = spec.default if value is None else value
+    if spec.kind in ("bool", "choice") or spec.name in INFINITE_END:
+        return None
+    if spec.kind == "int":
+        lo, hi, _ = knob_range(spec, value)
+        return Limit(spec.name, int(lo), int(hi), integer=True)
+    if spec.log and float(spec.default) > 0:
+        lo, hi = _log_range(spec, value)
+        return Limit(spec.name, 10.0**lo, 10.0**hi)
+    lo, hi, _ = knob_range(spec, value)
+    return Limit(spec.name, lo, hi)
 
 
 def _stop_label(value: float) -> str:
@@ -124,6 +149,7 @@ class VariantSlot(widgets.VBox):
         self.width = width
         self._on_change = on_change
         self.knobs: dict[str, widgets.Widget] = {}
+        self.limits: dict[str, Limit] = {}  # the kernel's ranges of the knobs
         self._fixed: dict[str, object] = {}
         swatch = "━━" if index else "╍╍"  # the first slot's path is dashed
         self.swatch = widgets.HTML(
@@ -149,17 +175,32 @@ class VariantSlot(widgets.VBox):
         """The chosen menu entry (``NO_VARIANT`` when empty)."""
         return self.menu.value
 
-    def setting(self) -> VariantSetting | None:
-        """The slot's variant and hyperparameters, or ``None`` for an empty slot."""
+    def setting(self, notes: list[str] | None = None) -> VariantSetting | None:
+        """The slot's variant and hyperparameters, or ``None`` for an empty slot.
+
+        Each knob's value is clamped into the range the kernel gave its slider
+        (``knob_limit``), whatever range the browser's copy of the slider claims; a line per
+        clamped value is added to ``notes``. Raises ``ValueError`` naming the knob for a
+        value that is no number (NaN).
+        """
         if self.menu.value == NO_VARIANT:
             return None
-        shown = {name: clean_number(knob.value) for name, knob in self.knobs.items()}
+        shown = {}
+        for name, knob in self.knobs.items():
+            value = knob.value
+            limit = self.limits.get(name)
+            if limit is not None:
+                value, note = limit.clamp(value)
+                if note is not None and notes is not None:
+                    notes.append(f"variant {self.index + 1}: {note}")
+            shown[name] = clean_number(value)
         return VariantSetting(self.menu.value, {**self._fixed, **shown})
 
     def _build(self, method: str, values: Mapping[str, object]) -> None:
         for knob in self.knobs.values():
             knob.close()  # and its comm: a browser page must not collect dead controls
         self.knobs = {}
+        self.limits = {}
         self._fixed = {}
         if method == NO_VARIANT:
             self.note.value = "<small>empty: choose a method to compare</small>"
@@ -176,6 +217,11 @@ class VariantSlot(widgets.VBox):
             )
         self.knobs = {
             spec.name: make_knob(spec, values.get(spec.name), width="80px") for spec in specs
+        }
+        self.limits = {
+            spec.name: limit
+            for spec in specs
+            if (limit := knob_limit(spec, values.get(spec.name))) is not None
         }
         for knob in self.knobs.values():
             knob.layout.width = f"{self.width - 10}px"
