@@ -21,10 +21,14 @@ export PATH := $(BIN):$(PATH)
 # silently outputs nothing: the book builds "fine" with every figure missing.
 unexport MPLBACKEND
 
-.PHONY: help venv vendor chromium lab book test lint playground bench clean clean-all
+.PHONY: help venv vendor chromium lab book student teacher test lint playground bench clean clean-all
 
 help:
 	@echo "make book        build the Jupyter Book into _build/html (installs what it needs)"
+	@echo "make student     the student edition: no solutions, HTML in _build/student/html and"
+	@echo "                 one notebook per chapter in _build/student/notebooks (nbgrader cells)"
+	@echo "make teacher     the teacher edition: make book, plus the notebooks with solutions in"
+	@echo "                 _build/teacher/notebooks (nbgrader source notebooks)"
 	@echo "make test        ruff + pytest, including the book build and headless-browser tests"
 	@echo "make lab         bundle the browser laboratory into lab/dist (the book's build does it too)"
 	@echo "make playground  serve playground/explorer.ipynb with Voila on 127.0.0.1:$(PORT)"
@@ -65,6 +69,25 @@ chromium:
 book: venv vendor
 	$(BIN)/jupyter-book build . -W --keep-going --all
 	@echo "$(CURDIR)/_build/html/index.html"
+
+# The student edition (scripts/editions.py says what it removes and why): the book's sources
+# without solutions, teacher-only cells and grading notes, built with the book's own
+# configuration, so no solution reaches the HTML, its _sources or its search index; and one
+# notebook per chapter that plain Jupyter renders, with nbgrader cells for checked exercises.
+student: venv vendor
+	$(BIN)/python scripts/editions.py student
+	$(BIN)/jupyter-book build _build/student/src -W --keep-going --all
+	rm -rf _build/student/html
+	mv _build/student/src/_build/html _build/student/html
+	@echo "$(CURDIR)/_build/student/html/index.html"
+	@echo "$(CURDIR)/_build/student/notebooks"
+
+# The teacher edition is the book itself (solutions folded, grading notes shown), plus the
+# chapter notebooks with the solutions between nbgrader's BEGIN/END SOLUTION markers.
+teacher: book
+	$(BIN)/python scripts/editions.py teacher
+	@echo "$(CURDIR)/_build/teacher/notebooks"
+
 
 lint: venv vendor
 	$(BIN)/ruff check .
