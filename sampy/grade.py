@@ -71,7 +71,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LABEL",
-        help="grade only this exercise (label or function name); repeat for several",
+        help="grade only this exercise (a label, a function name, or the start of labels: "
+        "dir- for a chapter's); repeat for several",
     )
     p.add_argument(
         "--jobs", type=_positive(int), default=1, metavar="N", help="students graded at once (1)"

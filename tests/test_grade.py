@@ -21,7 +21,7 @@ import pytest
 
 import sampy.exercises as exercises
 from sampy.grade import main
-from sampy.grading import discover_submissions
+from sampy.grading import discover_submissions, select_exercises
 
 CORPUS = Path(__file__).parent / "data" / "submissions"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -350,6 +350,18 @@ def test_the_graders_own_errors_exit_2_with_a_message(
     (tmp_path / "one" / "bob.py").write_text("")
     assert main([*arguments, "--only", GSAM, "--quiet"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_only_takes_labels_functions_and_the_start_of_a_chapters_labels() -> None:
+    chosen = select_exercises(["dir-", "looksam_reuse", "th-ex-stability"])
+    expected = [
+        e.grade_id
+        for e in exercises.CHECKED_EXERCISES
+        if e.label.startswith("dir-") or e.label in ("ch-ex-looksam", "th-ex-stability")
+    ]
+    assert [e.grade_id for e in chosen] == expected
+    assert {"dir-ex-gsam", "th-ex-stability-sam_edge"} <= set(expected)
+    assert select_exercises([]) == exercises.CHECKED_EXERCISES
 
 
 def test_discovery_skips_checkpoints_and_hidden_files(tmp_path: Path) -> None:

@@ -13,8 +13,12 @@ from sampy.grading.sandbox import Limits, grade_submission
 
 
 def select_exercises(keys: Sequence[str] = ()) -> tuple[CheckedExercise, ...]:
-    """The checked exercises named by ``keys`` (labels, grade ids or function names), in book
-    order; all of them when ``keys`` is empty.
+    """The checked exercises named by ``keys``, in book order; all of them when ``keys`` is
+    empty.
+
+    A key is a label (a label shared by two functions selects both), a grade id, a function
+    name, or the start of labels: ``dir-`` selects every checked exercise of the direction
+    chapter, whose labels all start so, for grading that chapter's notebooks.
 
     Raises:
         ValueError: a key names no checked exercise (the message lists the labels).
@@ -23,11 +27,14 @@ def select_exercises(keys: Sequence[str] = ()) -> tuple[CheckedExercise, ...]:
         return CHECKED_EXERCISES
     chosen = set()
     for key in keys:
+        by_prefix = {e.grade_id for e in CHECKED_EXERCISES if e.label.startswith(key)}
         try:
             entry = checked_exercise(key)
         except KeyError as error:
-            raise ValueError(f"--only: {error.args[0]}") from None
-        # A label shared by two functions selects both.
+            if not by_prefix:
+                raise ValueError(f"--only: {error.args[0]}") from None
+            chosen |= by_prefix
+            continue
         chosen |= {e.grade_id for e in CHECKED_EXERCISES if key in (e.label, e.grade_id)}
         chosen.add(entry.grade_id)
     return tuple(entry for entry in CHECKED_EXERCISES if entry.grade_id in chosen)
