@@ -19,6 +19,7 @@ import subprocess
 import symtable
 import sys
 import time
+import tomllib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -486,3 +487,38 @@ def test_the_command_line_builds_the_teacher_notebooks(tmp_path: Path) -> None:
     assert any(
         "{solution" not in c.source and "Solution to Exercise" in c.source for c in cheaper.cells
     )
+
+
+def readme_teaching_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## Teach with it\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("where", ["book/teaching.md", "README"])
+def test_every_command_and_name_on_the_teaching_page_exists(where: str) -> None:
+    """book/teaching.md and the README's "Teach with it" name make targets, pip extras, the
+    grader, files and settings: each must exist, so the texts cannot drift from the code."""
+    page = readme_teaching_section() if where == "README" else (ROOT / where).read_text()
+    assert "- file: book/teaching" in (ROOT / "_toc.yml").read_text()
+    assert "python -m sampy.grade SUBMISSIONS/" in page
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"`make (\w+)`", page)) | set(re.findall(r"^make (\w+)", page, re.M))
+    assert {"student", "teacher"} <= targets
+    for target in targets:
+        assert re.search(rf"^{target}:", makefile, re.M), f"make {target}"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    installs = re.findall(r'"\.\[([\w,]+)\]"', page)
+    assert installs
+    for names in installs:
+        for extra in names.split(","):
+            assert extra in extras, f"pip install .[{names}]: no extra {extra}"
+    for path in re.findall(r"`((?:playground|scripts|book)/[\w/.]+\.py)`", page):
+        assert (ROOT / path).is_file(), path
+    for setting in re.findall(r"`(SAMPY_[A-Z_]+)`", page):
+        assert setting in (ROOT / "playground" / "server" / "voila.py").read_text(), setting
+    assert "python -m sampy.grade SUBMISSIONS/" in page
+    grade = subprocess.run(
+        [sys.executable, "-m", "sampy.grade", "--help"], capture_output=True, text=True
+    )
+    assert grade.returncode == 0 and "SUBMISSIONS" in grade.stdout.upper()
