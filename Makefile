@@ -31,7 +31,8 @@ help:
 	@echo "                 _build/teacher/notebooks (nbgrader source notebooks)"
 	@echo "make test        ruff + pytest, including the book build and headless-browser tests"
 	@echo "make lab         bundle the browser laboratory into lab/dist (the book's build does it too)"
-	@echo "make playground  serve playground/explorer.ipynb with Voila on 127.0.0.1:$(PORT)"
+	@echo "make playground  serve the playground with Voila on 127.0.0.1:$(PORT): open the URL it prints"
+	@echo "                 (it carries a token; TRUSTED=1 drops the token on a single-user laptop)"
 	@echo "make bench       run benchmarks/run_all.py"
 	@echo "make clean       remove build outputs (make clean-all also removes .venv and node_modules)"
 
@@ -88,7 +89,6 @@ teacher: book
 	$(BIN)/python scripts/editions.py teacher
 	@echo "$(CURDIR)/_build/teacher/notebooks"
 
-
 lint: venv vendor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -98,8 +98,14 @@ lint: venv vendor
 test: venv vendor chromium lint
 	$(BIN)/python -m pytest
 
+# playground/server/voila.py is the server's configuration (a token, a Host allowlist, idle
+# kernels culled and their number capped, v1-only kernel websockets: its docstring says why).
+# Voila prints the URL to open, with its token. TRUSTED=1: no token, for a laptop no one else
+# logs in to; JUPYTER_TOKEN=...: a token of your own.
+TRUSTED ?=
 playground: venv
-	$(BIN)/voila playground/explorer.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+	SAMPY_PLAYGROUND_TRUSTED=$(TRUSTED) $(BIN)/voila playground/explorer.ipynb --no-browser \
+	  --port=$(PORT) --Voila.ip=127.0.0.1 --Voila.config_file_paths=playground/server
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
