@@ -2,8 +2,8 @@
 
 The corpus (``tests/data/submissions/``) answers two checked exercises, GSAM's direction and
 LookSAM's reuse step; the grader runs once on it (``--only`` both, two jobs, a 3 s limit per
-exercise, 1 GiB of address space) from a "teacher's" folder with a "teacher's" HOME, and the
-tests read what it wrote.
+exercise and 8 s for loading, 1 GiB of address space) from a "teacher's" folder with a
+"teacher's" HOME, and the tests read what it wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import runpy
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ good,1,1,2
 good_notebook,1,1,2
 html_injection,0,1,1
 infinite_loop,0,1,1
+memory_at_import,0,0,0
 memory_hog,0,1,1
 mutates_inputs,1,0,1
 mutation_next,1,1,2
@@ -45,6 +47,7 @@ not_json,0,0,0
 os_system,1,1,2
 reference,0,0,0
 syntax_error,0,0,0
+top_level_loop,0,0,0
 wrong,0,0,0
 wrong_notebook,0,1,1
 wrong_signature,0,1,1
@@ -71,7 +74,7 @@ class Graded:
         command = [
             sys.executable, "-m", "sampy.grade", str(CORPUS), "--out", "graded",
             "--only", GSAM, "--only", LOOKSAM,
-            "--timeout", "3", "--memory", "1024", "--jobs", "2",
+            "--timeout", "3", "--load-timeout", "8", "--memory", "1024", "--jobs", "2",
         ]  # fmt: skip
         run = subprocess.run(
             command, cwd=self.teacher, env=env, capture_output=True, text=True, timeout=300
@@ -204,6 +207,17 @@ def test_a_huge_allocation_is_out_of_memory(graded: Graded) -> None:
     lines = graded.messages("memory_hog", GSAM)
     assert lines and all("MemoryError" in line for line in lines)
     assert graded.outcome("memory_hog", LOOKSAM) == "passed"
+
+
+def test_a_loop_or_a_huge_allocation_while_loading_costs_every_exercise(graded: Graded) -> None:
+    for grade_id in (GSAM, LOOKSAM):
+        assert graded.outcome("top_level_loop", grade_id) == "timed out"
+        assert graded.messages("top_level_loop", grade_id) == [
+            "running the submission's own code took longer than 8 s (an infinite loop at the "
+            "top level, or a long computation outside the functions)"
+        ]
+        assert graded.outcome("memory_at_import", grade_id) == "out of memory"
+    assert "MemoryError: Unable to allocate 3.00 GiB" in graded.loading("memory_at_import")
 
 
 def test_os_system_runs_in_the_sandbox_and_leaves_the_teachers_folders_alone(
@@ -377,3 +391,22 @@ def test_discovery_skips_checkpoints_and_hidden_files(tmp_path: Path) -> None:
     (tmp_path / "alice.py").write_text("")
     found = [(s.student, s.files) for s in discover_submissions(tmp_path)]
     assert found == [("alice", ("alice.py",)), ("bob", ("a.ipynb", "b.py"))]
+
+
+def test_a_checker_that_fails_is_the_checkers_error_not_the_students(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sampy.grading.worker import grade_exercise
+
+    def broken_checker(function: object) -> None:
+        raise RuntimeError("a bug in the checker")
+
+    monkeypatch.setattr(exercises, "check_gsam_direction", broken_checker)
+    module = types.ModuleType("submission")
+    module.gsam_direction = _corpus_function("good.py", "gsam_direction")
+    result = grade_exercise(GSAM, module, None, "/nowhere")
+    assert result["outcome"] == "checker error"
+    assert result["messages"][0] == (
+        "the checker check_gsam_direction itself failed; this is sampy's error, not yours"
+    )
+    assert "RuntimeError: a bug in the checker" in result["messages"][1]

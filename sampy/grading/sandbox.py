@@ -32,6 +32,7 @@ from sampy.grading.discover import Submission
 from sampy.grading.results import ExerciseResult, Outcome, StudentResult
 
 _TAIL_LINES = 12
+_STARTUP_SECONDS = 120
 
 
 class GraderError(RuntimeError):
@@ -138,10 +139,18 @@ def _run_worker(
     os.close(write_end)
     attempt = _Attempt(None, [], None)
     buffer = b""
-    deadline = time.monotonic() + limits.load_timeout
+    # The limits start once the worker has imported the checkers ("ready"): a busy machine's
+    # slow start is not the student's time.
+    started = False
+    deadline = time.monotonic() + _STARTUP_SECONDS
     try:
         while len(attempt.results) < len(grade_ids):
             remaining = deadline - time.monotonic()
+            if remaining <= 0 and not started:
+                raise GraderError(
+                    f"a grading process did not start within {_STARTUP_SECONDS} s; is the "
+                    f"machine overloaded? try fewer --jobs"
+                )
             if remaining <= 0:
                 attempt.late = True
                 attempt.ended = "late"
@@ -150,6 +159,12 @@ def _run_worker(
             if not ready:
                 continue
             chunk = os.read(read_end, 1 << 16)
+            if not chunk and not started:
+                process.wait()
+                raise GraderError(
+                    f"a grading process failed before loading any submission: "
+                    f"{_exit_description(process.returncode, output)}"
+                )
             if not chunk:
                 try:
                     process.wait(timeout=max(remaining, 1.0))
@@ -169,6 +184,10 @@ def _run_worker(
                     continue
                 if "grader_error" in event:
                     raise GraderError(str(event["grader_error"]))
+                if "ready" in event:
+                    started = True
+                    deadline = time.monotonic() + limits.load_timeout
+                    continue
                 if "loaded" in event:
                     attempt.loaded = event["loaded"]
                 elif "result" in event:

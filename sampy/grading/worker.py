@@ -4,6 +4,7 @@ It imports the checkers, caps its own address space, runs the submission's code,
 the checker of every exercise it was given, and writes one JSON line per event to the file
 descriptor it was handed::
 
+    {"ready": true}                                     (the checkers imported, the cap set)
     {"loaded": {"problems": [...], "failure": null | "crashed" | "out of memory"}}
     {"result": {"grade_id": ..., "outcome": ..., "messages": [...]}}    (one per exercise)
     {"grader_error": "..."}                                             (the grader's fault)
@@ -231,6 +232,12 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         _send(channel, {"grader_error": str(error)})
         return 2
+    if any(name.endswith(".ipynb") for name in config["files"]):
+        try:  # the grader's own import, before the student's clock starts
+            import nbformat  # noqa: F401
+        except ImportError:
+            pass  # source.notebook_units says what to install
+    _send(channel, {"ready": True})
     sys.path.insert(0, sandbox)  # the student's own helper modules
     module, problems, failure = load_submission(config["files"], sandbox)
     _send(channel, {"loaded": {"problems": problems, "failure": failure}})

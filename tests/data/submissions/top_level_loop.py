@@ -1,0 +1,3 @@
+# A loop at the top level: the submission never finishes loading.
+while True:
+    pass
