@@ -66,6 +66,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import math
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -254,8 +255,21 @@ def _scale(t: Tangent, s: Array | float) -> Tangent:
     return None if t is None else t * s
 
 
+# The careful pass. The forward pass first runs with plain IEEE products, the fast way; only
+# when a partial derivative comes out NaN is it run again with ``_MODE.careful`` set, where
+# ``_chain`` takes 0 · ∞ as 0 and the binary functions guard their ties and apexes. A NaN in a
+# tangent always reaches the result (every rule is arithmetic), so a result without NaN is
+# exactly what the careful pass would give, and the common case pays nothing for the corners.
+class _Mode(threading.local):
+    careful = False  # per thread; a class attribute, so reading it never misses
+
+
+_MODE = _Mode()
+
+
 def _chain(t: Tangent, slope: Array | float) -> Tangent:
-    """``t · slope`` for a slope that can be infinite or undefined, with ``0 · slope = 0``.
+    """``t · slope`` for a slope that can be infinite or undefined, with ``0 · slope = 0``
+    in the careful pass (``_MODE.careful``).
 
     The chain rule at a point where the inner function is stationary (tangent exactly 0)
     and the outer one has an infinite slope (``sqrt`` at 0, ``log`` at 0, a division by 0)
@@ -267,6 +281,8 @@ def _chain(t: Tangent, slope: Array | float) -> Tangent:
     """
     if t is None:
         return None
+    if not _MODE.careful:
+        return t * slope
     if np.ndim(t) == 0:
         return None if t == 0 else t * slope
     return np.where(t == 0, 0.0, t * slope)
@@ -422,17 +438,19 @@ def _call_binary(name: str, a: _Node, b: _Node) -> _Node:
             a_wins = np.where(va == v, 1.0, 0.0)
             b_wins = np.where(vb == v, 1.0, 0.0)
             both = a_wins + b_wins
+            if not _MODE.careful:
+                return a_wins / both, b_wins / both
             share = np.divide(1.0, both, out=np.zeros_like(both), where=both > 0)
             return a_wins * share, b_wins * share
         if name == "arctan2":  # arctan2(a, b): the angle of the point (b, a)
             r2 = va * va + vb * vb
             return vb / r2, -va / r2
         # hypot: a cone with its apex where both operands are 0; the subgradient 0 there.
+        if not _MODE.careful:
+            return va / v, vb / v
         apex = v == 0
-        if np.any(apex):
-            safe = np.where(apex, 1.0, v)
-            return np.where(apex, 0.0, va / safe), np.where(apex, 0.0, vb / safe)
-        return va / v, vb / v
+        safe = np.where(apex, 1.0, v)
+        return np.where(apex, 0.0, va / safe), np.where(apex, 0.0, vb / safe)
 
     def forward(x, y):
         va, ax, ay = ga(x, y)
@@ -690,9 +708,29 @@ class Expression:
     def value_and_grad(self, x: object, y: object) -> tuple[Array, Array, Array]:
         """``(f, ∂f/∂x, ∂f/∂y)`` at every point of ``np.broadcast(x, y)``."""
         xa, ya, shape = self._inputs(x, y)
-        with np.errstate(all="ignore"):
-            value, dx, dy = self._root.forward(xa, ya)
+        value, dx, dy = self._forward(xa, ya)
         return _full(value, shape), _full(dx, shape), _full(dy, shape)
+
+    def _forward(self, x: Array, y: Array) -> tuple[Array, Tangent, Tangent]:
+        """The forward pass, run again carefully (``_MODE``) at the points where a partial
+        derivative came out NaN, and only there."""
+        with np.errstate(all="ignore"):
+            value, dx, dy = self._root.forward(x, y)
+            if not (_has_nan(dx) or _has_nan(dy)):
+                return value, dx, dy
+            shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+            dx, dy = np.array(_full(dx, shape)), np.array(_full(dy, shape))  # writable copies
+            redo = np.isnan(dx) | np.isnan(dy)
+            _MODE.careful = True
+            try:
+                _, again_x, again_y = self._root.forward(
+                    np.broadcast_to(x, shape)[redo], np.broadcast_to(y, shape)[redo]
+                )
+            finally:
+                _MODE.careful = False
+            count = (int(redo.sum()),)
+            dx[redo], dy[redo] = _full(again_x, count), _full(again_y, count)
+        return value, dx, dy
 
     # Point-array forms, the convention of ``TestFunction``: points of shape (..., 2).
 
@@ -704,8 +742,7 @@ class Expression:
     def grad_on_points(self, points: object) -> Array:
         """The gradient at points of shape ``(..., 2)``; shape ``(..., 2)``."""
         p = _points(points)
-        with np.errstate(all="ignore"):
-            _, dx, dy = self._root.forward(p[..., 0], p[..., 1])
+        _, dx, dy = self._forward(p[..., 0], p[..., 1])
         grad = np.empty(p.shape)
         grad[..., 0] = 0.0 if dx is None else dx
         grad[..., 1] = 0.0 if dy is None else dy
@@ -721,6 +758,10 @@ class Expression:
                 # (zero) dependence; the points are finite, so 0·u is exactly 0.
                 value = value + 0.0 * u
         return value
+
+
+def _has_nan(t: Tangent) -> bool:
+    return t is not None and bool(np.isnan(t).any())
 
 
 def _full(value: Tangent, shape: tuple[int, ...]) -> Array:
