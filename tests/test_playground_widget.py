@@ -776,3 +776,29 @@ def test_the_heavy_setting_is_refused_at_once_with_what_to_reduce() -> None:
     assert "Too much work" in status and "too much work:" in status
     assert "fewer steps (at most" in status and "a shorter expression" in status
     assert all(len(vrun.xs) == 301 for vrun in lab.runs)  # the last good runs stay
+
+
+def test_the_kernels_knob_limits_are_the_sliders_ranges() -> None:
+    """``knob_limit`` (what the kernel clamps to) and ``make_knob`` (what the slider shows)
+    agree for every knob of every method: the clamp never moves a value the slider allows."""
+    import ipywidgets as widgets
+
+    from sampy.playground.choices import knob_specs, methods
+    from sampy.playground.controls import knob_limit, make_knob
+
+    checked = 0
+    for method in methods():
+        for spec in knob_specs(method):
+            knob, limit = make_knob(spec), knob_limit(spec)
+            if isinstance(knob, widgets.FloatLogSlider):
+                ends = (knob.base**knob.min, knob.base**knob.max)
+                assert ends == pytest.approx((limit.low, limit.high), rel=1e-12), spec.name
+            elif isinstance(knob, (widgets.IntSlider, widgets.FloatSlider)):
+                assert (knob.min, knob.max) == (limit.low, limit.high), (method, spec.name)
+                assert limit.integer == isinstance(knob, widgets.IntSlider)
+            else:  # a fixed list of values, which traitlets enforces
+                assert limit is None, (method, spec.name)
+                continue
+            assert limit.clamp(knob.value) == (knob.value, None)
+            checked += 1
+    assert checked > 30
