@@ -497,6 +497,11 @@ class _Checker:
             pass
         return f"{typed} = {shown}"
 
+    def typed(self, node: ast.AST) -> str:
+        """The text of ``node`` as typed: Python's parser folds look-alike letters (NFKC), so
+        ``node.id`` of ``ｆｏｏ`` is ``foo``, which the reader did not type."""
+        return ast.get_source_segment(self.text, node) or getattr(node, "id", "")
+
     def fail(self, message: str, node: ast.AST) -> ExpressionError:
         return ExpressionError(message, self.position(node))
 
@@ -520,8 +525,8 @@ class _Checker:
             if node.id in FUNCTIONS:
                 raise self.fail(f"'{node.id}' is a function: call it, e.g. {node.id}(x)", node)
             raise self.fail(
-                f"unknown name '{node.id}'; use the variables x and y, the constants pi and "
-                f"e, and the functions {_ALLOWED}",
+                f"unknown name {self.typed(node)!r}; use the variables x and y, the constants "
+                f"pi and e, and the functions {_ALLOWED}",
                 node,
             )
         if isinstance(node, ast.UnaryOp):
@@ -593,7 +598,9 @@ class _Checker:
             raise self.fail("only the allowed functions can be called, by name: e.g. sin(x)", node)
         name = node.func.id
         if name not in FUNCTIONS:
-            raise self.fail(f"unknown function '{name}'; allowed functions: {_ALLOWED}", node)
+            raise self.fail(
+                f"unknown function {self.typed(node.func)!r}; allowed functions: {_ALLOWED}", node
+            )
         if node.keywords:
             raise self.fail(f"keyword arguments are not allowed (in {name}(...))", node)
         for arg in node.args:

@@ -580,3 +580,12 @@ def test_fuzz_valid_expressions_agree_with_numpy_and_autograd(text):
         ours, theirs = f.grad(points), f.autograd_grad(points)
     both = np.isfinite(ours) & np.isfinite(theirs)
     np.testing.assert_allclose(ours[both], theirs[both], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [("ｆｏｏ + x", "unknown name 'ｆｏｏ'"), ("ｆｏｏ(x)", "unknown function 'ｆｏｏ'"),
+     ("sіn(x)", "unknown function 'sіn'")],
+)  # fmt: skip
+def test_unknown_names_are_quoted_as_typed_not_as_python_normalises_them(text, quoted):
+    assert quoted in check_expression(text)
