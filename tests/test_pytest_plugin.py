@@ -49,6 +49,18 @@ def test_the_plugin_is_registered_as_a_pytest11_entry_point() -> None:
     assert plugins.get("sampy") == "sampy.pytest_plugin"
 
 
+def test_the_assertions_need_no_pytest() -> None:
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "from sampy.testing import assert_reaches_minimum\n"
+        "assert_reaches_minimum(lambda x, grad: x - 0.1 * grad(x), 'sphere', [1.0, 2.0], 200)\n"
+        "print('reached')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "reached\n"
+
+
 def test_the_example_passes_under_a_plain_pytest(tmp_path: Path) -> None:
     run = _pytest(str(EXAMPLE), "-q", cwd=REPOSITORY)
     assert run.returncode == 0, run.stdout + run.stderr
