@@ -88,15 +88,21 @@ def rss_mb(pid: int) -> float:
 
 
 def kill_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM ``proc`` (Voilà then shuts its kernels down), then SIGKILL whatever is left."""
+    """SIGTERM ``proc`` and everything below it (Voilà then shuts its kernels down), then
+    SIGKILL whatever is still alive after ``grace`` seconds (a server frozen by A1 ignores
+    SIGTERM)."""
     family = descendants(proc.pid)
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # a server frozen by A1 ignores SIGTERM
-            proc.wait(timeout=grace)
+    for pid in [proc.pid, *family]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in family):
+        time.sleep(0.1)
     for pid in family + descendants(proc.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
