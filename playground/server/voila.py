@@ -30,6 +30,9 @@ What it sets, and why (the reliability review of the playground found each of th
   without a server error; the page's template drops the two Font Awesome stylesheets Voilà's
   lab template fetches from cdn.jsdelivr.net (its own bundle already carries the icons), and
   the jupytext labextension, built for a newer JupyterLab, is not loaded.
+- **No traceback on the page.** Every kernel loads ``sampy.playground.kernel_guard``, which
+  sends ipykernel's reports of a failed ``comm_open``/``comm_msg`` (a hostile client's made-up
+  widget, with file paths in its traceback) to this server's log instead of to the page.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 # --------------------------------------------------------------------------- who may connect
 
 # Nothing but this machine's own interfaces: a class is served through JupyterHub or a
-# reverse proxy with authentication in front (README, "Serving a class"), never a public bind.
+# reverse proxy with authentication in front (README, the playground), never a public bind.
 c.Voila.ip = "127.0.0.1"
 
 if os.environ.get("SAMPY_PLAYGROUND_TRUSTED") == "1":
