@@ -290,6 +290,33 @@ def test_student_notebooks_hold_no_solution_text(student: Path) -> None:
             assert "### BEGIN SOLUTION" not in cell.source, path.name
 
 
+# The chapter code that gave a checked exercise's answer away (classroom review, 0, missing 3).
+FROM_SCRATCH_ANSWERS = (
+    "my_checkpoints",
+    "imbsam_direction",
+    "asam_perturbation",
+    "gsam_from_scratch",
+    "looksam_from_scratch",
+    "bsam_from_scratch",
+    "schedule_free_from_scratch",
+)
+
+
+def test_no_answer_of_a_checked_exercise_is_in_the_student_edition(student: Path) -> None:
+    names = {e.function for e in CHECKED_EXERCISES} | set(FROM_SCRATCH_ANSWERS)
+    names |= {f"my_{name}" for name in names}
+    defining = re.compile(rf"^\s*def ({'|'.join(sorted(names))})\(", re.M)
+    for path in sorted((student / "src" / "book").glob("*.md")):
+        assert not defining.search(path.read_text()), (
+            f"{path.name}: {defining.search(path.read_text())[0]}"
+        )
+    for path in sorted((student / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                continue  # the answer cell: the def line and raise NotImplementedError()
+            assert not defining.search(cell.source), f"{path.name}: {cell.source[:200]}"
+
+
 def test_the_collection_and_the_card_get_no_notebook(student: Path) -> None:
     names = {path.stem for path in (student / "notebooks").glob("*.ipynb")}
     assert {"cheaper", "imbsam", "sharp_flat"} <= names
