@@ -150,6 +150,53 @@ def test_every_student_has_a_section_with_a_table_and_a_total(graded: Graded) ->
             assert f"| {graded.outcome(row['student'], grade_id)} | {row[grade_id]}/1 |" in section
 
 
+def test_a_students_reports_are_exactly_what_the_grader_knows(graded: Graded) -> None:
+    students = len(EXPECTED_CSV.splitlines()) - 1
+    assert graded.markdown.startswith(
+        f"# Feedback\n\n{students} student(s), 2 exercise(s), 2 point(s).\n\n"
+        "## crash\\_at\\_import\n"
+    )
+    assert graded.student("top_level_loop") == (
+        "\n"
+        "**0 of 2 points.**\n\n"
+        "| exercise | function | outcome | points |\n"
+        "|---|---|---|---|\n"
+        "| dir-ex-gsam | `gsam_direction` | timed out | 0/1 |\n"
+        "| ch-ex-looksam | `looksam_reuse` | timed out | 0/1 |\n\n"
+        "### While loading the submission\n\n"
+        "```text\n"
+        "running the submission's own code took longer than 8 s (an infinite loop at the top "
+        "level, or a long computation outside the functions)\n"
+        "```\n\n"
+        "### dir-ex-gsam: timed out\n\n"
+        "```text\n"
+        "running the submission's own code took longer than 8 s (an infinite loop at the top "
+        "level, or a long computation outside the functions)\n"
+        "```\n\n"
+        "### ch-ex-looksam: timed out\n\n"
+        "```text\n"
+        "running the submission's own code took longer than 8 s (an infinite loop at the top "
+        "level, or a long computation outside the functions)\n"
+        "```\n\n"
+    )
+    empty = graded.html.split("<section><h2>empty</h2>", 1)[1].split("</section>", 1)[0]
+    assert empty == (
+        "\n<p><b>0 of 2 points.</b></p>\n"
+        "<table><tr><th>exercise</th><th>function</th><th>outcome</th><th>points</th></tr>\n"
+        "<tr><td>dir-ex-gsam</td><td><code>gsam_direction</code></td>"
+        '<td class="missing">missing</td><td>0/1</td></tr>\n'
+        "<tr><td>ch-ex-looksam</td><td><code>looksam_reuse</code></td>"
+        '<td class="missing">missing</td><td>0/1</td></tr>\n'
+        "</table>\n"
+        '<h3>dir-ex-gsam: <span class="missing">missing</span></h3>\n'
+        "<pre>no function named gsam_direction; write `def gsam_direction(g, g_adv, alpha):`"
+        "</pre>\n"
+        '<h3>ch-ex-looksam: <span class="missing">missing</span></h3>\n'
+        "<pre>no function named looksam_reuse; write `def looksam_reuse(g0, g_s, g, alpha):`"
+        "</pre>\n"
+    )
+
+
 def test_good_submissions_get_full_marks_in_every_form(graded: Graded) -> None:
     for student in ("good", "good_notebook", "folder_student", "mutation_next"):
         assert graded.outcome(student, GSAM) == graded.outcome(student, LOOKSAM) == "passed"
@@ -410,3 +457,17 @@ def test_a_checker_that_fails_is_the_checkers_error_not_the_students(
         "the checker check_gsam_direction itself failed; this is sampy's error, not yours"
     )
     assert "RuntimeError: a bug in the checker" in result["messages"][1]
+
+
+def test_a_library_too_big_for_the_memory_limit_says_to_raise_it(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "torch_user.py").write_text("import torch\n")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "subs"), "--out", str(out), "--only", GSAM, "--memory", "400",
+                 "--quiet"]) == 0  # fmt: skip
+    assert (out / "grades.csv").read_text().splitlines()[1] == "torch_user,0,0"
+    report = (out / "feedback.md").read_text()
+    assert "failed to map segment from shared object" in report
+    assert "the teacher can raise --memory" in report
+    assert "### dir-ex-gsam: out of memory" in report

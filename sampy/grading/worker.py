@@ -33,6 +33,13 @@ from sampy.grading.source import CodeUnit, UnreadableSubmission, code_units
 _MAX_LINE = 300
 _MAX_FRAMES = 8
 _GRADING_DIR = str(Path(__file__).resolve().parent)
+# What the dynamic loader and the kernel say when RLIMIT_AS refuses a shared library.
+_LIBRARY_TOO_BIG = "failed to map segment from shared object"
+_NO_MEMORY = "Cannot allocate memory"
+_RAISE_THE_LIMIT = (
+    "the memory limit refused to load a library this submission imports (torch alone needs "
+    "about 0.7 GB of address space, more with CUDA): the teacher can raise --memory"
+)
 
 
 def _address_space_bytes() -> int:
@@ -122,6 +129,14 @@ def _run_units(
         except MemoryError as error:
             problems.append(trimmed_traceback(error, sandbox))
             failure = _worse(failure, Outcome.OUT_OF_MEMORY.value)
+        except (ImportError, OSError) as error:
+            problems.append(trimmed_traceback(error, sandbox))
+            if _LIBRARY_TOO_BIG in str(error) or _NO_MEMORY in str(error):
+                # The cap refused the mapping of a large library (torch), not a student's array.
+                problems.append(_RAISE_THE_LIMIT)
+                failure = _worse(failure, Outcome.OUT_OF_MEMORY.value)
+            else:
+                failure = _worse(failure, Outcome.CRASHED.value)
         except BaseException as error:  # SystemExit and KeyboardInterrupt too: all the student's
             problems.append(trimmed_traceback(error, sandbox))
             failure = _worse(failure, Outcome.CRASHED.value)
