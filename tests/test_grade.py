@@ -1,7 +1,7 @@
 """``python -m sampy.grade`` on a corpus of good, wrong, hostile and malformed submissions.
 
 The corpus (``tests/data/submissions/``) answers two checked exercises, GSAM's direction and
-LookSAM's reuse step; the grader runs once on it (``--only`` both, two jobs, a 3 s limit per
+LookSAM's reuse step; the grader runs once on it (``--only`` both, four jobs, a 3 s limit per
 exercise and 8 s for loading, 1 GiB of address space) from a "teacher's" folder with a
 "teacher's" HOME, and the tests read what it wrote.
 """
@@ -74,7 +74,7 @@ class Graded:
         command = [
             sys.executable, "-m", "sampy.grade", str(CORPUS), "--out", "graded",
             "--only", GSAM, "--only", LOOKSAM,
-            "--timeout", "3", "--load-timeout", "8", "--memory", "1024", "--jobs", "2",
+            "--timeout", "3", "--load-timeout", "8", "--memory", "1024", "--jobs", "4",
         ]  # fmt: skip
         run = subprocess.run(
             command, cwd=self.teacher, env=env, capture_output=True, text=True, timeout=300
