@@ -549,3 +549,28 @@ def test_every_command_and_name_on_the_teaching_page_exists(where: str) -> None:
         [sys.executable, "-m", "sampy.grade", "--help"], capture_output=True, text=True
     )
     assert grade.returncode == 0 and "SUBMISSIONS" in grade.stdout.upper()
+
+
+def test_the_label_noise_notebook_reads_the_results_it_is_handed_out_with(
+    student: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Classroom review, 1.3: stand-alone, the chapter re-ran the 96 s digits experiment and
+    wrote _data/ next to the notebook. The notebooks folder carries the results, made with the
+    configuration the chapter asks for, so its cell (run from the notebook's folder) reads them."""
+    from sampy.label_noise import digits
+
+    shutil.copytree(student / "notebooks", tmp_path, dirs_exist_ok=True)
+    cell = next(
+        c.source
+        for c in nbformat.read(tmp_path / "label_noise.ipynb", as_version=4).cells
+        if c.cell_type == "code" and "label_noise_digits.json" in c.source
+    )
+    assert 'Path("_data/label_noise_digits.json")' in cell
+    monkeypatch.chdir(tmp_path)
+
+    def no_rerun(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the digits experiment would run again")
+
+    monkeypatch.setattr(digits, "run_experiment", no_rerun)
+    results = digits.load_or_run(Path("_data/label_noise_digits.json"), digits.DEFAULT)
+    assert results["runs"]
