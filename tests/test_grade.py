@@ -46,6 +46,7 @@ not_attempted,0,1,1
 not_json,0,0,0
 os_system,1,1,2
 reference,0,0,0
+sampy,1,1,2
 syntax_error,0,0,0
 top_level_loop,0,0,0
 wrong,0,0,0
@@ -198,7 +199,8 @@ def test_a_students_reports_are_exactly_what_the_grader_knows(graded: Graded) ->
 
 
 def test_good_submissions_get_full_marks_in_every_form(graded: Graded) -> None:
-    for student in ("good", "good_notebook", "folder_student", "mutation_next"):
+    # sampy.py: a student's file named like the grader's package does not shadow it.
+    for student in ("good", "good_notebook", "folder_student", "mutation_next", "sampy"):
         assert graded.outcome(student, GSAM) == graded.outcome(student, LOOKSAM) == "passed"
         assert graded.loading(student) == ""
 

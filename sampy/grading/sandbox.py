@@ -127,7 +127,9 @@ def _run_worker(
     output = sandbox / ".grader-output.txt"
     with open(output, "wb") as output_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sampy.grading.worker", json.dumps(config)],
+            # -P: the working directory (the student's files) is not put on sys.path, so a
+            # student's sampy.py or numpy.py cannot stand in for the grader's own imports.
+            [sys.executable, "-P", "-m", "sampy.grading.worker", json.dumps(config)],
             cwd=sandbox,
             env=trimmed_environment(str(sandbox)),
             stdin=subprocess.DEVNULL,
