@@ -35,6 +35,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from sampy.exercises import CHECKED_EXERCISES, CheckedExercise
+
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_ONLY_START = "<!-- teacher-only -->"
 TEACHER_ONLY_END = "<!-- /teacher-only -->"
@@ -591,29 +593,6 @@ def requirements_of(code: str) -> list[str]:
     return needs
 
 
-@dataclass(frozen=True)
-class CheckedExercise:
-    """The fields of ``sampy.exercises.CheckedExercise`` the editions use."""
-
-    label: str
-    function: str
-    signature: str
-    checker: str
-    points: int = 1
-
-
-def checked_exercises() -> tuple[CheckedExercise, ...]:
-    """The checked exercises of ``sampy.exercises`` (an empty tuple before the catalogue)."""
-    try:
-        from sampy.exercises import CHECKED_EXERCISES
-    except ImportError:
-        return ()
-    return tuple(
-        CheckedExercise(e.label, e.function, e.signature, e.checker, e.points)
-        for e in CHECKED_EXERCISES
-    )
-
-
 def nbgrader_metadata(grade_id: str, *, solution: bool, grade: bool, points: int = 0) -> dict:
     """nbgrader's cell metadata, schema 3: an answer cell (solution) or a test cell (grade)."""
     metadata = {
@@ -904,8 +883,9 @@ def build(edition: str, root: Path = ROOT, out: Path | None = None) -> Path:
     """Write an edition's sources (student) and notebooks under ``out``; return ``out``."""
     teacher = edition == "teacher"
     out = out or root / "_build" / edition
-    index_original = book_index(root)
-    originals = {d: (root / f"{d}.md").read_text() for d in index_original.docnames}
+    # Exercise numbers and labels come from the whole book, so they match the HTML's.
+    index = book_index(root)
+    originals = {docname: (root / f"{docname}.md").read_text() for docname in index.docnames}
     if teacher:
         texts = originals
     else:
@@ -913,9 +893,7 @@ def build(edition: str, root: Path = ROOT, out: Path | None = None) -> Path:
         copy_book_tree(root, out / "src")
         for docname, text in texts.items():
             (out / "src" / f"{docname}.md").write_text(text)
-    # Exercise numbers and labels come from the whole book, so they match the HTML's.
-    index = book_index(root)
-    exercises = checked_exercises()
+    exercises = CHECKED_EXERCISES
     chapters = notebook_docnames(index, texts)
     notebooks = out / "notebooks"
     if notebooks.exists():

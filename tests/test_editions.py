@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sampy.exercises import CHECKED_EXERCISES
+from sampy.exercises import CHECKED_EXERCISES, CheckedExercise
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("editions", ROOT / "scripts" / "editions.py")
@@ -207,7 +207,7 @@ def test_directives_and_roles_become_plain_markdown() -> None:
 
 
 def test_answer_cells_student_stub_and_teacher_solution() -> None:
-    exercise = editions.CheckedExercise("ex-a", "double", "def double(x):", "check_double")
+    exercise = CheckedExercise("ex-a", "double", "def double(x):", "check_double")
     chapter = ["import numpy as np\n\n\ndef double(x):\n    y = 2 * x\n    return y\n"]
     student = editions.answer_source(exercise, chapter, teacher=False)
     assert student == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
