@@ -260,3 +260,103 @@ def test_binary_data_is_checked_alike_by_the_logistic_problem_and_the_dln(
     }[problem]
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# --------------------------------------------------------------------------- issue 15's holes
+
+
+def _real_specs():
+    """(owner, spec, make) for every real/int hyperparameter of every variant and base."""
+    out = []
+    for row in sampy.variants():
+        for spec in row.hyperparameters:
+            if spec.kind in ("real", "int") and spec.name not in row.preset:
+                out.append((row.name, spec, lambda row=row, **kw: row.make(SGD(lr=0.1), **kw)))
+    for cls in (SGD, Adam, AdamW):
+        for spec in cls.HYPERPARAMETERS:
+            if spec.kind in ("real", "int"):
+                out.append((cls.__name__, spec, cls))
+    return out
+
+
+REAL_SPECS = _real_specs()
+
+
+NOT_NUMBERS = [10**400, np.bool_(True), np.bool_(False), 1 + 0j, "fast", None, np.array([True])]
+
+
+@pytest.mark.parametrize(
+    ("owner", "spec", "make"), REAL_SPECS, ids=[f"{o}-{s.name}" for o, s, _ in REAL_SPECS]
+)
+def test_every_number_hyperparameter_refuses_non_numbers_by_name(owner, spec, make):
+    """The review's B1: 10**400 raised OverflowError, np.bool_ was taken as a number."""
+    for bad in NOT_NUMBERS:
+        if bad is None and spec.default is None:
+            continue  # None switches an optional knob off
+        with pytest.raises(ValueError, match=rf"{spec.name} must .*{re.escape(spec.range_text())}"):
+            make(**{spec.name: bad})
+
+
+INF_EXCLUDED = [
+    (o, s, m)
+    for o, s, m in REAL_SPECS
+    if s.kind == "real" and s.high is None and not getattr(s, "allow_inf", False)
+]
+
+
+@pytest.mark.parametrize(
+    ("owner", "spec", "make"), INF_EXCLUDED, ids=[f"{o}-{s.name}" for o, s, _ in INF_EXCLUDED]
+)
+def test_inf_is_refused_where_the_range_reads_inf_open(owner, spec, make):
+    """The review's B2: 110 hyperparameters said [0, inf) and took inf (Adam(eps=inf) then
+    never moved, BSAM(s_init=inf) neither, perturb_eps=inf turned SAM into SGD)."""
+    assert spec.range_text().endswith("inf)")
+    with pytest.raises(ValueError, match=rf"{spec.name} .*infinity is not in the range"):
+        make(**{spec.name: math.inf})
+
+
+def test_there_are_as_many_inf_open_hyperparameters_as_the_review_counted():
+    assert len(INF_EXCLUDED) >= 100
+
+
+def test_inf_is_a_value_where_the_range_says_so():
+    assert SAM(SGD(lr=0.1), p=math.inf).ascent.p == math.inf
+    assert sampy.variant("SAM").hyperparameters[1].range_text() == "[1, inf]"
+    sampy.variant("BSAM").make(None, num_data=math.inf)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [
+        (row.name, spec.name)
+        for row in sampy.variants()
+        for spec in row.hyperparameters
+        if spec.kind == "choice" and spec.name not in row.preset
+    ],
+)
+def test_a_choice_given_an_array_is_refused_by_name(owner, name):
+    with pytest.raises(ValueError, match=rf"{name} must be one of"):
+        sampy.variant(owner).make(SGD(lr=0.1), **{name: np.array(["a", "b"])})
+
+
+def test_multistep_sam_has_a_documented_maximum_of_ascent_steps():
+    from sampy.optim.msharpness import MAX_ASCENT_STEPS, MultiStepSAM
+
+    MultiStepSAM(SGD(lr=0.1), ascent_steps=MAX_ASCENT_STEPS)
+    with pytest.raises(ValueError, match=r"ascent_steps must lie in \[1, 100\]"):
+        MultiStepSAM(SGD(lr=0.1), ascent_steps=10**30)
+
+
+def test_the_torch_twins_messages_quote_the_registry_s_range():
+    """The review's B2: torch said [0, inf] where the registry says [0, inf)."""
+    torch = pytest.importorskip("torch")
+    import sampy.torch as st
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    rho = sampy.variant("SAM").hyperparameters[0]
+    with pytest.raises(ValueError, match=re.escape(f"rho must lie in {rho.range_text()}")):
+        st.SAM([w], lr=0.1, rho=-1.0)
+    with pytest.raises(ValueError, match="rho must be a real number in"):
+        st.SAM([w], lr=0.1, rho=10**400)
+    with pytest.raises(ValueError, match="lr must be a real number in"):
+        st.ScheduleFreeAdamW([w], lr=np.bool_(True))
