@@ -127,6 +127,27 @@ def test_a_right_step_and_a_right_optimizer_object_pass() -> None:
     assert_follows_reference(sampy_own, "SAM", "himmelblau", x0, 10, base=SGD(lr=0.01), rho=0.05)
 
 
+def test_other_variants_and_a_built_in_base_follow_the_registry_rows() -> None:
+    from sampy.optim import MSAM, LookSAM
+
+    x0 = start_points(functions.get("himmelblau"), 3)
+    assert_follows_reference(
+        MSAM(lr=0.01, rho=0.05), "MSAM", "himmelblau", x0, 10, lr=0.01, rho=0.05
+    )
+    # LookSAM's period off by one (the classroom review's gap): the schedules part at step 4,
+    # where k = 3 takes a SAM step and k = 4 reuses the stored direction.
+    off_by_one = LookSAM(SGD(lr=0.01), rho=0.05, k=3, alpha=0.5)
+    with pytest.raises(AssertionError) as failure:
+        assert_follows_reference(
+            off_by_one, "LookSAM", "himmelblau", x0, 10, base=SGD(lr=0.01), rho=0.05, k=4,
+            alpha=0.5,
+        )  # fmt: skip
+    assert str(failure.value).startswith(
+        "step 4, start point 0, coordinate 0: your optimizer LookSAM gives "
+    )
+    assert "where sampy's LookSAM(rho=0.05, k=4, alpha=0.5) gives " in str(failure.value)
+
+
 def test_float32_answers_are_compared_at_float32_precision() -> None:
     # An error of 1e-6 relative: float32 rounding for a float32 answer, a bug for float64.
     def off_by_a_millionth(x, grad):
