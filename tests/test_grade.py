@@ -47,6 +47,7 @@ not_json,0,0,0
 os_system,1,1,2
 reference,0,0,0
 sampy,1,1,2
+segfault,0,1,1
 syntax_error,0,0,0
 top_level_loop,0,0,0
 wrong,0,0,0
@@ -315,6 +316,14 @@ def test_leaving_the_process_crashes_that_exercise(graded: Graded) -> None:
     ]
     assert graded.outcome("exits", LOOKSAM) == "crashed"
     assert graded.messages("exits", LOOKSAM) == ["checking stopped: the process exited with code 7"]
+
+
+def test_a_segmentation_fault_crashes_one_exercise_only(graded: Graded) -> None:
+    assert graded.outcome("segfault", GSAM) == "crashed"
+    assert graded.messages("segfault", GSAM)[0] == (
+        "checking stopped: the process was killed by signal SIGSEGV"
+    )
+    assert graded.outcome("segfault", LOOKSAM) == "passed"
 
 
 def test_markup_in_messages_is_escaped(graded: Graded) -> None:
