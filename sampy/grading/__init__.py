@@ -20,14 +20,16 @@ start programs. ``os.system("...")`` runs in the submission's temporary folder w
 pointing there, so careless commands stay there, but an absolute path is obeyed. Grade
 submissions you do not trust in a container or under a user account of their own.
 
-**nbgrader.** The student edition's notebooks (``make student``) carry nbgrader's cell
-metadata (schema 3): each checked exercise has an answer cell (``solution: true``,
-``grade_id``: the exercise's label) and a locked test cell (``grade: true``, ``grade_id``:
-``<label>-check``, ``points``) that calls the checker. A teacher who uses nbgrader copies
-those notebooks into the course's ``source/<assignment>/`` folder and runs
-``nbgrader generate_assignment``, ``collect`` and ``autograde`` as usual; the test cells
-run the same checkers this grader runs. This grader needs no nbgrader set-up: it reads the
-same notebooks (skipping the locked test cells, since it calls the checkers itself).
+**nbgrader.** The book's notebooks carry nbgrader's cell metadata (schema 3): each checked
+exercise has an answer cell (``solution: true``, ``grade_id``: the exercise's label) and a
+locked test cell (``grade: true``, ``grade_id``: ``<label>-check``, ``points``) that calls
+the checker. A teacher who uses nbgrader copies the teacher edition's notebooks
+(``make teacher``: the answers between ``### BEGIN SOLUTION`` and ``### END SOLUTION``) into
+the course's ``source/<assignment>/`` folder and runs ``nbgrader generate_assignment``,
+``collect`` and ``autograde`` as usual; the test cells run the same checkers this grader
+runs. This grader needs no nbgrader set-up: it reads the returned student notebooks as they
+are (skipping the locked test cells, since it calls the checkers itself, and counting an
+answer cell left as handed out, ``raise NotImplementedError``, as missing).
 """
 
 from sampy.grading.discover import Submission, SubmissionsError, discover_submissions
