@@ -17,8 +17,8 @@ folder, an unknown ``--only``, a ``--memory`` too small for Python itself), with
 
 This isolates time, memory, the working directory and crashes; it is **not** a security
 sandbox (see ``sampy.grading``): grade untrusted code in a container or a separate account.
-A teacher who uses nbgrader can use the student notebooks' nbgrader metadata instead (see
-``sampy.grading``).
+A teacher who uses nbgrader can grade with it instead, from the teacher edition's notebooks
+and their nbgrader metadata (see ``sampy.grading``).
 """
 
 from __future__ import annotations
