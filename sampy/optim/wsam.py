@@ -46,7 +46,9 @@ class WSAM:
         gamma: weight γ ∈ [0, 1) of the sharpness term (α = γ/(1 − γ); 0.5 gives SAM).
         adaptive: ASAM's ball.
         decouple: apply the sharpness term outside the base optimizer (not preconditioned).
-        max_norm: clip both gradients to this global norm (None = no clipping).
+        max_norm: clip both gradients to this global norm (None = no clipping). A subnormal
+            norm (below ~2.2e-308, such as 1e-320) clips every gradient to zero: the weights
+            then never move, which is what that clipping asks for.
         perturb_eps: the guard in ``ρ/(‖g‖ + eps)``.
     """
 
