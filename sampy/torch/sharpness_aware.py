@@ -230,13 +230,42 @@ class SharpnessAware(TwinOptimizer):
         """``flat`` as the tensors the saved ``w`` is copied from and back to (local shards)."""
         return local_tensors(flat) if self._sharded else flat
 
-    def _save_and_perturb(self, params: Groups, e: Groups) -> None:
-        """Save ``w`` (a copy, so the restore is exact) and move to ``w + ε``."""
+    def _save_and_perturb(self, params: Groups, e: Groups, consumed: bool = False) -> None:
+        """Save ``w`` and move to ``w + ε``, so that the restore is exact.
+
+        ``consumed=True`` says the ``ε`` tensors may be overwritten. Where one is its
+        parameter's consumed gradient, a large CPU tensor that owns its storage (see
+        ``_swappable``), ``w + ε`` is written into it and the parameter points at it for the
+        pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which the
+        restore points it back. That is one read-add-write instead of copying ``w`` out, adding
+        ``ε`` and copying ``w`` back, and no copy of those weights is kept. The other tensors'
+        ``w`` is copied into reused buffers.
+        """
         flat = [p for ps in params for p in ps]
-        saved = self._saved_copies(flat)
-        torch._foreach_copy_(saved, self._local(flat))
-        torch._foreach_add_(flat, [x for es in e for x in es])
+        eps = [x for es in e for x in es]
+        swap = _swappable(flat, eps) if consumed else []
+        copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
+        kept = [flat[i] for i in copied] if swap else flat
+        copies = self._saved_copies(kept) if kept else []
+        if kept:
+            torch._foreach_copy_(copies, self._local(kept))
+            torch._foreach_add_(kept, [eps[i] for i in copied] if swap else eps)
+        saved = copies  # w of every parameter, aligned with flat
+        if swap:
+            saved = list(flat)
+            for i, buffer in zip(copied, copies, strict=True):
+                saved[i] = buffer
+            ws, xs = [flat[i].data for i in swap], [eps[i] for i in swap]
+            torch._foreach_add_(xs, ws)  # ε + w: the same float as w + ε (addition commutes)
+            for i, w, x in zip(swap, ws, xs, strict=True):
+                saved[i] = w
+                flat[i].data = x
+        self._swapped = (swap, kept, copies)
         self._perturbed = (params, flat, saved)
+
+    # While perturbed: the indices of the parameters pointed at other storage, and the
+    # parameters whose w was copied with their copies (see _save_and_perturb).
+    _swapped: tuple[list[int], list[Tensor], list[Tensor]] = ([], [], [])
 
     def _stash_clean_grads(self, params: Groups, zero_grad: bool) -> None:
         """Keep ``g`` for the descent rule: by reference after ``zero_grad``, else a copy."""
@@ -264,7 +293,11 @@ class SharpnessAware(TwinOptimizer):
                 "after the backward at w, then the backward at w + eps, then " + call
             )
         params, flat, saved = self._perturbed
-        torch._foreach_copy_(self._local(flat), saved)
+        swap, kept, copies = self._swapped
+        for i in swap:
+            flat[i].data = saved[i]
+        if kept:
+            torch._foreach_copy_(self._local(kept), copies)
         self._perturbed = None
         if need_clean is None:
             need_clean = self.descent.needs_clean_grad
@@ -355,10 +388,11 @@ class SharpnessAware(TwinOptimizer):
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
         keep = self.descent.needs_clean_grad
-        e = self._ascent(params, grads, inplace=zero_grad and not keep)
+        inplace = zero_grad and not keep
+        e = self._ascent(params, grads, inplace=inplace)
         if keep:
             self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e)
+        self._save_and_perturb(params, e, consumed=inplace)
         if zero_grad:
             self._zero_grads(params)
 
@@ -572,6 +606,46 @@ class SharpnessAware(TwinOptimizer):
         self.shared = dict(shared or {})
         self.base_optimizer.load_state_dict(base)
         self.base_optimizer.param_groups = self.param_groups
+
+
+SWAP_MIN_NUMEL = 1 << 15
+"""The smallest tensor (elements) whose ``w`` is swapped rather than copied: below it, pointing
+a parameter at other storage and back (two Python-level calls) costs more than the copies."""
+
+
+def _owns_storage(t: Tensor) -> bool:
+    """Whether ``t`` is a contiguous CPU tensor that is the whole of its storage."""
+    return (
+        t.is_cpu
+        and t.is_contiguous()
+        and t.storage_offset() == 0
+        and t.untyped_storage().nbytes() == t.nbytes
+    )
+
+
+def _swappable(params: list[Tensor], eps: list[Tensor]) -> list[int]:
+    """The indices of the parameters ``_save_and_perturb`` may point at their ``ε`` tensors.
+
+    Only where ``ε`` is the parameter's consumed gradient (no rule state, no user tensor),
+    both are plain CPU tensors that own their whole storage, and the tensor is large enough
+    for the swap to pay (``SWAP_MIN_NUMEL``): a parameter that is a view into a flat buffer
+    (FSDP1's flat parameters) or a gradient that is one (DDP's ``gradient_as_bucket_view``)
+    would be read or written through the buffer behind our back, a DTensor has its own
+    storage rules, and on an accelerator the copies are cheap next to the passes while
+    compiled CUDA graphs expect the parameters' addresses to stay put.
+    """
+    if len(eps) != len(params):
+        return []
+    return [
+        i
+        for i, (p, x) in enumerate(zip(params, eps, strict=True))
+        if x.numel() >= SWAP_MIN_NUMEL
+        and x is p.grad
+        and type(x) is Tensor
+        and (type(p) is torch.nn.Parameter or type(p) is Tensor)
+        and _owns_storage(x)
+        and _owns_storage(p)
+    ]
 
 
 def _marks_whole_step(step: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,161 @@
+"""Where the torch template keeps ``w`` while the parameters are at ``w + ε``.
+
+On the CPU, when the ascent rule wrote ``ε`` into the consumed gradients (SAM, ASAM with
+``first_step(zero_grad=True)``, hence ``step``), ``w + ε`` is formed in those tensors and the
+parameters point at them for the pass at ``w + ε``; ``w`` never leaves the parameters' own
+storage. Where that is not safe (a parameter or gradient that is a view into a larger buffer,
+a gradient kept by the caller) the weights are copied as before. Either way the results are the
+same floats.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import sampy.torch as st
+import sampy.torch.sharpness_aware as template
+
+
+@pytest.fixture(autouse=True)
+def _swap_every_tensor(monkeypatch):
+    """These models are small: swap every tensor, whatever its size."""
+    monkeypatch.setattr(template, "SWAP_MIN_NUMEL", 0)
+
+
+def _model(dtype: torch.dtype) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).to(dtype)
+
+
+def _batch(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    return torch.randn(11, 5, dtype=dtype), torch.randn(11, 3, dtype=dtype)
+
+
+def _train(opt_cls, dtype, steps=4, copy_only=False, monkeypatch=None, **kwargs):
+    model = _model(dtype)
+    x, y = _batch(dtype)
+    opt = opt_cls(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9, **kwargs)
+    if copy_only:
+        monkeypatch.setattr(template, "_swappable", lambda params, eps: [])
+
+    def closure():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    storages = [p.data_ptr() for p in model.parameters()]
+    for _ in range(steps):
+        opt.step(closure)
+    assert [p.data_ptr() for p in model.parameters()] == storages
+    return opt, [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "opt_cls, kwargs",
+    [(st.SAM, {"rho": 0.05}), (st.SAM, {"rho": 0.5, "adaptive": True, "eta": 0.01})],
+)
+def test_the_swap_gives_the_copied_path_s_floats_and_keeps_each_parameter_s_storage(
+    opt_cls, kwargs, dtype, monkeypatch
+):
+    _, swapped = _train(opt_cls, dtype, **kwargs)
+    _, copied = _train(opt_cls, dtype, copy_only=True, monkeypatch=monkeypatch, **kwargs)
+    for a, b in zip(swapped, copied, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_sam_on_the_cpu_keeps_no_copy_of_the_weights():
+    opt, _ = _train(st.SAM, torch.float32)
+    assert opt._saved_w == {}
+
+
+def test_only_tensors_above_the_threshold_are_swapped_and_the_floats_stay(monkeypatch):
+    monkeypatch.setattr(template, "SWAP_MIN_NUMEL", 7 * 5)  # the first weight only
+    opt, swapped = _train(st.SAM, torch.float64, rho=0.05)
+    first = next(iter(opt.param_groups[0]["params"]))
+    assert first not in opt._saved_w and len(opt._saved_w) == 3
+    _, copied = _train(st.SAM, torch.float64, copy_only=True, monkeypatch=monkeypatch, rho=0.05)
+    for a, b in zip(swapped, copied, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_parameters_that_are_views_of_one_buffer_are_perturbed_through_it():
+    # FSDP1-style flat parameters: the forward reads the buffer, so w + eps must be in it.
+    model = _model(torch.float64)
+    x, y = _batch(torch.float64)
+    params = list(model.parameters())
+    buffer = torch.cat([p.detach().reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        p.data = buffer[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    opt = st.SAM(params, torch.optim.SGD, rho=0.05, lr=0.1)
+    seen = []
+
+    def closure():
+        opt.zero_grad()
+        seen.append(buffer.clone())
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    w = buffer.clone()
+    opt.step(closure)
+    assert torch.equal(seen[0], w)
+    assert not torch.equal(seen[1], w)  # the pass at w + eps ran on the buffer's w + eps
+    assert all(p.data_ptr() >= buffer.data_ptr() for p in params)
+
+
+def test_gradients_that_are_views_of_one_bucket_are_left_to_the_copy(monkeypatch):
+    # DDP's gradient_as_bucket_view: the bucket is written by the next backward.
+    model = _model(torch.float64)
+    x, y = _batch(torch.float64)
+    params = list(model.parameters())
+    opt = st.SAM(params, torch.optim.SGD, rho=0.05, lr=0.1)
+    swapped = []
+    real = template._swappable
+    monkeypatch.setattr(
+        template, "_swappable", lambda ps, eps: swapped.append(real(ps, eps)) or swapped[-1]
+    )
+    ((model(x) - y) ** 2).mean().backward()
+    bucket = torch.cat([p.grad.reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        p.grad = bucket[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    opt.first_step(zero_grad=True)
+    ((model(x) - y) ** 2).mean().backward()
+    opt.second_step(zero_grad=True)
+    assert swapped == [[]]
+    opt.zero_grad()
+    ((model(x) - y) ** 2).mean().backward()
+    opt.first_step(zero_grad=True)
+    opt.restore()
+    assert swapped == [[], [0, 1, 2, 3]]
+
+
+def test_an_error_at_the_perturbed_point_points_the_parameters_back_at_w():
+    model = _model(torch.float32)
+    x, y = _batch(torch.float32)
+    opt = st.SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+    w = [p.detach().clone() for p in model.parameters()]
+    storages = [p.data_ptr() for p in model.parameters()]
+    calls = []
+
+    def closure():
+        calls.append(1)
+        if len(calls) == 2:
+            raise FloatingPointError("at w + eps")
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    with pytest.raises(FloatingPointError):
+        opt.step(closure)
+    assert [p.data_ptr() for p in model.parameters()] == storages
+    assert all(torch.equal(p, v) for p, v in zip(model.parameters(), w, strict=True))
