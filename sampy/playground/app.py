@@ -617,7 +617,7 @@ class Playground(widgets.VBox):
         try:
             update_work(settings).check()
         except TooMuchWork as error:  # refused before it keeps the kernel busy
-            self.status.value = _error_html("Too much work", str(error))
+            self.status.value = _error_html("Not run", str(error))
             return None
         labels = variant_labels(settings.variants)
         runs = []
