@@ -621,3 +621,9 @@ def test_a_basin_map_counts_the_expressions_cost_and_the_variants_evaluations() 
     with pytest.raises(TooMuchWork, match="at most 230 on this grid"):
         check_basin_work(dataclasses.replace(lesson, variants=(VariantSetting("SGD"), multi)),
                          0, 1, basins["grid"], basins["steps"])  # fmt: skip
+
+
+@pytest.mark.parametrize("steps", [10**8, 10**20, 10**400])
+def test_run_lab_refuses_absurd_step_counts_by_name(steps: int) -> None:
+    with pytest.raises(TooMuchWork, match=f"^too much work: {steps:,} steps"):
+        run_lab(LabSettings(steps=steps))

@@ -141,8 +141,11 @@ class UpdateWork:
 
     @property
     def total(self) -> float:
-        """Units of work of the whole update."""
-        return self.steps * self.per_step
+        """Units of work of the whole update (``inf`` for a step count beyond a float)."""
+        try:
+            return float(self.steps) * self.per_step
+        except OverflowError:  # an int of hundreds of digits, as a client can send
+            return math.inf
 
     def check(self, limit: float = MAX_UPDATE_WORK) -> None:
         """Raise ``TooMuchWork`` when ``total`` exceeds ``limit``, saying what to reduce."""
