@@ -60,17 +60,12 @@ EXPECTED_MIN_FIGURES = {
     "pytorch_scaling": 2,
 }
 
-# What the @jupyter-widgets/html-manager bundle asks for and nobody ships: its Font Awesome
-# font files (icons only; the theme has its own copy). Harmless 404s on 127.0.0.1.
-KNOWN_LOCAL_404 = ("@jupyter-widgets/html-manager/dist/",)
-# sphinx-thebe 0.3.1 (loaded by Jupyter Book even with Thebe off) writes its inline
-# `const THEBE_JS_URL = ...` config script twice on every page; the second one throws.
-# html-manager 1.0.6 typesets widget descriptions with the MathJax 2 API (MathJax.Hub.Queue),
-# which MathJax 3 lacks: the description shows as plain text and the widget still renders.
-KNOWN_JS_ERRORS = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Cannot read properties of undefined (reading 'Queue')",
-)
+# Failed local requests and JavaScript errors a page may have: none. (The widget manager's
+# missing Font Awesome files and its MathJax 2 "reading 'Queue'" errors left with the widget
+# snapshots; sphinx-thebe's doubled THEBE_JS_URL script is written once by
+# lab/sphinx_unique_scripts.py.)
+KNOWN_LOCAL_404: tuple[str, ...] = ()
+KNOWN_JS_ERRORS: tuple[str, ...] = ()
 
 
 def page_path(book: BookBuild, docname: str) -> Path:
