@@ -482,6 +482,7 @@ def test_every_student_notebook_executes_stand_alone(
         paths.append(folder / f"{name}.ipynb")
     with ThreadPoolExecutor(EXECUTION_WORKERS) as pool:
         results = list(pool.map(execute, paths))
+    print(", ".join(f"{name} {seconds:.0f} s" for name, seconds, _, _ in results))
     errors = [f"{name} ({seconds:.0f} s): {error}" for name, seconds, error, _ in results if error]
     assert not errors, "\n\n".join(errors)
     for name, _, _, notebook in results:
@@ -574,3 +575,24 @@ def test_the_label_noise_notebook_reads_the_results_it_is_handed_out_with(
     monkeypatch.setattr(digits, "run_experiment", no_rerun)
     results = digits.load_or_run(Path("_data/label_noise_digits.json"), digits.DEFAULT)
     assert results["runs"]
+
+
+def test_no_myst_syntax_is_left_in_the_notebooks_markdown(student: Path) -> None:
+    """Classroom review, 1.3: in plain Jupyter, MyST directives showed as raw fenced text and
+    cross-references did not resolve. Every exercise is a heading with its number and stars."""
+    myst = re.compile(
+        r"^ {0,3}(`{3,}|:{3,})\{[\w:-]+\}|\{[\w:-]+\}`[^`]*`|^:[\w-]+:|^\([\w-]+\)=$", re.M
+    )
+    headings = 0
+    for path in sorted((student / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                left = myst.search(cell.source)
+                assert left is None, f"{path.name}: {left[0]!r} in {cell.source[:120]!r}"
+                headings += len(re.findall(r"^#### Exercise \d+ \(★{1,3}\)", cell.source, re.M))
+    in_notebooks = [
+        label
+        for label, target in editions.book_index(ROOT).targets.items()
+        if target.kind == "exercise" and target.docname not in editions.NO_NOTEBOOK
+    ]
+    assert headings == len(in_notebooks) > 50
