@@ -484,3 +484,43 @@ def test_complete_template_refuses_metadata_without_paths():
 
     with pytest.raises(ValueError, match="planner_data"):
         complete_template({}, object())
+
+
+# -- (8) a checkpoint is checked before it loads (issue 15) ---------------------------------------
+
+
+def test_a_checkpoint_taken_during_a_warm_up_at_lr_0_loads():
+    """The constructors refuse lr = 0, a scheduler may set it: a checkpoint then holds 0, and
+    the load (and the next step) accept it as torch does."""
+    model = _model(0)
+    msam = st.MSAM(model.parameters(), lr=0.1)
+    torch.optim.lr_scheduler.LambdaLR(msam, lambda t: t / 10)
+    assert msam.param_groups[0]["lr"] == 0.0
+    fresh = st.MSAM(_model(0).parameters(), lr=0.1)
+    fresh.load_state_dict(msam.state_dict())
+    assert fresh.param_groups[0]["lr"] == 0.0
+
+
+def test_a_refused_load_leaves_the_optimizer_and_its_base_as_they_were():
+    model = _model(0)
+    opt = st.SAM(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9)
+    x, y = torch.randn(4, D), torch.tensor([0, 1, 2, 0])
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    saved = copy.deepcopy(opt.state_dict())
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["rho"] = float("nan")
+    groups, base_groups = opt.param_groups, opt.base_optimizer.param_groups
+    with pytest.raises(ValueError, match=r"SAM.load_state_dict: param_groups\[0\]\['rho'\]"):
+        opt.load_state_dict(bad)
+    assert opt.param_groups is groups and opt.base_optimizer.param_groups is base_groups
+    assert opt.param_groups[0]["rho"] == saved["param_groups"][0]["rho"]
+    after = opt.state_dict()
+    for i, entry in saved["state"].items():
+        assert torch.equal(entry["momentum_buffer"], after["state"][i]["momentum_buffer"])
