@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -281,6 +282,8 @@ def widget_comms(ws: websocket.WebSocket) -> list[str]:
 
 def test_make_playground_prints_a_token_url_and_serves_only_with_it(tmp_path: Path) -> None:
     """`make playground` as a user runs it: the explorer behind the token it prints."""
+    if shutil.which("make") is None or not (REPO_ROOT / ".venv" / "bin" / "voila").exists():
+        pytest.skip("`make playground` needs make and the project's .venv (`make venv`)")
     port = free_port()
     log = tmp_path / "make.log"
     env = {
