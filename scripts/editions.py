@@ -685,12 +685,9 @@ def answer_source(exercise: CheckedExercise, chapter_code: list[str], *, teacher
         ),
     ]
     source = re.sub(rf"^def {reference.name}\b", f"def {exercise.function}", reference.source)
-    student_args = re.findall(r"\((.*)\)", exercise.signature)
-    arguments = reference.args
+    statement = ast.parse(exercise.signature + "\n    pass\n").body[0]
     same_signature = (
-        bool(student_args)
-        and student_args[0].replace(" ", "") == ",".join(a.arg for a in arguments.args)
-        and not (arguments.defaults or arguments.vararg or arguments.kwarg or arguments.kwonlyargs)
+        ast.dump(statement.args) == ast.dump(reference.args)
         and not reference.decorator_list
         and not helpers
     )
@@ -900,7 +897,13 @@ def build(edition: str, root: Path = ROOT, out: Path | None = None) -> Path:
         shutil.rmtree(notebooks)
     notebooks.mkdir(parents=True)
     for docname in chapters:
-        reference = code_blocks(drop_teacher_only_markdown(originals[docname]))
+        # The solutions' own code first: it answers with the statement's signature, where the
+        # chapter's from-scratch code may use its own.
+        chapter = drop_teacher_only_markdown(originals[docname])
+        reference = [
+            *(code for solution in solutions(chapter).values() for code in code_blocks(solution)),
+            *code_blocks(chapter),
+        ]
         notebook = chapter_notebook(
             texts[docname],
             docname,
