@@ -439,6 +439,22 @@ def test_oversized_websocket_message_closes_only_that_socket(
     assert http_get(server.port, "/voila/static/voila.js", timeout=5).status == 200
 
 
+def test_a_client_cannot_shut_its_kernel_down(server: Server, page: tuple[str, str]) -> None:
+    """Review B6: after a client's shutdown_request, Voilà restarted a bare kernel."""
+    kernel, cookie = page
+    before = descendants(server.proc.pid)
+    ws = kernel_ws(server, kernel, cookie)
+    msg = message("shutdown_request", {"restart": False})
+    ws.send_binary(serialize_msg_to_ws_v1(msg, "control", pack=lambda o: json.dumps(o).encode()))
+    time.sleep(3)
+    assert descendants(server.proc.pid) == before  # the same kernel process, not restarted
+    assert "shutdown_request" in "".join(
+        line for line in server.log_text().splitlines() if "not allowed" in line
+    )
+    assert widget_comms(ws)  # the kernel still holds the page's widgets
+    ws.close()
+
+
 def test_idle_kernels_are_culled_and_their_number_is_capped(tmp_path: Path) -> None:
     """Review A3: every page view left a ~125 MB kernel that was never reclaimed."""
     short = (

@@ -30,6 +30,8 @@ What it sets, and why (the reliability review of the playground found each of th
   without a server error; the page's template drops the two Font Awesome stylesheets Voilà's
   lab template fetches from cdn.jsdelivr.net (its own bundle already carries the icons), and
   the jupytext labextension, built for a newer JupyterLab, is not loaded.
+- **Clients cannot restart kernels.** ``shutdown_request`` is no longer let through the
+  websocket (Voilà's restarter brought a bare kernel back after each one).
 - **No traceback on the page.** Every kernel loads ``sampy.playground.kernel_guard``, which
   sends ipykernel's reports of a failed ``comm_open``/``comm_msg`` (a hostile client's made-up
   widget, with file paths in its traceback) to this server's log instead of to the page.
@@ -95,6 +97,18 @@ class PlaygroundKernelManager(AsyncMappingKernelManager):
     )
 
     _starting = 0
+
+    def __init__(self, **kwargs) -> None:
+        """Voilà's kernel manager, with ``shutdown_request`` no longer let through.
+
+        A page never sends it over its websocket (closing a tab posts to
+        /voila/api/shutdown/<kernel>); a script that does makes the restarter bring the kernel
+        back as a bare ipykernel each time.
+        """
+        super().__init__(**kwargs)
+        self.allowed_message_types = [
+            t for t in self.allowed_message_types if t != "shutdown_request"
+        ]
 
     async def start_kernel(self, *, kernel_id: str | None = None, **kwargs) -> str:
         """Start a kernel for a page view, or answer 503 when ``max_kernels`` are alive."""
