@@ -1,7 +1,8 @@
 """Where the torch template keeps ``w`` while the parameters are at ``w + ε``.
 
 On the CPU, when the ascent rule wrote ``ε`` into the consumed gradients (SAM, ASAM with
-``first_step(zero_grad=True)``, hence ``step``), ``w + ε`` is formed in those tensors and the
+``first_step(zero_grad=True)``, hence ``step``) or into new tensors of its own (the norm ball's
+ascent when the descent keeps ``g``: GSAM, SAME), ``w + ε`` is formed in those tensors and the
 parameters point at them for the pass at ``w + ε``; ``w`` never leaves the parameters' own
 storage. Where that is not safe (a parameter or gradient that is a view into a larger buffer,
 a gradient kept by the caller) the weights are copied as before. Either way the results are the
@@ -39,7 +40,7 @@ def _train(opt_cls, dtype, steps=4, copy_only=False, monkeypatch=None, **kwargs)
     x, y = _batch(dtype)
     opt = opt_cls(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9, **kwargs)
     if copy_only:
-        monkeypatch.setattr(template, "_swappable", lambda params, eps: [])
+        monkeypatch.setattr(template, "_swappable", lambda params, eps, fresh=False: [])
 
     def closure():
         opt.zero_grad()
@@ -57,7 +58,13 @@ def _train(opt_cls, dtype, steps=4, copy_only=False, monkeypatch=None, **kwargs)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(
     "opt_cls, kwargs",
-    [(st.SAM, {"rho": 0.05}), (st.SAM, {"rho": 0.5, "adaptive": True, "eta": 0.01})],
+    [
+        (st.SAM, {"rho": 0.05}),
+        (st.SAM, {"rho": 0.5, "adaptive": True, "eta": 0.01}),
+        # The descent reads g, so the ascent's new tensors (not the gradients) take w + eps.
+        (st.GSAM, {"rho": 0.05, "alpha": 0.4}),
+        (st.SAME, {"rho": 0.05}),
+    ],
 )
 def test_the_swap_gives_the_copied_path_s_floats_and_keeps_each_parameter_s_storage(
     opt_cls, kwargs, dtype, monkeypatch
@@ -119,7 +126,9 @@ def test_gradients_that_are_views_of_one_bucket_are_left_to_the_copy(monkeypatch
     swapped = []
     real = template._swappable
     monkeypatch.setattr(
-        template, "_swappable", lambda ps, eps: swapped.append(real(ps, eps)) or swapped[-1]
+        template,
+        "_swappable",
+        lambda ps, eps, fresh=False: swapped.append(real(ps, eps, fresh)) or swapped[-1],
     )
     ((model(x) - y) ** 2).mean().backward()
     bucket = torch.cat([p.grad.reshape(-1) for p in params])

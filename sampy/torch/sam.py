@@ -50,6 +50,9 @@ from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, 
 class NormBallAscent:
     """SAM/ASAM/p-norm ascent: the first-order worst case in the (adaptive) p-norm ball."""
 
+    # With inplace=False, ε is made of new tensors (the template may write w + ε into them).
+    fresh_perturbation = True
+
     def __init__(self, p: float = 2.0, perturb_eps: float = 1e-12) -> None:
         self.p = float(p)
         self.perturb_eps = float(perturb_eps)

@@ -230,11 +230,14 @@ class SharpnessAware(TwinOptimizer):
         """``flat`` as the tensors the saved ``w`` is copied from and back to (local shards)."""
         return local_tensors(flat) if self._sharded else flat
 
-    def _save_and_perturb(self, params: Groups, e: Groups, consumed: bool = False) -> None:
+    def _save_and_perturb(
+        self, params: Groups, e: Groups, consumed: bool = False, fresh: bool = False
+    ) -> None:
         """Save ``w`` and move to ``w + ε``, so that the restore is exact.
 
-        ``consumed=True`` says the ``ε`` tensors may be overwritten. Where one is its
-        parameter's consumed gradient, a large CPU tensor that owns its storage (see
+        ``consumed=True`` says the ``ε`` tensors may be overwritten where they are the consumed
+        gradients; ``fresh=True`` that they are new tensors of the rule's (see ``_fresh``).
+        Where one is such a tensor, large, on the CPU and the whole of its storage (see
         ``_swappable``), ``w + ε`` is written into it and the parameter points at it for the
         pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which the
         restore points it back. That is one read-add-write instead of copying ``w`` out, adding
@@ -243,7 +246,7 @@ class SharpnessAware(TwinOptimizer):
         """
         flat = [p for ps in params for p in ps]
         eps = [x for es in e for x in es]
-        swap = _swappable(flat, eps) if consumed else []
+        swap = _swappable(flat, eps, fresh) if consumed or fresh else []
         copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
         kept = [flat[i] for i in copied] if swap else flat
         copies = self._saved_copies(kept) if kept else []
@@ -392,7 +395,7 @@ class SharpnessAware(TwinOptimizer):
         e = self._ascent(params, grads, inplace=inplace)
         if keep:
             self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e, consumed=inplace)
+        self._save_and_perturb(params, e, consumed=inplace, fresh=_fresh(self.ascent, inplace))
         if zero_grad:
             self._zero_grads(params)
 
@@ -623,16 +626,26 @@ def _owns_storage(t: Tensor) -> bool:
     )
 
 
-def _swappable(params: list[Tensor], eps: list[Tensor]) -> list[int]:
+def _fresh(ascent: AscentRule, inplace: bool) -> bool:
+    """Whether the ascent rule's ``ε`` tensors are new ones, which the template may overwrite.
+
+    A rule says so with ``fresh_perturbation = True``: with ``inplace=False`` it returns
+    tensors it made in this call (never a gradient, a state buffer or a tensor it keeps).
+    """
+    return not inplace and getattr(ascent, "fresh_perturbation", False) is True
+
+
+def _swappable(params: list[Tensor], eps: list[Tensor], fresh: bool = False) -> list[int]:
     """The indices of the parameters ``_save_and_perturb`` may point at their ``ε`` tensors.
 
-    Only where ``ε`` is the parameter's consumed gradient (no rule state, no user tensor),
-    both are plain CPU tensors that own their whole storage, and the tensor is large enough
-    for the swap to pay (``SWAP_MIN_NUMEL``): a parameter that is a view into a flat buffer
-    (FSDP1's flat parameters) or a gradient that is one (DDP's ``gradient_as_bucket_view``)
-    would be read or written through the buffer behind our back, a DTensor has its own
-    storage rules, and on an accelerator the copies are cheap next to the passes while
-    compiled CUDA graphs expect the parameters' addresses to stay put.
+    Only where ``ε`` is the parameter's consumed gradient or, with ``fresh``, a new tensor
+    of the ascent rule's (no rule state, no user tensor), both are plain CPU tensors that own
+    their whole storage, and the tensor is large enough for the swap to pay
+    (``SWAP_MIN_NUMEL``): a parameter that is a view into a flat buffer (FSDP1's flat
+    parameters) or a gradient that is one (DDP's ``gradient_as_bucket_view``) would be read
+    or written through the buffer behind our back, a DTensor has its own storage rules, and
+    on an accelerator the copies are cheap next to the passes while compiled CUDA graphs
+    expect the parameters' addresses to stay put.
     """
     if len(eps) != len(params):
         return []
@@ -640,7 +653,7 @@ def _swappable(params: list[Tensor], eps: list[Tensor]) -> list[int]:
         i
         for i, (p, x) in enumerate(zip(params, eps, strict=True))
         if x.numel() >= SWAP_MIN_NUMEL
-        and x is p.grad
+        and (fresh or x is p.grad)
         and type(x) is Tensor
         and (type(p) is torch.nn.Parameter or type(p) is Tensor)
         and _owns_storage(x)
