@@ -191,3 +191,35 @@ def test_a_step_argument_the_harness_does_not_know_is_reported(problem):
     object.__setattr__(row, "twin", lambda: _Needy)
     with pytest.raises(TypeError, match="mystery"):
         tv.build_runner(row, problem)
+
+
+def _row(name: str):
+    return next(v for v in sampy.variants() if v.name == name)
+
+
+@pytest.mark.parametrize(
+    "name, scratch",
+    [
+        ("SAM", 0.0),
+        ("GSAM", 0.0),
+        # g and g~ concatenated and the ratio r; the bool mask of its one checkpoint (r > 1).
+        ("SAME", 3.0 + 0.25),
+        # ... a checkpoint's mask and the union of the selected ones.
+        ("SAMCkpt", 3.0 + 2 * 0.25),
+    ],
+)
+def test_what_a_twin_keeps_on_the_cpu_beyond_the_momentum(name, scratch):
+    """Floats per parameter kept between steps (the harness's memory table), on an MLP whose
+    two weight matrices are above the template's swap threshold: their ``w`` is never copied,
+    so only the small tensors' ``w`` is kept in scratch, besides the rule's own buffers."""
+    from sampy.torch.sharpness_aware import SWAP_MIN_NUMEL
+
+    wide = tv.mlp_problem("wide MLP", [784, 256, 256, 10])
+    params = list(wide.model.parameters())
+    n = sum(p.numel() for p in params)
+    copied = sum(p.numel() for p in params if p.numel() < SWAP_MIN_NUMEL) / n
+    runner = tv.build_runner(_row(name), wide)
+    runner.steps(3)
+    floats = tv.state_bytes(runner.opt, runner.model) / 4 / n
+    # 1.0: SGD's momentum; abs: a few scalars (the ratio's guard, counters), 1e-5 floats each.
+    assert floats == pytest.approx(1.0 + copied + scratch, abs=1e-4)

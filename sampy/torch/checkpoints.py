@@ -65,12 +65,15 @@ class _CheckpointRule(Elementwise):
         if self.mode == "notes_code":
             torch.add(g, self.ratio_eps, out=r)
             return torch.div(g_adv, r, out=r)
+        # |g| goes through r before r is formed, and the undefined coordinates through the
+        # mask buffer before any mask: no scratch tensor of their own (a model-sized float
+        # and a bool kept between steps on the CPU).
+        undefined = self.buffer("mask", g_adv, torch.bool)
+        torch.le(torch.abs(g, out=r), self.ratio_eps, out=undefined)
         eps = self._scratch("eps", torch.Size(), g_adv.dtype, g_adv.device).fill_(self.ratio_eps)
         torch.copysign(eps, g, out=r)
         r.add_(g)
         torch.div(g_adv, r, out=r)
-        undefined = self.buffer("undefined", g_adv, torch.bool)
-        torch.le(torch.abs(g, out=self.buffer("abs", g_adv)), self.ratio_eps, out=undefined)
         return r.masked_fill_(undefined, math.nan)
 
     def _mask(self, k: int, r: Tensor) -> Tensor:
