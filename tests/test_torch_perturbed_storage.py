@@ -40,7 +40,7 @@ def _train(opt_cls, dtype, steps=4, copy_only=False, monkeypatch=None, **kwargs)
     x, y = _batch(dtype)
     opt = opt_cls(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9, **kwargs)
     if copy_only:
-        monkeypatch.setattr(template, "_swappable", lambda params, eps, fresh=False: [])
+        monkeypatch.setattr(template, "_swappable", lambda *args: [])
 
     def closure():
         opt.zero_grad()
@@ -64,12 +64,16 @@ def _train(opt_cls, dtype, steps=4, copy_only=False, monkeypatch=None, **kwargs)
         # The descent reads g, so the ascent's new tensors (not the gradients) take w + eps.
         (st.GSAM, {"rho": 0.05, "alpha": 0.4}),
         (st.SAME, {"rho": 0.05}),
+        # Ascents whose eps is always new tensors, not the gradients.
+        (st.FisherSAM, {"rho": 0.05}),
+        (st.VaSSO, {"rho": 0.05, "theta": 0.4}),
     ],
 )
 def test_the_swap_gives_the_copied_path_s_floats_and_keeps_each_parameter_s_storage(
     opt_cls, kwargs, dtype, monkeypatch
 ):
-    _, swapped = _train(opt_cls, dtype, **kwargs)
+    opt, swapped = _train(opt_cls, dtype, **kwargs)
+    assert opt._saved_w == {}  # every tensor was swapped, none copied
     _, copied = _train(opt_cls, dtype, copy_only=True, monkeypatch=monkeypatch, **kwargs)
     for a, b in zip(swapped, copied, strict=True):
         assert torch.equal(a, b)
@@ -128,7 +132,7 @@ def test_gradients_that_are_views_of_one_bucket_are_left_to_the_copy(monkeypatch
     monkeypatch.setattr(
         template,
         "_swappable",
-        lambda ps, eps, fresh=False: swapped.append(real(ps, eps, fresh)) or swapped[-1],
+        lambda *args: swapped.append(real(*args)) or swapped[-1],
     )
     ((model(x) - y) ** 2).mean().backward()
     bucket = torch.cat([p.grad.reshape(-1) for p in params])

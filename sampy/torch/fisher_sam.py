@@ -29,6 +29,8 @@ from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, 
 class FisherAscent:
     """Fisher-SAM: ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)`` with ``F = diag(1 + η g²)``."""
 
+    fresh_perturbation = True  # ε: new tensors every call (see SharpnessAware)
+
     def __init__(self, fisher_eta: float, eps: float) -> None:
         self.fisher_eta = fisher_eta
         self.eps = eps

@@ -50,7 +50,8 @@ from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, 
 class NormBallAscent:
     """SAM/ASAM/p-norm ascent: the first-order worst case in the (adaptive) p-norm ball."""
 
-    # With inplace=False, ε is made of new tensors (the template may write w + ε into them).
+    # ε is the gradients (written in place only with inplace=True) or new tensors: the
+    # template may write w + ε into the new ones (SharpnessAware._save_and_perturb).
     fresh_perturbation = True
 
     def __init__(self, p: float = 2.0, perturb_eps: float = 1e-12) -> None:

@@ -236,7 +236,8 @@ class SharpnessAware(TwinOptimizer):
         """Save ``w`` and move to ``w + ε``, so that the restore is exact.
 
         ``consumed=True`` says the ``ε`` tensors may be overwritten where they are the consumed
-        gradients; ``fresh=True`` that they are new tensors of the rule's (see ``_fresh``).
+        gradients; ``fresh=True`` that those which are not gradients are new tensors of the
+        ascent rule's (see ``_fresh``).
         Where one is such a tensor, large, on the CPU and the whole of its storage (see
         ``_swappable``), ``w + ε`` is written into it and the parameter points at it for the
         pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which the
@@ -246,7 +247,7 @@ class SharpnessAware(TwinOptimizer):
         """
         flat = [p for ps in params for p in ps]
         eps = [x for es in e for x in es]
-        swap = _swappable(flat, eps, fresh) if consumed or fresh else []
+        swap = _swappable(flat, eps, consumed, fresh) if consumed or fresh else []
         copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
         kept = [flat[i] for i in copied] if swap else flat
         copies = self._saved_copies(kept) if kept else []
@@ -395,7 +396,7 @@ class SharpnessAware(TwinOptimizer):
         e = self._ascent(params, grads, inplace=inplace)
         if keep:
             self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e, consumed=inplace, fresh=_fresh(self.ascent, inplace))
+        self._save_and_perturb(params, e, consumed=inplace, fresh=_fresh(self.ascent))
         if zero_grad:
             self._zero_grads(params)
 
@@ -626,19 +627,21 @@ def _owns_storage(t: Tensor) -> bool:
     )
 
 
-def _fresh(ascent: AscentRule, inplace: bool) -> bool:
-    """Whether the ascent rule's ``ε`` tensors are new ones, which the template may overwrite.
+def _fresh(ascent: AscentRule) -> bool:
+    """Whether the ascent rule's ``ε`` tensors that are not gradients are new ones, which the
+    template may overwrite.
 
-    A rule says so with ``fresh_perturbation = True``: with ``inplace=False`` it returns
-    tensors it made in this call (never a gradient, a state buffer or a tensor it keeps).
+    A rule says so with ``fresh_perturbation = True``: every ``ε`` tensor it returns is either
+    a gradient it was given (written in place only with ``inplace=True``) or a tensor it made
+    in this call (never a state buffer, a view of another tensor or a tensor it keeps).
     """
-    return not inplace and getattr(ascent, "fresh_perturbation", False) is True
+    return getattr(ascent, "fresh_perturbation", False) is True
 
 
-def _swappable(params: list[Tensor], eps: list[Tensor], fresh: bool = False) -> list[int]:
+def _swappable(params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: bool) -> list[int]:
     """The indices of the parameters ``_save_and_perturb`` may point at their ``ε`` tensors.
 
-    Only where ``ε`` is the parameter's consumed gradient or, with ``fresh``, a new tensor
+    Only where ``ε`` is the parameter's gradient, ``consumed``, or, with ``fresh``, a new tensor
     of the ascent rule's (no rule state, no user tensor), both are plain CPU tensors that own
     their whole storage, and the tensor is large enough for the swap to pay
     (``SWAP_MIN_NUMEL``): a parameter that is a view into a flat buffer (FSDP1's flat
@@ -653,7 +656,7 @@ def _swappable(params: list[Tensor], eps: list[Tensor], fresh: bool = False) -> 
         i
         for i, (p, x) in enumerate(zip(params, eps, strict=True))
         if x.numel() >= SWAP_MIN_NUMEL
-        and (fresh or x is p.grad)
+        and (consumed if x is p.grad else fresh)
         and type(x) is Tensor
         and (type(p) is torch.nn.Parameter or type(p) is Tensor)
         and _owns_storage(x)

@@ -28,6 +28,8 @@ from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, 
 class VarianceSuppressedAscent:
     """VaSSO: perturb along ``d_t = (1 − θ) d_{t−1} + θ g`` (``d_0 = 0``, in ``state[p]["d"]``)."""
 
+    fresh_perturbation = True  # ε: new tensors every call (see SharpnessAware)
+
     def __init__(self, theta: float, eps: float) -> None:
         self.theta = theta
         self.eps = eps
