@@ -543,7 +543,7 @@ def test_every_command_and_name_on_the_teaching_page_exists(where: str) -> None:
             assert extra in extras, f"pip install .[{names}]: no extra {extra}"
     for path in re.findall(r"`((?:playground|scripts|book)/[\w/.]+\.py)`", page):
         assert (ROOT / path).is_file(), path
-    for setting in re.findall(r"`(SAMPY_[A-Z_]+)`", page):
+    for setting in re.findall(r"`(SAMPY_[A-Z_]+|[A-Z]\w+\.\w+)`", page):
         assert setting in (ROOT / "playground" / "server" / "voila.py").read_text(), setting
     assert "python -m sampy.grade SUBMISSIONS/" in page
     grade = subprocess.run(
