@@ -172,3 +172,8 @@ def test_an_error_at_the_perturbed_point_points_the_parameters_back_at_w():
         opt.step(closure)
     assert [p.data_ptr() for p in model.parameters()] == storages
     assert all(torch.equal(p, v) for p, v in zip(model.parameters(), w, strict=True))
+
+
+def test_between_steps_the_optimizer_holds_no_reference_to_the_step_s_tensors():
+    opt, _ = _train(st.SAM, torch.float32)
+    assert "_swapped" not in vars(opt) and opt._perturbed is None

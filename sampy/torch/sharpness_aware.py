@@ -303,6 +303,7 @@ class SharpnessAware(TwinOptimizer):
         if kept:
             torch._foreach_copy_(self._local(kept), copies)
         self._perturbed = None
+        self.__dict__.pop("_swapped", None)  # the empty default: a copy or pickle carries none
         if need_clean is None:
             need_clean = self.descent.needs_clean_grad
         pairs = [
