@@ -82,6 +82,7 @@ NUMPY_ONLY_NAMES = {
     ("perturbation", "dual_norm_exponent"): "the twins import it from the reference",
     ("perturbation", "unit"): "ρ v/‖v‖ per point; the torch unit is over groups (groups.py)",
     ("schedule_free", "averaging_weight"): "the reference's weight c_t (torch: in the step)",
+    ("schedule_free", "polynomial_weight"): "t^r lr_max^p in float64; the twins import it",
 }
 # (module, name): why the name exists on the torch side only.
 TORCH_ONLY_NAMES = {
@@ -100,6 +101,7 @@ TORCH_ONLY_NAMES = {
     ("perturbation", "per_device"): "a tensor list split by device for _foreach_ kernels",
     ("schedule_free", "schedule_free_defaults"): "the torch constructor's defaults",
     ("schedule_free", "interpolate"): "y = (1 − β) z + β x in place on tensors",
+    ("schedule_free", "saturated"): "a step size the parameters' dtype cannot hold, as ±inf",
     ("ssam", "MaskedAscent"): "SSAM's masked ascent (NumPy: the method masked_perturbation)",
     ("wsam", "clip_by_global_norm"): "clip_grad_norm_ on a tensor list (NumPy: clipping.py)",
     ("wsam", "WeightedDescent"): "WSAM's weighted descent (NumPy: inline in WSAM.step)",
