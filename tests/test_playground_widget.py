@@ -590,6 +590,20 @@ def test_the_anatomy_legend_names_ckpt0() -> None:
     assert grey > 0.2, grey
 
 
+def test_the_anatomy_axis_says_a_step_is_0_a_half_or_1_of_two_coordinates() -> None:
+    # The review: with 2 coordinates one step's fraction is 0, ½ or 1, so the curves move in
+    # blocks; the axis says so (ticks at the only values one step can take).
+    lab = fresh()
+    lab.side_menu.value = SIDES[2]
+    side = lab.picture.side
+    assert "2 coordinates" in side.get_ylabel()
+    np.testing.assert_allclose(side.get_yticks(), [0, 0.5, 1])
+    assert [t.get_text() for t in side.get_yticklabels()] == ["0", "½", "1"]
+    # The loss panels keep their own axis.
+    lab.side_menu.value = SIDES[0]
+    assert lab.picture.side.get_ylabel() == "loss − min"
+
+
 def test_the_expression_error_is_shown_beside_the_text_box() -> None:
     lab = fresh(function=EXPRESSION)
     assert lab.expression_error.value == ""

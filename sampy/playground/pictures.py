@@ -306,7 +306,11 @@ class LabPicture:
             side.set_xlim(0, max(steps, 1))
             side.set_ylim(0, 1)
             side.set_xlabel("step", fontsize=FONT, labelpad=1)
-            side.set_ylabel("fraction of coordinates", fontsize=FONT)
+            # With d coordinates one step's fraction is a multiple of 1/d (0, ½ or 1 on a
+            # 2-D landscape): the ticks say so, and values between them are the average's.
+            d = len(f.domain)
+            side.set_yticks(np.linspace(0, 1, d + 1), [_fraction_label(k, d) for k in range(d + 1)])
+            side.set_ylabel(f"share of the {d} coordinates", fontsize=FONT)
             return
         finite = grid.Z[np.isfinite(grid.Z)]
         span = max(float(finite.max()) - grid.floor, 1e-12)
@@ -510,6 +514,13 @@ class LabPicture:
             self.losses[slot].set_data(x, gap)
             moving.append(self.losses[slot])
         return moving
+
+
+def _fraction_label(k: int, d: int) -> str:
+    """``k/d`` as a tick label: "0", "½", "1", or "k/d"."""
+    if k == 0 or k == d:
+        return str(k // d)
+    return "½" if 2 * k == d else f"{k}/{d}"
 
 
 def _window(anatomy: Anatomy) -> int:
