@@ -604,6 +604,29 @@ def test_the_anatomy_axis_says_a_step_is_0_a_half_or_1_of_two_coordinates() -> N
     assert lab.picture.side.get_ylabel() == "loss − min"
 
 
+def test_a_knob_the_slot_hides_says_its_value_and_meaning() -> None:
+    # The review: "at their defaults: perturb_eps" is jargon. The note gives each hidden
+    # knob's value and, on hover, the registry's meaning and range; a lone one inline too.
+    import html
+
+    from sampy.playground.controls import knob_note, knob_specs
+
+    lab = fresh()
+    guard = next(s for s in sampy.variant("SAM").hyperparameters if s.name == "perturb_eps")
+    note = lab.slots[1].note.value
+    assert "perturb_eps = 1e-12" in note
+    assert f"({html.escape(guard.meaning)})" in note
+    assert f'title="{html.escape(guard.meaning)}; valid [0, inf)"' in note
+    for method in ("SAM", "GSAM", "AdamWMSAMScheduleFree"):
+        row = sampy.variant(method)
+        shown = {spec.name for spec in knob_specs(method)}
+        note = knob_note(row, knob_specs(method))
+        for spec in row.hyperparameters:
+            if spec.name not in shown and spec.name != "lr":
+                assert f"{spec.name} = {html.escape(repr(spec.default))}" in note, spec.name
+                assert f'title="{html.escape(spec.meaning, quote=True)}; valid' in note
+
+
 def test_the_expression_error_is_shown_beside_the_text_box() -> None:
     lab = fresh(function=EXPRESSION)
     assert lab.expression_error.value == ""

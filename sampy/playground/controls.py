@@ -98,6 +98,13 @@ def _stop_label(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:g}"
 
 
+def _held_knob(spec: Hyper) -> str:
+    """A knob the slot does not show, as HTML: ``name = default``, its meaning on hover."""
+    hint = html.escape(f"{spec.meaning}; valid {spec.range_text()}", quote=True)
+    text = html.escape(f"{spec.name} = {spec.default!r}")
+    return f'<span title="{hint}" style="border-bottom:1px dotted">{text}</span>'
+
+
 def knob_note(row: registry.Variant | None, specs: Sequence[Hyper]) -> str:
     """One small line under the knobs: what is not shown, and what the lr slider means."""
     if row is None:
@@ -109,7 +116,14 @@ def knob_note(row: registry.Variant | None, specs: Sequence[Hyper]) -> str:
     rest = [spec.name for spec in row.hyperparameters if spec.name not in shown]
     rest = [name for name in rest if not (name == "lr" and not row.takes_base)]
     if rest:
-        parts.append("at their defaults: " + ", ".join(html.escape(name) for name in rest))
+        # A bare name such as "perturb_eps" is jargon to a student: each says its value, and
+        # its meaning in the registry's words on hover; a lone one (SAM's guard) says it in
+        # the line too, where many would not fit the column.
+        spec_of = {spec.name: spec for spec in row.hyperparameters}
+        names = [_held_knob(spec_of[name]) for name in rest]
+        if len(rest) == 1:
+            names[0] += f" ({html.escape(spec_of[rest[0]].meaning)})"
+        parts.append("kept at their defaults: " + ", ".join(names))
     return f"<small>{'; '.join(parts)}</small>" if parts else ""
 
 
