@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import pytest
+from heavy_settings import heavy_expression
 
 import sampy
 from sampy.expressions import ExpressionError, expression_function, parse_expression
@@ -573,19 +574,6 @@ def test_ordinary_heavy_settings_stay_within_the_budget() -> None:
         function=EXPRESSION, expression="sin(3*x) + y**2", variants=four_sam, steps=10_000
     )
     update_work(typed).check()  # the review's 20 quick changes: 4 variants × 10,000 steps
-
-
-def heavy_expression(limit: int = 500) -> str:
-    """The reliability review's heavy expression: a product/sum tree of sinh(x*y) leaves, as
-    long as the length bound allows."""
-
-    def tree(n: int) -> str:
-        if n == 1:
-            return "sinh(x*y)"
-        left, right = tree(n // 2), tree(n - n // 2)
-        return f"({left}*{right})" if n % 3 else f"({left}+{right})"
-
-    return max((tree(n) for n in range(2, 80) if len(tree(n)) <= limit), key=len)
 
 
 def test_run_lab_refuses_the_reviews_heavy_setting_at_once() -> None:

@@ -17,6 +17,7 @@ import types
 
 import numpy as np
 import pytest
+from heavy_settings import heavy_expression
 from matplotlib.text import Text
 from PIL import Image
 
@@ -784,19 +785,6 @@ def test_a_basin_map_past_the_sliders_is_refused() -> None:
     lab.basin_steps.set_state({"max": 10**7, "value": 10**7})
     lab.compute_basins()
     assert "basin steps = 10,000,000 is outside [10, 2,000]" in lab.basin_status.value
-
-
-def heavy_expression(limit: int = 500) -> str:
-    """The reliability review's heavy setting's expression: a product/sum tree of sinh(x*y)
-    leaves, as long as the length bound allows (about 250 nodes)."""
-
-    def tree(n: int) -> str:
-        if n == 1:
-            return "sinh(x*y)"
-        left, right = tree(n // 2), tree(n - n // 2)
-        return f"({left}*{right})" if n % 3 else f"({left}+{right})"
-
-    return max((tree(n) for n in range(2, 80) if len(tree(n)) <= limit), key=len)
 
 
 def test_the_heavy_setting_is_refused_at_once_with_what_to_reduce() -> None:
