@@ -301,6 +301,8 @@ def test_page_renders_offline(browser, book: BookBuild, book_url: str, docname: 
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # console.error too: a script that reports a problem and carries on is still one.
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         start = time.perf_counter()
         page.goto(f"{book_url}/{docname}.html", wait_until="load")
 
