@@ -628,6 +628,19 @@ def test_a_knob_the_slot_hides_says_its_value_and_meaning() -> None:
                 assert f'title="{html.escape(spec.meaning, quote=True)}; valid' in note
 
 
+def test_the_3d_view_has_the_domains_proportions_and_few_ticks() -> None:
+    # The review: a small cube of a surface, x labels run together ("−1.0−0.5 0.0").
+    lab = fresh()
+    lab.view_buttons.value = VIEWS[1]
+    ax = lab.picture.ax
+    (x_lo, x_hi), (y_lo, y_hi) = lab.function.domain
+    width, depth, _ = ax.get_box_aspect()
+    assert width / depth == pytest.approx((x_hi - x_lo) / (y_hi - y_lo))
+    for ticks, (lo, hi) in [(ax.get_xticks(), (x_lo, x_hi)), (ax.get_yticks(), (y_lo, y_hi))]:
+        inside = ticks[(ticks >= lo - 1e-9) & (ticks <= hi + 1e-9)]
+        assert 2 <= len(inside) <= 5, inside
+
+
 def test_the_expression_error_is_shown_beside_the_text_box() -> None:
     lab = fresh(function=EXPRESSION)
     assert lab.expression_error.value == ""

@@ -33,6 +33,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from sampy import functions
@@ -296,6 +297,15 @@ class LabPicture:
         self.ax.set_zlabel("log₁₀(f − min)" if grid.log else "f", fontsize=FONT)
         self.ax.tick_params(labelsize=FONT - 1)
         self.ax.view_init(elev=35, azim=-60)
+        # The box has the domain's proportions (a 4 × 2 domain is no cube) and fills the
+        # landscape's room; few ticks, so that foreshortened labels do not run together.
+        (x_lo, x_hi), (y_lo, y_hi) = f.domain
+        width, depth = x_hi - x_lo, y_hi - y_lo
+        self.ax.set_box_aspect((width, depth, 0.45 * max(width, depth)), zoom=1.25)
+        for axis in (self.ax.xaxis, self.ax.yaxis, self.ax.zaxis):
+            axis.set_major_locator(MaxNLocator(nbins=4))
+        self.ax.set_xlabel("x", fontsize=FONT, labelpad=0)
+        self.ax.set_ylabel("y", fontsize=FONT, labelpad=0)
 
     def _side_axes(self, f, runs, options, evals_max) -> None:
         side, grid = self.side, self.grid
