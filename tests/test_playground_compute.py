@@ -507,6 +507,22 @@ def test_the_loss_floor_of_a_typed_expression_is_no_grid_minimum() -> None:
     assert loss_floor(SHARP_FLAT, runs, 0.0) == SHARP_FLAT.fmin  # a known minimum: as is
 
 
+def test_log_colours_draw_every_minimum_in_the_darkest_colour() -> None:
+    # The review: log colours almost erase sharp_flat's slit (a thin teal line), because the
+    # grid samples the narrow well's bottom far above the minimum. Every known minimum's
+    # grid cell reaches the bottom of the colour range.
+    for f in (SHARP_FLAT, sampy.functions.get("himmelblau")):
+        grid = landscape_grid(f, 140, log=True)
+        xs, ys = grid.X[0], grid.Y[:, 0]
+        for x, y in f.minima:
+            near = (np.abs(grid.X - x) <= xs[1] - xs[0]) & (np.abs(grid.Y - y) <= ys[1] - ys[0])
+            assert np.nanmin(grid.C[near]) <= grid.vmin + 1e-12, (f.name, x, y)
+        assert grid.vmax > grid.vmin
+    # The linear scale is left as it is.
+    linear = landscape_grid(SHARP_FLAT, 140)
+    assert linear.vmin == pytest.approx(float(np.nanmin(linear.C)))
+
+
 def test_one_colour_means_one_thing() -> None:
     groups = [PALETTES["variants"], PALETTES["checkpoints"], PALETTES["basins"],
               [PALETTES["no_basin"], PALETTES["diverged"]]]  # fmt: skip

@@ -768,7 +768,9 @@ def landscape_grid(f: TestFunction, resolution: int = 120, log: bool = False) ->
     Non-finite values (a pole of a typed expression) become NaN; when a few values dwarf
     the rest, the colour range stops at the 99th percentile, so a pole does not paint the
     whole picture one colour. The log scale colours ``log10(f − floor + δ)`` with ``δ`` a
-    millionth of the range, as ``sampy.plot.landscape`` does.
+    millionth of the range, as ``sampy.plot.landscape`` does, and its colours stop where the
+    grid samples the shallowest of the known minima (``_coarsest_minimum``), so that a narrow
+    well is as dark as a wide one of the same depth.
     """
     (x0, x1), (y0, y1) = f.domain
     X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
@@ -792,9 +794,32 @@ def landscape_grid(f: TestFunction, resolution: int = 120, log: bool = False) ->
         hi = p_hi
     if p_lo - lo > 10 * spread:
         lo = p_lo
+    if log:
+        lo = max(lo, _coarsest_minimum(f, X, Y, C))
     if not hi > lo:
         hi = lo + 1.0
     return LandscapeGrid(X, Y, Z, C, lo, hi, floor, log)
+
+
+def _coarsest_minimum(f: TestFunction, X: np.ndarray, Y: np.ndarray, C: np.ndarray) -> float:
+    """The highest of the known minima's colour values as the grid samples them, or −inf.
+
+    The grid samples a narrow well's bottom far above the minimum (sharp_flat's slit, 0.01
+    wide, at 10^-2.3 on a 140-point grid, where the flat well reaches 10^-3.7): on a log scale
+    the sharp well would look shallower than the flat one, though both are equally deep. The
+    colours stop at this value, so every minimum is drawn in the darkest colour.
+    """
+    xs, ys = X[0], Y[:, 0]
+    highest = -math.inf
+    for x, y in np.asarray(f.minima, dtype=float).reshape(-1, 2):
+        if not (xs[0] <= x <= xs[-1] and ys[0] <= y <= ys[-1]):
+            continue
+        i = int(np.clip(np.searchsorted(ys, y), 1, len(ys) - 1))
+        j = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1))
+        cell = C[i - 1 : i + 1, j - 1 : j + 1]  # the grid cell around the minimum
+        if np.isfinite(cell).any():
+            highest = max(highest, float(np.nanmin(cell)))
+    return highest
 
 
 # --------------------------------------------------------------------------- exports
