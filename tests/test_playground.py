@@ -32,6 +32,8 @@ from book_helpers import (
     wait_for_http_ok,
 )
 
+from sampy.playground.choices import LESSON
+
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = Path(
@@ -334,6 +336,17 @@ def test_a_projector_shows_the_picture_beside_its_controls(
         # At lr = 0.5 both runs bounce across the flat well: the status says so.
         text = page.locator(".sampy-status").inner_text()
         assert "near the flat minimum" not in text and "not converged" in text, text
+
+        # One click gives the first picture back (the review: "No reset button").
+        reset = page.get_by_role("button", name="reset to the lesson")
+        redraws(page, reset.click)
+        page.wait_for_function(
+            "() => document.querySelector('.sampy-status').innerText.includes('near the flat')"
+            " && !document.querySelector('.widget-textarea textarea').value.includes('inf')"
+        )
+        text = page.locator(".sampy-status").inner_text()
+        assert "not converged" not in text, text
+        assert f"SGD(lr={LESSON['lr']})" in snippet.input_value()
 
     assert not net.blocked, f"requests that left 127.0.0.1: {net.blocked}"
 

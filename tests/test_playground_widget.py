@@ -641,6 +641,34 @@ def test_the_3d_view_has_the_domains_proportions_and_few_ticks() -> None:
         assert 2 <= len(inside) <= 5, inside
 
 
+def test_the_reset_button_brings_back_the_lesson_in_one_redraw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The review: "No reset button." After a student has changed everything, one click
+    # gives the first picture back, drawn once.
+    first = fresh()
+    lab = fresh()
+    lab.function_menu.value = "himmelblau"
+    lab.steps_slider.value = 900
+    lab.noise_slider.value = 0.2
+    lab.arrows_slider.value = 3
+    lab.view_buttons.value = VIEWS[1]
+    lab.side_menu.value = SIDES[2]
+    lab.slots[1].menu.value = "GSAM"
+    lab.slots[2].menu.value = "LookSAM"
+    assert lab.settings() != first.settings()
+    redraws = []
+    refresh = lab.refresh
+    monkeypatch.setattr(lab, "refresh", lambda: redraws.append(1) or refresh())
+    assert lab.reset_button in lab.picture_column.children[-1].children
+    lab.reset_button.click()
+    assert len(redraws) == 1
+    assert lab.settings() == first.settings()
+    assert lab.options() == first.options()
+    assert lab.slots[1].knobs["rho"].value == first.slots[1].knobs["rho"].value
+    assert png_of(lab) == png_of(first)
+
+
 def test_the_expression_error_is_shown_beside_the_text_box() -> None:
     lab = fresh(function=EXPRESSION)
     assert lab.expression_error.value == ""

@@ -122,7 +122,8 @@ function, each with its own knobs (ρ first; hover for the meaning and valid ran
 gradient) at the steps k and k+1 of every k-th k, so that both phases of SAM's bounce across a
 valley show; <b>ρ-ball</b> around each end point; <b>side panel</b>: loss against steps, loss
 against gradient evaluations (the cost), or the <i>anatomy</i> of SAM's gradient (fractions of
-coordinates in ckpt0–ckpt4).</li>
+coordinates in ckpt0–ckpt4); <b>reset to the lesson</b> puts every control back to the first
+picture.</li>
 <li>Tabs: a <b>basin map</b> (every start of a grid, coloured by the minimum it reaches,
 for two variants side by side), the <b>sharpness</b> at the end points (top Hessian
 eigenvalue, trace, worst-case loss in the ρ-ball) and the <b>export</b> (PNG, CSV, NPZ, and
@@ -241,7 +242,13 @@ class Playground(widgets.VBox):
         )
         width = self.picture.image_size()[0]
         overlays = widgets.HBox(
-            [self.arrows_slider, self.balls_box, self.side_menu, self.anatomy_menu],
+            [
+                self.arrows_slider,
+                self.balls_box,
+                self.side_menu,
+                self.anatomy_menu,
+                self.reset_button,
+            ],
             layout=widgets.Layout(flex_flow="row wrap", width="100%"),
         )
         self.picture_column = widgets.VBox(
@@ -359,6 +366,11 @@ class Playground(widgets.VBox):
             options=[("variant 2", 1)], value=1, description="anatomy of", style=wide,
             layout=widgets.Layout(width="300px"),
         )  # fmt: skip
+        self.reset_button = widgets.Button(
+            description="reset to the lesson", layout=widgets.Layout(width="170px"),
+            tooltip="every control back to the first picture: SGD against SAM on sharp_flat",
+        )  # fmt: skip
+        self.reset_button.on_click(lambda _button: self.reset())
 
     def _build_picture(self, click_grid: tuple[int, int]) -> None:
         picture = self._picture(VIEWS[0])
@@ -710,7 +722,7 @@ class Playground(widgets.VBox):
         except Exception as error:  # never raise from a callback: say it
             self.status.value = _error_html("Could not change the function", error)
             return
-        self.refresh()
+        self._on_change()  # once, after the start and the learning rate (or by ``reset``)
 
     def _show_expression(self) -> None:
         """The expression's text and box are shown only while the expression is chosen."""
@@ -746,6 +758,31 @@ class Playground(widgets.VBox):
                 slider.readout_format = ".2f"
         (x_lo, x_hi), (y_lo, y_hi) = f.domain
         self._start_limits = (Limit("start x", x_lo, x_hi), Limit("start y", y_lo, y_hi))
+
+    def reset(self) -> None:
+        """Every control back to the lesson (``LESSON``: the first picture), redrawn once."""
+        try:
+            with self._hold():
+                self.function_menu.value = LESSON["function"]
+                f = self._current_function_or_none()
+                self._fit_to_function(f, LESSON["x0"], LESSON["lr"])
+                self.steps_slider.value = LESSON["steps"]
+                self.base_menu.value = LESSON["base"]
+                self.noise_slider.value = 0.0
+                self.view_buttons.value, self.scale_buttons.value = VIEWS[0], SCALES[0]
+                self.arrows_slider.value = LESSON["arrows_every"]
+                self.balls_box.value = LESSON["balls"]
+                self.side_menu.value = SIDES[0]
+                lesson = LESSON["variants"]
+                for i, slot in enumerate(self.slots):
+                    if i < len(lesson):
+                        slot.choose(lesson[i]["method"], lesson[i]["hyperparameters"])
+                    else:
+                        slot.choose(NO_VARIANT, {})
+        except Exception as error:  # never raise from a button: say it
+            self.status.value = _error_html("Could not reset", error)
+            return
+        self.refresh()
 
     def pick_pixel(self, px: float, py: float) -> None:
         """A click on the picture at PNG pixel ``(px, py)``: start there (2-D view only)."""

@@ -244,6 +244,17 @@ class VariantSlot(widgets.VBox):
         self.note.value = knob_note(row, specs)
         self.knob_box.children = (*self.knobs.values(), self.note)
 
+    def choose(self, method: str, values: Mapping[str, object]) -> None:
+        """Set the slot to ``method`` with the knob ``values`` (the rest at their defaults),
+        as one change: the menu's own callback would first rebuild the knobs at defaults."""
+        self.menu.unobserve(self._on_method, names="value")
+        try:
+            self.menu.value = method
+            self._build(method, values)
+        finally:
+            self.menu.observe(self._on_method, names="value")
+        self._on_change()
+
     def _on_method(self, change: dict) -> None:
         try:
             self._build(change["new"], {})
