@@ -98,6 +98,22 @@ def test_playground_notebook_displays_the_laboratory() -> None:
     decode(image_bytes(shown))
 
 
+def test_the_playground_opens_on_what_to_try_not_a_wall_of_text() -> None:
+    # The review: six paragraphs on the controls came before the picture, and nothing said
+    # what to try. The page opens with one short line that says what to move; the controls'
+    # description and the things to try are in the laboratory's "how to use" tab.
+    from sampy.playground.app import HELP_HTML
+
+    nb = nbformat.read(REPO / "playground" / "explorer.ipynb", as_version=4)
+    code_at = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code")
+    before = " ".join(cell.source for cell in nb.cells[:code_at])
+    assert len(before.split()) <= 40, before
+    assert "ρ" in before and "click" in before
+    lab = Playground()
+    assert lab.help_html.value == HELP_HTML and "Things to try" in HELP_HTML
+    assert "how to use" in [lab.tabs.get_title(i) for i in range(len(lab.tabs.children))]
+
+
 def test_scrubber_html_is_offline_with_one_frame_per_rho() -> None:
     f = sampy.functions.get("sharp_flat")
     rhos = np.linspace(0.0, 0.2, 11)
