@@ -190,7 +190,8 @@ class MSAM(MomentumAscent, CheckedOptimizer):
         """One MSAM step with the gradients in ``p.grad``, taken at the stored w̃.
 
         ``closure`` (optional) computes the loss at the current parameters and calls
-        ``backward()``; it runs once. Returns its loss.
+        ``backward()``; it runs once. Returns its loss. With ``weight_decay`` ≠ 0, ``p.grad``
+        holds ``d = g + λ w̃`` afterwards (written in place, as LookSAM writes its direction).
         """
         self._require_ascent()
         loss = run_closure(closure)
@@ -203,8 +204,11 @@ class MSAM(MomentumAscent, CheckedOptimizer):
             bufs = [s["momentum_buffer"] for s in states]
             grads = [p.grad for p in params]
             wd = group["weight_decay"]
-            # 2. d = g + λ w̃, written as torch.optim.SGD writes it (same rounding).
-            d = torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+            # 2. d = g + λ w̃ (torch.optim.SGD's rounding), written into p.grad: a fresh
+            # model-sized tensor each step costs more than the addition (allocation, page faults).
+            if wd != 0:
+                torch._foreach_add_(grads, params, alpha=wd)
+            d = grads
             # 3. w = w̃ + scale · v (in place: no model-sized temporary)
             torch._foreach_addcmul_(params, bufs, [s["scale"] for s in states])
             # 4. v ← μ v + d (v starts at 0, so v_1 = d_1 exactly, like SGD's first clone)
