@@ -46,6 +46,18 @@ from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
 
 
+def owns_buffer(t: Tensor | None) -> bool:
+    """Whether ``t`` is a plain tensor that is the whole of its storage, so that this optimizer
+    may keep it and write into it: not a view into a bucket that DDP (``gradient_as_bucket_view``)
+    or FSDP reuses, not a DTensor."""
+    return (
+        type(t) is Tensor
+        and t.is_contiguous()
+        and t.storage_offset() == 0
+        and t.untyped_storage().nbytes() == t.nbytes
+    )
+
+
 def projection_coefficient(g_s: list[Tensor], g: list[Tensor]) -> Tensor:
     """``⟨g_s, g⟩/‖g‖²``, 0 where g = 0 (no eps: ρ = 0 must give exactly g_v = 0)."""
     gg = global_dot(g, g)
@@ -66,8 +78,17 @@ class LookSAMDescent:
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
         g_s = flat(g_adv)
         if g_s:
-            coef = projection_coefficient(g_s, flat(g))
-            g_v = torch._foreach_sub(g_s, torch._foreach_mul(flat(g), per_device(coef, g_s)))
+            g_clean = flat(g)
+            coef = projection_coefficient(g_s, g_clean)
+            if all(owns_buffer(x) for x in g_clean):
+                # g_v is written into the stashed g, which the template hands over (a gradient
+                # already cleared, or a copy) and nothing reads after this: no model-sized
+                # temporary. g_s + (−c)·g rounds as g_s − c·g (negation is exact).
+                torch._foreach_mul_(g_clean, per_device(-coef, g_clean))
+                g_v = g_clean
+                torch._foreach_add_(g_v, g_s)
+            else:  # a view into a reused bucket, a DTensor: new tensors
+                g_v = torch._foreach_sub(g_s, torch._foreach_mul(g_clean, per_device(coef, g_s)))
             for p, v in zip(flat(ctx.params), g_v, strict=True):
                 ctx.state[p]["g_v"] = v
         return g_adv
@@ -119,6 +140,22 @@ class LookSAM(SharpnessAware):
         return 1.0 + 1.0 / self.k
 
     _g_v_norm: tuple[tuple[int, ...], Tensor] | None = None
+    # Between two SAM steps: every parameter with a stored g_v (in group order), their g_v and
+    # ‖g_v‖ + 1e-8 over all of them, so a reuse step does no per-parameter lookups.
+    _reuse: tuple[list[Tensor], list[Tensor], Tensor] | None = None
+
+    def _reuse_buffers(self) -> tuple[list[Tensor], list[Tensor], Tensor] | None:
+        """``(params, g_v, ‖g_v‖ + 1e-8)`` for the parameters that have a ``g_v``; None if none."""
+        params = [
+            p
+            for group in self.param_groups
+            for p in group["params"]
+            if "g_v" in self.state.get(p, {})
+        ]
+        if not params:
+            return None
+        g_v = [self.state[p]["g_v"] for p in params]
+        return params, g_v, self._norm_of_g_v(params, g_v) + 1e-8
 
     def _norm_of_g_v(self, params: list[Tensor], g_v: list[Tensor]) -> Tensor:
         """``‖g_v‖`` over ``params``, computed once per SAM step (``g_v`` changes only there)."""
@@ -131,6 +168,7 @@ class LookSAM(SharpnessAware):
         """Load as the template does; ``‖g_v‖`` is recomputed from the loaded ``g_v``."""
         super().load_state_dict(state_dict)
         self._g_v_norm = None
+        self._reuse = None
 
     @property
     def is_sam_step(self) -> bool:
@@ -144,7 +182,48 @@ class LookSAM(SharpnessAware):
             if zero_grad:
                 self.zero_grad()
             return
-        super().first_step(zero_grad)
+        grads = [p.grad for group in self.param_groups for p in group["params"]]
+        plain = all(g is None or owns_buffer(g) for g in grads)
+        if not zero_grad or self.skip_nonfinite or not plain:
+            # the old g_v must survive a skipped step (the reuse steps after it read it)
+            super().first_step(zero_grad)
+            return
+        self._perturb_into_old_g_v()
+
+    def _perturb_into_old_g_v(self) -> None:
+        """``first_step(zero_grad=True)`` of a SAM step, with ``ε`` computed in the storage of
+        the ``g_v`` this step replaces (a copy of ``g``, scaled in place) and ``g`` kept by
+        reference: the template would otherwise allocate a model-sized ``ε``, because the descent
+        needs ``g`` intact. The old ``g_v`` is dropped from the state first: nothing reads it
+        again, since an abandoned step does not advance the counter (the next step is a SAM step,
+        which writes a new ``g_v``); with ``skip_nonfinite`` this path is not taken.
+        """
+        params = self._params_to_perturb()
+        scratch = [[self._scratch_like(p) for p in ps] for ps in params]
+        torch._foreach_copy_(flat(scratch), [p.grad for ps in params for p in ps])
+        e = self._ascent(params, scratch, inplace=True)
+        self._stash_clean_grads(params, zero_grad=True)
+        self._g_v_norm = None
+        self._reuse = None
+        # fresh: the scratch tensors are this step's own (no longer state), so w + ε may be
+        # written into them and the parameters pointed there for the pass at w + ε
+        self._save_and_perturb(params, e, consumed=True, fresh=True)
+        self._zero_grads(params)
+
+    def _scratch_like(self, p: Tensor) -> Tensor:
+        """The old ``g_v`` of ``p`` (taken out of the state) when it can hold ``p.grad``, else a
+        new tensor."""
+        old = self.state[p].pop("g_v", None)
+        grad = p.grad
+        if (
+            owns_buffer(old)
+            and old.shape == grad.shape
+            and old.dtype == grad.dtype
+            and old.device == grad.device
+            and old.stride() == grad.stride()
+        ):
+            return old
+        return torch.empty_like(grad)
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
@@ -152,21 +231,38 @@ class LookSAM(SharpnessAware):
         with ``g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v``, written into ``p.grad`` (which held ``g``)."""
         if self.is_sam_step:
             super().second_step()
-            self._g_v_norm = None  # a new g_v (or none, if the step was skipped: recomputed)
+            # a new g_v (or none, if the step was skipped): both caches are rebuilt
+            self._g_v_norm = None
+            self._reuse = None
         else:
-            kept = [p for ps in self._params_with_grad() for p in ps if "g_v" in self.state[p]]
-            grads = [p.grad for p in kept]
-            if grads:
-                g_v = [self.state[p]["g_v"] for p in kept]
-                scale = global_norm(grads) / (self._norm_of_g_v(kept, g_v) + 1e-8)
-                factor = per_device(self.alpha * scale, g_v)
-                factors = factor if isinstance(factor, list) else [factor] * len(g_v)
-                # d = g + ψ (‖g‖/‖g_v‖) g_v, written into p.grad: no model-sized temporary
-                torch._foreach_addcmul_(grads, g_v, factors)
+            self._reuse_step()
             self._base_step()
         self.shared["step"] = self.shared.get("step", 0) + 1
         if zero_grad:
             self.zero_grad()
+
+    def _reuse_step(self) -> None:
+        """``p.grad ← g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v`` in place, for the parameters with a
+        gradient and a ``g_v`` (a parameter without one is left alone)."""
+        if self._reuse is None:
+            self._reuse = self._reuse_buffers()
+            if self._reuse is None:
+                return
+        params, g_v, denominator = self._reuse
+        grads = [p.grad for p in params]
+        if any(x is None for x in grads):  # some parameter got no gradient this step
+            kept = [i for i, x in enumerate(grads) if x is not None]
+            if not kept:
+                return
+            params = [params[i] for i in kept]
+            g_v = [g_v[i] for i in kept]
+            grads = [grads[i] for i in kept]
+            denominator = self._norm_of_g_v(params, g_v) + 1e-8
+        # (‖g‖/(‖g_v‖ + 1e-8))·ψ rounds as ψ·(…): the product is commutative
+        factor = per_device(torch.div(global_norm(grads), denominator).mul_(self.alpha), g_v)
+        factors = factor if isinstance(factor, list) else [factor] * len(g_v)
+        # d = g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v, written into p.grad: no model-sized temporary
+        torch._foreach_addcmul_(grads, g_v, factors)
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """One LookSAM step: ``g`` at ``w``, and on SAM steps the closure at ``w + ε``.

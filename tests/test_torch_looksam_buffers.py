@@ -1,0 +1,112 @@
+"""LookSAM's SAM steps reuse the storage of the ``g_v`` they replace (no model-sized temporary).
+
+The old ``g_v`` is overwritten only where nothing can read it again: a step abandoned at
+``w + ε`` leaves the counter where it was, so the next step writes a new ``g_v`` first; a step
+that ``skip_nonfinite`` drops advances the counter, so there the old ``g_v`` must survive.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sampy.torch import LookSAM  # noqa: E402
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(16, 5, generator=generator), torch.randint(0, 3, (16,), generator=generator)
+
+
+def _closure(model, opt, x, y, fail_at: set[int] | None = None):
+    calls = [0]
+
+    def closure() -> torch.Tensor:
+        calls[0] += 1
+        if fail_at and calls[0] in fail_at:
+            raise RuntimeError("failing pass")
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def test_an_abandoned_sam_step_does_not_change_the_run():
+    """A pass at w + ε that raises, then training goes on: the same floats as without it."""
+    x, y = _data()
+    reference, interrupted = _model(), _model()
+    opt_ref = LookSAM(reference.parameters(), torch.optim.SGD, k=2, lr=0.1, momentum=0.9)
+    opt_int = LookSAM(interrupted.parameters(), torch.optim.SGD, k=2, lr=0.1, momentum=0.9)
+    closure_ref = _closure(reference, opt_ref, x, y)
+    # calls 1, 2: step 0 (SAM); 3: step 1 (reuse); 4 at w, 5 at w + ε: step 2 (SAM) raises
+    closure_int = _closure(interrupted, opt_int, x, y, fail_at={5})
+    for _ in range(2):
+        opt_ref.step(closure_ref)
+        opt_int.step(closure_int)
+    with pytest.raises(RuntimeError, match="failing pass"):
+        opt_int.step(closure_int)
+    assert opt_int.is_sam_step  # the counter stayed: the next step writes a new g_v first
+    for _ in range(5):
+        opt_ref.step(closure_ref)
+        opt_int.step(closure_int)
+    for a, b in zip(reference.parameters(), interrupted.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_skipped_sam_step_keeps_the_old_g_v():
+    """skip_nonfinite drops a SAM step and advances the counter: the reuse steps read the old
+    g_v, which must still be there, unchanged."""
+    model = _model()
+    x, y = _data()
+    opt = LookSAM(model.parameters(), torch.optim.SGD, k=2, lr=0.1, skip_nonfinite=True)
+    closure = _closure(model, opt, x, y)
+    opt.step(closure)  # step 0: SAM, stores g_v
+    opt.step(closure)  # step 1: reuse
+    kept = {p: opt.state[p]["g_v"].clone() for p in model.parameters()}
+    calls = [0]
+
+    def nan_at_w_adv() -> torch.Tensor:
+        calls[0] += 1
+        loss = closure()
+        if calls[0] == 2:  # the pass at w + ε
+            for p in model.parameters():
+                p.grad.fill_(float("nan"))
+        return loss
+
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        opt.step(nan_at_w_adv)  # step 2: SAM, skipped
+    assert opt.skipped_steps == 1
+    assert not opt.is_sam_step
+    for p in model.parameters():
+        assert torch.equal(opt.state[p]["g_v"], kept[p])
+
+
+def test_sam_steps_write_into_the_old_g_v_storage():
+    """With step(closure), ε lives in the storage of the g_v being replaced (no new buffer):
+    for a tensor large enough, the parameter points there during the pass at w + ε."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 160), torch.nn.Tanh(), torch.nn.Linear(160, 3))
+    x, y = torch.randn(16, 256), torch.randint(0, 3, (16,))
+    opt = LookSAM(model.parameters(), torch.optim.SGD, k=1, lr=0.1)
+    closure = _closure(model, opt, x, y)
+    opt.step(closure)
+    old = {p: opt.state[p]["g_v"] for p in model.parameters()}
+    seen: dict[torch.nn.Parameter, int] = {}
+
+    def record() -> torch.Tensor:
+        loss = closure()
+        if not seen and opt._perturbed is not None:  # the pass at w + ε
+            seen.update({p: p.data_ptr() for p in model.parameters()})
+        return loss
+
+    opt.step(record)
+    weight = model[0].weight  # 40 960 entries: swapped, not copied (SWAP_MIN_NUMEL)
+    assert seen[weight] == old[weight].data_ptr()
