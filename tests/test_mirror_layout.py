@@ -54,6 +54,7 @@ TORCH_ONLY_MODULES = {
     "noise": "random draws from torch or NumPy generators, for parity with the references",
     "recipes": "mixed precision and gradient accumulation with the twins",
     "rho_scheduler": "a ρ schedule that follows a torch LR scheduler (NumPy: proportional_rho)",
+    "storage": "which tensors a twin may write into or re-point (DDP buckets, DTensors)",
     "twin_optimizer": "torch.optim.Optimizer plumbing: checkpoint-tool state, deepcopy, pickle",
 }
 

@@ -44,18 +44,7 @@ from sampy.torch.groups import flat, global_dot, global_norm
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
-
-
-def owns_buffer(t: Tensor | None) -> bool:
-    """Whether ``t`` is a plain tensor that is the whole of its storage, so that this optimizer
-    may keep it and write into it: not a view into a bucket that DDP (``gradient_as_bucket_view``)
-    or FSDP reuses, not a DTensor."""
-    return (
-        type(t) is Tensor
-        and t.is_contiguous()
-        and t.storage_offset() == 0
-        and t.untyped_storage().nbytes() == t.nbytes
-    )
+from sampy.torch.storage import owns_storage
 
 
 def projection_coefficient(g_s: list[Tensor], g: list[Tensor]) -> Tensor:
@@ -80,7 +69,7 @@ class LookSAMDescent:
         if g_s:
             g_clean = flat(g)
             coef = projection_coefficient(g_s, g_clean)
-            if all(owns_buffer(x) for x in g_clean):
+            if all(owns_storage(x) for x in g_clean):
                 # g_v is written into the stashed g, which the template hands over (a gradient
                 # already cleared, or a copy) and nothing reads after this: no model-sized
                 # temporary. g_s + (−c)·g rounds as g_s − c·g (negation is exact).
@@ -183,7 +172,7 @@ class LookSAM(SharpnessAware):
                 self.zero_grad()
             return
         grads = [p.grad for group in self.param_groups for p in group["params"]]
-        plain = all(g is None or owns_buffer(g) for g in grads)
+        plain = all(g is None or owns_storage(g) for g in grads)
         if not zero_grad or self.skip_nonfinite or not plain:
             # the old g_v must survive a skipped step (the reuse steps after it read it)
             super().first_step(zero_grad)
@@ -216,7 +205,7 @@ class LookSAM(SharpnessAware):
         old = self.state[p].pop("g_v", None)
         grad = p.grad
         if (
-            owns_buffer(old)
+            owns_storage(old)
             and old.shape == grad.shape
             and old.dtype == grad.dtype
             and old.device == grad.device

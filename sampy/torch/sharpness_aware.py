@@ -62,6 +62,7 @@ from sampy.torch.checkpoint_layout import (
 )
 from sampy.torch.closures import discard_gradients_on_entry
 from sampy.torch.dtensors import local_tensors
+from sampy.torch.storage import owns_storage
 from sampy.torch.twin_optimizer import TwinOptimizer
 
 Groups = list[list[Tensor]]
@@ -618,16 +619,6 @@ SWAP_MIN_NUMEL = 1 << 15
 a parameter at other storage and back (two Python-level calls) costs more than the copies."""
 
 
-def _owns_storage(t: Tensor) -> bool:
-    """Whether ``t`` is a contiguous CPU tensor that is the whole of its storage."""
-    return (
-        t.is_cpu
-        and t.is_contiguous()
-        and t.storage_offset() == 0
-        and t.untyped_storage().nbytes() == t.nbytes
-    )
-
-
 def _fresh(ascent: AscentRule) -> bool:
     """Whether the ascent rule's ``ε`` tensors that are not gradients are new ones, which the
     template may overwrite.
@@ -659,9 +650,10 @@ def _swappable(params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: b
         if x.numel() >= SWAP_MIN_NUMEL
         and (consumed if x is p.grad else fresh)
         and type(x) is Tensor
-        and (type(p) is torch.nn.Parameter or type(p) is Tensor)
-        and _owns_storage(x)
-        and _owns_storage(p)
+        and x.is_cpu
+        and p.is_cpu
+        and owns_storage(x)
+        and owns_storage(p)
     ]
 
 
