@@ -86,16 +86,22 @@ from sampy.torch.closures import Closure, evaluate
 from sampy.torch.examples import ExampleLosses, example_losses, require_example_closure
 from sampy.torch.groups import flat, global_norm, radii, regroup
 from sampy.torch.masks import top_k_indices
-from sampy.torch.noise import SavesNoise
+from sampy.torch.noise import SavesNoise, TorchNoise
+from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
 class SWPAscent:
     """ESAM's ascent: ``ε = (ρ/χ) k ⊙ T² g / (‖T u‖ + eps)``, the norm global over all groups.
 
-    ``keep`` maps a parameter to its mask: a boolean tensor (coordinates), a Python bool (its
-    whole tensor) or nothing (χ = 1: every weight is kept).
+    ``keep`` maps a parameter to its mask: a tensor of 1.0 (kept) and 0.0 (dropped) in the
+    parameter's dtype (coordinates), a Python bool (its whole tensor) or nothing (χ = 1: every
+    weight is kept). A float mask, not a boolean one: on the CPU a float tensor times a boolean
+    one first copies the booleans into a new float tensor, several times the multiplication.
     """
+
+    # Every ε is a consumed gradient (``inplace``) or a tensor made in the call.
+    fresh_perturbation = True
 
     def __init__(self, beta: float, swp_norm: str, perturb_eps: float) -> None:
         self.beta = beta
@@ -104,14 +110,56 @@ class SWPAscent:
         self.keep: dict[int, Tensor | bool] = {}
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
-        """``ε`` per group (new tensors; ``grads`` are left as they are)."""
-        if not flat(grads):
+        """``ε`` per group: new tensors, or with ``inplace`` written into ``grads`` (consumed)."""
+        gs = flat(grads)
+        if not gs:
             return grads
+        keeps = [self.keep.get(id(p), True) for p in flat(ctx.params)]
+        if any(group.get("adaptive", False) for group in ctx.groups):
+            return self._adaptive(ctx, grads, keeps)
+        # ε = ((g ⊙ k) · ρ/(‖u‖ + eps)/χ): two passes over g, in the consumed gradients when
+        # allowed (the template then writes w + ε into them and points w at them).
+        norm = global_norm(gs) if self.swp_norm == "full" else None
+        work = list(gs)
+        made = [False] * len(gs)
+        for kind in (Tensor, bool):
+            idx = [i for i, k in enumerate(keeps) if k is not True and isinstance(k, kind)]
+            if not idx:
+                continue
+            src = [gs[i] for i in idx]
+            # A dropped tensor is g · 0 (NaN stays NaN), as the reference multiplies by False.
+            ks = [keeps[i] for i in idx] if kind is Tensor else 0.0
+            if inplace:
+                torch._foreach_mul_(src, ks)
+                continue
+            for i, t in zip(idx, torch._foreach_mul(src, ks), strict=True):
+                work[i], made[i] = t, True
+        if norm is None:
+            norm = global_norm(work)
+        out: list[Tensor] = []
+        start = 0
+        for ts, rho in zip(grads, radii(ctx), strict=True):
+            stop = start + len(ts)
+            group = work[start:stop]
+            coef = rho / (norm + self.perturb_eps) / self.beta
+            if group:
+                if inplace or all(made[start:stop]):
+                    torch._foreach_mul_(group, per_device(coef, group))
+                else:
+                    group = torch._foreach_mul(group, per_device(coef, group))
+            out.extend(group)
+            start = stop
+        return regroup(out, grads)
+
+    def _adaptive(self, ctx: RuleContext, grads: Groups, keeps: list[Tensor | bool]) -> Groups:
+        """ASAM's scaling ``T = |w|``: ``ε = (ρ/χ) k ⊙ T² g / (‖T u‖ + eps)`` (new tensors)."""
         kept, us, squares = [], [], []
+        i = 0
         for ps, gs, group in zip(ctx.params, grads, ctx.groups, strict=True):
             adaptive = group.get("adaptive", False)
             for p, g in zip(ps, gs, strict=True):
-                k = self.keep.get(id(p), True)
+                k = keeps[i]
+                i += 1
                 kg = g if k is True else g * k  # a dropped tensor: g · False, as the reference
                 scale = p.abs() if adaptive else None
                 base = kg if self.swp_norm == "kept" else g
@@ -216,15 +264,60 @@ class ESAM(SavesNoise, SharpnessAware):
                     p.requires_grad_(False)
                 self._frozen = dropped
             return
+        # 1.0 where kept, 0.0 where dropped, written over the draws (see SWPAscent.keep).
+        self.ascent.keep = self._masks(params, self._uniforms(params).lt_(self.beta))
+
+    def _uniforms(self, params: list[Tensor]) -> Tensor:
+        """The ``d`` draws ``U[0, 1)`` of the coordinate masks, flat.
+
+        On the CPU with the torch generator they are drawn into one buffer reused from step to
+        step (the same draws as ``torch.rand``): a fresh megabyte costs more in page faults than
+        the comparison that follows.
+        """
         first = params[0]
-        like = first.detach()
         if self._numpy_noise:
             like = torch.empty(0, dtype=torch.float64, device=first.device)
-        u = self.noise_source.uniform(sum(p.numel() for p in params), like=like) < self.beta
-        chunks = torch.split(u, [p.numel() for p in params])
-        self.ascent.keep = {
-            id(p): c.view(p.shape).to(p.device) for p, c in zip(params, chunks, strict=True)
+            return self.noise_source.uniform(sum(p.numel() for p in params), like=like)
+        if first.device.type != "cpu" or not isinstance(self.noise_source, TorchNoise):
+            return self.noise_source.uniform(sum(p.numel() for p in params), like=first.detach())
+        found = self._swp_cache
+        if found is None or len(found[0]) != len(params) or found[1].dtype != first.dtype:
+            found = None
+        elif not all(a is b for a, b in zip(found[0], params, strict=True)):
+            found = None
+        if found is None:
+            draws = torch.empty(sum(p.numel() for p in params), dtype=first.dtype)
+            same = all(p.device == first.device and p.dtype == first.dtype for p in params)
+            found = self._swp_cache = (
+                list(params),
+                draws,
+                self._views(params, draws) if same else None,
+            )
+        # the generator itself, to draw into the buffer: noise.py has no ``out`` argument
+        generator = self.noise_source._generator(first.device)
+        return found[1].uniform_(generator=generator)
+
+    @staticmethod
+    def _views(params: list[Tensor], flat_mask: Tensor) -> dict[int, Tensor]:
+        """Each parameter's piece of the flat mask, in its shape, dtype and device."""
+        chunks = torch.split(flat_mask, [p.numel() for p in params])
+        return {
+            id(p): c.view(p.shape).to(device=p.device, dtype=p.dtype)
+            for p, c in zip(params, chunks, strict=True)
         }
+
+    def _masks(self, params: list[Tensor], flat_mask: Tensor) -> dict[int, Tensor]:
+        found = self._swp_cache
+        if found is not None and found[1] is flat_mask and found[2] is not None:
+            return found[2]  # views of the reused buffer, made once
+        return self._views(params, flat_mask)
+
+    _swp_cache: tuple[list[Tensor], Tensor, dict[int, Tensor] | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_swp_cache", None)  # scratch: a copy or pickle draws into its own buffer
+        return state
 
     def _unfreeze(self) -> None:
         for p in self._frozen:
@@ -249,10 +342,12 @@ class ESAM(SavesNoise, SharpnessAware):
             self._draw(freeze=False)
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
-        e = self._ascent(params, grads, inplace=False)
+        # Unless the descent rule reads g, ε is made in the gradients that zero_grad drops.
+        inplace = zero_grad and not self.descent.needs_clean_grad
+        e = self._ascent(params, grads, inplace=inplace)
         self.ascent.keep = {}
         self._drawn = False
-        self._save_and_perturb(params, e)
+        self._save_and_perturb(params, e, consumed=inplace, fresh=self.ascent.fresh_perturbation)
         if zero_grad:
             self._zero_grads(params)
 
