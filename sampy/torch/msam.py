@@ -83,6 +83,44 @@ def times(tensors: list[Tensor], scales: list[Tensor]) -> list[Tensor]:
     return torch._foreach_mul(tensors, scales)
 
 
+def _host_value(scale: Tensor) -> float | None:
+    """``scale`` as a Python float where reading it costs no host synchronisation (a plain
+    CPU tensor), else None (an accelerator or a DTensor: the value stays on the device)."""
+    if type(scale) is Tensor and scale.device.type == "cpu":
+        return scale.item()
+    return None
+
+
+def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: float) -> None:
+    """``w ← w + sign · scale · u`` in place, one pass over the tensors.
+
+    ``scales`` are 0-dim tensors, one per tensor (tensors that were skipped keep an older
+    scale object). On the CPU the factor is read as a Python float and the update is one
+    ``add_(u, alpha=…)`` kernel: an ``addcmul_`` with a broadcast 0-dim tensor takes twice as
+    long there. Every move between w and w̃ goes through here, so a move and its inverse, and
+    ``train()`` after ``eval()``, repeat the very operations the step did.
+    """
+    first = scales[0]
+    if all(s is first for s in scales):
+        _shift_one(params, us, first, sign)
+        return
+    by_scale: dict[int, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
+    for p, u, s in zip(params, us, scales, strict=True):
+        entry = by_scale.setdefault(id(s), (s, [], []))
+        entry[1].append(p)
+        entry[2].append(u)
+    for s, ps, group_us in by_scale.values():
+        _shift_one(ps, group_us, s, sign)
+
+
+def _shift_one(params: list[Tensor], us: list[Tensor], scale: Tensor, sign: float) -> None:
+    value = _host_value(scale)
+    if value is None:
+        torch._foreach_addcmul_(params, us, [scale] * len(us), value=sign)
+    else:
+        torch._foreach_add_(params, us, alpha=sign * value)
+
+
 class MomentumAscent:
     """The perturbation ``w̃ = w − scale · u`` shared by the MSAM-style twins (a mixin).
 
@@ -94,14 +132,15 @@ class MomentumAscent:
     DIRECTION: str
     param_groups: list[dict[str, Any]]
     state: dict[Tensor, dict[str, Any]]
+    _shift = staticmethod(_shift)
 
-    def _perturbation(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
-        """The tensors of ``group`` that carry a perturbation, and ``scale · u`` for each."""
+    def _perturbation(
+        self, group: dict[str, Any]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The tensors of ``group`` that carry a perturbation, their ``u`` and their scales."""
         params = [p for p in group["params"] if self.DIRECTION in self.state.get(p, {})]
-        if not params:
-            return [], []
         states = [self.state[p] for p in params]
-        return params, times([s[self.DIRECTION] for s in states], [s["scale"] for s in states])
+        return params, [s[self.DIRECTION] for s in states], [s["scale"] for s in states]
 
     @torch.no_grad()
     def move_from_ascent(self) -> None:
@@ -111,9 +150,9 @@ class MomentumAscent:
         """
         for group in self.param_groups:
             if group["at_ascent"]:
-                params, e = self._perturbation(group)
+                params, us, scales = self._perturbation(group)
                 if params:
-                    torch._foreach_add_(params, e)
+                    _shift(params, us, scales, 1.0)
                 group["at_ascent"] = False
 
     @torch.no_grad()
@@ -121,9 +160,9 @@ class MomentumAscent:
         """Parameters ← the stored ``w̃ = w − scale · u``, where ``step`` expects them."""
         for group in self.param_groups:
             if not group["at_ascent"]:
-                params, e = self._perturbation(group)
+                params, us, scales = self._perturbation(group)
                 if params:
-                    torch._foreach_sub_(params, e)
+                    _shift(params, us, scales, -1.0)
                 group["at_ascent"] = True
 
     def _require_ascent(self) -> None:
@@ -138,12 +177,14 @@ class MomentumAscent:
         if not stepped:
             return
         norm = lp_norm([u for *_, us in stepped for u in us], 2)
-        inverse = 1.0 / (norm + NORM_EPS)  # a 0-dim tensor: no host synchronisation
+        # 1/(‖u‖ + 1e-12) as a 0-dim tensor (no host synchronisation); reciprocal_ is the
+        # division 1.0/x without its extra multiplication by 1.0
+        inverse = (norm + NORM_EPS).reciprocal_()
         for group, params, states, us in stepped:
             scale = inverse * group["rho"]
             for s in states:
                 s["scale"] = scale
-            torch._foreach_addcmul_(params, us, [scale] * len(us), value=-1)
+            _shift_one(params, us, scale, -1.0)
 
 
 class MSAM(MomentumAscent, CheckedOptimizer):
@@ -208,12 +249,11 @@ class MSAM(MomentumAscent, CheckedOptimizer):
             # model-sized tensor each step costs more than the addition (allocation, page faults).
             if wd != 0:
                 torch._foreach_add_(grads, params, alpha=wd)
-            d = grads
             # 3. w = w̃ + scale · v (in place: no model-sized temporary)
-            torch._foreach_addcmul_(params, bufs, [s["scale"] for s in states])
+            _shift(params, bufs, [s["scale"] for s in states], 1.0)
             # 4. v ← μ v + d (v starts at 0, so v_1 = d_1 exactly, like SGD's first clone)
             torch._foreach_mul_(bufs, group["momentum"])
-            torch._foreach_add_(bufs, d)
+            torch._foreach_add_(bufs, grads)
             # 5. w ← w − η v
             torch._foreach_add_(params, bufs, alpha=-group["lr"])
             stepped.append((group, params, states, bufs))
@@ -283,7 +323,7 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
             vs = [s["exp_avg_sq"] for s in states]
             grads = [p.grad for p in params]
             # 2. w = w̃ + scale · m, with the OLD m
-            torch._foreach_add_(params, times(ms, [s["scale"] for s in states]))
+            _shift(params, ms, [s["scale"] for s in states], 1.0)
             # 3. the moments, in torch.optim.Adam's operations
             torch._foreach_lerp_(ms, grads, 1.0 - beta1)
             ema_of_squares_(vs, grads, beta2)

@@ -69,7 +69,7 @@ from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
 from sampy.torch.moments import ema_, ema_of_squares_
-from sampy.torch.msam import MomentumAscent, Stepped, times
+from sampy.torch.msam import MomentumAscent, Stepped
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
     ScheduleFreeAdamW,
@@ -323,12 +323,12 @@ class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
         """Parameters ← ỹ = β1 x + (1 − β1) z − scale · m, the stored point ``step`` expects."""
         for group in self.param_groups:
             if not group["train_mode"]:
-                params, e = self._perturbation(group)
+                params, ms, scales = self._perturbation(group)
                 if params:
                     states = [self.state[p] for p in params]
                     xs, zs = [s["x"] for s in states], [s["z"] for s in states]
                     interpolate(params, xs, zs, group["betas"][0])
-                    torch._foreach_sub_(params, e)
+                    self._shift(params, ms, scales, -1.0)
                 group["train_mode"] = True
                 group["at_ascent"] = True
 
@@ -359,7 +359,7 @@ class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
             ms = [s["exp_avg"] for s in states]
             grads = [p.grad for p in params]
             # 2. y = ỹ + scale · m
-            torch._foreach_add_(params, times(ms, [s["scale"] for s in states]))
+            self._shift(params, ms, [s["scale"] for s in states], 1.0)
             # 3. the Schedule-Free AdamW step from y (parameters ← the new y)
             self._update(group, params, grads, states)
             # 4. m ← μ m + (1 − μ) g
