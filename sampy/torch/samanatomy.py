@@ -32,8 +32,7 @@ from torch import Tensor
 from sampy.optim import samanatomy as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.checkpoints import ratio
-from sampy.torch.groups import radii, unit
+from sampy.torch.groups import radii, regroup, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import CLEAN_GRAD, PerturbedGradient, SharpnessAware
 
@@ -71,7 +70,9 @@ class SAMAnatomy(SharpnessAware):
         grads = [[p.grad for p in ps] for ps in params]
         e = self._ascent(params, grads, inplace=False)
         self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e)
+        # ε1 are new tensors of SAM's ascent: w + ε1 may be written into them (no copy of w).
+        fresh = getattr(self.ascent, "fresh_perturbation", False) is True
+        self._save_and_perturb(params, e, fresh=fresh)
         self._ascents_done = 1
         if zero_grad:
             self._zero_grads(params)
@@ -82,15 +83,25 @@ class SAMAnatomy(SharpnessAware):
         if self._perturbed is None or self._ascents_done != 1:
             raise RuntimeError("second_ascent_step() must follow first_step()")
         params, flat_params, saved = self._perturbed
-        kept = []
-        for ps in params:
-            group = []
-            for p in ps:
-                g = self.state[p].pop(CLEAN_GRAD)
-                g1 = p.grad if p.grad is not None else torch.zeros_like(g)  # lost in pass 2
-                same_sign = ratio(g, g1, self.perturb_eps, "notes_code") > 0
-                group.append(torch.where(same_sign, g, torch.zeros_like(g)))
-            kept.append(group)
+        # m = g ⊙ 1[g1/(g + eps) > 0] over all tensors at once, in the storage of g (popped:
+        # dead after this) and of g1 (dead when zero_grad drops it): g + eps, the ratio and
+        # the 0/1 mask max(sign(r), 0) (torch's sign of NaN is 0: a NaN ratio drops the
+        # coordinate, as the reference's comparison does), then m = g ⊙ mask.
+        clean = [self.state[p].pop(CLEAN_GRAD) for p in flat_params]
+        g1 = [
+            p.grad if p.grad is not None else torch.zeros_like(g)
+            for p, g in zip(flat_params, clean, strict=True)
+        ]
+        denominator = torch._foreach_add(clean, self.perturb_eps)
+        if zero_grad:
+            torch._foreach_div_(g1, denominator)
+            same_sign = g1
+        else:
+            same_sign = torch._foreach_div(g1, denominator)
+        torch._foreach_sign_(same_sign)
+        torch._foreach_clamp_min_(same_sign, 0.0)
+        torch._foreach_mul_(clean, same_sign)
+        kept = regroup(clean, params)
         e2 = unit(kept, radii(self._context(params)), self.perturb_eps, inplace=True)
         torch._foreach_copy_(flat_params, saved)
         torch._foreach_add_(flat_params, [x for es in e2 for x in es])
