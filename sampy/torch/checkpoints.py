@@ -16,7 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from sampy.torch.groups import Elementwise
+from sampy.torch.groups import Elementwise, _same_kind, flat
+from sampy.torch.sharpness_aware import Groups, RuleContext
 
 
 def ratio(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor:
@@ -49,44 +50,121 @@ def checkpoints(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor
     return out
 
 
-# The bounds (lower, upper) of the open interval of r of each checkpoint 1…4.
-_BOUNDS = {1: (1.0, None), 2: (0.0, 1.0), 3: (None, -1.0), 4: (-1.0, 0.0)}
+# The checkpoints 1…4 in their order along the line of r, and the boundary above each one
+# (checkpoint 0 holds the boundaries −1, 0, 1 and the undefined ratios).
+_ORDER = (3, 4, 2, 1)
+_UPPER = (-1.0, 0.0, 1.0, math.inf)
+
+# One term of an indicator, ``sign · 1[r op value]``; ``("eq", nan)`` is ``1[r = r]``.
+_Term = tuple[str, float, int]
+
+
+def _runs(selected: frozenset[int]) -> list[tuple[int, list[_Term]]]:
+    """``1[ckpt ∈ selected]`` (selected ⊆ {1…4}) as runs of comparisons of r, from the lowest.
+
+    Consecutive checkpoints along the line of r form one run ``lo < r < hi`` less the boundaries
+    inside it: ``1[r > lo] − 1[r ≥ hi] − Σ 1[r = b]``. Each run comes with the position of its
+    first checkpoint along the line. The terms of a run are nonzero only above its ``lo``, and
+    they sum to zero above its ``hi``.
+    """
+    runs = []
+    i = 0
+    while i < len(_ORDER):
+        if _ORDER[i] not in selected:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(_ORDER) and _ORDER[j + 1] in selected:
+            j += 1
+        lo = _UPPER[i - 1] if i else -math.inf
+        hi = _UPPER[j]
+        if lo == -math.inf and hi == math.inf:
+            terms = [("eq", math.nan, 1)]  # every ratio but NaN
+        elif lo == -math.inf:
+            terms = [("lt", hi, 1)]
+        else:
+            terms = [("gt", lo, 1)] + ([("ge", hi, -1)] if hi != math.inf else [])
+        terms.extend(("eq", b, -1) for b in _UPPER[i:j])
+        runs.append((i, terms))
+        i = j + 1
+    return runs
+
+
+def _compare(op: str, r: Tensor, value: float, out: Tensor) -> Tensor:
+    """``1[r op value]`` as 0.0/1.0 in the float tensor ``out`` (which may be ``r``).
+
+    A float result is one vectorised pass on the CPU, a bool one several times slower, and so
+    is every kernel that reads a bool mask (masked_fill, where): the rules use none.
+    """
+    other = r if math.isnan(value) else value
+    return getattr(torch, op)(r, other, out=out)
+
+
+def _views(x: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """The concatenation ``x`` cut back into tensors shaped like ``like``."""
+    if len(like) == 1:
+        return [x.view_as(like[0])]
+    pieces = x.split([t.numel() for t in like])
+    return [p.view_as(t) for p, t in zip(pieces, like, strict=True)]
 
 
 class _CheckpointRule(Elementwise):
-    """The ratio and the checkpoint masks written into this rule's buffers (no temporaries)."""
+    """The ratio and the checkpoints of the concatenated gradients, in reused buffers.
+
+    The checkpoints are 0.0/1.0 floats from comparisons, and the direction is picked from them
+    with exact arithmetic (SAME, CustomSAME) or bit masks (SAMCkpt): each coordinate the float
+    the reference's indexing picks, NaN and inf included.
+    """
 
     ratio_eps: float
     mode: str
 
+    def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
+        """``d`` per group, written into the ``g̃`` tensors (``g`` and ``g̃`` concatenated once
+        per device and dtype; a tensor that cannot join is combined alone)."""
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
+        clean, perturbed = flat(g), flat(g_adv)
+        kinds, alone = _same_kind(clean, perturbed)
+        for i in alone:  # on copies: the rules write into both
+            self._direction(clean[i].clone(), perturbed[i].clone(), [perturbed[i]])
+        for indices in kinds:
+            dest = [perturbed[i] for i in indices]
+            shape = torch.Size([sum(t.numel() for t in dest)])
+            gf = self._scratch("clean", shape, dest[0].dtype, dest[0].device)
+            pf = self._scratch("perturbed", shape, dest[0].dtype, dest[0].device)
+            torch.cat([clean[i].view(-1) for i in indices], out=gf)
+            torch.cat([t.view(-1) for t in dest], out=pf)
+            self._direction(gf, pf, dest)
+        return g_adv
+
+    def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
+        """Write ``d`` into ``dest``, the tensors whose values ``g_adv`` holds (``g`` and
+        ``g_adv`` are this rule's copies, to be overwritten)."""
+        raise NotImplementedError
+
     def _ratio(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``ratio(g, g̃)`` in the buffer ``"ratio"`` (the same values, bit for bit)."""
+        """``ratio(g, g̃)`` in the buffer ``"ratio"``, but ±0 (or NaN) where it is undefined:
+        checkpoint 0 either way, so the same checkpoints, bit for bit."""
         r = self.buffer("ratio", g_adv)
         if self.mode == "notes_code":
             torch.add(g, self.ratio_eps, out=r)
-            return torch.div(g_adv, r, out=r)
-        # |g| goes through r before r is formed, and the undefined coordinates through the
-        # mask buffer before any mask: no scratch tensor of their own (a model-sized float
-        # and a bool kept between steps on the CPU).
-        undefined = self.buffer("mask", g_adv, torch.bool)
-        torch.le(torch.abs(g, out=r), self.ratio_eps, out=undefined)
-        eps = self._scratch("eps", torch.Size(), g_adv.dtype, g_adv.device).fill_(self.ratio_eps)
-        torch.copysign(eps, g, out=r)
-        r.add_(g)
-        torch.div(g_adv, r, out=r)
-        return r.masked_fill_(undefined, math.nan)
+        else:
+            # g + eps·sign(g) is ±(|g| + eps), the same float (rounding is symmetric); where
+            # |g| ≤ eps (or g is NaN) the denominator is ±inf.
+            torch.abs(g, out=r)
+            torch.nn.functional.threshold_(r, self.ratio_eps, math.inf)
+            r.add_(self.ratio_eps).copysign_(g)
+        return torch.div(g_adv, r, out=r)
 
-    def _mask(self, k: int, r: Tensor) -> Tensor:
-        """``ckpt == k`` (k = 1…4) in the buffer ``"mask"``."""
-        lower, upper = _BOUNDS[k]
-        mask = self.buffer("mask", r, torch.bool)
-        if lower is not None:
-            torch.gt(r, lower, out=mask)
-        if upper is not None:
-            if lower is None:
-                return torch.lt(r, upper, out=mask)
-            mask &= torch.lt(r, upper, out=self.buffer("below", r, torch.bool))
-        return mask
+
+def _same_offsets(factors: tuple[float, ...], dtype: torch.dtype) -> bool:
+    """Whether ``c0 + (c_k − c0)`` rounds to ``c_k`` in ``dtype`` for every factor."""
+    c0 = factors[0]
+    return all(
+        bool(torch.tensor(c - c0, dtype=dtype) + c0 == torch.tensor(c, dtype=dtype))
+        for c in factors
+    )
 
 
 class CheckpointScaling(_CheckpointRule):
@@ -96,20 +174,53 @@ class CheckpointScaling(_CheckpointRule):
         self.factors = tuple(float(c) for c in factors)
         self.ratio_eps = ratio_eps
         self.mode = mode
+        # The runs of the checkpoints whose factor differs from c0, from the lowest, each
+        # with its factor (SAME's defaults: the one comparison r > 1).
+        groups: dict[float, set[int]] = {}
+        for k, c in enumerate(self.factors[1:], start=1):
+            if c != self.factors[0]:
+                groups.setdefault(c, set()).add(k)
+        runs = [(i, c, terms) for c, ks in groups.items() for i, terms in _runs(frozenset(ks))]
+        self._runs = [(c, terms) for _, c, terms in sorted(runs, key=lambda run: run[0])]
+        self._exact_offsets: dict[torch.dtype, bool] = {}
 
-    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``g̃ ⊙ c[ckpt]``: the factor of checkpoint 0 everywhere, then one masked fill per
-        checkpoint whose factor differs (SAME's defaults: one comparison, not a table lookup
-        through an int64 index)."""
+    def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
+        """``g̃ ⊙ c[ckpt]``: the factor of every coordinate in the buffer of ``g``, then one
+        multiplication into ``dest``."""
         c0 = self.factors[0]
-        differ = [(k, c) for k, c in enumerate(self.factors[1:], start=1) if c != c0]
-        if not differ:
-            return g_adv if c0 == 1.0 else g_adv.mul_(c0)
+        if not self._runs:
+            if c0 != 1.0:
+                torch._foreach_mul_(dest, c0)
+            return
         r = self._ratio(g, g_adv)
-        factor = g.fill_(c0)  # g is this rule's copy, no longer needed
-        for k, c in differ:
-            factor.masked_fill_(self._mask(k, r), c)
-        return g_adv.mul_(factor)
+        factor, term = g, g_adv  # both read for the last time by the ratio
+        exact = self._exact_offsets.get(r.dtype)
+        if exact is None:
+            exact = self._exact_offsets[r.dtype] = _same_offsets(self.factors, r.dtype)
+        if exact:
+            # c0 + Σ (c − c0)·1[r in the run]. The runs are disjoint and added from the lowest
+            # up, and a run's terms add up to zero above it, where nothing is added yet: every
+            # partial sum is 0 or one offset, so each coordinate gets exactly c0 + (c − c0).
+            first = True
+            for c, terms in self._runs:
+                for op, value, sign in terms:
+                    if first:
+                        _compare(op, r, value, factor)
+                        if c - c0 != 1.0:
+                            factor.mul_(c - c0)
+                        first = False
+                    else:
+                        factor.add_(_compare(op, r, value, term), alpha=sign * (c - c0))
+            factor.add_(c0)
+        else:
+            # Any factors: c0, then each run's factor above its lo and c0 again above its hi
+            # and on its inner boundaries (a lerp with weight 0 or 1 is exactly one end).
+            factor.fill_(c0)
+            for c, terms in self._runs:
+                for op, value, sign in terms:
+                    end = torch.tensor(c if sign > 0 else c0, dtype=r.dtype, device=r.device)
+                    factor.lerp_(end, _compare(op, r, value, term))
+        torch._foreach_mul_(dest, _views(factor, dest))
 
 
 class CheckpointHybrid(_CheckpointRule):
@@ -119,20 +230,51 @@ class CheckpointHybrid(_CheckpointRule):
         self.selected = tuple(int(k) for k in selected)
         self.ratio_eps = ratio_eps
         self.mode = mode
+        # Checkpoint 0 is marked by no comparison: with it selected, mark the others instead.
+        chosen = set(self.selected)
+        self._zero = 0 in chosen
+        marked = frozenset(k for k in range(1, 5) if (k in chosen) != self._zero)
+        self._terms = [term for _, terms in _runs(marked) for term in terms]
 
-    def combine(self, g: Tensor, g_adv: Tensor) -> Tensor:
-        """``where(ckpt ∈ selected, g̃, g)``: one mask per selected checkpoint, no int64 codes."""
-        selected = sorted(set(self.selected))
-        if selected == [0, 1, 2, 3, 4]:
-            return g_adv
-        if not selected:
-            return g
+    def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
+        """``where(ckpt ∈ selected, g̃, g)``, with the marked coordinates as a bit mask."""
+        if not self._terms:  # nothing marked: all of g̃, or all of g
+            if not self._zero:
+                torch._foreach_copy_(dest, _views(g, dest))
+            return
         r = self._ratio(g, g_adv)
-        # Checkpoint 0 is what no other mask holds: with it selected, mark the rest instead.
-        marked = [k for k in range(1, 5) if (k in selected) != (0 in selected)]
-        use = self.buffer("use", r, torch.bool)
-        use.copy_(self._mask(marked[0], r))
-        for k in marked[1:]:
-            use |= self._mask(k, r)
-        marked_value, other = (g, g_adv) if 0 in selected else (g_adv, g)
-        return torch.where(use, marked_value, other, out=g_adv)
+        marked = self._marked(r)
+        # The marked coordinates take the selected g̃ (or, with checkpoint 0 selected, g).
+        at_marked, at_unmarked = (g, g_adv) if self._zero else (g_adv, g)
+        bits = _BITS.get(r.dtype)
+        if bits is None or type(r) is not Tensor:
+            torch.where(marked.bool(), at_marked, at_unmarked, out=at_marked)
+        else:
+            # 1.0 − 0.5 > 0 > 0.0 − 0.5: the sign bit, spread by an arithmetic shift, is the
+            # mask of the unmarked coordinates, where at_marked ^ (at_marked ^ at_unmarked)
+            # is at_unmarked, bit for bit.
+            unmarked = marked.sub_(0.5).view(bits[0]).bitwise_right_shift_(bits[1])
+            diff = at_unmarked.view(bits[0]).bitwise_xor_(at_marked.view(bits[0]))
+            at_marked.view(bits[0]).bitwise_xor_(diff.bitwise_and_(unmarked))
+        torch._foreach_copy_(dest, _views(at_marked, dest))
+
+    def _marked(self, r: Tensor) -> Tensor:
+        """The indicator of the marked checkpoints as 0.0/1.0 (r is overwritten): one
+        comparison in place, or a sum of them in a buffer of its own."""
+        (op, value, _), *rest = self._terms
+        if not rest:
+            return _compare(op, r, value, r)
+        total = _compare(op, r, value, self.buffer("marked", r))
+        for i, (op, value, sign) in enumerate(rest):
+            last = i == len(rest) - 1
+            total.add_(_compare(op, r, value, r if last else self.buffer("term", r)), alpha=sign)
+        return total
+
+
+# The signed integer of each float's width and the shift that spreads its sign bit.
+_BITS = {
+    torch.float64: (torch.int64, 63),
+    torch.float32: (torch.int32, 31),
+    torch.float16: (torch.int16, 15),
+    torch.bfloat16: (torch.int16, 15),
+}
