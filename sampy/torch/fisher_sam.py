@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim import fisher_sam as reference
 from sampy.optim.hyper import validate
@@ -40,14 +41,26 @@ class FisherAscent:
         gs = flat(grads)
         if not gs:
             return grads
-        fisher = torch._foreach_mul(torch._foreach_mul(gs, self.fisher_eta), gs)
-        torch._foreach_add_(fisher, 1.0)
-        precond = torch._foreach_div(gs, fisher)
-        length = torch.sqrt(global_dot(gs, precond))
-        return [
-            torch._foreach_mul(pc, per_device(rho / (length + self.eps), pc))
-            for pc, rho in zip(regroup(precond, grads), radii(ctx), strict=True)
-        ]
+        # fisher = 1 + (η g) g, in the reference's order, in new tensors, which then take
+        # F⁻¹g = g/fisher in place and are scaled in place: ε is these tensors (fresh).
+        precond = torch._foreach_mul(gs, self.fisher_eta)
+        torch._foreach_mul_(precond, gs)
+        torch._foreach_add_(precond, 1.0)
+        for i, (g, f) in enumerate(zip(gs, precond, strict=True)):
+            if type(f) is Tensor:
+                torch.div(g, f, out=f)
+            else:  # a tensor subclass (DTensor): a new tensor, fresh too
+                precond[i] = torch.div(g, f)
+        length = torch.sqrt(global_dot(gs, precond)) + self.eps
+        rhos = radii(ctx)
+        if all(rho == rhos[0] for rho in rhos):  # one kernel over all groups
+            torch._foreach_mul_(precond, per_device(rhos[0] / length, precond))
+            return regroup(precond, grads)
+        e = regroup(precond, grads)
+        for pc, rho in zip(e, rhos, strict=True):
+            if pc:
+                torch._foreach_mul_(pc, per_device(rho / length, pc))
+        return e
 
 
 class FisherSAM(SharpnessAware):
