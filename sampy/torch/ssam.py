@@ -93,21 +93,70 @@ MASK = "mask"  # state key of a parameter's boolean mask
 
 
 class MaskedAscent:
-    """SSAM's ascent: ``ε = ρ m ⊙ g / (‖g‖ + eps)``, the norm of the unmasked ``g``."""
+    """SSAM's ascent: ``ε = ρ m ⊙ g / (‖g‖ + eps)``, the norm of the unmasked ``g``.
+
+    The masks live in the state as booleans (the checkpoint layout); on the CPU ``g`` is
+    multiplied by a float copy of them (0.0 and 1.0, the same products), made when a mask
+    changes: a float tensor times a boolean one first copies the booleans into a new float
+    tensor, several times the multiplication, and the masks change once per refresh.
+    """
+
+    # Every ε is a consumed gradient (``inplace``) or a tensor made in the call.
+    fresh_perturbation = True
 
     def __init__(self, perturb_eps: float) -> None:
         self.perturb_eps = perturb_eps
+        self._floats: tuple[list[Tensor], list[int], list[Tensor]] | None = None
+
+    def masks(self, state: Any, params: list[Tensor]) -> list[Tensor]:
+        """The masks of ``params``: float copies on the CPU (kept while the masks are the same
+        tensors, unmodified), the boolean masks themselves elsewhere."""
+        bools = [state[p][MASK] for p in params]
+        found = self._floats
+        if (
+            found is not None
+            and len(found[0]) == len(bools)
+            and all(
+                a is b and a._version == v
+                for a, b, v in zip(bools, found[0], found[1], strict=True)
+            )
+        ):
+            return found[2]
+        if any(type(m) is not Tensor or m.device.type != "cpu" for m in bools):
+            return bools
+        floats = [m.to(p.dtype) for m, p in zip(bools, params, strict=True)]
+        self._floats = (bools, [m._version for m in bools], floats)
+        return floats
+
+    def remember(self, state: Any, params: list[Tensor], flat_floats: Tensor) -> None:
+        """Take the float masks of ``params`` from ``flat_floats`` (the masks just set, as
+        0.0/1.0, flattened in order), saving their conversion at the next step."""
+        bools = [state[p][MASK] for p in params]
+        if any(type(m) is not Tensor or m.device.type != "cpu" for m in bools):
+            return
+        chunks = torch.split(flat_floats, [p.numel() for p in params])
+        floats = [c.view(p.shape).to(p.dtype) for c, p in zip(chunks, params, strict=True)]
+        self._floats = (bools, [m._version for m in bools], floats)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_floats": None}  # scratch: a copy makes its own
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
-        """``ε`` per group (new tensors)."""
+        """``ε`` per group: new tensors, or with ``inplace`` written into ``grads`` (consumed)."""
         gs = flat(grads)
         if not gs:
             return grads
         norm = global_norm(gs)
-        masked = torch._foreach_mul(gs, [ctx.state[p][MASK] for p in flat(ctx.params)])
+        masks = self.masks(ctx.state, flat(ctx.params))
+        if inplace:
+            torch._foreach_mul_(gs, masks)
+            masked = gs
+        else:
+            masked = torch._foreach_mul(gs, masks)
         out = regroup(masked, grads)
         for es, rho in zip(out, radii(ctx), strict=True):
-            torch._foreach_mul_(es, per_device(rho / (norm + self.perturb_eps), es))
+            if es:
+                torch._foreach_mul_(es, per_device(rho / (norm + self.perturb_eps), es))
         return out
 
 
@@ -191,14 +240,21 @@ class _SparseSAM(SavesNoise, SharpnessAware):
         self._ensure_masks()
         params = self._params_to_perturb()
         grads = [[p.grad for p in ps] for ps in params]
-        e = self._ascent(params, grads, inplace=False)
-        self._save_and_perturb(params, e)
+        # ε in the gradients that zero_grad drops, unless the descent rule or the refresh
+        # after the perturbation reads them.
+        inplace = zero_grad and not (self.descent.needs_clean_grad or self._reads_clean_grads())
+        e = self._ascent(params, grads, inplace=inplace)
+        self._save_and_perturb(params, e, consumed=inplace, fresh=self.ascent.fresh_perturbation)
         self._after_perturb(params, grads)
         if zero_grad:
             self._zero_grads(params)
 
     def _after_perturb(self, params: Groups, grads: Groups) -> None:
         """A hook at ``w + ε`` with the clean gradients (SSAMD refreshes its mask here)."""
+
+    def _reads_clean_grads(self) -> bool:
+        """Whether this step's ``_after_perturb`` reads the clean gradients."""
+        return False
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
@@ -424,18 +480,26 @@ class SSAMD(_SparseSAM):
         return self.drop_rate * (1.0 + math.cos(math.pi * phase)) / 2.0
 
     def _score(self, kind: str, params: list[Tensor], grads: dict[int, Tensor]) -> Tensor:
+        """A new flat tensor of scores (its caller writes into it)."""
         if kind == "weight":
-            return torch.cat([p.detach().abs().reshape(-1) for p in params])
+            return torch.cat([p.detach().reshape(-1) for p in params]).abs_()
         if kind == "gradient":
             return torch.cat(
                 [
-                    grads[id(p)].abs().reshape(-1)
+                    grads[id(p)].reshape(-1)
                     if id(p) in grads
                     else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
                     for p in params
                 ]
-            )
+            ).abs_()
         return self.noise_source.uniform(sum(p.numel() for p in params), like=self._like(params))
+
+    def _reads_clean_grads(self) -> bool:
+        """A refresh step that scores by the gradient reads the clean ``g`` at ``w + ε``."""
+        return self.refreshes(self.shared.get("step", 0)) and "gradient" in (
+            self.drop_strategy,
+            self.growth_strategy,
+        )
 
     def _after_perturb(self, params: Groups, grads: Groups) -> None:
         """On a refresh step: drop-and-grow with ``w + ε`` and the clean ``g`` (next step's m)."""
@@ -444,15 +508,27 @@ class SSAMD(_SparseSAM):
             return
         everything = self._all_params()
         by_param = {id(p): g for p, g in zip(flat(params), flat(grads), strict=True)}
-        mask = self.flat_mask()
+        self._ensure_masks()
+        # D = (score + 1e-7) m and G = (score + 1e-7)(1 − m), in the fresh score tensors; on
+        # the CPU with the float masks, whose products are the boolean ones'.
+        masks = self.ascent.masks(self.state, everything)
+        mask = torch.cat([m.reshape(-1) for m in masks])
         d = mask.numel()
         live = d - d * self.sparsity  # a float, as the official code computes it
         dr = self.drop_rate_at(t)
-        death = (self._score(self.drop_strategy, everything, by_param) + 1e-7) * mask
-        growth = (self._score(self.growth_strategy, everything, by_param) + 1e-7) * ~mask
-        keep = top_k_mask(death, int(live * (1.0 - dr)))
-        grow = top_k_mask(growth, int(min(live * dr, d * self.sparsity)))
-        self._set_masks(everything, keep | grow)
+        dead = ~mask if mask.dtype == torch.bool else torch.sub(1.0, mask)
+        death = self._score(self.drop_strategy, everything, by_param).add_(1e-7).mul_(mask)
+        growth = self._score(self.growth_strategy, everything, by_param).add_(1e-7).mul_(dead)
+        if mask.dtype == torch.bool:
+            keep = top_k_mask(death, int(live * (1.0 - dr)))
+            grow = top_k_mask(growth, int(min(live * dr, d * self.sparsity)))
+            self._set_masks(everything, keep | grow)
+            return
+        keep = top_k_mask(death, int(live * (1.0 - dr)), dtype=mask.dtype)
+        grow = top_k_mask(growth, int(min(live * dr, d * self.sparsity)), dtype=mask.dtype)
+        new = torch.maximum(keep, grow)  # keep ∨ grow
+        self._set_masks(everything, new.bool())
+        self.ascent.remember(self.state, everything, new)
 
     def step(self, closure: Closure | ExampleLosses | None = None) -> Tensor:  # type: ignore[override]
         """One SSAM-D step (the closure, plain or example, runs twice); the loss at ``w``."""
