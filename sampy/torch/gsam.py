@@ -28,7 +28,7 @@ from torch import Tensor
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, global_dot, global_norm
+from sampy.torch.groups import Buffers, factor_for, flat, global_dot, global_norm, norms_and_dot
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -47,7 +47,7 @@ def orthogonal_part(g: list[Tensor], h: list[Tensor], eps: float) -> list[Tensor
     return list(along)
 
 
-class GSAMDescent:
+class GSAMDescent(Buffers):
     """GSAM: ``d = h − α g_⊥``."""
 
     needs_clean_grad = True
@@ -57,16 +57,20 @@ class GSAMDescent:
         self.eps = eps
 
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
-        """``d`` per group."""
+        """``d`` per group (the ``h`` tensors, overwritten)."""
         if g is None:
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
         h = flat(g_adv)
         if not h:
             return g_adv
-        # In place: the orthogonal part is a fresh tensor and g̃ is replaced by d in p.grad.
-        correction = orthogonal_part(flat(g), h, self.eps)
-        torch._foreach_mul_(correction, self.alpha)
-        torch._foreach_sub_(h, correction)
+        gs = flat(g)
+        g_norm, h_norm, dot = norms_and_dot(gs, h, self)
+        # g_⊥ = g − k h with k = cos ‖g‖/(‖h‖ + eps), so d = h − α g_⊥ = (1 + α k) h − α g:
+        # two passes over h, which the direction replaces in p.grad, after the three reductions.
+        cos = dot / (h_norm * g_norm + self.eps)
+        scale = 1.0 + self.alpha * (cos * g_norm / (h_norm + self.eps))
+        torch._foreach_mul_(h, factor_for(scale, h))
+        torch._foreach_add_(h, gs, alpha=-self.alpha)
         return g_adv
 
 
