@@ -358,13 +358,14 @@ class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
             states = [self._state(p) for p in params]
             ms = [s["exp_avg"] for s in states]
             grads = [p.grad for p in params]
-            # 2. y = ỹ + scale · m
-            self._shift(params, ms, [s["scale"] for s in states], 1.0)
+            # 2. y = ỹ + scale · m, where the step reads y: only its decay at y does (the
+            # parameters are overwritten with the new y), so without it the pass is skipped
+            if group["weight_decay"] != 0 and not group["decay_at_z"]:
+                self._shift(params, ms, [s["scale"] for s in states], 1.0)
             # 3. the Schedule-Free AdamW step from y (parameters ← the new y)
             self._update(group, params, grads, states)
-            # 4. m ← μ m + (1 − μ) g
-            mu = group["ascent_momentum"]
-            ema_(ms, grads, mu)
+            # 4. m ← μ m + (1 − μ) g, as one lerp m + (1 − μ)(g − m)
+            torch._foreach_lerp_(ms, grads, 1.0 - group["ascent_momentum"])
             stepped.append((group, params, states, ms))
         # 5. scale = ρ/(‖m‖ + 1e-12), ỹ = y − scale · m
         self._perturb(stepped)
