@@ -26,6 +26,9 @@ from sampy.torch.groups import flat, global_dot, radii, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
+_IN_PLACE_MIN_NUMEL = 1 << 15
+"""Tensors from this size (elements) get ``g/fisher`` written in place, one call each."""
+
 
 class FisherAscent:
     """Fisher-SAM: ``ε = ρ F⁻¹g / (√(gᵀF⁻¹g) + eps)`` with ``F = diag(1 + η g²)``."""
@@ -43,14 +46,21 @@ class FisherAscent:
             return grads
         # fisher = 1 + (η g) g, in the reference's order, in new tensors, which then take
         # F⁻¹g = g/fisher in place and are scaled in place: ε is these tensors (fresh).
-        precond = torch._foreach_mul(gs, self.fisher_eta)
+        precond = list(torch._foreach_mul(gs, self.fisher_eta))
         torch._foreach_mul_(precond, gs)
         torch._foreach_add_(precond, 1.0)
+        # g/fisher into the large tensors themselves (a new one costs page faults), the
+        # small ones in one kernel call (new tensors: cheap, and fewer calls).
+        small = []
         for i, (g, f) in enumerate(zip(gs, precond, strict=True)):
-            if type(f) is Tensor:
+            if f.numel() >= _IN_PLACE_MIN_NUMEL and type(f) is Tensor:
                 torch.div(g, f, out=f)
-            else:  # a tensor subclass (DTensor): a new tensor, fresh too
-                precond[i] = torch.div(g, f)
+            else:
+                small.append(i)
+        if small:
+            quotients = torch._foreach_div([gs[i] for i in small], [precond[i] for i in small])
+            for i, q in zip(small, quotients, strict=True):
+                precond[i] = q
         length = torch.sqrt(global_dot(gs, precond)) + self.eps
         rhos = radii(ctx)
         if all(rho == rhos[0] for rho in rhos):  # one kernel over all groups
