@@ -190,7 +190,10 @@ class ImbSAM(SharpnessAware):
         if has_tail and any(params):
             grads = [[p.grad for p in ps] for ps in params]
             e = self._ascent(params, grads, inplace=True)
-            self._save_and_perturb(params, e)
+            # g_t is consumed: w + ε is written into its storage and w pointed there for the
+            # pass at w + ε (one pass, no copy of w out and back)
+            fresh = getattr(self.ascent, "fresh_perturbation", False) is True
+            self._save_and_perturb(params, e, consumed=True, fresh=fresh)
             self._zero_grads(params)
         self._pending = (n, has_tail)
         return indices
