@@ -11,12 +11,6 @@ import torch
 from torch import Tensor
 
 
-def ema_(ms: list[Tensor], grads: list[Tensor], beta: float) -> None:
-    """``m ← β m + (1 − β) g`` as a multiply then an add (Adam's first moment)."""
-    torch._foreach_mul_(ms, beta)
-    torch._foreach_add_(ms, grads, alpha=1.0 - beta)
-
-
 def ema_of_squares_(vs: list[Tensor], grads: list[Tensor], beta2: float) -> None:
     """``v ← β₂ v + (1 − β₂) g²`` (Adam's second moment)."""
     torch._foreach_mul_(vs, beta2)

@@ -68,15 +68,17 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import ema_, ema_of_squares_
-from sampy.torch.msam import MomentumAscent, Stepped
+from sampy.torch.moments import ema_of_squares_
+from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
     ScheduleFreeAdamW,
+    _denominators,
     interpolate,
     saturated,
     schedule_free_defaults,
 )
+from sampy.torch.storage import owns_storage
 
 
 class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
@@ -156,24 +158,23 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         return lp_norm(xs, 2) if xs else None
 
     @staticmethod
-    def _ascent(xs: list[Tensor], norm: Tensor, rho: float) -> list[Tensor]:
-        """``ρ d_t = ρ x/(‖x‖ + 1e-12)``, in the reference's order of operations."""
-        a = torch._foreach_div(xs, norm + NORM_EPS)
-        torch._foreach_mul_(a, rho)
-        return a
+    def _inverse(norm: Tensor) -> Tensor:
+        """``1/(‖x‖ + 1e-12)``: ``ρ d_t = (ρ · that) · x``, a 0-dim tensor (no host sync)."""
+        return (norm + NORM_EPS).reciprocal_()
 
-    def _move(self, to_ascent: bool) -> None:
-        norm = self._x_norm()
+    def _move(self, to_ascent: bool, inverse: Tensor | None = None) -> None:
+        """θ ± ρ x/(‖x‖ + 1e-12) for the groups not there yet, in one pass over the tensors
+        (``inverse``: ``1/(‖x‖ + 1e-12)`` if known)."""
+        if inverse is None:
+            norm = self._x_norm()
+            inverse = None if norm is None else self._inverse(norm)
         for group in self.param_groups:
             if group["at_ascent"] == to_ascent:
                 continue
             params = self._with_state(group)
-            if params and norm is not None:
-                a = self._ascent([self.state[p]["x"] for p in params], norm, group["rho"])
-                if to_ascent:
-                    torch._foreach_add_(params, a)
-                else:
-                    torch._foreach_sub_(params, a)
+            if params and inverse is not None:
+                xs = [self.state[p]["x"] for p in params]
+                _shift_one(params, xs, inverse * group["rho"], 1.0 if to_ascent else -1.0)
             group["at_ascent"] = to_ascent
 
     @torch.no_grad()
@@ -192,24 +193,30 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
     def eval(self) -> None:
         """The identity: there is no separate average to evaluate."""
 
-    def _gradients(self, closure: Closure) -> Tensor | None:
-        """Run the notes' loop with ``closure`` as ``grad_mode`` says; returns the first loss."""
+    def _gradients(self, closure: Closure, inverse: Tensor | None) -> Tensor | None:
+        """Run the notes' loop with ``closure`` as ``grad_mode`` says; returns the first loss.
+
+        ``inverse`` is ``1/(‖x‖ + 1e-12)`` (None before the first step): x does not change
+        until the update.
+        """
         if self.grad_mode == "clean_only":
             return run_closure(closure)
         if self.grad_mode == "perturbed_only":
-            self.move_to_ascent()
+            self._move(True, inverse)
             loss = run_closure(closure)
-            self.move_from_ascent()
+            self._move(False, inverse)
             return loss
         loss = run_closure(closure)
         params = [p for group in self.param_groups for p in with_grad(group)]
-        # Kept aside (a foreach copy), so the closure may zero the gradients as usual.
-        clean = torch._foreach_mul([p.grad for p in params], 1.0) if params else []
+        # Kept aside, so the closure may zero the gradients as usual: the tensors themselves
+        # once p.grad lets go of them, a copy where something else may write into them (a
+        # DDP bucket view)
+        clean = [p.grad if owns_storage(p.grad) else p.grad.clone() for p in params]
         for p in params:
             p.grad = None
-        self.move_to_ascent()
+        self._move(True, inverse)
         run_closure(closure)
-        self.move_from_ascent()
+        self._move(False, inverse)
         both = [(p, g) for p, g in zip(params, clean, strict=True) if p.grad is not None]
         if both:
             torch._foreach_add_([p.grad for p, _ in both], [g for _, g in both])
@@ -220,54 +227,62 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Tensor | None:
-        """One step of the formula with ``g_t`` in ``p.grad``; the parameters must hold θ."""
+        """One step of the formula with ``g_t`` in ``p.grad``; the parameters must hold θ.
+
+        ``p.grad`` holds the denominator ``√v + ε`` afterwards where a tensor is large (the
+        consumed gradient is its storage: no fresh model-sized tensor).
+        """
         if any(group["at_ascent"] for group in self.param_groups):
             raise RuntimeError("step() called at θ + ascent: call move_from_ascent() first")
-        loss = None if closure is None else self._gradients(closure)
+        # d_t uses x_{t−1} of every group: no x moves before the update
+        norm = self._x_norm()
+        inverse = None if norm is None else self._inverse(norm)
+        loss = None if closure is None else self._gradients(closure, inverse)
         active = [(group, with_grad(group)) for group in self.param_groups]
         for _, params in active:
             for p in params:
                 self._state(p)
-        norm = self._x_norm()  # before any x moves: d_t uses x_{t−1} of every group
         for group, params in active:
             if params:
-                self._step_group(group, params, norm)
+                self._step_group(group, params, inverse)
         return loss
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], norm: Tensor) -> None:
+    def _step_group(
+        self, group: dict[str, Any], params: list[Tensor], inverse: Tensor | None
+    ) -> None:
         beta1, beta2 = group["betas"]
         states = [self.state[p] for p in params]
         xs = [s["x"] for s in states]
         ms = [s["exp_avg"] for s in states]
         vs = [s["exp_avg_sq"] for s in states]
         grads = [p.grad for p in params]
-        # 1–2. θ' = θ + ρ d_t
-        theta_up = torch._foreach_add(params, self._ascent(xs, norm, group["rho"]))
         # 4. α_t (a host float: the counters live in the group)
         t = group["step"] = group["step"] + 1
         warmup = group["warmup_steps"]
         warm = min(1.0, t / warmup) if warmup > 0 else 1.0
         alpha = group["lr"] * warm * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-        # 5. m, v
-        ema_(ms, grads, beta1)
-        ema_of_squares_(vs, grads, beta2)
-        # 6. θ'' = θ' − α m/(√v + ε) − αλ θ'  (the AdamW step is taken FROM θ')
-        denom = torch._foreach_sqrt(vs)
-        torch._foreach_add_(denom, group["eps"])
-        theta_2 = torch._foreach_addcdiv(theta_up, ms, denom, value=saturated(-alpha, ms))
-        if group["weight_decay"] != 0:
-            decay = saturated(-(alpha * group["weight_decay"]), ms)
-            torch._foreach_add_(theta_2, theta_up, alpha=decay)
-        # 7. x ← β1 x + g
-        torch._foreach_mul_(xs, beta1)
-        torch._foreach_add_(xs, grads)
-        # 8–9. θ ← (1 − c) θ + c θ''
+        # 8. c_t (host floats)
         alpha_max = group["alpha_max"] = max(group["alpha_max"], alpha)
         weight = polynomial_weight(t, group["r"], alpha_max, group["weight_lr_power"])
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         c = averaging_weight(weight, weight_sum) if group["interpolate"] else 1.0
-        torch._foreach_mul_(params, 1.0 - c)
-        torch._foreach_add_(params, theta_2, alpha=c)
+        # 5. m, v
+        torch._foreach_lerp_(ms, grads, 1.0 - beta1)
+        ema_of_squares_(vs, grads, beta2)
+        # 1–2, 6, 9 without θ' or θ'' in memory: (1 − c) θ + c θ'' with θ' = θ + ρ d_t and
+        # θ'' = (1 − αλ) θ' − α m/(√v + ε) is θ (1 − cαλ) + c(1 − αλ) ρ d_t − cα m/(√v + ε),
+        # three passes over θ (the ρ d_t term before x moves)
+        decay = alpha * group["weight_decay"]
+        if decay != 0:
+            torch._foreach_mul_(params, saturated(1.0 - c * decay, ms))
+        if inverse is not None:
+            _shift_one(params, xs, inverse * group["rho"], saturated(c * (1.0 - decay), ms))
+        # 7. x ← β1 x + g
+        torch._foreach_mul_(xs, beta1)
+        torch._foreach_add_(xs, grads)
+        # the gradients are consumed: the large ones hold √v + ε
+        denom = _denominators(vs, grads, None, group["eps"])
+        torch._foreach_addcdiv_(params, ms, denom, value=saturated(-(c * alpha), ms))
 
 
 class AdamWMSAMScheduleFree(MomentumAscent, ScheduleFreeAdamW):
