@@ -12,12 +12,13 @@ The rules are the descents of ``SAME``, ``CustomSAME`` and ``SAMCkpt`` (``sampy.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from sampy.torch.groups import Elementwise, _same_kind, flat
-from sampy.torch.sharpness_aware import Groups, RuleContext
+from sampy.torch.sharpness_aware import CLEAN_GRAD, Groups, RuleContext
 
 
 def ratio(g: Tensor, g_adv: Tensor, ratio_eps: float, mode: str) -> Tensor:
@@ -100,6 +101,16 @@ def _compare(op: str, r: Tensor, value: float, out: Tensor) -> Tensor:
     return getattr(torch, op)(r, other, out=out)
 
 
+def _is_stash(gs: list[Tensor], stashed: list[Tensor] | None, buffer: Tensor) -> bool:
+    """Whether ``gs`` are the pieces ``stash`` cut of ``buffer``, all of them, in order."""
+    return (
+        stashed is not None
+        and len(gs) == len(stashed)
+        and all(a is b for a, b in zip(gs, stashed, strict=True))
+        and stashed[0].untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr()
+    )
+
+
 def _views(x: Tensor, like: list[Tensor]) -> list[Tensor]:
     """The concatenation ``x`` cut back into tensors shaped like ``like``."""
     if len(like) == 1:
@@ -119,24 +130,69 @@ class _CheckpointRule(Elementwise):
     ratio_eps: float
     mode: str
 
+    def stash(self, state: Any, params: Groups) -> bool:
+        """Keep ``g`` (in ``p.grad``) for the descent as its concatenation, at the first step.
+
+        On the CPU, with plain contiguous gradients of one dtype: ``g`` is copied into the
+        buffer the descent reads it from (a copy the descent makes anyway), and
+        ``state[p][CLEAN_GRAD]`` is that buffer's piece of ``p``. Then the gradients are free
+        for the ascent to overwrite (no fresh tensors for ``ε``) and the descent skips its
+        copy of ``g``. Returns False (nothing kept) otherwise.
+        """
+        ps = flat(params)
+        grads = [p.grad for p in ps]
+        if not grads:
+            return False
+        dtype, device = grads[0].dtype, grads[0].device
+        if device.type != "cpu" or any(
+            type(t) is not Tensor or t.dtype != dtype or t.device != device or not t.is_contiguous()
+            for t in grads
+        ):
+            return False
+        shape = torch.Size([sum(t.numel() for t in grads)])
+        views = self._pieces(self._scratch("clean", shape, dtype, device), grads)
+        torch._foreach_copy_(views, grads)
+        for p, view in zip(ps, views, strict=True):
+            state[p][CLEAN_GRAD] = view
+        self._buffers["stashed"] = views
+        return True
+
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
         """``d`` per group, written into the ``g̃`` tensors (``g`` and ``g̃`` concatenated once
         per device and dtype; a tensor that cannot join is combined alone)."""
         if g is None:
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
         clean, perturbed = flat(g), flat(g_adv)
+        stashed = self.__dict__.get("_buffers", {}).pop("stashed", None)
         kinds, alone = _same_kind(clean, perturbed)
         for i in alone:  # on copies: the rules write into both
             self._direction(clean[i].clone(), perturbed[i].clone(), [perturbed[i]])
         for indices in kinds:
             dest = [perturbed[i] for i in indices]
             shape = torch.Size([sum(t.numel() for t in dest)])
+            gs = [clean[i] for i in indices]
             gf = self._scratch("clean", shape, dest[0].dtype, dest[0].device)
+            if not _is_stash(gs, stashed, gf):
+                if stashed is not None:  # some of them, in the buffer: copy out first
+                    gs = [t.clone() for t in gs]
+                torch._foreach_copy_(self._pieces(gf, gs), gs)
             pf = self._scratch("perturbed", shape, dest[0].dtype, dest[0].device)
-            torch.cat([clean[i].view(-1) for i in indices], out=gf)
-            torch.cat([t.view(-1) for t in dest], out=pf)
+            torch._foreach_copy_(self._pieces(pf, dest), dest)
             self._direction(gf, pf, dest)
         return g_adv
+
+    def _pieces(self, x: Tensor, like: list[Tensor]) -> list[Tensor]:
+        """``x`` cut into tensors shaped like ``like`` (the views kept for the next step: they
+        cost a dozen small calls to make)."""
+        shapes = [t.shape for t in like]
+        key = ("pieces", x.data_ptr(), x.dtype)
+        found = self.__dict__.setdefault("_buffers", {}).get(key)
+        if found is not None and found[0] is x and found[1] == shapes:
+            return found[2]
+        pieces = _views(x, like)
+        if type(x) is Tensor and x.is_cpu:
+            self._buffers[key] = (x, shapes, pieces)
+        return pieces
 
     def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
         """Write ``d`` into ``dest``, the tensors whose values ``g_adv`` holds (``g`` and
@@ -220,7 +276,7 @@ class CheckpointScaling(_CheckpointRule):
                 for op, value, sign in terms:
                     end = torch.tensor(c if sign > 0 else c0, dtype=r.dtype, device=r.device)
                     factor.lerp_(end, _compare(op, r, value, term))
-        torch._foreach_mul_(dest, _views(factor, dest))
+        torch._foreach_mul_(dest, self._pieces(factor, dest))
 
 
 class CheckpointHybrid(_CheckpointRule):
@@ -240,7 +296,7 @@ class CheckpointHybrid(_CheckpointRule):
         """``where(ckpt ∈ selected, g̃, g)``, with the marked coordinates as a bit mask."""
         if not self._terms:  # nothing marked: all of g̃, or all of g
             if not self._zero:
-                torch._foreach_copy_(dest, _views(g, dest))
+                torch._foreach_copy_(dest, self._pieces(g, dest))
             return
         r = self._ratio(g, g_adv)
         marked = self._marked(r)
@@ -256,7 +312,7 @@ class CheckpointHybrid(_CheckpointRule):
             unmarked = marked.sub_(0.5).view(bits[0]).bitwise_right_shift_(bits[1])
             diff = at_unmarked.view(bits[0]).bitwise_xor_(at_marked.view(bits[0]))
             at_marked.view(bits[0]).bitwise_xor_(diff.bitwise_and_(unmarked))
-        torch._foreach_copy_(dest, _views(at_marked, dest))
+        torch._foreach_copy_(dest, self._pieces(at_marked, dest))
 
     def _marked(self, r: Tensor) -> Tensor:
         """The indicator of the marked checkpoints as 0.0/1.0 (r is overwritten): one

@@ -10,8 +10,10 @@ step: SAM's ascent ``ε = ρ g/(‖g‖ + eps)`` (``first_step``), then with ``c
 - ``CustomSAME``: ``d = g̃ ⊙ c[ck]`` with one factor per checkpoint 0…4.
 - ``SAMCkpt``:    ``d_i = g̃_i`` in the selected checkpoints, ``g_i`` elsewhere.
 
-The clean gradient is kept between the passes (by reference with ``zero_grad=True``).
-Reduce to SAM when c = 1, all factors are 1, or all checkpoints 0…4 are selected.
+The clean gradient is kept between the passes: on the CPU as the concatenation the descent
+reads (so the ascent may still write ``ε`` into the consumed gradients), else by reference with
+``zero_grad=True``. Reduce to SAM when c = 1, all factors are 1, or all checkpoints 0…4 are
+selected.
 """
 
 from __future__ import annotations
@@ -24,13 +26,44 @@ from sampy._deprecated import renamed_value
 from sampy.optim import same as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.checkpoints import CheckpointHybrid, CheckpointScaling
+from sampy.torch.checkpoints import CheckpointHybrid, CheckpointScaling, _CheckpointRule
 from sampy.torch.closures import Params
 from sampy.torch.sam import NormBallAscent
-from sampy.torch.sharpness_aware import SharpnessAware
+from sampy.torch.sharpness_aware import CLEAN_GRAD, SharpnessAware
 
 
-class CustomSAME(SharpnessAware):
+class _StashesFlat(SharpnessAware):
+    """The first step hands ``g`` to the checkpoint rule, which keeps its own copy of it."""
+
+    descent: _CheckpointRule
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Save ``w`` and move to ``w + ε``; ``g`` is kept in the descent rule's buffer.
+
+        The copy the descent makes of ``g`` anyway is made now, so the template treats the
+        gradients as it does SAM's: consumed with ``zero_grad=True`` (``ε`` and ``w + ε`` in
+        their storage, no fresh tensors), never cloned.
+        """
+        if self._perturbed is not None or not self.descent.stash(
+            self.state, self._params_with_grad()
+        ):
+            super().first_step(zero_grad)
+            return
+        self.descent.needs_clean_grad = False  # kept already: not again by the template
+        try:
+            super().first_step(zero_grad)
+        except BaseException:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p in self.state:
+                        self.state[p].pop(CLEAN_GRAD, None)
+            raise
+        finally:
+            del self.descent.needs_clean_grad
+
+
+class CustomSAME(_StashesFlat):
     """SAM with one factor per checkpoint (ckpt0…ckpt4)."""
 
     HYPERPARAMETERS = reference.CustomSAME.HYPERPARAMETERS
@@ -91,7 +124,7 @@ class SAME(CustomSAME):
         )
 
 
-class SAMCkpt(SharpnessAware):
+class SAMCkpt(_StashesFlat):
     """A SAM/SGD hybrid: SAM's coordinate in the selected checkpoints, SGD's elsewhere."""
 
     HYPERPARAMETERS = reference.SAMCkpt.HYPERPARAMETERS
