@@ -50,9 +50,9 @@ def test_norms_and_dot_reuses_its_buffer_and_follows_a_change_of_shapes():
     owner = Buffers()
     a, b = _lists(SHAPES["small"])
     first = norms_and_dot(a, b, owner)
-    kept = owner._buffers[("norms_and_dot", torch.float64)][1]
+    kept = owner._buffers[("gram", 2, torch.float64)][1]
     assert norms_and_dot(a, b, owner) == first
-    assert owner._buffers[("norms_and_dot", torch.float64)][1] is kept
+    assert owner._buffers[("gram", 2, torch.float64)][1] is kept
     c, d = _lists([(3, 3), (11,)], seed=1)
     assert norms_and_dot(c, d, owner) == pytest.approx(_expected(c, d), rel=1e-13)
     assert norms_and_dot(a, b, owner) == first
@@ -75,7 +75,7 @@ def test_norms_and_dot_accumulates_a_narrow_or_mixed_list_as_the_three_do():
 
 
 def test_norms_and_dot_without_host_reads_returns_device_tensors(monkeypatch):
-    monkeypatch.setattr(groups, "_on_host", lambda a, b: False)
+    monkeypatch.setattr(groups, "_on_host", lambda tensors: False)
     a, b = _lists(SHAPES["mixed"])
     got = norms_and_dot(a, b)
     assert all(isinstance(x, torch.Tensor) and x.dim() == 0 for x in got)
@@ -115,6 +115,7 @@ def _run(name, hyper, steps=4, dtype=torch.float64):
 TWINS = [
     ("GSAM", {"alpha": 0.4}),
     ("GSAM", {"alpha": 0.3, "adaptive": True, "eta": 0.01}),
+    ("VaSSO", {"theta": 0.4}),
 ]
 
 
@@ -123,7 +124,7 @@ TWINS = [
 )
 def test_the_twin_takes_the_same_steps_with_and_without_host_reads(name, hyper, monkeypatch):
     host = _run(name, hyper)
-    monkeypatch.setattr(groups, "_on_host", lambda a, b: False)
+    monkeypatch.setattr(groups, "_on_host", lambda tensors: False)
     device = _run(name, hyper)
     for a, b in zip(host, device, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)

@@ -33,10 +33,12 @@ __all__ = [
     "flat",
     "global_dot",
     "global_norm",
+    "norm_value",
     "norms_and_dot",
     "radii",
     "regroup",
     "unit",
+    "unit_into",
 ]
 
 Scalar = float | Tensor
@@ -87,6 +89,12 @@ def global_norm(a: list[Tensor]) -> Tensor:
     return lp_norm(a, 2)
 
 
+GATHER_FROM = {1: 8, 2: 2}
+"""How many small tensors of one list (of two) are worth gathering for a norm (a norm and an
+inner product): in ``_foreach_norm`` a small tensor costs little, a ``vdot`` of its own more
+than the gathering."""
+
+
 def norms_and_dot(
     a: list[Tensor], b: list[Tensor], buffers: Buffers | None = None
 ) -> tuple[Scalar, Scalar, Scalar]:
@@ -101,71 +109,176 @@ def norms_and_dot(
     """
     if not a:
         return 0.0, 0.0, 0.0
-    if not _on_host(a, b):
+    if not _on_host(a + b):
         return global_norm(a), global_norm(b), global_dot(a, b)
-    dtype = a[0].dtype
-    if (
-        any(x.dtype != dtype for x in a)
-        or any(y.dtype != dtype for y in b)
-        or dtype
-        not in (
-            torch.float32,
-            torch.float64,
-        )
-    ):  # a narrower or mixed group: the pieces in accumulation_dtype, as the three do
-        pieces = torch.stack([global_norm(a), global_norm(b), global_dot(a, b)])
-        na, nb, ab = pieces.tolist()
-        return na, nb, ab
-    big, small = [], []
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        (small if 0 < x.numel() < FLAT_BELOW and x.dim() and y.dim() else big).append(i)
-    aa = bb = ab = 0.0
-    if big:
-        xs, ys = [a[i] for i in big], [b[i] for i in big]
-        norms = torch._foreach_norm(xs + ys)
-        dots = [torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys, strict=True)]
-        values = torch.stack([*norms, *dots]).tolist()
-        k = len(big)
-        aa = sum(v * v for v in values[:k])
-        bb = sum(v * v for v in values[k : 2 * k])
-        ab = sum(values[2 * k :])
-    if small:
-        n = sum(a[i].numel() for i in small)
-        out, rows, columns = _gram_scratch(buffers, n, dtype)
-        _flatten_into([a[i] for i in small] + [b[i] for i in small], out)
-        (gaa, gab), (_, gbb) = torch.mm(rows, columns).tolist()
-        aa, bb, ab = aa + gaa, bb + gbb, ab + gab
+    if _host_dtype(a + b) is None:  # narrow or mixed dtypes: accumulated as the three do
+        values = torch.stack([global_norm(a), global_norm(b), global_dot(a, b)]).tolist()
+        return values[0], values[1], values[2]
+    (aa, ab), (_, bb) = _host_gram([a, b], buffers)
     return math.sqrt(aa), math.sqrt(bb), ab
 
 
+def norm_value(a: list[Tensor], buffers: Buffers | None = None) -> Scalar:
+    """``‖a‖₂`` over all tensors (``global_norm``'s value): a Python float on the CPU, where the
+    small tensors are gathered into one scratch buffer of ``buffers`` first (see
+    ``norms_and_dot``), else a 0-dim tensor on the first tensor's device."""
+    if not a:
+        return 0.0
+    if not _on_host(a):
+        return global_norm(a)
+    if _host_dtype(a) is None:
+        return global_norm(a).item()
+    ((aa,),) = _host_gram([a], buffers)
+    return math.sqrt(aa)
+
+
+def unit_into(
+    vs: Groups,
+    rhos: list[float],
+    eps: float,
+    out: Groups | None = None,
+    buffers: Buffers | None = None,
+) -> Groups:
+    """``unit(vs, rhos, eps)``'s values, ``ρ v/(‖v‖ + eps)`` per group, written into ``out``.
+
+    ``out`` holds tensors shaped like ``vs`` that may be overwritten: ``vs`` itself, or dead
+    ones such as consumed gradients (no model-sized temporary; on the CPU the small tensors
+    get new ones, see ``_scale_into``); None gives new tensors. The returned tensors are each
+    ``out``'s tensor or a new one, never one of ``vs`` unless ``out`` is ``vs``. The norm is
+    ``norm_value``'s (a Python float on the CPU: no 0-dim tensor ops).
+    """
+    if not flat(vs):
+        return vs
+    norm = norm_value(flat(vs), buffers)
+    result: Groups = []
+    for i, (v, r) in enumerate(zip(vs, rhos, strict=True)):
+        o = None if out is None else out[i]
+        if not v:
+            result.append([] if o is None else o)
+            continue
+        factor = factor_for(r / (norm + eps), v)
+        if o is None:
+            result.append(list(torch._foreach_mul(v, factor)))
+        else:
+            result.append(_scale_into(v, factor, o))
+    return result
+
+
 def factor_for(x: Scalar, tensors: list[Tensor]) -> float | Tensor | list[Tensor]:
-    """A global number as the scalar argument of a ``torch._foreach_*`` call on ``tensors``."""
-    return x if isinstance(x, float) else per_device(x, tensors)
+    """A global number as the scalar argument of a ``torch._foreach_*`` call on ``tensors``.
+
+    On the CPU, a float becomes a 0-dim tensor of the tensors' dtype when they share float32 or
+    float64: the kernels take a tensor scalar as it is, while a Python number is wrapped into a
+    tensor for every tensor of the list (a 40-tensor model pays that more than the arithmetic);
+    the product rounds the same. A narrower or mixed list keeps the float (a float16 scalar
+    would lose digits). A 0-dim tensor is copied to each tensor's device where needed.
+    """
+    if isinstance(x, float):
+        dtype = _host_dtype(tensors)
+        return x if dtype is None else torch.scalar_tensor(x, dtype=dtype)
+    return per_device(x, tensors)
 
 
-def _on_host(a: list[Tensor], b: list[Tensor]) -> bool:
+def _on_host(tensors: list[Tensor]) -> bool:
     """Whether every tensor is a plain CPU tensor (no subclass such as a DTensor)."""
-    return all(type(x) is Tensor and x.is_cpu for x in a) and all(
-        type(y) is Tensor and y.is_cpu for y in b
-    )
+    return all(type(x) is Tensor and x.is_cpu for x in tensors)
+
+
+def _host_dtype(tensors: list[Tensor]) -> torch.dtype | None:
+    """The tensors' dtype when they all have float32 or all float64, else None."""
+    dtype = tensors[0].dtype if tensors else None
+    if dtype not in (torch.float32, torch.float64) or any(x.dtype != dtype for x in tensors):
+        return None
+    return dtype
+
+
+def _host_gram(lists: list[list[Tensor]], buffers: Buffers | None) -> list[list[float]]:
+    """The Gram matrix ``⟨lists[i], lists[j]⟩`` (of one or two lists, aligned, of plain CPU
+    tensors of one float dtype), summed in float64.
+
+    A large tensor's pieces come from one ``_foreach_norm`` over all lists and one ``vdot``
+    per pair; the small ones are flattened into the rows of one scratch matrix, whose Gram
+    matrix is one ``mm``.
+    """
+    k, first = len(lists), lists[0]
+    big, small = [], []
+    for i, x in enumerate(first):
+        (small if 0 < x.numel() < FLAT_BELOW and x.dim() else big).append(i)
+    if len(small) < GATHER_FROM[k]:
+        big, small = list(range(len(first))), []
+    gram = [[0.0] * k for _ in range(k)]
+    if big:
+        columns = [[xs[i] for i in big] for xs in lists]
+        norms = torch._foreach_norm([x for xs in columns for x in xs])
+        dots = []
+        if k == 2:
+            dots = [
+                torch.vdot(x.reshape(-1), y.reshape(-1))
+                for x, y in zip(columns[0], columns[1], strict=True)
+            ]
+        values = torch.stack([*norms, *dots]).tolist()
+        m = len(big)
+        for j in range(k):
+            gram[j][j] = sum(v * v for v in values[j * m : (j + 1) * m])
+        if k == 2:
+            gram[0][1] = gram[1][0] = sum(values[k * m :])
+    if small:
+        n = sum(first[i].numel() for i in small)
+        out, rows, columns_t = _gram_scratch(buffers, k, n, first[0].dtype)
+        _flatten_into([xs[i] for xs in lists for i in small], out)
+        pieces = torch.mm(rows, columns_t).tolist()
+        for j in range(k):
+            for jj in range(k):
+                gram[j][jj] += pieces[j][jj]
+    return gram
 
 
 def _gram_scratch(
-    buffers: Buffers | None, n: int, dtype: torch.dtype
+    buffers: Buffers | None, k: int, n: int, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """A CPU scratch matrix of two rows of ``n``: as one row ``(1, 2n)`` (to flatten into), as
-    its rows ``(2, n)`` and as their transpose ``(n, 2)``; kept with the views from step to step
-    (a view costs a call, as the kernel of a small tensor does)."""
+    """A CPU scratch matrix of ``k`` rows of ``n``: as one row ``(1, kn)`` (to flatten into), as
+    its rows ``(k, n)`` and as their transpose ``(n, k)``; kept with the views from step to
+    step (a view costs a call, as the kernel of a small tensor does)."""
     if buffers is None:
-        rows = torch.empty((2, n), dtype=dtype)
-        return rows.view(1, 2 * n), rows, rows.t()
+        rows = torch.empty((k, n), dtype=dtype)
+        return rows.view(1, k * n), rows, rows.t()
     found = buffers.__dict__.setdefault("_buffers", {})
-    key = ("norms_and_dot", dtype)
+    key = ("gram", k, dtype)
     views = found.get(key)
     if views is None or views[1].shape[1] != n:
-        rows = torch.empty((2, n), dtype=dtype)
-        views = found[key] = (rows.view(1, 2 * n), rows, rows.t())
+        rows = torch.empty((k, n), dtype=dtype)
+        views = found[key] = (rows.view(1, k * n), rows, rows.t())
     return views
+
+
+def _scale_into(v: list[Tensor], factor: Any, out: list[Tensor]) -> list[Tensor]:
+    """``v · factor`` without a model-sized temporary: in ``out`` (which may be ``v``) where
+    that pays, in new tensors for the small ones.
+
+    On the CPU a large tensor is one ``mul`` into its ``out``, and the small ones are one
+    ``_foreach_mul`` into new tensors (the allocator reuses small blocks at no cost, while a
+    kernel per small tensor, or a copy and a product, costs more); elsewhere a copy into ``out``
+    and a product, one call each.
+    """
+    if out is v:
+        torch._foreach_mul_(v, factor)
+        return v
+    if isinstance(factor, list) or not _on_host(v):
+        torch._foreach_copy_(out, v)
+        torch._foreach_mul_(out, factor)
+        return out
+    result = list(out)
+    small = []
+    for i, (x, y) in enumerate(zip(v, out, strict=True)):
+        if x.numel() >= FLAT_BELOW:
+            torch.mul(x, factor, out=y)
+        else:
+            small.append(i)
+    if small:
+        scaled = torch._foreach_mul([v[i] for i in small], factor)
+        for i, x in zip(small, scaled, strict=True):
+            result[i] = x
+    return result
 
 
 def _flatten_into(tensors: list[Tensor], out: Tensor) -> None:

@@ -21,30 +21,33 @@ import torch
 from sampy.optim import vasso as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, radii, regroup, unit
+from sampy.torch.groups import Buffers, flat, radii, regroup, unit_into
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
-class VarianceSuppressedAscent:
+class VarianceSuppressedAscent(Buffers):
     """VaSSO: perturb along ``d_t = (1 − θ) d_{t−1} + θ g`` (``d_0 = 0``, in ``state[p]["d"]``)."""
 
-    fresh_perturbation = True  # ε: new tensors every call (see SharpnessAware)
+    fresh_perturbation = True  # ε: the consumed gradients or new tensors (see SharpnessAware)
 
     def __init__(self, theta: float, eps: float) -> None:
         self.theta = theta
         self.eps = eps
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
-        """``ρ d_t/(‖d_t‖ + eps)`` (``d_t`` updated in place)."""
+        """``ρ d_t/(‖d_t‖ + eps)`` (``d_t`` updated in place; ``ε`` written into ``grads``
+        with ``inplace``, else into new tensors)."""
         gs, ps = flat(grads), flat(ctx.params)
-        for p, g in zip(ps, gs, strict=True):
-            if "d" not in ctx.state[p]:
-                ctx.state[p]["d"] = torch.zeros_like(g)
-        d = [ctx.state[p]["d"] for p in ps]
-        if d:
-            torch._foreach_mul_(d, 1.0 - self.theta)
-            torch._foreach_add_(d, gs, alpha=self.theta)
-        return unit(regroup(d, grads), radii(ctx), self.eps)
+        if not gs:
+            return grads
+        states = [ctx.state[p] for p in ps]
+        d = [state.get("d") for state in states]
+        for i, (state, x) in enumerate(zip(states, d, strict=True)):
+            if x is None:
+                d[i] = state["d"] = torch.zeros_like(gs[i])
+        # (1 − θ) d + θ g as d + θ (g − d): one pass.
+        torch._foreach_lerp_(d, gs, self.theta)
+        return unit_into(regroup(d, grads), radii(ctx), self.eps, grads if inplace else None, self)
 
 
 class VaSSO(SharpnessAware):
