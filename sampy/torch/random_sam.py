@@ -70,18 +70,31 @@ class RandomAscent:
     def draw(self, params: Groups) -> Groups:
         """``z`` per group: views of one flat draw (cast where a tensor's dtype/device differs)."""
         ps = flat(params)
-        z = self.noise.normal(sum(p.numel() for p in ps), ps[0])
-        chunks = z.split([p.numel() for p in ps])
-        return regroup([c.view(p.shape).to(p) for c, p in zip(chunks, ps, strict=True)], params)
+        sizes = [p.numel() for p in ps]
+        first = ps[0]
+        z = self.noise.normal(sum(sizes), first)
+        out = [
+            c.view(p.shape)
+            if p.dtype == first.dtype and p.device == first.device
+            else c.view(p.shape).to(p)
+            for c, p in zip(z.split(sizes), ps, strict=True)
+        ]
+        return regroup(out, params)
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
-        """``ε`` per group (new tensors; ``grads`` are left alone)."""
+        """``ε`` per group (the draw itself, scaled in place; ``grads`` are left alone).
+
+        Scaling the views in place costs the template a copy of ``w`` out and back (they
+        cannot take ``w + ε``); new tensors for ε would save those two passes but cost as
+        much in allocation, and the draw itself (some 4 ns a value) outweighs both.
+        """
         if not flat(grads):
             return grads
         z = self.draw(ctx.params)
         if self.kind == "gaussian":
             for zs, rho in zip(z, radii(ctx), strict=True):
-                torch._foreach_mul_(zs, rho)
+                if zs:
+                    torch._foreach_mul_(zs, rho)
             return z
         return unit(z, radii(ctx), 0.0, inplace=True)  # the reference's eps = 0 on ‖z‖
 
@@ -97,16 +110,16 @@ class MixedDescent:
         self.needs_clean_grad = self.clean_weight != 0.0
 
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
-        """``d`` per group, computed in the storage of ``g`` and ``g̃`` (both owned by the step)."""
+        """``d`` per group, computed in the storage of ``g̃`` (owned by the step): two kernels,
+        ``g̃ ← (1 − c) g̃`` then ``g̃ ← g̃ + c g`` (one fused multiply-add)."""
         if not self.needs_clean_grad or not flat(g_adv):
             return g_adv
         assert g is not None
         c = self.clean_weight
-        for gs, hs in zip(g, g_adv, strict=True):
-            torch._foreach_mul_(gs, c)
-            torch._foreach_mul_(hs, 1.0 - c)
-            torch._foreach_add_(gs, hs)
-        return g
+        clean, perturbed = flat(g), flat(g_adv)
+        torch._foreach_mul_(perturbed, 1.0 - c)
+        torch._foreach_add_(perturbed, clean, alpha=c)
+        return g_adv
 
 
 class RandomSAM(SavesNoise, SharpnessAware):
