@@ -101,6 +101,12 @@ def _compare(op: str, r: Tensor, value: float, out: Tensor) -> Tensor:
     return getattr(torch, op)(r, other, out=out)
 
 
+PER_TENSOR_NUMEL = 1 << 14
+"""Tensors of this many elements on average, or more, are divided one by one rather than
+copied into one concatenation first: a call costs about what a pass over that many floats
+does (a few microseconds)."""
+
+
 def _is_stash(gs: list[Tensor], stashed: list[Tensor] | None, buffer: Tensor) -> bool:
     """Whether ``gs`` are the pieces ``stash`` cut of ``buffer``, all of them, in order."""
     return (
@@ -176,8 +182,10 @@ class _CheckpointRule(Elementwise):
                 if stashed is not None:  # some of them, in the buffer: copy out first
                     gs = [t.clone() for t in gs]
                 torch._foreach_copy_(self._pieces(gf, gs), gs)
-            pf = self._scratch("perturbed", shape, dest[0].dtype, dest[0].device)
-            torch._foreach_copy_(self._pieces(pf, dest), dest)
+            pf = None
+            if self.needs_flat_perturbed or len(dest) - 1 >= shape[0] / PER_TENSOR_NUMEL:
+                pf = self._scratch("perturbed", shape, dest[0].dtype, dest[0].device)
+                torch._foreach_copy_(self._pieces(pf, dest), dest)
             self._direction(gf, pf, dest)
         return g_adv
 
@@ -194,15 +202,18 @@ class _CheckpointRule(Elementwise):
             self._buffers[key] = (x, shapes, pieces)
         return pieces
 
-    def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
+    # Whether _direction reads g̃ concatenated; else it may get None and read ``dest``.
+    needs_flat_perturbed = True
+
+    def _direction(self, g: Tensor, g_adv: Tensor | None, dest: list[Tensor]) -> None:
         """Write ``d`` into ``dest``, the tensors whose values ``g_adv`` holds (``g`` and
-        ``g_adv`` are this rule's copies, to be overwritten)."""
+        ``g_adv`` are this rule's copies, to be overwritten; ``g_adv`` None: not copied)."""
         raise NotImplementedError
 
-    def _ratio(self, g: Tensor, g_adv: Tensor) -> Tensor:
+    def _ratio(self, g: Tensor, g_adv: Tensor | None, dest: list[Tensor]) -> Tensor:
         """``ratio(g, g̃)`` in the buffer ``"ratio"``, but ±0 (or NaN) where it is undefined:
         checkpoint 0 either way, so the same checkpoints, bit for bit."""
-        r = self.buffer("ratio", g_adv)
+        r = self.buffer("ratio", g)
         if self.mode == "notes_code":
             torch.add(g, self.ratio_eps, out=r)
         else:
@@ -211,7 +222,11 @@ class _CheckpointRule(Elementwise):
             torch.abs(g, out=r)
             torch.nn.functional.threshold_(r, self.ratio_eps, math.inf)
             r.add_(self.ratio_eps).copysign_(g)
-        return torch.div(g_adv, r, out=r)
+        if g_adv is not None:
+            return torch.div(g_adv, r, out=r)
+        for t, piece in zip(dest, self._pieces(r, dest), strict=True):
+            torch.div(t, piece, out=piece)
+        return r
 
 
 def _same_offsets(factors: tuple[float, ...], dtype: torch.dtype) -> bool:
@@ -225,6 +240,8 @@ def _same_offsets(factors: tuple[float, ...], dtype: torch.dtype) -> bool:
 
 class CheckpointScaling(_CheckpointRule):
     """SAME/CustomSAME: ``d = g̃ ⊙ c[ckpt]``."""
+
+    needs_flat_perturbed = False
 
     def __init__(self, factors: tuple[float, ...], ratio_eps: float, mode: str) -> None:
         self.factors = tuple(float(c) for c in factors)
@@ -248,8 +265,9 @@ class CheckpointScaling(_CheckpointRule):
             if c0 != 1.0:
                 torch._foreach_mul_(dest, c0)
             return
-        r = self._ratio(g, g_adv)
-        factor, term = g, g_adv  # both read for the last time by the ratio
+        r = self._ratio(g, g_adv, dest)
+        factor = g  # read for the last time by the ratio
+        term = g_adv  # the same, or (None) made when a term needs it
         exact = self._exact_offsets.get(r.dtype)
         if exact is None:
             exact = self._exact_offsets[r.dtype] = _same_offsets(self.factors, r.dtype)
@@ -266,6 +284,7 @@ class CheckpointScaling(_CheckpointRule):
                             factor.mul_(c - c0)
                         first = False
                     else:
+                        term = self.buffer("perturbed", r) if term is None else term
                         factor.add_(_compare(op, r, value, term), alpha=sign * (c - c0))
             factor.add_(c0)
         else:
@@ -275,6 +294,7 @@ class CheckpointScaling(_CheckpointRule):
             for c, terms in self._runs:
                 for op, value, sign in terms:
                     end = torch.tensor(c if sign > 0 else c0, dtype=r.dtype, device=r.device)
+                    term = self.buffer("perturbed", r) if term is None else term
                     factor.lerp_(end, _compare(op, r, value, term))
         torch._foreach_mul_(dest, self._pieces(factor, dest))
 
@@ -298,7 +318,7 @@ class CheckpointHybrid(_CheckpointRule):
             if not self._zero:
                 torch._foreach_copy_(dest, self._pieces(g, dest))
             return
-        r = self._ratio(g, g_adv)
+        r = self._ratio(g, g_adv, dest)
         marked = self._marked(r)
         # The marked coordinates take the selected g̃ (or, with checkpoint 0 selected, g).
         at_marked, at_unmarked = (g, g_adv) if self._zero else (g_adv, g)
