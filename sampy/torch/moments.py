@@ -1,8 +1,10 @@
-"""Adam's moment estimates over lists of tensors, in place (the official order of operations).
+"""Adam's moment estimates and denominators over lists of tensors (the official operations).
 
 Shared by the twins with a built-in Adam-type base (``AdamWMSAM``, ``ScheduleFreeAdamW``, the
 Momentum-SAM schedule-free pair), whose float64 trajectories must match their references bit
-for bit: each helper is the exact sequence of ``torch._foreach_*`` calls they used.
+for bit: each helper is the exact sequence of operations they used. The denominators are
+written into tensors that are dead at that point where a tensor is large (on the CPU a fresh
+model-sized tensor costs its allocation and page faults on top of the pass).
 """
 
 from __future__ import annotations
@@ -15,3 +17,65 @@ def ema_of_squares_(vs: list[Tensor], grads: list[Tensor], beta2: float) -> None
     """``v ← β₂ v + (1 − β₂) g²`` (Adam's second moment)."""
     torch._foreach_mul_(vs, beta2)
     torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+
+
+OUT_MIN_NUMEL = 1 << 15
+"""The smallest tensor (elements) whose intermediate result is written with ``out=`` into a
+tensor that is dead anyway (one pass, nothing allocated), rather than computed by one
+``torch._foreach_*`` call for all the small ones: below it the Python call per tensor costs
+more than the copy or the allocation it saves."""
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)  # not a subclass such as a DTensor shard
+
+
+def split_large(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], list[int]]:
+    """The indices of the tensors written with ``out=`` (large, plain, the same kind as their
+    destination), and of the others."""
+    large, small = [], []
+    for i, (a, b) in enumerate(zip(sources, dests, strict=True)):
+        if (
+            a.numel() >= OUT_MIN_NUMEL
+            and type(a) in _PLAIN
+            and type(b) in _PLAIN
+            and a.dtype == b.dtype
+            and a.device == b.device
+            and a.shape == b.shape
+        ):
+            large.append(i)
+        else:
+            small.append(i)
+    return large, small
+
+
+def square_roots(vs: list[Tensor], into: list[Tensor], bias2: float | None) -> list[Tensor]:
+    """``√(v/bias2)`` (``√v`` for ``bias2`` None) in the official operations, written into the
+    tensors ``into`` where they are large (they must be dead: Schedule-Free's parameters between
+    the decay and the new y, consumed gradients), fresh tensors for the small ones."""
+    large, small = split_large(vs, into)
+    roots = list(into)
+    for i in large:
+        if bias2 is None:
+            torch.sqrt(vs[i], out=into[i])
+        else:
+            torch.div(vs[i], bias2, out=into[i])
+            into[i].sqrt_()
+    if small:
+        small_vs = [vs[i] for i in small]
+        if bias2 is None:
+            fresh = torch._foreach_sqrt(small_vs)
+        else:
+            fresh = torch._foreach_div(small_vs, bias2)
+            torch._foreach_sqrt_(fresh)
+        for i, t in zip(small, fresh, strict=True):
+            roots[i] = t
+    return roots
+
+
+def denominators(
+    vs: list[Tensor], into: list[Tensor], bias2: float | None, eps: float
+) -> list[Tensor]:
+    """``√(v/bias2) + eps`` (``√v + eps`` for ``bias2`` None), written as ``square_roots``."""
+    denom = square_roots(vs, into, bias2)
+    torch._foreach_add_(denom, eps)
+    return denom

@@ -64,7 +64,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import ema_of_squares_
+from sampy.torch.moments import ema_of_squares_, square_roots
 from sampy.torch.perturbation import lp_norm
 
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).
@@ -306,7 +306,11 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Tensor | None:
-        """One AdamW-MSAM step with the gradients in ``p.grad``, taken at the stored w̃."""
+        """One AdamW-MSAM step with the gradients in ``p.grad``, taken at the stored w̃.
+
+        ``p.grad`` holds Adam's denominator ``√v/√(1 − β2ᵗ) + eps`` afterwards where a tensor
+        is large (the consumed gradient is its storage: no fresh model-sized tensor).
+        """
         self._require_ascent()
         loss = run_closure(closure)
         stepped: list[Stepped] = []
@@ -328,7 +332,8 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
             torch._foreach_lerp_(ms, grads, 1.0 - beta1)
             ema_of_squares_(vs, grads, beta2)
             # 4. w ← w − (η/(1−β1ᵗ)) m/(√v/√(1−β2ᵗ) + eps), bias corrections per tensor
-            denom = torch._foreach_sqrt(vs)
+            # (√v into the consumed gradients where large: no fresh model-sized tensor)
+            denom = square_roots(vs, grads, None)
             torch._foreach_div_(denom, [math.sqrt(1.0 - beta2 ** s["step"]) for s in states])
             torch._foreach_add_(denom, group["eps"])
             step_sizes = [-lr / (1.0 - beta1 ** s["step"]) for s in states]

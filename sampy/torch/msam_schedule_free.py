@@ -68,12 +68,11 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import ema_of_squares_
+from sampy.torch.moments import denominators, ema_of_squares_
 from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
     ScheduleFreeAdamW,
-    _denominators,
     interpolate,
     saturated,
     schedule_free_defaults,
@@ -281,7 +280,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         torch._foreach_mul_(xs, beta1)
         torch._foreach_add_(xs, grads)
         # the gradients are consumed: the large ones hold √v + ε
-        denom = _denominators(vs, grads, None, group["eps"])
+        denom = denominators(vs, grads, None, group["eps"])
         torch._foreach_addcdiv_(params, ms, denom, value=saturated(-(c * alpha), ms))
 
 

@@ -55,7 +55,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import ema_of_squares_
+from sampy.torch.moments import denominators, ema_of_squares_, split_large
 
 
 def schedule_free_defaults(
@@ -87,42 +87,13 @@ def schedule_free_defaults(
     )
 
 
-OUT_MIN_NUMEL = 1 << 15
-"""The smallest tensor (elements) whose intermediate result is written with ``out=`` into a
-tensor that is dead anyway (one pass, nothing allocated), rather than computed by one
-``torch._foreach_*`` call for all the small ones: below it the Python call per tensor costs
-more than the copy or the allocation it saves."""
-
-
-_PLAIN = (Tensor, torch.nn.Parameter)  # not a subclass such as a DTensor shard
-
-
-def _split(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], list[int]]:
-    """The indices of the tensors written with ``out=`` (large, plain, the same kind as their
-    destination), and of the others."""
-    large, small = [], []
-    for i, (a, b) in enumerate(zip(sources, dests, strict=True)):
-        if (
-            a.numel() >= OUT_MIN_NUMEL
-            and type(a) in _PLAIN
-            and type(b) in _PLAIN
-            and a.dtype == b.dtype
-            and a.device == b.device
-            and a.shape == b.shape
-        ):
-            large.append(i)
-        else:
-            small.append(i)
-    return large, small
-
-
 def interpolate(out: list[Tensor], xs: list[Tensor], zs: list[Tensor], beta1: float) -> None:
     """``out ← β1 x + (1 − β1) z`` (step 7; ``train()`` repeats it to the last bit).
 
     ``β1 x`` is written straight into ``out`` where a tensor is large (the same bits as a copy
     followed by an in-place multiply, one pass fewer).
     """
-    large, small = _split(xs, out)
+    large, small = split_large(xs, out)
     for i in large:
         torch.mul(xs[i], beta1, out=out[i])
     if small:
@@ -130,33 +101,6 @@ def interpolate(out: list[Tensor], xs: list[Tensor], zs: list[Tensor], beta1: fl
         torch._foreach_copy_(dests, [xs[i] for i in small])
         torch._foreach_mul_(dests, beta1)
     torch._foreach_add_(out, zs, alpha=1.0 - beta1)
-
-
-def _denominators(
-    vs: list[Tensor], into: list[Tensor], bias2: float | None, eps: float
-) -> list[Tensor]:
-    """``√(v/bias2) + eps`` (``√v + eps`` for ``bias2`` None), the official operations, written
-    into the tensors ``into`` where they are large (they must be dead: the parameters between
-    the decay and the interpolation), fresh tensors for the small ones."""
-    large, small = _split(vs, into)
-    denom = list(into)
-    for i in large:
-        if bias2 is None:
-            torch.sqrt(vs[i], out=into[i])
-        else:
-            torch.div(vs[i], bias2, out=into[i])
-            into[i].sqrt_()
-    if small:
-        small_vs = [vs[i] for i in small]
-        if bias2 is None:
-            fresh = torch._foreach_sqrt(small_vs)
-        else:
-            fresh = torch._foreach_div(small_vs, bias2)
-            torch._foreach_sqrt_(fresh)
-        for i, t in zip(small, fresh, strict=True):
-            denom[i] = t
-    torch._foreach_add_(denom, eps)
-    return denom
 
 
 def saturated(value: float, like: list[Tensor]) -> float:
@@ -285,7 +229,7 @@ class ScheduleFreeAdamW(CheckedOptimizer):
             at = zs if group["decay_at_z"] else params
             torch._foreach_sub_(zs, at, alpha=saturated(lr * group["weight_decay"], zs))
         # 5. the denominator: bias-corrected v (GEN-B) or √(1 − β2^{k+1}) already in γ (GEN-A)
-        denom = _denominators(
+        denom = denominators(
             vs, params, None if group["variant"] == "gen_a" else bias2, group["eps"]
         )
         # 6b. z ← z − γ g/den
