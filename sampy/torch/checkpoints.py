@@ -210,18 +210,25 @@ class _CheckpointRule(Elementwise):
         ``g_adv`` are this rule's copies, to be overwritten; ``g_adv`` None: not copied)."""
         raise NotImplementedError
 
-    def _ratio(self, g: Tensor, g_adv: Tensor | None, dest: list[Tensor]) -> Tensor:
-        """``ratio(g, g̃)`` in the buffer ``"ratio"``, but ±0 (or NaN) where it is undefined:
-        checkpoint 0 either way, so the same checkpoints, bit for bit."""
+    def _ratio(
+        self, g: Tensor, g_adv: Tensor | None, dest: list[Tensor], keep_g: bool = True
+    ) -> Tensor:
+        """``ratio(g, g̃)`` in the buffer ``"ratio"``, but ±0 or NaN where it is undefined:
+        checkpoint 0 either way, so the same checkpoints, bit for bit. ``keep_g=False`` lets
+        it overwrite ``g``."""
         r = self.buffer("ratio", g)
         if self.mode == "notes_code":
             torch.add(g, self.ratio_eps, out=r)
         else:
             # g + eps·sign(g) is ±(|g| + eps), the same float (rounding is symmetric); where
-            # |g| ≤ eps (or g is NaN) the denominator is ±inf.
+            # |g| ≤ eps (or g is NaN) the denominator is ±inf, or NaN where sign(g) is 0.
             torch.abs(g, out=r)
             torch.nn.functional.threshold_(r, self.ratio_eps, math.inf)
-            r.add_(self.ratio_eps).copysign_(g)
+            r.add_(self.ratio_eps)
+            if keep_g:
+                r.copysign_(g)
+            else:  # two vectorised passes, cheaper than copysign's one
+                r.mul_(g.sign_())
         if g_adv is not None:
             return torch.div(g_adv, r, out=r)
         for t, piece in zip(dest, self._pieces(r, dest), strict=True):
@@ -265,7 +272,7 @@ class CheckpointScaling(_CheckpointRule):
             if c0 != 1.0:
                 torch._foreach_mul_(dest, c0)
             return
-        r = self._ratio(g, g_adv, dest)
+        r = self._ratio(g, g_adv, dest, keep_g=False)
         factor = g  # read for the last time by the ratio
         term = g_adv  # the same, or (None) made when a term needs it
         exact = self._exact_offsets.get(r.dtype)
