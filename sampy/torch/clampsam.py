@@ -26,6 +26,9 @@ from sampy.torch.groups import Elementwise, flat, radii, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
+_ONE_PASS_MIN_NUMEL = 1 << 15
+"""Tensors from this size (elements) are clipped by a ``clamp_`` call of their own."""
+
 
 class ClampedAscent:
     """ClampSAM: SAM's ascent clipped element-wise to ``[−τ, τ]`` (optionally back to ρ)."""
@@ -38,9 +41,17 @@ class ClampedAscent:
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
         """``ε`` per group."""
         e = unit(grads, radii(ctx), self.eps, inplace=inplace)
-        for es in e:
-            torch._foreach_clamp_min_(es, -self.tau)
-            torch._foreach_clamp_max_(es, self.tau)
+        # A large tensor is clipped in one pass by its own clamp_; the small ones share the
+        # two _foreach kernels (one call per bound instead of one clamp_ call per tensor).
+        small = []
+        for x in flat(e):
+            if x.numel() >= _ONE_PASS_MIN_NUMEL:
+                x.clamp_(-self.tau, self.tau)
+            else:
+                small.append(x)
+        if small:
+            torch._foreach_clamp_min_(small, -self.tau)
+            torch._foreach_clamp_max_(small, self.tau)
         return unit(e, radii(ctx), self.eps, inplace=True) if self.renorm else e
 
 

@@ -19,7 +19,7 @@ import torch
 from sampy.optim import usam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import radii
+from sampy.torch.groups import flat, radii, regroup
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
@@ -27,16 +27,15 @@ class UnnormalizedAscent:
     """USAM: ``ε = ρ g`` (no normalisation)."""
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
-        """``ρ g`` per group."""
-        if inplace:
-            for gs, rho in zip(grads, radii(ctx), strict=True):
-                if gs:  # a group without gradients stays empty
-                    torch._foreach_mul_(gs, rho)
+        """``ρ g`` per group: one ``_foreach_mul`` over all groups (ρ per tensor)."""
+        tensors = flat(grads)
+        if not tensors:
             return grads
-        return [
-            torch._foreach_mul(gs, rho) if gs else []
-            for gs, rho in zip(grads, radii(ctx), strict=True)
-        ]
+        rhos = [rho for gs, rho in zip(grads, radii(ctx), strict=True) for _ in gs]
+        if inplace:
+            torch._foreach_mul_(tensors, rhos)
+            return grads
+        return regroup(list(torch._foreach_mul(tensors, rhos)), grads)
 
 
 class USAM(SharpnessAware):
