@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import sampy.torch.msam as msam_module  # noqa: E402
-from sampy.torch.moments import OUT_MIN_NUMEL  # noqa: E402
+from sampy.torch.moments import OUT_MIN_NUMEL, split_large  # noqa: E402
 from sampy.torch.msam import MSAM, AdamWMSAM  # noqa: E402
 from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree  # noqa: E402
 from sampy.torch.schedule_free import ScheduleFreeAdamW  # noqa: E402
@@ -65,7 +65,13 @@ def _run(cls, kwargs, dtype=torch.float64, steps=12, groups=True):
 
 
 def test_the_model_takes_the_large_tensor_paths():
-    assert next(_model().parameters()).numel() >= OUT_MIN_NUMEL
+    weight = next(_model().parameters())
+    assert weight.numel() >= OUT_MIN_NUMEL
+    assert split_large([weight.detach().clone()], [weight]) == ([0], [])
+    # a view into a shared buffer (a DDP bucket) is never written into
+    bucket = torch.zeros(2 * weight.numel(), dtype=weight.dtype)
+    view = bucket[: weight.numel()].view_as(weight)
+    assert split_large([weight.detach().clone()], [view]) == ([], [0])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

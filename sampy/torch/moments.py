@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
+
+from sampy.torch.storage import owns_storage
 
 
 def ema_of_squares_(vs: list[Tensor], grads: list[Tensor], beta2: float) -> None:
@@ -26,18 +29,16 @@ tensor that is dead anyway (one pass, nothing allocated), rather than computed b
 more than the copy or the allocation it saves."""
 
 
-_PLAIN = (Tensor, torch.nn.Parameter)  # not a subclass such as a DTensor shard
-
-
 def split_large(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], list[int]]:
-    """The indices of the tensors written with ``out=`` (large, plain, the same kind as their
-    destination), and of the others."""
+    """The indices of the tensors written with ``out=`` (large, plain, their destination a
+    tensor of the same kind that is all of its storage: not a DDP bucket view, a flat
+    parameter's piece or a DTensor), and of the others."""
     large, small = [], []
     for i, (a, b) in enumerate(zip(sources, dests, strict=True)):
         if (
             a.numel() >= OUT_MIN_NUMEL
-            and type(a) in _PLAIN
-            and type(b) in _PLAIN
+            and type(a) in (Tensor, Parameter)
+            and owns_storage(b)
             and a.dtype == b.dtype
             and a.device == b.device
             and a.shape == b.shape
