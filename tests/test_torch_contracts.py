@@ -34,6 +34,7 @@ import sampy  # noqa: E402
 import sampy.torch as st  # noqa: E402
 from sampy import optim as ref  # noqa: E402
 from sampy.problems import make_logistic_problem  # noqa: E402
+from sampy.torch import host_reads  # noqa: E402
 from sampy.torch.examples import example_losses, require_example_closure  # noqa: E402
 from sampy.torch.functional import as_torch_example_losses  # noqa: E402
 from sampy.torch.noise import NumpyNoise, TorchNoise, make_noise  # noqa: E402
@@ -423,7 +424,10 @@ SYNC_CASES = cases(
 def test_a_whole_step_reads_no_tensor_value_on_the_host(case, monkeypatch):
     """With the default ``noise="torch"``, no ``.item()``, ``nonzero()`` or Python branch on a
     tensor anywhere in ``step`` (closure included): on a GPU each would wait for the device.
-    ImbSAM gets its tail as indices (a boolean mask costs one documented ``nonzero()``)."""
+    ImbSAM gets its tail as indices (a boolean mask costs one documented ``nonzero()``). The
+    CPU's fused paths read their factors on the host (``sampy.torch.host_reads``): this runs
+    the device path they take everywhere else."""
+    monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     model = mlp()
     opt = case.twin(two_groups(model))
     steps = MLPSteps(case, opt, model, tail_indices=True)
@@ -527,3 +531,17 @@ def test_step_without_closure_and_second_step_out_of_order_fail_clearly(case):
         return  # bSAM: one step(), no phases
     with pytest.raises(RuntimeError, match="first_step"):
         opt.second_step()
+
+
+def test_on_the_cpu_sam_reads_one_factor_per_step_on_the_host(monkeypatch):
+    """The fused ``w + c g`` takes its factor as a Python number where reading it waits for
+    no device: one ``.item()`` per step on the CPU, none on the device path (above)."""
+    model = mlp()
+    opt = st.SAM(model.parameters(), torch.optim.SGD, lr=0.1, rho=0.05)
+    steps = MLPSteps(Case("SAM", {}, "plain", examples=False), opt, model)
+    steps()
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(t.dim()) or item(t))
+    steps(3)
+    assert reads == [0, 0, 0]

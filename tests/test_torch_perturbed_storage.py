@@ -177,3 +177,58 @@ def test_an_error_at_the_perturbed_point_points_the_parameters_back_at_w():
 def test_between_steps_the_optimizer_holds_no_reference_to_the_step_s_tensors():
     opt, _ = _train(st.SAM, torch.float32)
     assert "_swapped" not in vars(opt) and opt._perturbed is None
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-14), (torch.float32, 1e-6)])
+def test_sam_s_fused_perturbation_is_w_plus_each_group_s_rho_times_g_over_the_global_norm(
+    dtype, rtol, monkeypatch
+):
+    """SAM's ε = c_i g is never formed: ``w + c_i g`` is one pass (swapped or copied tensors),
+    the rule's ``__call__`` is not used, and the restore is exact."""
+    monkeypatch.setattr(template, "SWAP_MIN_NUMEL", 30)  # the 7×5 weight swapped, the rest copied
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("the fused path must not call the rule")
+
+    monkeypatch.setattr(st.sam.NormBallAscent, "__call__", no_call)
+    model, unused = _model(dtype), nn.Linear(2, 2).to(dtype)
+    first, second = list(model[0].parameters()), list(model[2].parameters())
+    groups = [{"params": first, "rho": 0.3}, {"params": unused.parameters()}]
+    opt = st.SAM([*groups, {"params": second, "rho": 0.02}], torch.optim.SGD, rho=0.05, lr=0.1)
+    x, y = _batch(dtype)
+    ((model(x) - y) ** 2).mean().backward()
+    params = first + second
+    w = [p.detach().clone() for p in params]
+    g = [p.grad.clone() for p in params]
+    norm = torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in g]))
+    opt.first_step(zero_grad=True)
+    assert set(opt._saved_w) == set(params[1:])  # the big weight swapped, the rest copied
+    for i, (p, w0, g0) in enumerate(zip(params, w, g, strict=True)):
+        rho = 0.3 if i < 2 else 0.02
+        torch.testing.assert_close(p.detach(), w0 + rho * g0 / (norm + 1e-12), rtol=rtol, atol=0)
+    opt.restore()
+    for p, w0 in zip(params, w, strict=True):
+        assert torch.equal(p.detach(), w0)
+
+
+def test_a_wrapped_ascent_rule_keeps_its_own_eps_beside_the_fused_path():
+    """gc's centralized ascent forwards attributes to the norm ball it wraps; the template
+    must not take the ball's factors (``ε = c g``) for the wrapper's ``ε = c GC(g)``."""
+    from sampy.torch.gc import centralize, centralized_ascent
+    from sampy.torch.sam import NormBallAscent
+    from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+    w0 = torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64)
+    w = nn.Parameter(w0.clone())
+    opt = SharpnessAware(
+        [w],
+        torch.optim.SGD,
+        lr=0.1,
+        ascent=centralized_ascent(NormBallAscent(), "gcsam"),
+        descent=PerturbedGradient(),
+        group_hyperparameters=dict(rho=0.5),
+    )
+    w.square().sum().backward()
+    opt.first_step(zero_grad=True)
+    gc = centralize([2 * w0])[0]
+    torch.testing.assert_close(w.detach() - w0, 0.5 * gc / gc.norm(), rtol=1e-12, atol=1e-15)

@@ -23,6 +23,7 @@ from sampy.optim.perturbation import dual_norm_exponent
 __all__ = [
     "accumulation_dtype",
     "dual_direction",
+    "dual_factors",
     "dual_norm_exponent",
     "lp_norm",
     "norm_ball_perturbation",
@@ -77,7 +78,11 @@ def _norms(us: list[Tensor], p: float) -> tuple[Tensor, ...]:
 
 def _global(norms: tuple[Tensor, ...] | list[Tensor], p: float) -> Tensor:
     """Combine per-tensor p-norms into the p-norm of all tensors together."""
-    return torch.linalg.vector_norm(torch.stack(on_one_device(norms)), ord=p)
+    try:
+        stacked = torch.stack(norms)
+    except RuntimeError:  # norms on several devices (a model split over GPUs)
+        stacked = torch.stack(on_one_device(norms))
+    return torch.linalg.vector_norm(stacked, ord=p)
 
 
 def lp_norm(us: list[Tensor], p: float) -> Tensor:
@@ -89,6 +94,14 @@ def lp_norm(us: list[Tensor], p: float) -> Tensor:
     safe = torch.where(top > 0, top, torch.ones_like(top))
     scaled = torch._foreach_div(us, per_device(safe, us))
     return top * _global(_norms(scaled, p), p)
+
+
+def dual_factors(us: list[Tensor], radii: list[float], eps: float) -> list[Tensor]:
+    """``radius / (‖u‖₂ + eps)`` for each radius, the norm over all of ``us``: the p = 2 dual
+    direction of a group is its ``u`` times its factor (0-dim tensors on the first tensor's
+    device)."""
+    guarded = lp_norm(us, 2) + eps
+    return [r / guarded for r in radii]
 
 
 def dual_direction(
@@ -104,15 +117,15 @@ def dual_direction(
     """
     us = [u for group in groups for u in group]
     if p == 2:
-        norm = lp_norm(us, 2)
+        factors = dual_factors(us, radii, eps)
         if inplace:
-            for g, r in zip(groups, radii, strict=True):
+            for g, f in zip(groups, factors, strict=True):
                 if g:
-                    torch._foreach_mul_(g, per_device(r / (norm + eps), g))
+                    torch._foreach_mul_(g, per_device(f, g))
             return groups
         return [
-            torch._foreach_mul(g, per_device(r / (norm + eps), g)) if g else []
-            for g, r in zip(groups, radii, strict=True)
+            torch._foreach_mul(g, per_device(f, g)) if g else []
+            for g, f in zip(groups, factors, strict=True)
         ]
     if math.isinf(p):
         return [

@@ -38,12 +38,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, radii
-from sampy.torch.perturbation import norm_ball_perturbation
+from sampy.torch.perturbation import dual_factors, norm_ball_perturbation
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
@@ -61,6 +62,17 @@ class NormBallAscent:
     def rhos(self, ctx: RuleContext) -> list[float]:
         """The radius of every group (a schedule overrides it in the subclass)."""
         return radii(ctx)
+
+    def factors(self, ctx: RuleContext, grads: Groups) -> list[Tensor] | None:
+        """SAM's ``ε = c_i g`` in group ``i``, ``c_i = ρ_i/(‖g‖₂ + eps)``: the factors alone.
+
+        The template then writes ``w + c_i g`` in one pass over each tensor instead of two
+        (``SharpnessAware.first_step``). None for a ball whose ``ε`` is no multiple of ``g``
+        (p ≠ 2, an adaptive group): the template then calls the rule itself.
+        """
+        if self.p != 2 or any(group.get("adaptive", False) for group in ctx.groups):
+            return None
+        return dual_factors(flat(grads), self.rhos(ctx), self.perturb_eps)
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
         """``ε = T · dual(T g)`` with ``T = |w| + η`` where ``adaptive``, else ``dual(g)``."""

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Protocol
@@ -62,6 +62,8 @@ from sampy.torch.checkpoint_layout import (
 )
 from sampy.torch.closures import discard_gradients_on_entry
 from sampy.torch.dtensors import local_tensors
+from sampy.torch.host_reads import alpha_value
+from sampy.torch.perturbation import per_device
 from sampy.torch.storage import owns_storage
 from sampy.torch.twin_optimizer import TwinOptimizer
 
@@ -232,36 +234,55 @@ class SharpnessAware(TwinOptimizer):
         return local_tensors(flat) if self._sharded else flat
 
     def _save_and_perturb(
-        self, params: Groups, e: Groups, consumed: bool = False, fresh: bool = False
+        self,
+        params: Groups,
+        e: Groups,
+        consumed: bool = False,
+        fresh: bool = False,
+        factors: list[Tensor | None] | None = None,
     ) -> None:
         """Save ``w`` and move to ``w + ε``, so that the restore is exact.
 
         ``consumed=True`` says the ``ε`` tensors may be overwritten where they are the consumed
         gradients; ``fresh=True`` that those which are not gradients are new tensors of the
-        ascent rule's (see ``_fresh``).
-        Where one is such a tensor, large, on the CPU and the whole of its storage (see
-        ``_swappable``), ``w + ε`` is written into it and the parameter points at it for the
-        pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which the
-        restore points it back. That is one read-add-write instead of copying ``w`` out, adding
-        ``ε`` and copying ``w`` back, and no copy of those weights is kept. The other tensors'
-        ``w`` is copied into reused buffers.
+        ascent rule's (see ``_fresh``). ``factors`` (one per group) says that ``ε`` is
+        ``factors[i] · e`` in group ``i``, not yet multiplied: the product is fused into the
+        addition (``e`` must then be consumed).
+        Where an ``ε`` tensor is such a tensor, large, on the CPU and the whole of its storage
+        (see ``_swappable``), ``w + ε`` is written into it and the parameter points at it for
+        the pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which
+        the restore points it back. That is one read-add-write instead of copying ``w`` out,
+        adding ``ε`` and copying ``w`` back, and no copy of those weights is kept. The other
+        tensors' ``w`` is copied into reused buffers.
         """
         flat = [p for ps in params for p in ps]
         eps = [x for es in e for x in es]
+        scale = (
+            None
+            if factors is None
+            else [c for c, ps in zip(factors, params, strict=True) for _ in ps]
+        )
         swap = _swappable(flat, eps, consumed, fresh) if consumed or fresh else []
         copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
         kept = [flat[i] for i in copied] if swap else flat
         copies = self._saved_copies(kept) if kept else []
         if kept:
             torch._foreach_copy_(copies, self._local(kept))
-            torch._foreach_add_(kept, [eps[i] for i in copied] if swap else eps)
+            xs = [eps[i] for i in copied] if swap else eps
+            if scale is None:
+                torch._foreach_add_(kept, xs)
+            else:
+                _add_scaled(kept, xs, [scale[i] for i in copied] if swap else scale)
         saved = copies  # w of every parameter, aligned with flat
         if swap:
             saved = list(flat)
             for i, buffer in zip(copied, copies, strict=True):
                 saved[i] = buffer
             ws, xs = [flat[i].data for i in swap], [eps[i] for i in swap]
-            torch._foreach_add_(xs, ws)  # ε + w: the same float as w + ε (addition commutes)
+            if scale is None:
+                torch._foreach_add_(xs, ws)  # ε + w: the same float as w + ε (addition commutes)
+            else:
+                _write_scaled_sum(ws, xs, [scale[i] for i in swap])
             for i, w, x in zip(swap, ws, xs, strict=True):
                 saved[i] = w
                 flat[i].data = x
@@ -395,10 +416,14 @@ class SharpnessAware(TwinOptimizer):
         grads = [[p.grad for p in ps] for ps in params]
         keep = self.descent.needs_clean_grad
         inplace = zero_grad and not keep
-        e = self._ascent(params, grads, inplace=inplace)
+        # ε = c g (SAM's ball) in consumed gradients: w + c g is then written in one pass.
+        factors = self._ascent_factors(params, grads) if inplace else None
+        e = grads if factors is not None else self._ascent(params, grads, inplace=inplace)
         if keep:
             self._stash_clean_grads(params, zero_grad)
-        self._save_and_perturb(params, e, consumed=inplace, fresh=_fresh(self.ascent))
+        self._save_and_perturb(
+            params, e, consumed=inplace, fresh=_fresh(self.ascent), factors=factors
+        )
         if zero_grad:
             self._zero_grads(params)
 
@@ -425,8 +450,7 @@ class SharpnessAware(TwinOptimizer):
         if zero_grad:
             self.zero_grad()
 
-    @contextmanager
-    def restore_on_error(self) -> Iterator[None]:
+    def restore_on_error(self) -> AbstractContextManager[None]:
         """Between ``first_step()`` and ``second_step()``: on any exception, restore ``w``.
 
         ``step()`` runs its pass at ``w + ε`` inside it; in a loop of your own::
@@ -438,12 +462,7 @@ class SharpnessAware(TwinOptimizer):
 
         The exception propagates; the rule state and the base optimizer are untouched.
         """
-        try:
-            yield
-        except BaseException:
-            if self._perturbed is not None:
-                self.restore()
-            raise
+        return _RestoreOnError(self)
 
     @property
     def skipped_steps(self) -> int:
@@ -456,17 +475,40 @@ class SharpnessAware(TwinOptimizer):
         if all(params):
             return self.ascent(self._context(params), grads, inplace=inplace)
         active = [i for i, ps in enumerate(params) if ps]
-        ctx = RuleContext(
+        e = self.ascent(self._active_context(params, active), [grads[i] for i in active], inplace)
+        out: Groups = [[] for _ in params]
+        for i, es in zip(active, e, strict=True):
+            out[i] = es
+        return out
+
+    def _ascent_factors(self, params: Groups, grads: Groups) -> list[Tensor | None] | None:
+        """Per group, ``c`` with ``ε = c g``, where the ascent rule gives its ``ε`` that way
+        (its ``factors``, e.g. ``sam.NormBallAscent`` for p = 2); else None. A group without
+        gradients gets None."""
+        # Looked up on the class: a wrapper that forwards attributes (gc's centralized
+        # ascent) changes ε, so it must not pass its inner rule's factors on.
+        if getattr(type(self.ascent), "factors", None) is None:
+            return None
+        if all(params):
+            return self.ascent.factors(self._context(params), grads)
+        active = [i for i, ps in enumerate(params) if ps]
+        found = self.ascent.factors(
+            self._active_context(params, active), [grads[i] for i in active]
+        )
+        if found is None:
+            return None
+        out: list[Tensor | None] = [None] * len(params)
+        for i, c in zip(active, found, strict=True):
+            out[i] = c
+        return out
+
+    def _active_context(self, params: Groups, active: list[int]) -> RuleContext:
+        return RuleContext(
             [self.param_groups[i] for i in active],
             [params[i] for i in active],
             self.state,
             self.shared,
         )
-        e = self.ascent(ctx, [grads[i] for i in active], inplace=inplace)
-        out: Groups = [[] for _ in params]
-        for i, es in zip(active, e, strict=True):
-            out[i] = es
-        return out
 
     def _params_to_perturb(self) -> Groups:
         """The parameters with a gradient at ``w``, once the step may perturb them.
@@ -510,7 +552,7 @@ class SharpnessAware(TwinOptimizer):
                 "gradients per step (on average); pass a closure that computes the loss and calls "
                 "backward(), or call first_step()/second_step() yourself"
             )
-        return torch.enable_grad()(closure)
+        return functools.partial(_with_grad, closure)
 
     def _has_grads(self) -> bool:
         """Whether some parameter has a gradient (the caller computed ``∇L(w)`` already)."""
@@ -619,6 +661,40 @@ SWAP_MIN_NUMEL = 1 << 15
 a parameter at other storage and back (two Python-level calls) costs more than the copies."""
 
 
+def _by_factor(factors: list[Tensor]) -> list[tuple[Tensor, list[int]]]:
+    """The indices of the tensors per distinct factor (one per parameter group), in order."""
+    first = factors[0]
+    if all(c is first for c in factors):  # one group: the usual case, without a dict
+        return [(first, list(range(len(factors))))]
+    buckets: dict[int, tuple[Tensor, list[int]]] = {}
+    for i, c in enumerate(factors):
+        buckets.setdefault(id(c), (c, []))[1].append(i)
+    return list(buckets.values())
+
+
+def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> None:
+    """``w ← w + c x`` for every tensor, ``c`` its factor; the ``x`` are consumed."""
+    for c, index in _by_factor(factors):
+        w, x = [ws[i] for i in index], [xs[i] for i in index]
+        value = alpha_value(c, x)
+        if value is not None:
+            torch._foreach_add_(w, x, alpha=value)  # one pass: the product is fused
+        else:  # a device factor: no host read (it would wait for the device)
+            torch._foreach_mul_(x, per_device(c, x))
+            torch._foreach_add_(w, x)
+
+
+def _write_scaled_sum(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> None:
+    """``x ← w + c x`` for every tensor, in one pass each (the swap's CPU tensors only)."""
+    for c, index in _by_factor(factors):
+        value = alpha_value(c, [xs[i] for i in index])
+        for i in index:
+            if value is not None:
+                torch.add(ws[i], xs[i], alpha=value, out=xs[i])
+            else:
+                xs[i].mul_(c.to(xs[i].device)).add_(ws[i])
+
+
 def _fresh(ascent: AscentRule) -> bool:
     """Whether the ascent rule's ``ε`` tensors that are not gradients are new ones, which the
     template may overwrite.
@@ -655,6 +731,30 @@ def _swappable(params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: b
         and owns_storage(x)
         and owns_storage(p)
     ]
+
+
+class _RestoreOnError:
+    """``SharpnessAware.restore_on_error``'s context (a class: a step enters it every time,
+    and a generator-based context manager costs several times more)."""
+
+    __slots__ = ("opt",)
+
+    def __init__(self, opt: SharpnessAware) -> None:
+        self.opt = opt
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        if kind is not None and self.opt._perturbed is not None:
+            self.opt.restore()
+        return False  # the exception propagates
+
+
+def _with_grad(closure: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+    """``closure(...)`` with gradients on, even when ``step`` is called under ``no_grad``."""
+    with torch.enable_grad():
+        return closure(*args, **kwargs)
 
 
 def _marks_whole_step(step: Callable[..., Any]) -> Callable[..., Any]:

@@ -119,7 +119,8 @@ def _checks_hyperparameters(first_step: Callable[..., Any]) -> Callable[..., Any
 
     @functools.wraps(first_step)
     def checked_first_step(self: TwinOptimizer, *args: Any, **kwargs: Any) -> Any:
-        self.check_hyperparameters()
+        if not getattr(self, "_in_step", False):  # inside step(), step's own check ran
+            self.check_hyperparameters()
         return first_step(self, *args, **kwargs)
 
     return checked_first_step
