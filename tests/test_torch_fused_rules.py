@@ -116,6 +116,8 @@ TWINS = [
     ("GSAM", {"alpha": 0.4}),
     ("GSAM", {"alpha": 0.3, "adaptive": True, "eta": 0.01}),
     ("VaSSO", {"theta": 0.4}),
+    ("FriendlySAM", {}),
+    ("FriendlySAM", {"momentum_order": "paper", "sigma": 0.5}),
 ]
 
 

@@ -24,11 +24,11 @@ from torch import Tensor
 from sampy.optim import friendly_sam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, radii, regroup, unit
+from sampy.torch.groups import Buffers, factor_for, flat, radii, regroup, unit_into
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
-class FriendlyAscent:
+class FriendlyAscent(Buffers):
     """F-SAM: perturb along ``g − σ m``; ``m`` an EMA of raw gradients in ``state[p]["m"]``.
 
     Official code order: a parameter without ``m`` gets ``m ← g`` and ``d = g``; afterwards
@@ -36,47 +36,64 @@ class FriendlyAscent:
     (``m_0 = 0``). ``ε = ρ d/(‖d‖ + eps)``.
     """
 
+    # ε is written into the consumed gradients (inplace=True) or into new tensors, never into m.
+    fresh_perturbation = True
+
     def __init__(self, sigma: float, lmbda: float, momentum_order: str, eps: float) -> None:
         self.sigma = sigma
         self.lmbda = lmbda
         self.momentum_order = momentum_order
         self.eps = eps
 
-    def _ema(self, m: list[Tensor], g: list[Tensor]) -> None:
-        torch._foreach_mul_(m, self.lmbda)
-        torch._foreach_add_(m, g, alpha=1.0 - self.lmbda)
-
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
         """``ε`` (the EMA is updated in place)."""
         gs, ps = flat(grads), flat(ctx.params)
-        fresh = [i for i, p in enumerate(ps) if "m" not in ctx.state[p]]
-        ready = [i for i, p in enumerate(ps) if "m" in ctx.state[p]]
-        d: list[Tensor] = [gs[0]] * len(gs) if gs else []
+        states = [ctx.state[p] for p in ps]
+        ms = [state.get("m") for state in states]
+        if all(m is not None for m in ms):  # every step but the first
+            d = regroup(self._directions(ms, gs, inplace), grads)
+            return unit_into(d, radii(ctx), self.eps, d, self)
+        fresh = [i for i, m in enumerate(ms) if m is None]
+        ready = [i for i, m in enumerate(ms) if m is not None]
+        d: list[Tensor] = list(gs)
         official = self.momentum_order == "official_code"
         for i in fresh:
             if official:
-                ctx.state[ps[i]]["m"] = gs[i].clone()
-                d[i] = gs[i]
+                states[i]["m"] = gs[i].clone()
             else:
-                m = ctx.state[ps[i]]["m"] = gs[i] * (1.0 - self.lmbda)
+                m = states[i]["m"] = gs[i] * (1.0 - self.lmbda)
                 d[i] = gs[i] - self.sigma * m
         if ready:
-            m = [ctx.state[ps[i]]["m"] for i in ready]
-            g = [gs[i] for i in ready]
-            if not official:
-                self._ema(m, g)
-            # g − σ m written as −(σ m) + g (the same numbers): one temporary, which becomes ε.
-            new = torch._foreach_mul(m, self.sigma)
-            torch._foreach_neg_(new)
-            torch._foreach_add_(new, g)
-            if official:
-                self._ema(m, g)
+            new = self._directions([ms[i] for i in ready], [gs[i] for i in ready], inplace)
             for i, x in zip(ready, new, strict=True):
                 d[i] = x
-        # ε in place: d is this rule's own tensor, except the official first step's d = g (then
+        # ε in place: d is this rule's own tensors, except the official first step's d = g (then
         # only when the caller consumed g).
         own = inplace or not (fresh and official)
-        return unit(regroup(d, grads), radii(ctx), self.eps, inplace=own)
+        directions = regroup(d, grads)
+        return unit_into(directions, radii(ctx), self.eps, directions if own else None, self)
+
+    def _directions(self, m: list[Tensor], g: list[Tensor], inplace: bool) -> list[Tensor]:
+        """``d = g − σ m`` in new tensors, ``m`` updated before (paper) or after (official code)
+        in place; with ``inplace`` the paper order writes ``d`` into ``g``."""
+        official = self.momentum_order == "official_code"
+        if not official:
+            self._ema(m, g)
+        if inplace and not official:
+            torch._foreach_add_(g, m, alpha=-self.sigma)
+            d = g
+        else:  # the official EMA reads g after d is formed, so d needs its own tensors
+            d = list(torch._foreach_add(g, m, alpha=-self.sigma))
+        if official:
+            self._ema(m, g)
+        return d
+
+    def _ema(self, m: list[Tensor], g: list[Tensor]) -> None:
+        """``m ← λ m + (1 − λ) g`` in place, rounded as the reference rounds it (λ m first):
+        near a minimum d = g − σ m is a difference of nearly equal vectors, and a rounding of
+        m in another order sends a chaotic run elsewhere."""
+        torch._foreach_mul_(m, factor_for(self.lmbda, m))
+        torch._foreach_add_(m, g, alpha=1.0 - self.lmbda)
 
 
 class FriendlySAM(SharpnessAware):

@@ -173,9 +173,11 @@ def factor_for(x: Scalar, tensors: list[Tensor]) -> float | Tensor | list[Tensor
     the product rounds the same. A narrower or mixed list keeps the float (a float16 scalar
     would lose digits). A 0-dim tensor is copied to each tensor's device where needed.
     """
-    if isinstance(x, float):
+    if not isinstance(x, Tensor):
         dtype = _host_dtype(tensors)
-        return x if dtype is None else torch.scalar_tensor(x, dtype=dtype)
+        if dtype is None or not _on_host(tensors):
+            return x
+        return torch.scalar_tensor(x, dtype=dtype)
     return per_device(x, tensors)
 
 
@@ -218,8 +220,8 @@ def _host_gram(lists: list[list[Tensor]], buffers: Buffers | None) -> list[list[
             ]
         values = torch.stack([*norms, *dots]).tolist()
         m = len(big)
-        for j in range(k):
-            gram[j][j] = sum(v * v for v in values[j * m : (j + 1) * m])
+        for j in range(k):  # ‖x‖² from the norms, exact for one tensor (sqrt(v·v) may not be v)
+            gram[j][j] = math.hypot(*values[j * m : (j + 1) * m]) ** 2
         if k == 2:
             gram[0][1] = gram[1][0] = sum(values[k * m :])
     if small:
