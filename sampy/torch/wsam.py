@@ -24,17 +24,20 @@ from torch import Tensor
 from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, global_norm, regroup
+from sampy.torch.groups import factor_for, flat, global_norm, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import NO_GRAD_AT_W_ADV, Groups, RuleContext, SharpnessAware
 
 
-def clip_by_global_norm(g: list[Tensor], max_norm: float) -> list[Tensor]:
-    """``torch.nn.utils.clip_grad_norm_``: scale by ``min(1, max_norm/(‖g‖ + 1e-6))``."""
-    return torch._foreach_mul(
-        g, per_device(torch.clamp(max_norm / (global_norm(g) + 1e-6), max=1.0), g)
-    )
+def clip_by_global_norm(g: list[Tensor], max_norm: float, inplace: bool = False) -> list[Tensor]:
+    """``torch.nn.utils.clip_grad_norm_``: scale by ``min(1, max_norm/(‖g‖ + 1e-6))`` (into
+    ``g`` itself with ``inplace``, else new tensors)."""
+    scale = per_device(torch.clamp(max_norm / (global_norm(g) + 1e-6), max=1.0), g)
+    if inplace:
+        torch._foreach_mul_(g, scale)
+        return g
+    return list(torch._foreach_mul(g, scale))
 
 
 class WeightedDescent:
@@ -47,23 +50,25 @@ class WeightedDescent:
         self.max_norm = max_norm
 
     def clipped(self, g: Groups, g_adv: Groups) -> tuple[list[Tensor], list[Tensor]]:
-        """Both gradients, flat, clipped to ``max_norm`` when it is set."""
+        """Both gradients, flat, clipped in place to ``max_norm`` when it is set (both are the
+        rule's to overwrite: the stashed clean gradient and the ``g̃`` the direction replaces)."""
         g, h = flat(g), flat(g_adv)
         if self.max_norm is not None and g:
-            g = clip_by_global_norm(g, self.max_norm)
-            h = clip_by_global_norm(h, self.max_norm)
+            clip_by_global_norm(g, self.max_norm, inplace=True)
+            clip_by_global_norm(h, self.max_norm, inplace=True)
         return g, h
 
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
-        """``d`` per group."""
+        """``d`` per group (the ``g̃`` tensors, overwritten)."""
         assert g is not None
         g_flat, h = self.clipped(g, g_adv)
         if not h:
             return g_adv
-        d = torch._foreach_add(
-            torch._foreach_mul(h, self.alpha), torch._foreach_mul(g_flat, 1.0 - self.alpha)
-        )
-        return regroup(d, g_adv)
+        # α g̃ + (1 − α) g in g̃: two passes and no temporary (the products were two new
+        # tensors and their sum a third).
+        torch._foreach_mul_(h, factor_for(self.alpha, h))
+        torch._foreach_add_(h, g_flat, alpha=1.0 - self.alpha)
+        return g_adv
 
 
 class WSAM(SharpnessAware):
@@ -125,7 +130,9 @@ class WSAM(SharpnessAware):
         if self._skips(g_adv):
             return
         g_flat, h = self.descent.clipped(g, g_adv)
-        sharpness = regroup(torch._foreach_sub(h, g_flat), params) if h else []
+        if h:  # g̃ − g in g̃, which the base step does not read: no temporary
+            torch._foreach_sub_(h, g_flat)
+        sharpness = regroup(h, params) if h else []
         self._set_grads(params, regroup(g_flat, params))
         self._base_step()
         for group, ps, s in zip(self.param_groups, params, sharpness, strict=False):
