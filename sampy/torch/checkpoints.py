@@ -319,27 +319,42 @@ class CheckpointHybrid(_CheckpointRule):
         marked = frozenset(k for k in range(1, 5) if (k in chosen) != self._zero)
         self._terms = [term for _, terms in _runs(marked) for term in terms]
 
-    def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
+    needs_flat_perturbed = False
+
+    def _direction(self, g: Tensor, g_adv: Tensor | None, dest: list[Tensor]) -> None:
         """``where(ckpt ∈ selected, g̃, g)``, with the marked coordinates as a bit mask."""
         if not self._terms:  # nothing marked: all of g̃, or all of g
             if not self._zero:
                 torch._foreach_copy_(dest, self._pieces(g, dest))
             return
+        bits = _BITS.get(g.dtype)
+        if g_adv is None and bits is None:
+            g_adv = self.buffer("perturbed", g)
+            torch._foreach_copy_(self._pieces(g_adv, dest), dest)
         r = self._ratio(g, g_adv, dest)
         marked = self._marked(r)
         # The marked coordinates take the selected g̃ (or, with checkpoint 0 selected, g).
-        at_marked, at_unmarked = (g, g_adv) if self._zero else (g_adv, g)
-        bits = _BITS.get(r.dtype)
         if bits is None or type(r) is not Tensor:
+            at_marked, at_unmarked = (g, g_adv) if self._zero else (g_adv, g)
             torch.where(marked.bool(), at_marked, at_unmarked, out=at_marked)
-        else:
-            # 1.0 − 0.5 > 0 > 0.0 − 0.5: the sign bit, spread by an arithmetic shift, is the
-            # mask of the unmarked coordinates, where at_marked ^ (at_marked ^ at_unmarked)
-            # is at_unmarked, bit for bit.
-            unmarked = marked.sub_(0.5).view(bits[0]).bitwise_right_shift_(bits[1])
-            diff = at_unmarked.view(bits[0]).bitwise_xor_(at_marked.view(bits[0]))
-            at_marked.view(bits[0]).bitwise_xor_(diff.bitwise_and_(unmarked))
-        torch._foreach_copy_(dest, self._pieces(at_marked, dest))
+            torch._foreach_copy_(dest, self._pieces(at_marked, dest))
+            return
+        # 1.0 − 0.5 > 0 > 0.0 − 0.5: the sign bit, spread by an arithmetic shift, is a mask of
+        # the coordinates that take g, where x ^ ((x ^ g) & mask) is g, bit for bit.
+        takes_g = marked.sub_(0.5).neg_() if self._zero else marked.sub_(0.5)
+        mask = takes_g.view(bits[0]).bitwise_right_shift_(bits[1])
+        if g_adv is None:  # into the g̃ tensors themselves, one by one
+            pieces = self._pieces(g, dest)
+            ints = [(x.view(bits[0]), t.view(bits[0])) for x, t in zip(pieces, dest, strict=True)]
+            for diff, into in ints:
+                diff.bitwise_xor_(into)
+            g.view(bits[0]).bitwise_and_(mask)
+            for diff, into in ints:
+                into.bitwise_xor_(diff)
+            return
+        diff = g.view(bits[0]).bitwise_xor_(g_adv.view(bits[0])).bitwise_and_(mask)
+        g_adv.view(bits[0]).bitwise_xor_(diff)
+        torch._foreach_copy_(dest, self._pieces(g_adv, dest))
 
     def _marked(self, r: Tensor) -> Tensor:
         """The indicator of the marked checkpoints as 0.0/1.0 (r is overwritten): one
