@@ -99,6 +99,7 @@ TORCH_ONLY_NAMES = {
     ("msam", "times"): "a scalar tensor times a tensor list without a host sync",
     ("msam", "MomentumAscent"): "MSAM's ascent as a rule (NumPy: inline in MSAM.step)",
     ("perturbation", "dual_factors"): "p = 2 factors alone, for the template's fused w + c g",
+    ("perturbation", "norm_ball_factors"): "SAM's/ASAM's ε = c u as c, for the fused w + c u",
     ("perturbation", "accumulation_dtype"): "mixed float16/bfloat16/float32 groups (float64 here)",
     ("perturbation", "on_one_device"): "norms on several devices gathered on one",
     ("perturbation", "per_device"): "a tensor list split by device for _foreach_ kernels",

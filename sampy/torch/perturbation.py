@@ -26,6 +26,7 @@ __all__ = [
     "dual_factors",
     "dual_norm_exponent",
     "lp_norm",
+    "norm_ball_factors",
     "norm_ball_perturbation",
     "on_one_device",
     "per_device",
@@ -178,13 +179,7 @@ def norm_ball_perturbation(
     # One temporary per step, T itself: T g, the direction and T · direction are written
     # into the consumed grads (inplace) or into the one copy T g (on the CPU every fresh
     # tensor of a megabyte costs more in page faults than the arithmetic on it).
-    scales = []
-    for ps, a, e in zip(params, adaptive, eta, strict=True):
-        scale = None
-        if a and ps:
-            scale = torch._foreach_abs(ps)
-            torch._foreach_add_(scale, e)
-        scales.append(scale)
+    scales = _adaptive_scales(params, adaptive, eta)
     us = []
     for gs, scale in zip(grads, scales, strict=True):
         if scale is None:
@@ -200,3 +195,44 @@ def norm_ball_perturbation(
         if scale is not None:
             torch._foreach_mul_(d, scale)
     return directions
+
+
+def norm_ball_factors(
+    params: list[list[Tensor]],
+    grads: list[list[Tensor]],
+    rhos: list[float],
+    adaptive: list[bool],
+    eta: list[float],
+    eps: float = 1e-12,
+) -> list[Tensor]:
+    """SAM's and ASAM's p = 2 perturbation as ``ε = c_i u`` per group ``i``: the ``c_i``.
+
+    ``u`` is written into the consumed ``grads``: ``g`` itself in a SAM group, ``T² g`` in an
+    ASAM group (``T = |w| + η``), and ``c_i = ρ_i / (‖T g‖ + eps)``, the norm over all groups,
+    so that ``c_i u`` is ``norm_ball_perturbation``'s ε. The caller forms ``w + c_i u`` in
+    one pass (``SharpnessAware.first_step``); ``ε`` itself is never written.
+    """
+    scales = _adaptive_scales(params, adaptive, eta)
+    for gs, scale in zip(grads, scales, strict=True):
+        if scale is not None:
+            torch._foreach_mul_(gs, scale)  # T g, whose norm sets the radius
+    factors = dual_factors([u for gs in grads for u in gs], rhos, eps)
+    for gs, scale in zip(grads, scales, strict=True):
+        if scale is not None:
+            torch._foreach_mul_(gs, scale)  # T (T g): ε = c T² g
+    return factors
+
+
+def _adaptive_scales(
+    params: list[list[Tensor]], adaptive: list[bool], eta: list[float]
+) -> list[list[Tensor] | None]:
+    """ASAM's ``T = |w| + η`` for each adaptive group with parameters (else None)."""
+    scales: list[list[Tensor] | None] = []
+    for ps, a, e in zip(params, adaptive, eta, strict=True):
+        scale = None
+        if a and ps:
+            scale = torch._foreach_abs(ps)
+            if e != 0:  # |w| + 0 is |w|: no pass for the default η
+                torch._foreach_add_(scale, e)
+        scales.append(scale)
+    return scales

@@ -44,7 +44,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, radii
-from sampy.torch.perturbation import dual_factors, norm_ball_perturbation
+from sampy.torch.perturbation import dual_factors, norm_ball_factors, norm_ball_perturbation
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
@@ -64,15 +64,27 @@ class NormBallAscent:
         return radii(ctx)
 
     def factors(self, ctx: RuleContext, grads: Groups) -> list[Tensor] | None:
-        """SAM's ``ε = c_i g`` in group ``i``, ``c_i = ρ_i/(‖g‖₂ + eps)``: the factors alone.
+        """The p = 2 ball's ``ε = c_i u`` in group ``i``: the factors ``c_i``, with ``u``
+        written into the consumed ``grads`` (``g``; ``T² g`` where ``adaptive``).
 
-        The template then writes ``w + c_i g`` in one pass over each tensor instead of two
-        (``SharpnessAware.first_step``). None for a ball whose ``ε`` is no multiple of ``g``
-        (p ≠ 2, an adaptive group): the template then calls the rule itself.
+        The template then writes ``w + c_i u`` in one pass over each tensor instead of
+        forming ``ε`` first (``SharpnessAware.first_step``). None for p ≠ 2, whose ``ε`` is no
+        multiple of a tensor at hand: the template then calls the rule itself.
         """
-        if self.p != 2 or any(group.get("adaptive", False) for group in ctx.groups):
+        if self.p != 2:
             return None
-        return dual_factors(flat(grads), self.rhos(ctx), self.perturb_eps)
+        groups = ctx.groups
+        rhos = self.rhos(ctx)
+        if not any(group.get("adaptive", False) for group in groups):
+            return dual_factors(flat(grads), rhos, self.perturb_eps)
+        return norm_ball_factors(
+            ctx.params,
+            grads,
+            rhos,
+            [group.get("adaptive", False) for group in groups],
+            [group.get("eta", 0.0) for group in groups],
+            self.perturb_eps,
+        )
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:
         """``ε = T · dual(T g)`` with ``T = |w| + η`` where ``adaptive``, else ``dual(g)``."""
