@@ -61,7 +61,7 @@ class FisherAscent:
             quotients = torch._foreach_div([gs[i] for i in small], [precond[i] for i in small])
             for i, q in zip(small, quotients, strict=True):
                 precond[i] = q
-        length = torch.sqrt(global_dot(gs, precond)) + self.eps
+        length = torch.sqrt(_dot(gs, precond, small)) + self.eps
         rhos = radii(ctx)
         if all(rho == rhos[0] for rho in rhos):  # one kernel over all groups
             torch._foreach_mul_(precond, per_device(rhos[0] / length, precond))
@@ -71,6 +71,34 @@ class FisherAscent:
             if pc:
                 torch._foreach_mul_(pc, per_device(rho / length, pc))
         return e
+
+
+def _dot(gs: list[Tensor], precond: list[Tensor], small: list[int]) -> Tensor:
+    """``gᵀF⁻¹g``: ``global_dot``, but the small tensors' terms in two kernel calls.
+
+    Every term ``g_i · g_i/F_ii`` is ≥ 0, so a tensor's sum is the 1-norm of its products:
+    one ``_foreach_mul`` and one ``_foreach_norm`` over the small tensors instead of one dot
+    call each (40 on a 20-layer MLP). Plain tensors of one dtype (float32 or wider) on one
+    device only; anything else is ``global_dot``.
+    """
+    first = gs[0]
+    if (
+        len(small) < 2
+        or first.dtype not in (torch.float32, torch.float64)
+        or any(
+            type(g) is not Tensor or g.dtype != first.dtype or g.device != first.device for g in gs
+        )
+    ):
+        return global_dot(gs, precond)
+    products = torch._foreach_mul([gs[i] for i in small], [precond[i] for i in small])
+    terms = list(torch._foreach_norm(products, ord=1))
+    chosen = set(small)
+    terms += [
+        torch.vdot(g.reshape(-1), f.reshape(-1))
+        for i, (g, f) in enumerate(zip(gs, precond, strict=True))
+        if i not in chosen
+    ]
+    return torch.stack(terms).sum()
 
 
 class FisherSAM(SharpnessAware):
