@@ -24,6 +24,7 @@ it can ask for several gradients from one forward (ImbSAM) or skip the backward 
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -69,13 +70,27 @@ def require_example_closure(name: str, closure: ExampleLosses | None) -> Example
     return closure
 
 
+# Whether each closure takes indices, remembered while it lives: a step checks its closure,
+# and inspect.signature costs more than the optimizer's own arithmetic on a small model.
+_TAKES_INDICES: weakref.WeakKeyDictionary[Callable[..., Tensor], bool] = weakref.WeakKeyDictionary()
+
+
 def _takes_indices(closure: Callable[..., Tensor]) -> bool:
+    try:
+        return _TAKES_INDICES[closure]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable
+        pass
     try:
         signature = inspect.signature(closure)
     except (TypeError, ValueError):  # a builtin or C callable: nothing to check
         return True
     try:
         signature.bind(None)
+        takes = True
     except TypeError:
-        return False
-    return True
+        takes = False
+    try:
+        _TAKES_INDICES[closure] = takes
+    except TypeError:
+        pass
+    return takes
