@@ -16,9 +16,46 @@ from torch.nn import Parameter
 from sampy.torch.storage import owns_storage
 
 
-def ema_of_squares_(vs: list[Tensor], grads: list[Tensor], beta2: float) -> None:
-    """``v ← β₂ v + (1 − β₂) g²`` (Adam's second moment)."""
-    torch._foreach_mul_(vs, beta2)
+def cpu_dtype(tensors: list[Tensor]) -> torch.dtype | None:
+    """The dtype of ``tensors`` where they are plain CPU tensors of one float32 or float64
+    dtype, else None: where ``scalar`` may hand a number to a ``torch._foreach_*`` call as a
+    0-dim tensor."""
+    dtype = tensors[0].dtype
+    if dtype not in (torch.float32, torch.float64):
+        return None
+    for t in tensors:
+        if type(t) not in (Tensor, Parameter) or not t.is_cpu or t.dtype is not dtype:
+            return None
+    return dtype
+
+
+def scalar(value: float, dtype: torch.dtype | None) -> float | Tensor:
+    """``value`` as the scalar operand of a ``torch._foreach_*`` call: a 0-dim tensor of
+    ``dtype`` (from ``cpu_dtype``), or the number itself for None.
+
+    torch's CPU loop behind a foreach call with a Python number wraps and converts the number
+    again for every tensor (some 2 µs a tensor, 40 µs a call on a 20-layer MLP); a 0-dim
+    tensor of the tensors' own dtype is taken as it is, with the same bits (the kernel rounds
+    the number to that dtype either way). Narrower dtypes keep the number: their kernels
+    compute in float32 with the number unrounded.
+    """
+    return value if dtype is None else torch.full((), value, dtype=dtype)
+
+
+def add_scalar_(tensors: list[Tensor], value: float, dtype: torch.dtype | None) -> None:
+    """``t ← t + value`` for every tensor (foreach ``add_`` has no fast 0-dim form on the CPU:
+    the value goes in as a list of one 0-dim tensor, broadcast)."""
+    if dtype is None:
+        torch._foreach_add_(tensors, value)
+    else:
+        torch._foreach_add_(tensors, [torch.full((), value, dtype=dtype)] * len(tensors))
+
+
+def ema_of_squares_(
+    vs: list[Tensor], grads: list[Tensor], beta2: float, dtype: torch.dtype | None = None
+) -> None:
+    """``v ← β₂ v + (1 − β₂) g²`` (Adam's second moment); ``dtype`` as ``cpu_dtype(vs)``."""
+    torch._foreach_mul_(vs, scalar(beta2, dtype))
     torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
 
 
@@ -49,7 +86,9 @@ def split_large(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], 
     return large, small
 
 
-def square_roots(vs: list[Tensor], into: list[Tensor], bias2: float | None) -> list[Tensor]:
+def square_roots(
+    vs: list[Tensor], into: list[Tensor], bias2: float | None, dtype: torch.dtype | None = None
+) -> list[Tensor]:
     """``√(v/bias2)`` (``√v`` for ``bias2`` None) in the official operations, written into the
     tensors ``into`` where they are large (they must be dead: Schedule-Free's parameters between
     the decay and the new y, consumed gradients), fresh tensors for the small ones."""
@@ -66,7 +105,7 @@ def square_roots(vs: list[Tensor], into: list[Tensor], bias2: float | None) -> l
         if bias2 is None:
             fresh = torch._foreach_sqrt(small_vs)
         else:
-            fresh = torch._foreach_div(small_vs, bias2)
+            fresh = torch._foreach_div(small_vs, scalar(bias2, dtype))
             torch._foreach_sqrt_(fresh)
         for i, t in zip(small, fresh, strict=True):
             roots[i] = t
@@ -74,9 +113,14 @@ def square_roots(vs: list[Tensor], into: list[Tensor], bias2: float | None) -> l
 
 
 def denominators(
-    vs: list[Tensor], into: list[Tensor], bias2: float | None, eps: float
+    vs: list[Tensor],
+    into: list[Tensor],
+    bias2: float | None,
+    eps: float,
+    dtype: torch.dtype | None = None,
 ) -> list[Tensor]:
-    """``√(v/bias2) + eps`` (``√v + eps`` for ``bias2`` None), written as ``square_roots``."""
-    denom = square_roots(vs, into, bias2)
-    torch._foreach_add_(denom, eps)
+    """``√(v/bias2) + eps`` (``√v + eps`` for ``bias2`` None), written as ``square_roots``;
+    ``dtype`` as ``cpu_dtype(vs)``."""
+    denom = square_roots(vs, into, bias2, dtype)
+    add_scalar_(denom, eps, dtype)
     return denom

@@ -64,7 +64,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import ema_of_squares_, square_roots
+from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar, square_roots
 from sampy.torch.perturbation import lp_norm
 
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).
@@ -252,7 +252,7 @@ class MSAM(MomentumAscent, CheckedOptimizer):
             # 3. w = w̃ + scale · v (in place: no model-sized temporary)
             _shift(params, bufs, [s["scale"] for s in states], 1.0)
             # 4. v ← μ v + d (v starts at 0, so v_1 = d_1 exactly, like SGD's first clone)
-            torch._foreach_mul_(bufs, group["momentum"])
+            torch._foreach_mul_(bufs, scalar(group["momentum"], cpu_dtype(bufs)))
             torch._foreach_add_(bufs, grads)
             # 5. w ← w − η v
             torch._foreach_add_(params, bufs, alpha=-group["lr"])
@@ -328,19 +328,26 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
             grads = [p.grad for p in params]
             # 2. w = w̃ + scale · m, with the OLD m
             _shift(params, ms, [s["scale"] for s in states], 1.0)
+            dtype = cpu_dtype(vs)
             # 3. the moments, in torch.optim.Adam's operations
             torch._foreach_lerp_(ms, grads, 1.0 - beta1)
-            ema_of_squares_(vs, grads, beta2)
+            ema_of_squares_(vs, grads, beta2, dtype)
             # 4. w ← w − (η/(1−β1ᵗ)) m/(√v/√(1−β2ᵗ) + eps), bias corrections per tensor
             # (√v into the consumed gradients where large: no fresh model-sized tensor)
             denom = square_roots(vs, grads, None)
-            torch._foreach_div_(denom, [math.sqrt(1.0 - beta2 ** s["step"]) for s in states])
-            torch._foreach_add_(denom, group["eps"])
-            step_sizes = [-lr / (1.0 - beta1 ** s["step"]) for s in states]
-            torch._foreach_addcdiv_(params, ms, denom, step_sizes)
+            t = states[0]["step"]
+            if all(s["step"] == t for s in states):  # the usual case: one number each
+                torch._foreach_div_(denom, scalar(math.sqrt(1.0 - beta2**t), dtype))
+                add_scalar_(denom, group["eps"], dtype)
+                torch._foreach_addcdiv_(params, ms, denom, value=-lr / (1.0 - beta1**t))
+            else:
+                torch._foreach_div_(denom, [math.sqrt(1.0 - beta2 ** s["step"]) for s in states])
+                add_scalar_(denom, group["eps"], dtype)
+                step_sizes = [-lr / (1.0 - beta1 ** s["step"]) for s in states]
+                torch._foreach_addcdiv_(params, ms, denom, step_sizes)
             # 5. decoupled decay AFTER the step (torch.optim.AdamW decays before it)
             if group["weight_decay"] != 0:
-                torch._foreach_mul_(params, 1.0 - lr * group["weight_decay"])
+                torch._foreach_mul_(params, scalar(1.0 - lr * group["weight_decay"], dtype))
             stepped.append((group, params, states, ms))
         # 6. scale = ρ/(‖m‖ + 1e-12), w̃ = w − scale · m
         self._perturb(stepped)

@@ -68,7 +68,7 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import denominators, ema_of_squares_
+from sampy.torch.moments import cpu_dtype, denominators, ema_of_squares_, scalar
 from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
@@ -265,22 +265,23 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         weight = polynomial_weight(t, group["r"], alpha_max, group["weight_lr_power"])
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         c = averaging_weight(weight, weight_sum) if group["interpolate"] else 1.0
+        dtype = cpu_dtype(vs)
         # 5. m, v
         torch._foreach_lerp_(ms, grads, 1.0 - beta1)
-        ema_of_squares_(vs, grads, beta2)
+        ema_of_squares_(vs, grads, beta2, dtype)
         # 1–2, 6, 9 without θ' or θ'' in memory: (1 − c) θ + c θ'' with θ' = θ + ρ d_t and
         # θ'' = (1 − αλ) θ' − α m/(√v + ε) is θ (1 − cαλ) + c(1 − αλ) ρ d_t − cα m/(√v + ε),
         # three passes over θ (the ρ d_t term before x moves)
         decay = alpha * group["weight_decay"]
         if decay != 0:
-            torch._foreach_mul_(params, saturated(1.0 - c * decay, ms))
+            torch._foreach_mul_(params, scalar(saturated(1.0 - c * decay, ms), dtype))
         if inverse is not None:
             _shift_one(params, xs, inverse * group["rho"], saturated(c * (1.0 - decay), ms))
         # 7. x ← β1 x + g
-        torch._foreach_mul_(xs, beta1)
+        torch._foreach_mul_(xs, scalar(beta1, dtype))
         torch._foreach_add_(xs, grads)
         # the gradients are consumed: the large ones hold √v + ε
-        denom = denominators(vs, grads, None, group["eps"])
+        denom = denominators(vs, grads, None, group["eps"], dtype)
         torch._foreach_addcdiv_(params, ms, denom, value=saturated(-(c * alpha), ms))
 
 

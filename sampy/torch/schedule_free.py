@@ -55,7 +55,7 @@ from sampy.optim.hyper import validate
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import denominators, ema_of_squares_, split_large
+from sampy.torch.moments import cpu_dtype, denominators, ema_of_squares_, scalar, split_large
 
 
 def schedule_free_defaults(
@@ -87,11 +87,17 @@ def schedule_free_defaults(
     )
 
 
-def interpolate(out: list[Tensor], xs: list[Tensor], zs: list[Tensor], beta1: float) -> None:
+def interpolate(
+    out: list[Tensor],
+    xs: list[Tensor],
+    zs: list[Tensor],
+    beta1: float,
+    dtype: torch.dtype | None = None,
+) -> None:
     """``out ← β1 x + (1 − β1) z`` (step 7; ``train()`` repeats it to the last bit).
 
     ``β1 x`` is written straight into ``out`` where a tensor is large (the same bits as a copy
-    followed by an in-place multiply, one pass fewer).
+    followed by an in-place multiply, one pass fewer); ``dtype`` as ``cpu_dtype(xs)``.
     """
     large, small = split_large(xs, out)
     for i in large:
@@ -99,7 +105,7 @@ def interpolate(out: list[Tensor], xs: list[Tensor], zs: list[Tensor], beta1: fl
     if small:
         dests = [out[i] for i in small]
         torch._foreach_copy_(dests, [xs[i] for i in small])
-        torch._foreach_mul_(dests, beta1)
+        torch._foreach_mul_(dests, scalar(beta1, dtype))
     torch._foreach_add_(out, zs, alpha=1.0 - beta1)
 
 
@@ -222,22 +228,23 @@ class ScheduleFreeAdamW(CheckedOptimizer):
         zs = [s["z"] for s in states]
         xs = [s["x"] for s in states]
         vs = [s["exp_avg_sq"] for s in states]
+        dtype = cpu_dtype(vs)
         # 4. v ← β2 v + (1 − β2) g²
-        ema_of_squares_(vs, grads, beta2)
+        ema_of_squares_(vs, grads, beta2, dtype)
         # 6a. z ← z − γλ y (or z): the last read of y, so the parameters can hold den next
         if group["weight_decay"] != 0:
             at = zs if group["decay_at_z"] else params
             torch._foreach_sub_(zs, at, alpha=saturated(lr * group["weight_decay"], zs))
         # 5. the denominator: bias-corrected v (GEN-B) or √(1 − β2^{k+1}) already in γ (GEN-A)
         denom = denominators(
-            vs, params, None if group["variant"] == "gen_a" else bias2, group["eps"]
+            vs, params, None if group["variant"] == "gen_a" else bias2, group["eps"], dtype
         )
         # 6b. z ← z − γ g/den
         torch._foreach_addcdiv_(zs, grads, denom, value=saturated(-lr, zs))
         # 7. x ← (1 − c) x + c z, y ← β1 x + (1 − β1) z
-        torch._foreach_mul_(xs, 1.0 - c)
+        torch._foreach_mul_(xs, scalar(1.0 - c, dtype))
         torch._foreach_add_(xs, zs, alpha=c)
-        interpolate(params, xs, zs, beta1)
+        interpolate(params, xs, zs, beta1, dtype)
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Tensor | None:
