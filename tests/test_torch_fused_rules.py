@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import sampy.torch as st  # noqa: E402
-from sampy.torch import groups  # noqa: E402
+from sampy.torch import host_reads  # noqa: E402
 from sampy.torch.groups import Buffers, global_dot, global_norm, norms_and_dot  # noqa: E402
 
 SHAPES = {
@@ -75,7 +75,7 @@ def test_norms_and_dot_accumulates_a_narrow_or_mixed_list_as_the_three_do():
 
 
 def test_norms_and_dot_without_host_reads_returns_device_tensors(monkeypatch):
-    monkeypatch.setattr(groups, "_on_host", lambda tensors: False)
+    monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     a, b = _lists(SHAPES["mixed"])
     got = norms_and_dot(a, b)
     assert all(isinstance(x, torch.Tensor) and x.dim() == 0 for x in got)
@@ -118,6 +118,8 @@ TWINS = [
     ("VaSSO", {"theta": 0.4}),
     ("FriendlySAM", {}),
     ("FriendlySAM", {"momentum_order": "paper", "sigma": 0.5}),
+    ("WSAM", {"decouple": False, "gamma": 0.7, "max_norm": 1.0}),
+    ("WSAM", {"gamma": 0.6, "max_norm": 5.0}),
 ]
 
 
@@ -126,7 +128,7 @@ TWINS = [
 )
 def test_the_twin_takes_the_same_steps_with_and_without_host_reads(name, hyper, monkeypatch):
     host = _run(name, hyper)
-    monkeypatch.setattr(groups, "_on_host", lambda tensors: False)
+    monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     device = _run(name, hyper)
     for a, b in zip(host, device, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sampy.torch import host_reads
 from sampy.torch.dtensors import is_dtensor, replicated
 from sampy.torch.perturbation import (
     accumulation_dtype,
@@ -182,8 +183,10 @@ def factor_for(x: Scalar, tensors: list[Tensor]) -> float | Tensor | list[Tensor
 
 
 def _on_host(tensors: list[Tensor]) -> bool:
-    """Whether every tensor is a plain CPU tensor (no subclass such as a DTensor)."""
-    return all(type(x) is Tensor and x.is_cpu for x in tensors)
+    """Whether the tensors' values may be read on the host: plain CPU tensors (no DTensor),
+    and ``sampy.torch.host_reads`` allows it (the contract tests send the CPU down the device
+    path)."""
+    return host_reads.on_host(tensors)
 
 
 def _host_dtype(tensors: list[Tensor]) -> torch.dtype | None:
