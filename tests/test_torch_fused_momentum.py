@@ -15,6 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from twin_helpers import forbid_host_reads  # noqa: E402
+
 import sampy.torch.msam as msam_module  # noqa: E402
 from sampy.torch.moments import OUT_MIN_NUMEL, split_large  # noqa: E402
 from sampy.torch.msam import MSAM, AdamWMSAM  # noqa: E402
@@ -234,3 +236,23 @@ def test_one_group_or_two_give_the_same_bits():
         one, _ = _run(cls, kwargs, torch.float32, groups=False)
         for p, q in zip(two.parameters(), one.parameters(), strict=True):
             assert torch.equal(p, q), cls.__name__
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [MSAM, AdamWMSAM, ScheduleFreeAdamW, AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree],
+)
+def test_the_device_path_reads_no_tensor_value_on_the_host(cls, monkeypatch):
+    """The CPU path reads its factors with ``.item()`` (free there); with them kept on the
+    device, as on an accelerator, a whole step (closure included) reads nothing."""
+    monkeypatch.setattr(msam_module, "_host_value", lambda scale: None)
+    model = _model()
+    inputs, targets = _data()
+    opt = cls(_two_groups(model))
+    closure = _closure(opt, model, inputs, targets)
+    opt.step(closure)
+    guarded = forbid_host_reads(opt.step, monkeypatch, also=("nonzero",))
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(3):
+        guarded(closure)
+    assert not all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
