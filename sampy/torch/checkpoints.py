@@ -266,7 +266,10 @@ class CheckpointScaling(_CheckpointRule):
                 groups.setdefault(c, set()).add(k)
         runs = [(i, c, terms) for c, ks in groups.items() for i, terms in _runs(frozenset(ks))]
         self._runs = [(c, terms) for _, c, terms in sorted(runs, key=lambda run: run[0])]
-        self._exact_offsets: dict[torch.dtype, bool] = {}
+        # Decided here for the usual dtypes: a step reads no tensor value on the host.
+        self._exact_offsets = {
+            dtype: _same_offsets(self.factors, dtype) for dtype in (torch.float32, torch.float64)
+        }
 
     def _direction(self, g: Tensor, g_adv: Tensor, dest: list[Tensor]) -> None:
         """``g̃ ⊙ c[ckpt]``: the factor of every coordinate in the buffer of ``g``, then one
