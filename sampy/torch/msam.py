@@ -48,7 +48,9 @@ Design decisions (where the official code is silent or restrictive):
   steps (the official code re-reads ρ and would leave a residue).
 - The ρ = 0 MSAM does the operations of ``torch.optim.SGD(lr, momentum, weight_decay=λ)``
   in the same order, and ρ = 0, λ = 0 AdamW-MSAM those of ``torch.optim.Adam``: bit for bit.
-- No host synchronisation: norms and scales stay 0-dim tensors on the parameters' device.
+- No host synchronisation: norms and scales stay 0-dim tensors on the parameters' device. On
+  the CPU, where reading one costs nothing, the scale is read as a number so that every move
+  ``w ± scale · u`` is a single ``add_(u, alpha=…)`` kernel.
 """
 
 from __future__ import annotations
