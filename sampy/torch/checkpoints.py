@@ -193,16 +193,21 @@ class _CheckpointRule(Elementwise):
             self._direction(gf, pf, dest)
         return g_adv
 
-    def _pieces(self, x: Tensor, like: list[Tensor]) -> list[Tensor]:
-        """``x`` cut into tensors shaped like ``like``; for a buffer of this rule's, the views
-        are kept for the next step (they cost a dozen small calls to make)."""
+    def _pieces(
+        self, x: Tensor, like: list[Tensor], dtype: torch.dtype | None = None
+    ) -> list[Tensor]:
+        """``x`` cut into tensors shaped like ``like`` (their bits as ``dtype``, if given); for
+        a buffer of this rule's, the views are kept for the next step (they cost a dozen small
+        calls to make)."""
         shapes = [t.shape for t in like]
         buffers = self.__dict__.setdefault("_buffers", {})
-        key = ("pieces", x.data_ptr(), x.dtype)
+        key = ("pieces", x.data_ptr(), x.dtype, dtype)
         found = buffers.get(key)
         if found is not None and found[0] is x and found[1] == shapes:
             return found[2]
         pieces = _views(x, like)
+        if dtype is not None:
+            pieces = [piece.view(dtype) for piece in pieces]
         scratch = [v for v in buffers.values() if type(v) is Tensor]
         if any(v is x for v in scratch):
             for k in [k for k in buffers if isinstance(k, tuple) and k[0] == "pieces"]:
@@ -349,8 +354,8 @@ class CheckpointHybrid(_CheckpointRule):
         takes_g = marked.sub_(0.5).neg_() if self._zero else marked.sub_(0.5)
         mask = takes_g.view(bits[0]).bitwise_right_shift_(bits[1])
         if g_adv is None:  # into the g̃ tensors themselves, one by one
-            pieces = self._pieces(g, dest)
-            ints = [(x.view(bits[0]), t.view(bits[0])) for x, t in zip(pieces, dest, strict=True)]
+            pieces = self._pieces(g, dest, bits[0])
+            ints = [(x, t.view(bits[0])) for x, t in zip(pieces, dest, strict=True)]
             for diff, into in ints:
                 diff.bitwise_xor_(into)
             g.view(bits[0]).bitwise_and_(mask)
