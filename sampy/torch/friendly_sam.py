@@ -24,7 +24,15 @@ from torch import Tensor
 from sampy.optim import friendly_sam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import Buffers, factor_for, flat, radii, regroup, unit_into
+from sampy.torch.groups import (
+    Buffers,
+    factor_for,
+    flat,
+    radii,
+    regroup,
+    sum_in_scratch,
+    unit_into,
+)
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
@@ -36,7 +44,8 @@ class FriendlyAscent(Buffers):
     (``m_0 = 0``). ``ε = ρ d/(‖d‖ + eps)``.
     """
 
-    # ε is written into the consumed gradients (inplace=True) or into new tensors, never into m.
+    # ε is written into the consumed gradients (inplace=True) or into new tensors, never into m
+    # or the scratch that holds d.
     fresh_perturbation = True
 
     def __init__(self, sigma: float, lmbda: float, momentum_order: str, eps: float) -> None:
@@ -50,9 +59,12 @@ class FriendlyAscent(Buffers):
         gs, ps = flat(grads), flat(ctx.params)
         states = [ctx.state[p] for p in ps]
         ms = [state.get("m") for state in states]
+        # ε = ρ d/(‖d‖ + eps) in the consumed gradients (with inplace), else in new tensors:
+        # d itself may be a scratch buffer of this rule's.
+        out = grads if inplace else None
         if all(m is not None for m in ms):  # every step but the first
             d = regroup(self._directions(ms, gs, inplace), grads)
-            return unit_into(d, radii(ctx), self.eps, d, self)
+            return unit_into(d, radii(ctx), self.eps, out, self)
         fresh = [i for i, m in enumerate(ms) if m is None]
         ready = [i for i, m in enumerate(ms) if m is not None]
         d: list[Tensor] = list(gs)
@@ -67,23 +79,22 @@ class FriendlyAscent(Buffers):
             new = self._directions([ms[i] for i in ready], [gs[i] for i in ready], inplace)
             for i, x in zip(ready, new, strict=True):
                 d[i] = x
-        # ε in place: d is this rule's own tensors, except the official first step's d = g (then
-        # only when the caller consumed g).
-        own = inplace or not (fresh and official)
-        directions = regroup(d, grads)
-        return unit_into(directions, radii(ctx), self.eps, directions if own else None, self)
+        return unit_into(regroup(d, grads), radii(ctx), self.eps, out, self)
 
     def _directions(self, m: list[Tensor], g: list[Tensor], inplace: bool) -> list[Tensor]:
-        """``d = g − σ m`` in new tensors, ``m`` updated before (paper) or after (official code)
-        in place; with ``inplace`` the paper order writes ``d`` into ``g``."""
+        """``d = g − σ m``, ``m`` updated before (paper) or after (official code) in place.
+
+        ``d`` is written into ``g`` where it may be (paper order, ``inplace``); else into this
+        rule's scratch (large CPU tensors) or new tensors: the official EMA reads ``g`` after.
+        """
         official = self.momentum_order == "official_code"
         if not official:
             self._ema(m, g)
         if inplace and not official:
             torch._foreach_add_(g, m, alpha=-self.sigma)
             d = g
-        else:  # the official EMA reads g after d is formed, so d needs its own tensors
-            d = list(torch._foreach_add(g, m, alpha=-self.sigma))
+        else:
+            d = sum_in_scratch(g, m, -self.sigma, self, "d")
         if official:
             self._ema(m, g)
         return d

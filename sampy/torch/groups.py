@@ -38,6 +38,7 @@ __all__ = [
     "norms_and_dot",
     "radii",
     "regroup",
+    "sum_in_scratch",
     "unit",
     "unit_into",
 ]
@@ -265,9 +266,9 @@ def _scale_into(v: list[Tensor], factor: Any, out: list[Tensor]) -> list[Tensor]
     kernel per small tensor, or a copy and a product, costs more); elsewhere a copy into ``out``
     and a product, one call each.
     """
-    if out is v:
+    if out is v or all(x is y for x, y in zip(v, out, strict=True)):
         torch._foreach_mul_(v, factor)
-        return v
+        return out
     if isinstance(factor, list) or not _on_host(v):
         torch._foreach_copy_(out, v)
         torch._foreach_mul_(out, factor)
@@ -284,6 +285,33 @@ def _scale_into(v: list[Tensor], factor: Any, out: list[Tensor]) -> list[Tensor]
         for i, x in zip(small, scaled, strict=True):
             result[i] = x
     return result
+
+
+def sum_in_scratch(
+    a: list[Tensor], b: list[Tensor], alpha: float, buffers: Buffers, name: str
+) -> list[Tensor]:
+    """``a + alpha · b``, for a value the caller reads and drops within the step: in scratch
+    tensors of ``buffers`` (kept from step to step) for the large CPU tensors, one kernel each,
+    in new tensors for the others (one call). Never return these tensors as a fresh ``ε``."""
+    if not _plain_cpu(a):
+        return list(torch._foreach_add(a, b, alpha=alpha))
+    out = list(a)
+    small = []
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x.numel() >= FLAT_BELOW:
+            out[i] = torch.add(x, y, alpha=alpha, out=buffers.buffer(f"{name}{i}", x))
+        else:
+            small.append(i)
+    if small:
+        new = torch._foreach_add([a[i] for i in small], [b[i] for i in small], alpha=alpha)
+        for i, x in zip(small, new, strict=True):
+            out[i] = x
+    return out
+
+
+def _plain_cpu(tensors: list[Tensor]) -> bool:
+    """Plain CPU tensors (no subclass): where a scratch buffer kept between steps pays."""
+    return all(type(t) is Tensor and t.is_cpu for t in tensors)
 
 
 def _flatten_into(tensors: list[Tensor], out: Tensor) -> None:
