@@ -132,3 +132,27 @@ def test_the_twin_takes_the_same_steps_with_and_without_host_reads(name, hyper, 
     device = _run(name, hyper)
     for a, b in zip(host, device, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
+# -- unit_into and sum_in_scratch: where their results live ------------------------------------
+
+
+def test_unit_into_writes_large_tensors_into_out_and_gives_the_unit_s_values():
+    from sampy.torch.groups import sum_in_scratch, unit, unit_into
+
+    vs, _ = _lists([(200, 50), (7,), (3, 3)])
+    out = [torch.empty_like(v) for v in vs]
+    got = unit_into([vs], [0.05], 1e-12, [out], Buffers())
+    want = unit([vs], [0.05], 1e-12)
+    assert got[0][0] is out[0]  # the large tensor: written in place of the dead one
+    assert all(g is not v for g, v in zip(got[0], vs, strict=True))  # never one of vs
+    for a, b in zip(got[0], want[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-15, atol=0)
+    same = [v.clone() for v in vs]
+    assert unit_into([same], [0.05], 1e-12, [same])[0] is same  # in place
+    owner = Buffers()
+    a, b = _lists([(200, 50), (7,)])
+    s = sum_in_scratch(a, b, -0.5, owner, "d")
+    assert s[0] is owner.buffer("d0", a[0])  # kept for the next step
+    for x, y, z in zip(s, a, b, strict=True):
+        torch.testing.assert_close(x, y - 0.5 * z, rtol=1e-15, atol=1e-15)
