@@ -35,6 +35,7 @@ from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import radii, regroup, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import CLEAN_GRAD, PerturbedGradient, SharpnessAware
+from sampy.torch.swaps import _positive_mask_  # shared with the swaps; a candidate for groups
 
 
 class SAMAnatomy(SharpnessAware):
@@ -84,9 +85,9 @@ class SAMAnatomy(SharpnessAware):
             raise RuntimeError("second_ascent_step() must follow first_step()")
         params, flat_params, saved = self._perturbed
         # m = g ⊙ 1[g1/(g + eps) > 0] over all tensors at once, in the storage of g (popped:
-        # dead after this) and of g1 (dead when zero_grad drops it): g + eps, the ratio and
-        # the 0/1 mask max(sign(r), 0) (torch's sign of NaN is 0: a NaN ratio drops the
-        # coordinate, as the reference's comparison does), then m = g ⊙ mask.
+        # dead after this) and of g1 (dead when zero_grad drops it): g + eps, the ratio, its
+        # 0/1 mask (a NaN ratio drops the coordinate, as the reference's comparison does),
+        # then m = g ⊙ mask.
         clean = [self.state[p].pop(CLEAN_GRAD) for p in flat_params]
         g1 = [
             p.grad if p.grad is not None else torch.zeros_like(g)
@@ -98,9 +99,7 @@ class SAMAnatomy(SharpnessAware):
             same_sign = g1
         else:
             same_sign = torch._foreach_div(g1, denominator)
-        torch._foreach_sign_(same_sign)
-        torch._foreach_clamp_min_(same_sign, 0.0)
-        torch._foreach_mul_(clean, same_sign)
+        torch._foreach_mul_(clean, _positive_mask_(same_sign))
         kept = regroup(clean, params)
         e2 = unit(kept, radii(self._context(params)), self.perturb_eps, inplace=True)
         torch._foreach_copy_(flat_params, saved)
