@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from twin_helpers import forbid_host_reads  # noqa: E402
 
-import sampy.torch.msam as msam_module  # noqa: E402
+from sampy.torch import host_reads  # noqa: E402
 from sampy.torch.moments import OUT_MIN_NUMEL, split_large  # noqa: E402
 from sampy.torch.msam import MSAM, AdamWMSAM  # noqa: E402
 from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree  # noqa: E402
@@ -207,7 +207,7 @@ def test_the_device_path_is_the_same_mathematics(cls, kwargs, monkeypatch):
     """With the factors kept as 0-dim tensors (the accelerator path: ``addcmul_``, no host
     read) the trajectory agrees with the CPU path's ``add_(u, alpha=…)`` to rounding."""
     cpu, _ = _run(cls, kwargs)
-    monkeypatch.setattr(msam_module, "_host_value", lambda scale: None)
+    monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     device, _ = _run(cls, kwargs)
     for p, q in zip(cpu.parameters(), device.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-13)
@@ -245,7 +245,7 @@ def test_one_group_or_two_give_the_same_bits():
 def test_the_device_path_reads_no_tensor_value_on_the_host(cls, monkeypatch):
     """The CPU path reads its factors with ``.item()`` (free there); with them kept on the
     device, as on an accelerator, a whole step (closure included) reads nothing."""
-    monkeypatch.setattr(msam_module, "_host_value", lambda scale: None)
+    monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     model = _model()
     inputs, targets = _data()
     opt = cls(_two_groups(model))
@@ -256,3 +256,33 @@ def test_the_device_path_reads_no_tensor_value_on_the_host(cls, monkeypatch):
     for _ in range(3):
         guarded(closure)
     assert not all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (MSAM, dict(lr=0.05, momentum=0.9, weight_decay=0.0, rho=0.3)),
+        (AdamWMSAM, dict(lr=0.01, weight_decay=0.01, rho=0.5)),
+        (ScheduleFreeAdamW, dict(lr=0.01, weight_decay=0.01)),
+        (AdamWMSAMScheduleFree, dict(lr=0.01, rho=0.1, weight_decay=0.05)),
+    ],
+    ids=["MSAM", "AdamWMSAM", "SF", "MSF"],
+)
+def test_after_a_step_p_grad_is_still_the_gradient(cls, kwargs):
+    """No scratch result (an Adam denominator, say) is left in ``p.grad``: a training loop
+    that logs or clips gradients after ``step`` reads what backward wrote, as with torch's
+    optimizers (MSAM with weight decay documents its ``d = g + λ w̃`` there)."""
+    model = _model()
+    inputs, targets = _data()
+    opt = cls(model.parameters(), **kwargs)
+    closure = _closure(opt, model, inputs, targets)
+    for _ in range(3):
+        opt.step(closure)
+        grads = [p.grad.clone() for p in model.parameters()]
+        assert not any(g.eq(0).all() for g in grads)
+    opt.zero_grad()
+    closure()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.step()
+    for p, g in zip(model.parameters(), grads, strict=True):
+        assert torch.equal(p.grad, g)

@@ -66,7 +66,8 @@ from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar, square_roots
+from sampy.torch.host_reads import alpha_value
+from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar
 from sampy.torch.perturbation import lp_norm
 
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).
@@ -83,14 +84,6 @@ def times(tensors: list[Tensor], scales: list[Tensor]) -> list[Tensor]:
     if all(s is first for s in scales):
         return torch._foreach_mul(tensors, first)
     return torch._foreach_mul(tensors, scales)
-
-
-def _host_value(scale: Tensor) -> float | None:
-    """``scale`` as a Python float where reading it costs no host synchronisation (a plain
-    CPU tensor), else None (an accelerator or a DTensor: the value stays on the device)."""
-    if type(scale) is Tensor and scale.device.type == "cpu":
-        return scale.item()
-    return None
 
 
 def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: float) -> None:
@@ -116,7 +109,7 @@ def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: f
 
 
 def _shift_one(params: list[Tensor], us: list[Tensor], scale: Tensor, sign: float) -> None:
-    value = _host_value(scale)
+    value = alpha_value(scale, us)  # None on a device: the scale stays there
     if value is None:
         torch._foreach_addcmul_(params, us, [scale] * len(us), value=sign)
     else:
@@ -308,11 +301,7 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Tensor | None:
-        """One AdamW-MSAM step with the gradients in ``p.grad``, taken at the stored w̃.
-
-        ``p.grad`` holds Adam's denominator ``√v/√(1 − β2ᵗ) + eps`` afterwards where a tensor
-        is large (the consumed gradient is its storage: no fresh model-sized tensor).
-        """
+        """One AdamW-MSAM step with the gradients in ``p.grad``, taken at the stored w̃."""
         self._require_ascent()
         loss = run_closure(closure)
         stepped: list[Stepped] = []
@@ -335,8 +324,8 @@ class AdamWMSAM(MomentumAscent, CheckedOptimizer):
             torch._foreach_lerp_(ms, grads, 1.0 - beta1)
             ema_of_squares_(vs, grads, beta2, dtype)
             # 4. w ← w − (η/(1−β1ᵗ)) m/(√v/√(1−β2ᵗ) + eps), bias corrections per tensor
-            # (√v into the consumed gradients where large: no fresh model-sized tensor)
-            denom = square_roots(vs, grads, None)
+            # (√v in fresh tensors, as torch's Adam: p.grad stays the gradient for the caller)
+            denom = torch._foreach_sqrt(vs)
             t = states[0]["step"]
             if all(s["step"] == t for s in states):  # the usual case: one number each
                 torch._foreach_div_(denom, scalar(math.sqrt(1.0 - beta2**t), dtype))

@@ -68,7 +68,7 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import cpu_dtype, denominators, ema_of_squares_, scalar
+from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar
 from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
@@ -226,11 +226,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> Tensor | None:
-        """One step of the formula with ``g_t`` in ``p.grad``; the parameters must hold θ.
-
-        ``p.grad`` holds the denominator ``√v + ε`` afterwards where a tensor is large (the
-        consumed gradient is its storage: no fresh model-sized tensor).
-        """
+        """One step of the formula with ``g_t`` in ``p.grad``; the parameters must hold θ."""
         if any(group["at_ascent"] for group in self.param_groups):
             raise RuntimeError("step() called at θ + ascent: call move_from_ascent() first")
         # d_t uses x_{t−1} of every group: no x moves before the update
@@ -280,8 +276,9 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         # 7. x ← β1 x + g
         torch._foreach_mul_(xs, scalar(beta1, dtype))
         torch._foreach_add_(xs, grads)
-        # the gradients are consumed: the large ones hold √v + ε
-        denom = denominators(vs, grads, None, group["eps"], dtype)
+        # √v + ε in fresh tensors, as torch's Adam: p.grad stays the gradient for the caller
+        denom = torch._foreach_sqrt(vs)
+        add_scalar_(denom, group["eps"], dtype)
         torch._foreach_addcdiv_(params, ms, denom, value=saturated(-(c * alpha), ms))
 
 
