@@ -129,10 +129,10 @@ def test_hybrid_picks_the_reference_floats(selected, mode, layout):
 def test_the_terms_of_every_subset_are_its_indicator():
     r = torch.tensor([-math.inf, -3.0, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 3.0, math.inf, math.nan])
     ck = reference.checkpoints(np.ones(r.numel()), r.numpy(), 0.0, "notes_code")
-    for n in range(5):
+    for n, down in itertools.product(range(5), (False, True)):
         for selected in itertools.combinations(range(1, 5), n):
             total = torch.zeros_like(r)
-            for _, terms in checkpoints._runs(frozenset(selected)):
+            for _, terms in checkpoints._runs(frozenset(selected), down):
                 for op, value, sign in terms:
                     total += sign * checkpoints._compare(op, r, value, torch.empty_like(r))
             assert total.tolist() == np.isin(ck, selected).astype(float).tolist(), selected

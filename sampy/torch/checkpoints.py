@@ -60,13 +60,14 @@ _UPPER = (-1.0, 0.0, 1.0, math.inf)
 _Term = tuple[str, float, int]
 
 
-def _runs(selected: frozenset[int]) -> list[tuple[int, list[_Term]]]:
-    """``1[ckpt ∈ selected]`` (selected ⊆ {1…4}) as runs of comparisons of r, from the lowest.
+def _runs(selected: frozenset[int], down: bool = False) -> list[tuple[int, list[_Term]]]:
+    """``1[ckpt ∈ selected]`` (selected ⊆ {1…4}) as runs of comparisons of r.
 
     Consecutive checkpoints along the line of r form one run ``lo < r < hi`` less the boundaries
-    inside it: ``1[r > lo] − 1[r ≥ hi] − Σ 1[r = b]``. Each run comes with the position of its
-    first checkpoint along the line. The terms of a run are nonzero only above its ``lo``, and
-    they sum to zero above its ``hi``.
+    inside it: ``1[r > lo] − 1[r ≥ hi] − Σ 1[r = b]``, whose terms are nonzero only above
+    ``lo`` and sum to zero above ``hi`` (to be added from the lowest run up), or, with
+    ``down``, ``1[r < hi] − 1[r ≤ lo] − Σ 1[r = b]``, the mirror image (from the highest run
+    down). Each run comes with the position of its first checkpoint along the line.
     """
     runs = []
     i = 0
@@ -81,8 +82,8 @@ def _runs(selected: frozenset[int]) -> list[tuple[int, list[_Term]]]:
         hi = _UPPER[j]
         if lo == -math.inf and hi == math.inf:
             terms = [("eq", math.nan, 1)]  # every ratio but NaN
-        elif lo == -math.inf:
-            terms = [("lt", hi, 1)]
+        elif lo == -math.inf or (down and hi != math.inf):
+            terms = [("lt", hi, 1)] + ([("le", lo, -1)] if lo != -math.inf else [])
         else:
             terms = [("gt", lo, 1)] + ([("ge", hi, -1)] if hi != math.inf else [])
         terms.extend(("eq", b, -1) for b in _UPPER[i:j])
@@ -282,14 +283,22 @@ class CheckpointScaling(_CheckpointRule):
         self.factors = tuple(float(c) for c in factors)
         self.ratio_eps = ratio_eps
         self.mode = mode
-        # The runs of the checkpoints whose factor differs from c0, from the lowest, each
-        # with its factor (SAME's defaults: the one comparison r > 1).
+        # The runs of the checkpoints whose factor differs from c0, each with its factor, from
+        # the lowest up or from the highest down: the way whose first offset is 1 if there is
+        # one, which saves a multiplication (SAME's defaults: the one comparison r > 1).
         groups: dict[float, set[int]] = {}
         for k, c in enumerate(self.factors[1:], start=1):
             if c != self.factors[0]:
                 groups.setdefault(c, set()).add(k)
-        runs = [(i, c, terms) for c, ks in groups.items() for i, terms in _runs(frozenset(ks))]
-        self._runs = [(c, terms) for _, c, terms in sorted(runs, key=lambda run: run[0])]
+        ways = []
+        for down in (False, True):
+            runs = [
+                (i, c, terms) for c, ks in groups.items() for i, terms in _runs(frozenset(ks), down)
+            ]
+            runs.sort(key=lambda run: run[0], reverse=down)
+            ways.append([(c, terms) for _, c, terms in runs])
+        up = not ways[0] or ways[0][0][0] - self.factors[0] == 1.0
+        self._runs = ways[0] if up or ways[1][0][0] - self.factors[0] != 1.0 else ways[1]
         # Decided here for the usual dtypes: a step reads no tensor value on the host.
         self._exact_offsets = {
             dtype: _same_offsets(self.factors, dtype) for dtype in (torch.float32, torch.float64)
