@@ -150,7 +150,7 @@ class _CheckpointRule(Elementwise):
     the reference's indexing picks, NaN and inf included. ``g`` is concatenated (at the first
     step, see ``stash``); ``g̃`` only where the tensors are many and small, else each ``g̃``
     tensor is read and written in place (fewer passes, one buffer less). Passes over the
-    model per step with the defaults: SAME 10, CustomSAME 17, SAMCkpt 12 (and one or two more
+    model per step with the defaults: SAME 10, CustomSAME 16, SAMCkpt 12 (and one or two more
     for many small tensors); SAM's rule makes none.
     """
 
