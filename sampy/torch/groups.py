@@ -116,8 +116,8 @@ def norms_and_dot(
     if _host_dtype(a + b) is None:  # narrow or mixed dtypes: accumulated as the three do
         values = torch.stack([global_norm(a), global_norm(b), global_dot(a, b)]).tolist()
         return values[0], values[1], values[2]
-    (aa, ab), (_, bb) = _host_gram([a, b], buffers)
-    return math.sqrt(aa), math.sqrt(bb), ab
+    (na, nb), ab = _host_norms([a, b], buffers)
+    return na, nb, ab
 
 
 def norm_value(a: list[Tensor], buffers: Buffers | None = None) -> Scalar:
@@ -130,8 +130,8 @@ def norm_value(a: list[Tensor], buffers: Buffers | None = None) -> Scalar:
         return global_norm(a)
     if _host_dtype(a) is None:
         return global_norm(a).item()
-    ((aa,),) = _host_gram([a], buffers)
-    return math.sqrt(aa)
+    (na,), _ = _host_norms([a], buffers)
+    return na
 
 
 def unit_into(
@@ -198,13 +198,14 @@ def _host_dtype(tensors: list[Tensor]) -> torch.dtype | None:
     return dtype
 
 
-def _host_gram(lists: list[list[Tensor]], buffers: Buffers | None) -> list[list[float]]:
-    """The Gram matrix ``⟨lists[i], lists[j]⟩`` (of one or two lists, aligned, of plain CPU
-    tensors of one float dtype), summed in float64.
+def _host_norms(lists: list[list[Tensor]], buffers: Buffers | None) -> tuple[list[float], float]:
+    """The norm of each list (one or two, aligned, of plain CPU tensors of one float dtype)
+    and, of two, their inner product, as Python floats (the pieces combined in float64).
 
     A large tensor's pieces come from one ``_foreach_norm`` over all lists and one ``vdot``
     per pair; the small ones are flattened into the rows of one scratch matrix, whose Gram
-    matrix is one ``mm``.
+    matrix is one ``mm``. The norms are ``hypot``s of the pieces: a single tensor's norm is
+    passed on as torch computed it.
     """
     k, first = len(lists), lists[0]
     big, small = [], []
@@ -212,7 +213,8 @@ def _host_gram(lists: list[list[Tensor]], buffers: Buffers | None) -> list[list[
         (small if 0 < x.numel() < FLAT_BELOW and x.dim() else big).append(i)
     if len(small) < GATHER_FROM[k]:
         big, small = list(range(len(first))), []
-    gram = [[0.0] * k for _ in range(k)]
+    pieces: list[list[float]] = [[] for _ in range(k)]
+    cross = 0.0
     if big:
         columns = [[xs[i] for i in big] for xs in lists]
         norms = torch._foreach_norm([x for xs in columns for x in xs])
@@ -224,19 +226,19 @@ def _host_gram(lists: list[list[Tensor]], buffers: Buffers | None) -> list[list[
             ]
         values = torch.stack([*norms, *dots]).tolist()
         m = len(big)
-        for j in range(k):  # ‖x‖² from the norms, exact for one tensor (sqrt(v·v) may not be v)
-            gram[j][j] = math.hypot(*values[j * m : (j + 1) * m]) ** 2
-        if k == 2:
-            gram[0][1] = gram[1][0] = sum(values[k * m :])
+        for j in range(k):
+            pieces[j] = values[j * m : (j + 1) * m]
+        cross = sum(values[k * m :])
     if small:
         n = sum(first[i].numel() for i in small)
         out, rows, columns_t = _gram_scratch(buffers, k, n, first[0].dtype)
         _flatten_into([xs[i] for xs in lists for i in small], out)
-        pieces = torch.mm(rows, columns_t).tolist()
+        gram = torch.mm(rows, columns_t).tolist()
         for j in range(k):
-            for jj in range(k):
-                gram[j][jj] += pieces[j][jj]
-    return gram
+            pieces[j].append(math.sqrt(gram[j][j]))
+        if k == 2:
+            cross += gram[0][1]
+    return [math.hypot(*p) for p in pieces], cross
 
 
 def _gram_scratch(
@@ -269,7 +271,7 @@ def _scale_into(v: list[Tensor], factor: Any, out: list[Tensor]) -> list[Tensor]
     if out is v or all(x is y for x, y in zip(v, out, strict=True)):
         torch._foreach_mul_(v, factor)
         return out
-    if isinstance(factor, list) or not _on_host(v):
+    if isinstance(factor, list) or not _plain_cpu(v):
         torch._foreach_copy_(out, v)
         torch._foreach_mul_(out, factor)
         return out
