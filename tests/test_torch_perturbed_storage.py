@@ -232,3 +232,42 @@ def test_a_wrapped_ascent_rule_keeps_its_own_eps_beside_the_fused_path():
     opt.first_step(zero_grad=True)
     gc = centralize([2 * w0])[0]
     torch.testing.assert_close(w.detach() - w0, 0.5 * gc / gc.norm(), rtol=1e-12, atol=1e-15)
+
+
+def test_a_subclass_that_changes_eps_keeps_it_beside_the_fused_path():
+    """A norm ball whose ``__call__`` doubles ε, inheriting ``factors``: its own ε is used."""
+    from sampy.torch.sam import NormBallAscent
+    from sampy.torch.sharpness_aware import PerturbedGradient, SharpnessAware
+
+    class Doubled(NormBallAscent):
+        def __call__(self, ctx, grads, inplace):
+            return [torch._foreach_mul(e, 2.0) for e in super().__call__(ctx, grads, inplace)]
+
+    w0 = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    w = nn.Parameter(w0.clone())
+    opt = SharpnessAware(
+        [w],
+        torch.optim.SGD,
+        lr=0.1,
+        ascent=Doubled(),
+        descent=PerturbedGradient(),
+        group_hyperparameters=dict(rho=0.5),
+    )
+    w.sum().backward()  # g = (1, 1)
+    opt.first_step(zero_grad=True)
+    torch.testing.assert_close(w.detach() - w0, torch.full((2,), 2 * 0.5 / 2**0.5, dtype=w0.dtype))
+
+
+@pytest.mark.parametrize("opt_cls", [st.GSAM, st.SAMAgree, st.SAMDirection])
+def test_a_descent_that_keeps_g_gets_it_untouched_beside_the_fused_path(opt_cls):
+    """w + c g goes into new tensors when the descent reads g: g itself is not rewritten."""
+    model = _model(torch.float64)
+    x, y = _batch(torch.float64)
+    opt = opt_cls(model.parameters(), torch.optim.SGD, lr=0.1, rho=0.05)
+    ((model(x) - y) ** 2).mean().backward()
+    g = [p.grad.clone() for p in model.parameters()]
+    grads = [p.grad for p in model.parameters()]
+    opt.first_step(zero_grad=True)
+    for kept, before in zip(grads, g, strict=True):
+        assert torch.equal(kept, before)
+    opt.restore()

@@ -63,19 +63,24 @@ class NormBallAscent:
         """The radius of every group (a schedule overrides it in the subclass)."""
         return radii(ctx)
 
-    def factors(self, ctx: RuleContext, grads: Groups) -> list[Tensor] | None:
-        """The p = 2 ball's ``ε = c_i u`` in group ``i``: the factors ``c_i``, with ``u``
-        written into the consumed ``grads`` (``g``; ``T² g`` where ``adaptive``).
+    def factors(self, ctx: RuleContext, grads: Groups, consumed: bool) -> list[Tensor] | None:
+        """The p = 2 ball's ``ε = c_i u`` in group ``i``: the factors ``c_i``, with ``u`` the
+        gradients (``g``; where ``adaptive``, ``T² g`` written into them, so only when they
+        are ``consumed``).
 
         The template then writes ``w + c_i u`` in one pass over each tensor instead of
         forming ``ε`` first (``SharpnessAware.first_step``). None for p ≠ 2, whose ``ε`` is no
-        multiple of a tensor at hand: the template then calls the rule itself.
+        multiple of a tensor at hand, and for ASAM's ball on gradients the descent keeps: the
+        template then calls the rule itself.
         """
         if self.p != 2:
             return None
         groups = ctx.groups
-        rhos = self.rhos(ctx)
-        if not any(group.get("adaptive", False) for group in groups):
+        adaptive = any(group.get("adaptive", False) for group in groups)
+        if adaptive and not consumed:
+            return None
+        rhos = self.rhos(ctx)  # after the checks: a schedule counts once per step
+        if not adaptive:
             return dual_factors(flat(grads), rhos, self.perturb_eps)
         return norm_ball_factors(
             ctx.params,

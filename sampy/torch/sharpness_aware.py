@@ -247,7 +247,8 @@ class SharpnessAware(TwinOptimizer):
         gradients; ``fresh=True`` that those which are not gradients are new tensors of the
         ascent rule's (see ``_fresh``). ``factors`` (one per group) says that ``ε`` is
         ``factors[i] · e`` in group ``i``, not yet multiplied: the product is fused into the
-        addition (``e`` must then be consumed).
+        addition, written into ``e`` where consumed, else (the descent keeps ``g``) into new
+        tensors that the swappable parameters point at.
         Where an ``ε`` tensor is such a tensor, large, on the CPU and the whole of its storage
         (see ``_swappable``), ``w + ε`` is written into it and the parameter points at it for
         the pass at ``w + ε``: ``w`` stays untouched in the parameter's own storage, to which
@@ -262,7 +263,8 @@ class SharpnessAware(TwinOptimizer):
             if factors is None
             else [c for c, ps in zip(factors, params, strict=True) for _ in ps]
         )
-        swap = _swappable(flat, eps, consumed, fresh) if consumed or fresh else []
+        new_sums = scale is not None and not consumed
+        swap = _swappable(flat, eps, consumed, fresh, new_sums) if consumed or fresh else []
         copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
         kept = [flat[i] for i in copied] if swap else flat
         copies = self._saved_copies(kept) if kept else []
@@ -272,7 +274,7 @@ class SharpnessAware(TwinOptimizer):
             if scale is None:
                 torch._foreach_add_(kept, xs)
             else:
-                _add_scaled(kept, xs, [scale[i] for i in copied] if swap else scale)
+                _add_scaled(kept, xs, [scale[i] for i in copied] if swap else scale, consumed)
         saved = copies  # w of every parameter, aligned with flat
         if swap:
             saved = list(flat)
@@ -281,8 +283,10 @@ class SharpnessAware(TwinOptimizer):
             ws, xs = [flat[i].data for i in swap], [eps[i] for i in swap]
             if scale is None:
                 torch._foreach_add_(xs, ws)  # ε + w: the same float as w + ε (addition commutes)
-            else:
+            elif consumed:
                 _write_scaled_sum(ws, xs, [scale[i] for i in swap])
+            else:
+                xs = _new_scaled_sums(ws, xs, [scale[i] for i in swap])
             for i, w, x in zip(swap, ws, xs, strict=True):
                 saved[i] = w
                 flat[i].data = x
@@ -416,8 +420,8 @@ class SharpnessAware(TwinOptimizer):
         grads = [[p.grad for p in ps] for ps in params]
         keep = self.descent.needs_clean_grad
         inplace = zero_grad and not keep
-        # ε = c g (SAM's ball) in consumed gradients: w + c g is then written in one pass.
-        factors = self._ascent_factors(params, grads) if inplace else None
+        # ε = c u (SAM's ball): w + c u is then written in one pass, ε never formed.
+        factors = self._ascent_factors(params, grads, consumed=inplace)
         e = grads if factors is not None else self._ascent(params, grads, inplace=inplace)
         if keep:
             self._stash_clean_grads(params, zero_grad)
@@ -481,19 +485,20 @@ class SharpnessAware(TwinOptimizer):
             out[i] = es
         return out
 
-    def _ascent_factors(self, params: Groups, grads: Groups) -> list[Tensor | None] | None:
-        """Per group, ``c`` with ``ε = c g``, where the ascent rule gives its ``ε`` that way
-        (its ``factors``, e.g. ``sam.NormBallAscent`` for p = 2); else None. A group without
-        gradients gets None."""
-        # Looked up on the class: a wrapper that forwards attributes (gc's centralized
-        # ascent) changes ε, so it must not pass its inner rule's factors on.
-        if getattr(type(self.ascent), "factors", None) is None:
+    def _ascent_factors(
+        self, params: Groups, grads: Groups, consumed: bool
+    ) -> list[Tensor | None] | None:
+        """Per group, ``c`` with ``ε = c u`` (``u`` the gradients, rewritten in place only
+        where ``consumed``), where the ascent rule gives its ``ε`` that way (its ``factors``,
+        e.g. ``sam.NormBallAscent`` for p = 2); else None. A group without gradients gets
+        None."""
+        if not _gives_factors(type(self.ascent)):
             return None
         if all(params):
-            return self.ascent.factors(self._context(params), grads)
+            return self.ascent.factors(self._context(params), grads, consumed)
         active = [i for i, ps in enumerate(params) if ps]
         found = self.ascent.factors(
-            self._active_context(params, active), [grads[i] for i in active]
+            self._active_context(params, active), [grads[i] for i in active], consumed
         )
         if found is None:
             return None
@@ -672,16 +677,19 @@ def _by_factor(factors: list[Tensor]) -> list[tuple[Tensor, list[int]]]:
     return list(buckets.values())
 
 
-def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> None:
-    """``w ← w + c x`` for every tensor, ``c`` its factor; the ``x`` are consumed."""
+def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor], consumed: bool) -> None:
+    """``w ← w + c x`` for every tensor, ``c`` its factor; ``x`` is overwritten only where
+    ``consumed``."""
     for c, index in _by_factor(factors):
         w, x = [ws[i] for i in index], [xs[i] for i in index]
         value = alpha_value(c, x)
         if value is not None:
             torch._foreach_add_(w, x, alpha=value)  # one pass: the product is fused
-        else:  # a device factor: no host read (it would wait for the device)
+        elif consumed:  # a device factor: no host read (it would wait for the device)
             torch._foreach_mul_(x, per_device(c, x))
             torch._foreach_add_(w, x)
+        else:
+            torch._foreach_add_(w, torch._foreach_mul(x, per_device(c, x)))
 
 
 def _write_scaled_sum(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> None:
@@ -695,6 +703,35 @@ def _write_scaled_sum(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor])
                 xs[i].mul_(c.to(xs[i].device)).add_(ws[i])
 
 
+@functools.cache
+def _gives_factors(rule: type) -> bool:
+    """Whether the ascent rule's class gives ``ε`` as factors (``factors``) defined with its
+    ``ε`` itself (``__call__``): a subclass that changes ``ε`` but inherits ``factors``, or a
+    wrapper that forwards attributes to its inner rule (gc's centralized ascent; hence a
+    lookup on the class), keeps its own ``ε``."""
+    if getattr(rule, "factors", None) is None:
+        return False
+
+    def owner(name: str) -> type:
+        return next(k for k in rule.__mro__ if name in k.__dict__)
+
+    return owner("factors") is owner("__call__")
+
+
+def _new_scaled_sums(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> list[Tensor]:
+    """``w + c x`` for every tensor as a new tensor, in one pass each (the swap's CPU tensors
+    when the descent keeps ``x``, the clean gradient)."""
+    out = list(xs)
+    for c, index in _by_factor(factors):
+        value = alpha_value(c, [xs[i] for i in index])
+        for i in index:
+            if value is not None:
+                out[i] = torch.add(ws[i], xs[i], alpha=value)
+            else:  # ε first, then + w: the floats of the unfused path
+                out[i] = torch.mul(xs[i], c.to(xs[i].device)).add_(ws[i])
+    return out
+
+
 def _fresh(ascent: AscentRule) -> bool:
     """Whether the ascent rule's ``ε`` tensors that are not gradients are new ones, which the
     template may overwrite.
@@ -706,11 +743,14 @@ def _fresh(ascent: AscentRule) -> bool:
     return getattr(ascent, "fresh_perturbation", False) is True
 
 
-def _swappable(params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: bool) -> list[int]:
+def _swappable(
+    params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: bool, new: bool = False
+) -> list[int]:
     """The indices of the parameters ``_save_and_perturb`` may point at their ``ε`` tensors.
 
     Only where ``ε`` is the parameter's gradient, ``consumed``, or, with ``fresh``, a new tensor
-    of the ascent rule's (no rule state, no user tensor), both are plain CPU tensors that own
+    of the ascent rule's (no rule state, no user tensor), or, with ``new``, ``w + ε`` goes
+    into a new tensor of the template's (``ε`` only read), both are plain CPU tensors that own
     their whole storage, and the tensor is large enough for the swap to pay
     (``SWAP_MIN_NUMEL``): a parameter that is a view into a flat buffer (FSDP1's flat
     parameters) or a gradient that is one (DDP's ``gradient_as_bucket_view``) would be read
@@ -724,11 +764,11 @@ def _swappable(params: list[Tensor], eps: list[Tensor], consumed: bool, fresh: b
         i
         for i, (p, x) in enumerate(zip(params, eps, strict=True))
         if x.numel() >= SWAP_MIN_NUMEL
-        and (consumed if x is p.grad else fresh)
+        and (new or (consumed if x is p.grad else fresh))
         and type(x) is Tensor
         and x.is_cpu
         and p.is_cpu
-        and owns_storage(x)
+        and (new or owns_storage(x))
         and owns_storage(p)
     ]
 
