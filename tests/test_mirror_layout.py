@@ -48,6 +48,7 @@ TORCH_ONLY_MODULES = {
     "distributed": "DDP's gradient synchronisation around the two passes",
     "dtensors": "FSDP2's sharded parameters in a step (NumPy has no sharding)",
     "examples": "per-example losses from a torch closure (the NumPy Oracle does this)",
+    "foreach_scalars": "numbers as 0-dim tensors for torch's CPU foreach loops (no NumPy loop)",
     "functional": "a torch loss from a NumPy test function, for parity runs",
     "groups": "norms and inner products over parameter groups (NumPy: one array per point)",
     "host_reads": "where a CPU step may read a value on the host (no device to wait for there)",

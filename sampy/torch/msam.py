@@ -66,8 +66,9 @@ from sampy.optim.hyper import validate
 from sampy.optim.msam import NORM_EPS
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
+from sampy.torch.foreach_scalars import add_scalar_, cpu_dtype, scalar
 from sampy.torch.host_reads import alpha_value
-from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar
+from sampy.torch.moments import ema_of_squares_
 from sampy.torch.perturbation import lp_norm
 
 # One stepped group: (group, its tensors that had a gradient, their states, their directions).

@@ -68,7 +68,8 @@ from sampy.optim.msam import NORM_EPS
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import add_scalar_, cpu_dtype, ema_of_squares_, scalar
+from sampy.torch.foreach_scalars import add_scalar_, cpu_dtype, scalar
+from sampy.torch.moments import ema_of_squares_
 from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (

@@ -55,7 +55,8 @@ from sampy.optim.hyper import validate
 from sampy.optim.schedule_free import averaging_weight, polynomial_weight
 from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
-from sampy.torch.moments import cpu_dtype, denominators, ema_of_squares_, scalar, split_large
+from sampy.torch.foreach_scalars import cpu_dtype, scalar
+from sampy.torch.moments import denominators, ema_of_squares_, split_large
 
 
 def schedule_free_defaults(
