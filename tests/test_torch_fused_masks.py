@@ -213,3 +213,15 @@ def test_top_k_mask_as_floats_is_the_boolean_mask(dtype):
         assert floats.dtype == torch.float32
         assert torch.equal(floats, mask.to(torch.float32)), k
         assert int(mask.sum()) == k
+
+
+def test_torch_noise_fills_a_buffer_with_the_draws_it_would_return():
+    """``uniform_into`` is ``uniform`` written into a reused buffer: the same numbers, and the
+    generator moves on as far (the next draws agree too)."""
+    from sampy.torch.noise import TorchNoise
+
+    fresh, buffered = TorchNoise(7), TorchNoise(7)
+    like = torch.zeros(50_000, dtype=torch.float64)
+    buffer = torch.empty_like(like)
+    for _ in range(2):
+        assert torch.equal(fresh.uniform(like.numel(), like), buffered.uniform_into(buffer))

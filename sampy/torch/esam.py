@@ -293,9 +293,7 @@ class ESAM(SavesNoise, SharpnessAware):
                 draws,
                 self._views(params, draws) if same else None,
             )
-        # the generator itself, to draw into the buffer: noise.py has no ``out`` argument
-        generator = self.noise_source._generator(first.device)
-        return found[1].uniform_(generator=generator)
+        return self.noise_source.uniform_into(found[1])
 
     @staticmethod
     def _views(params: list[Tensor], flat_mask: Tensor) -> dict[int, Tensor]:

@@ -79,6 +79,11 @@ class TorchNoise:
         gen = self._generator(like.device)
         return torch.rand(n, generator=gen, dtype=like.dtype, device=like.device)
 
+    def uniform_into(self, out: Tensor) -> Tensor:
+        """``out`` filled with ``uniform(out.numel(), like=out)``'s draws (the same numbers,
+        in a buffer the caller reuses: no fresh tensor per step)."""
+        return out.uniform_(generator=self._generator(out.device))
+
     def permutation(self, n: int, device: torch.device) -> Tensor:
         """``torch.randperm`` on ``device``."""
         return torch.randperm(n, generator=self._generator(device), device=device)
