@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from twin_helpers import forbid_host_reads  # noqa: E402
+from twin_helpers import counting_closure, forbid_host_reads, two_groups  # noqa: E402
 
 from sampy.torch import host_reads  # noqa: E402
 from sampy.torch.moments import OUT_MIN_NUMEL, split_large  # noqa: E402
@@ -43,24 +43,13 @@ def _data(dtype=torch.float64):
 
 
 def _closure(opt, model, inputs, targets):
-    def closure():
-        opt.zero_grad()
-        value = torch.nn.functional.cross_entropy(model(inputs), targets)
-        value.backward()
-        return value
-
-    return closure
-
-
-def _two_groups(model, **second):
-    params = list(model.parameters())
-    return [{"params": params[:2]}, {"params": params[2:], **second}]
+    return counting_closure(opt, lambda: torch.nn.functional.cross_entropy(model(inputs), targets))
 
 
 def _run(cls, kwargs, dtype=torch.float64, steps=12, groups=True):
     model = _model(dtype)
     inputs, targets = _data(dtype)
-    opt = cls(_two_groups(model) if groups else model.parameters(), **kwargs)
+    opt = cls(two_groups(model) if groups else model.parameters(), **kwargs)
     for _ in range(steps):
         opt.step(_closure(opt, model, inputs, targets))
     return model, opt
@@ -110,7 +99,7 @@ def test_schedule_free_matches_the_official_reference_class_bit_for_bit():
     ours, _ = _run(ScheduleFreeAdamW, hyper)
     model = _model()
     inputs, targets = _data()
-    theirs = schedulefree.AdamWScheduleFreeReference(_two_groups(model), **hyper)
+    theirs = schedulefree.AdamWScheduleFreeReference(two_groups(model), **hyper)
     theirs.train()
     for _ in range(12):
         theirs.step(_closure(theirs, model, inputs, targets))
@@ -248,7 +237,7 @@ def test_the_device_path_reads_no_tensor_value_on_the_host(cls, monkeypatch):
     monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
     model = _model()
     inputs, targets = _data()
-    opt = cls(_two_groups(model))
+    opt = cls(two_groups(model))
     closure = _closure(opt, model, inputs, targets)
     opt.step(closure)
     guarded = forbid_host_reads(opt.step, monkeypatch, also=("nonzero",))

@@ -80,10 +80,11 @@ def data(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, torch.randint(0, 3, (32,), generator=gen)
 
 
-def two_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
-    """The model's parameters in two groups (first layer, second layer)."""
+def two_groups(model: torch.nn.Module, **second: Any) -> list[dict[str, Any]]:
+    """The model's parameters in two groups (first layer, second layer with ``second``'s
+    settings)."""
     params = list(model.parameters())
-    return [{"params": params[:2]}, {"params": params[2:]}]
+    return [{"params": params[:2]}, {"params": params[2:], **second}]
 
 
 def flat(model: torch.nn.Module) -> torch.Tensor:
