@@ -64,7 +64,7 @@ class FriendlyAscent(Buffers):
         out = grads if inplace else None
         if all(m is not None for m in ms):  # every step but the first
             d = regroup(self._directions(ms, gs, inplace), grads)
-            return unit_into(d, radii(ctx), self.eps, out, self)
+            return unit_into(d, radii(ctx), self.eps, out)
         fresh = [i for i, m in enumerate(ms) if m is None]
         ready = [i for i, m in enumerate(ms) if m is not None]
         d: list[Tensor] = list(gs)
@@ -79,7 +79,7 @@ class FriendlyAscent(Buffers):
             new = self._directions([ms[i] for i in ready], [gs[i] for i in ready], inplace)
             for i, x in zip(ready, new, strict=True):
                 d[i] = x
-        return unit_into(regroup(d, grads), radii(ctx), self.eps, out, self)
+        return unit_into(regroup(d, grads), radii(ctx), self.eps, out)
 
     def _directions(self, m: list[Tensor], g: list[Tensor], inplace: bool) -> list[Tensor]:
         """``d = g − σ m``, ``m`` updated before (paper) or after (official code) in place.

@@ -28,7 +28,7 @@ from torch import Tensor
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import Buffers, factor_for, flat, global_dot, global_norm, norms_and_dot
+from sampy.torch.groups import factor_for, flat, global_dot, global_norm, norms_and_dot
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -47,7 +47,7 @@ def orthogonal_part(g: list[Tensor], h: list[Tensor], eps: float) -> list[Tensor
     return list(along)
 
 
-class GSAMDescent(Buffers):
+class GSAMDescent:
     """GSAM: ``d = h − α g_⊥``."""
 
     needs_clean_grad = True
@@ -64,7 +64,8 @@ class GSAMDescent(Buffers):
         if not h:
             return g_adv
         gs = flat(g)
-        g_norm, h_norm, dot = norms_and_dot(gs, h, self)
+        # No scratch kept between steps: the gathered small tensors are a new buffer each time.
+        g_norm, h_norm, dot = norms_and_dot(gs, h)
         # g_⊥ = g − k h with k = cos ‖g‖/(‖h‖ + eps), so d = h − α g_⊥ = (1 + α k) h − α g:
         # two passes over h, which the direction replaces in p.grad, after the three reductions.
         cos = dot / (h_norm * g_norm + self.eps)

@@ -21,11 +21,11 @@ import torch
 from sampy.optim import vasso as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import Buffers, flat, radii, regroup, unit_into
+from sampy.torch.groups import flat, radii, regroup, unit_into
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
-class VarianceSuppressedAscent(Buffers):
+class VarianceSuppressedAscent:
     """VaSSO: perturb along ``d_t = (1 − θ) d_{t−1} + θ g`` (``d_0 = 0``, in ``state[p]["d"]``)."""
 
     fresh_perturbation = True  # ε: the consumed gradients or new tensors (see SharpnessAware)
@@ -47,7 +47,7 @@ class VarianceSuppressedAscent(Buffers):
                 d[i] = state["d"] = torch.zeros_like(gs[i])
         # (1 − θ) d + θ g as d + θ (g − d): one pass.
         torch._foreach_lerp_(d, gs, self.theta)
-        return unit_into(regroup(d, grads), radii(ctx), self.eps, grads if inplace else None, self)
+        return unit_into(regroup(d, grads), radii(ctx), self.eps, grads if inplace else None)
 
 
 class VaSSO(SharpnessAware):
