@@ -97,7 +97,7 @@ TORCH_ONLY_NAMES = {
     ("jsam", "PerExampleSAM"): "the torch base of LogitSAM/JSAM (NumPy: the oracle's examples)",
     ("looksam", "LookSAMDescent"): "LookSAM's SAM-step descent (NumPy: inline in LookSAM.step)",
     ("masks", "top_k_indices"): "indices for torch's index_select of the kept examples",
-    ("msam", "times"): "a scalar tensor times a tensor list without a host sync",
+    ("msam", "move_along"): "w + s u in place, s a 0-dim tensor (read on the host on the CPU)",
     ("msam", "MomentumAscent"): "MSAM's ascent as a rule (NumPy: inline in MSAM.step)",
     ("perturbation", "dual_factors"): "p = 2 factors alone, for the template's fused w + c g",
     ("perturbation", "norm_ball_factors"): "SAM's/ASAM's ε = c u as c, for the fused w + c u",

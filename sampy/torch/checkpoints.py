@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sampy.torch.groups import Elementwise, _same_kind, flat
+from sampy.torch.groups import Elementwise, flat, same_kind_indices
 from sampy.torch.sharpness_aware import CLEAN_GRAD, Groups, RuleContext
 
 
@@ -122,7 +122,7 @@ def _is_whole_stash(
     clean: list[Tensor], stashed: list[Tensor] | None, perturbed: list[Tensor]
 ) -> bool:
     """Whether ``clean`` is the whole stash and the ``perturbed`` tensors can join one
-    concatenation with it (what ``_same_kind`` would find, in fewer checks)."""
+    concatenation with it (what ``same_kind_indices`` would find, in fewer checks)."""
     if stashed is None or len(clean) != len(stashed):
         return False
     if not all(a is b for a, b in zip(clean, stashed, strict=True)):
@@ -194,7 +194,7 @@ class _CheckpointRule(Elementwise):
         if _is_whole_stash(clean, stashed, perturbed):  # the usual step: one kind, known
             kinds, alone = [list(range(len(clean)))], []
         else:
-            kinds, alone = _same_kind(clean, perturbed)
+            kinds, alone = same_kind_indices(clean, perturbed)
         for i in alone:  # on copies: the rules write into both
             self._direction(clean[i].clone(), perturbed[i].clone(), [perturbed[i]])
         for indices in kinds:

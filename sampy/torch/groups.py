@@ -36,8 +36,10 @@ __all__ = [
     "global_norm",
     "norm_value",
     "norms_and_dot",
+    "positive_mask_",
     "radii",
     "regroup",
+    "same_kind_indices",
     "sum_in_scratch",
     "unit",
     "unit_into",
@@ -416,7 +418,7 @@ class Elementwise(Buffers):
             raise RuntimeError(f"{type(self).__name__} needs the clean gradient g, got None")
         clean, perturbed = flat(g), flat(g_adv)
         out = list(perturbed)
-        kinds, alone = _same_kind(clean, perturbed)
+        kinds, alone = same_kind_indices(clean, perturbed)
         for i in alone:
             out[i] = self.combine(clean[i], perturbed[i])
         for indices in kinds:
@@ -433,7 +435,9 @@ class Elementwise(Buffers):
         return regroup(out, g_adv)
 
 
-def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> tuple[list[list[int]], list[int]]:
+def same_kind_indices(
+    clean: list[Tensor], perturbed: list[Tensor]
+) -> tuple[list[list[int]], list[int]]:
     """The indices of the tensors that can be concatenated, by device and dtype, and those of
     the others (a subclass such as a DTensor, a non-contiguous gradient)."""
     kinds: dict[tuple, list[int]] = {}
@@ -451,3 +455,15 @@ def _same_kind(clean: list[Tensor], perturbed: list[Tensor]) -> tuple[list[list[
         else:
             alone.append(i)
     return list(kinds.values()), alone
+
+
+def positive_mask_(tensors: list[Tensor]) -> list[Tensor]:
+    """``1[x > 0]`` as 0/1 floats, in place, with two ``_foreach`` kernels over all tensors.
+
+    ``max(sign(x), 0)``: torch's ``sign`` of NaN is 0, so NaN gives 0, as ``x > 0`` does. A
+    per-tensor comparison and a ``masked_fill_``/``where`` on its bool mask cost several times
+    these passes on the CPU (the swaps' agreement masks, SAMAnatomy's sign filter).
+    """
+    torch._foreach_sign_(tensors)
+    torch._foreach_clamp_min_(tensors, 0.0)
+    return tensors

@@ -75,18 +75,6 @@ from sampy.torch.perturbation import lp_norm
 Stepped = tuple[dict[str, Any], list[Tensor], list[dict[str, Any]], list[Tensor]]
 
 
-def times(tensors: list[Tensor], scales: list[Tensor]) -> list[Tensor]:
-    """``[u · s]`` for 0-dim tensors ``s``; one fused kernel when all ``s`` are one tensor.
-
-    After a step every tensor of a group shares one scale object, so the fast path is the
-    usual one; the list form covers tensors that were skipped (they keep an older scale).
-    """
-    first = scales[0]
-    if all(s is first for s in scales):
-        return torch._foreach_mul(tensors, first)
-    return torch._foreach_mul(tensors, scales)
-
-
 def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: float) -> None:
     """``w ← w + sign · scale · u`` in place, one pass over the tensors.
 
@@ -98,7 +86,7 @@ def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: f
     """
     first = scales[0]
     if all(s is first for s in scales):
-        _shift_one(params, us, first, sign)
+        move_along(params, us, first, sign)
         return
     by_scale: dict[int, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
     for p, u, s in zip(params, us, scales, strict=True):
@@ -106,10 +94,12 @@ def _shift(params: list[Tensor], us: list[Tensor], scales: list[Tensor], sign: f
         entry[1].append(p)
         entry[2].append(u)
     for s, ps, group_us in by_scale.values():
-        _shift_one(ps, group_us, s, sign)
+        move_along(ps, group_us, s, sign)
 
 
-def _shift_one(params: list[Tensor], us: list[Tensor], scale: Tensor, sign: float) -> None:
+def move_along(params: list[Tensor], us: list[Tensor], scale: Tensor, sign: float) -> None:
+    """``w ← w + sign · scale · u`` for one 0-dim ``scale`` (see ``_shift``): one
+    ``add_(u, alpha=…)`` where the scale may be read on the host, else ``addcmul_``."""
     value = alpha_value(scale, us)  # None on a device: the scale stays there
     if value is None:
         torch._foreach_addcmul_(params, us, [scale] * len(us), value=sign)
@@ -180,7 +170,7 @@ class MomentumAscent:
             scale = inverse * group["rho"]
             for s in states:
                 s["scale"] = scale
-            _shift_one(params, us, scale, -1.0)
+            move_along(params, us, scale, -1.0)
 
 
 class MSAM(MomentumAscent, CheckedOptimizer):

@@ -70,7 +70,7 @@ from sampy.torch.checked_optimizer import CheckedOptimizer
 from sampy.torch.closures import Closure, Params, run_closure, with_grad
 from sampy.torch.foreach_scalars import add_scalar_, cpu_dtype, scalar
 from sampy.torch.moments import ema_of_squares_
-from sampy.torch.msam import MomentumAscent, Stepped, _shift_one
+from sampy.torch.msam import MomentumAscent, Stepped, move_along
 from sampy.torch.perturbation import lp_norm
 from sampy.torch.schedule_free import (
     ScheduleFreeAdamW,
@@ -174,7 +174,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
             params = self._with_state(group)
             if params and inverse is not None:
                 xs = [self.state[p]["x"] for p in params]
-                _shift_one(params, xs, inverse * group["rho"], 1.0 if to_ascent else -1.0)
+                move_along(params, xs, inverse * group["rho"], 1.0 if to_ascent else -1.0)
             group["at_ascent"] = to_ascent
 
     @torch.no_grad()
@@ -273,7 +273,7 @@ class NotesAdamWMSAMScheduleFree(CheckedOptimizer):
         if decay != 0:
             torch._foreach_mul_(params, scalar(saturated(1.0 - c * decay, ms), dtype))
         if inverse is not None:
-            _shift_one(params, xs, inverse * group["rho"], saturated(c * (1.0 - decay), ms))
+            move_along(params, xs, inverse * group["rho"], saturated(c * (1.0 - decay), ms))
         # 7. x ← β1 x + g
         torch._foreach_mul_(xs, scalar(beta1, dtype))
         torch._foreach_add_(xs, grads)

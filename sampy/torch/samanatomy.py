@@ -32,10 +32,9 @@ from torch import Tensor
 from sampy.optim import samanatomy as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import radii, regroup, unit
+from sampy.torch.groups import positive_mask_, radii, regroup, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import CLEAN_GRAD, PerturbedGradient, SharpnessAware
-from sampy.torch.swaps import _positive_mask_  # shared with the swaps; a candidate for groups
 
 
 class SAMAnatomy(SharpnessAware):
@@ -99,7 +98,7 @@ class SAMAnatomy(SharpnessAware):
             same_sign = g1
         else:
             same_sign = torch._foreach_div(g1, denominator)
-        torch._foreach_mul_(clean, _positive_mask_(same_sign))
+        torch._foreach_mul_(clean, positive_mask_(same_sign))
         kept = regroup(clean, params)
         e2 = unit(kept, radii(self._context(params)), self.perturb_eps, inplace=True)
         torch._foreach_copy_(flat_params, saved)

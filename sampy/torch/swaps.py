@@ -25,21 +25,9 @@ from sampy.optim import swaps as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.closures import Params
-from sampy.torch.groups import Elementwise, flat, regroup
+from sampy.torch.groups import Elementwise, flat, positive_mask_, regroup
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import DescentRule, Groups, RuleContext, SharpnessAware
-
-
-def _positive_mask_(tensors: list[Tensor]) -> list[Tensor]:
-    """``1[x > 0]`` as 0/1 floats, in place, with two ``_foreach`` kernels over all tensors.
-
-    ``max(sign(x), 0)``: torch's ``sign`` of NaN is 0, so NaN gives 0, as ``x > 0`` does. A
-    per-tensor comparison and a ``masked_fill_``/``where`` on its bool mask cost several times
-    these passes on the CPU. (Also SAMAnatomy's sign filter; a candidate for ``groups``.)
-    """
-    torch._foreach_sign_(tensors)
-    torch._foreach_clamp_min_(tensors, 0.0)
-    return tensors
 
 
 def _both(rule: Elementwise, g: Groups | None, g_adv: Groups) -> tuple[list[Tensor], list[Tensor]]:
@@ -100,7 +88,7 @@ class AgreementRule(Elementwise):
     def __call__(self, ctx: RuleContext, g: Groups | None, g_adv: Groups) -> Groups:
         """``d`` per group, in the storage of the gradients, with four ``_foreach`` kernels.
 
-        The mask is ``1[g̃ ⊙ g > 0]`` as a 0/1 float (``_positive_mask_``: a NaN product drops
+        The mask is ``1[g̃ ⊙ g > 0]`` as a 0/1 float (``positive_mask_``: a NaN product drops
         the coordinate, as ``>`` does); then ``kept ⊙ mask`` (``fill="zero"``) or
         ``lerp(other, kept, mask)`` (``fill="other"``), which are the reference's ``where``
         exactly wherever the gradients are finite (a dropped coordinate whose kept value is
@@ -113,7 +101,7 @@ class AgreementRule(Elementwise):
         else:  # the other gradient is dead: the mask goes into it
             mask = other
             torch._foreach_mul_(mask, kept)
-        _positive_mask_(mask)
+        positive_mask_(mask)
         if self.fill == "other":
             torch._foreach_lerp_(other, kept, mask)
             return regroup(other, g_adv)
