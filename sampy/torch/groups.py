@@ -17,6 +17,7 @@ from torch import Tensor
 
 from sampy.torch import host_reads
 from sampy.torch.dtensors import is_dtensor, replicated
+from sampy.torch.foreach_scalars import cpu_dtype, scalar
 from sampy.torch.perturbation import (
     accumulation_dtype,
     dual_direction,
@@ -178,10 +179,7 @@ def factor_for(x: Scalar, tensors: list[Tensor]) -> float | Tensor | list[Tensor
     would lose digits). A 0-dim tensor is copied to each tensor's device where needed.
     """
     if not isinstance(x, Tensor):
-        dtype = _host_dtype(tensors)
-        if dtype is None or not _on_host(tensors):
-            return x
-        return torch.scalar_tensor(x, dtype=dtype)
+        return scalar(x, cpu_dtype(tensors))
     return per_device(x, tensors)
 
 
