@@ -264,7 +264,8 @@ class SharpnessAware(TwinOptimizer):
             else [c for c, ps in zip(factors, params, strict=True) for _ in ps]
         )
         new_sums = scale is not None and not consumed
-        swap = _swappable(flat, eps, consumed, fresh, new_sums) if consumed or fresh else []
+        may_swap = consumed or fresh or new_sums
+        swap = _swappable(flat, eps, consumed, fresh, new_sums) if may_swap else []
         copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
         kept = [flat[i] for i in copied] if swap else flat
         copies = self._saved_copies(kept) if kept else []
