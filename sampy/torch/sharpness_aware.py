@@ -11,7 +11,9 @@ One step, with the gradients in ``p.grad`` (the same five lines as the reference
 Rules are small objects over lists of tensors (one list per parameter group, only the
 parameters that have a gradient). Every norm and inner product is global over all groups,
 computed with ``torch._foreach_*`` kernels and kept on the device: no ``.item()``, no Python
-branch on a tensor value, so a step never waits for the device. Rules with memory keep it in
+branch on a tensor value, so a step never waits for the device (on the CPU, where there is no
+device to wait for, a factor is read as a Python number to fuse a product into an addition:
+``sampy.torch.host_reads``). Rules with memory keep it in
 ``RuleContext.state[p]`` (per-parameter tensors: an EMA, a stored direction) or in
 ``RuleContext.shared`` (counters); both are saved by ``state_dict()``.
 
