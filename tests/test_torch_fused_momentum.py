@@ -1,7 +1,7 @@
 """The fused CPU paths of the MSAM / Schedule-Free twins, on tensors large enough to take them.
 
 The family's own tests (tests/test_torch_schedule_free_family.py) use tensors of a few dozen
-elements. From ``sampy.torch.moments.OUT_MIN_NUMEL`` elements on, a tensor's intermediate
+elements. From ``sampy.torch.storage.LARGE_TENSOR_NUMEL`` elements on, a tensor's intermediate
 results are written with ``out=`` into tensors that are dead at that point (the parameters of
 Schedule-Free between its decay and the new y, the consumed gradients), and on the CPU every
 move between w and w̃ reads its factor on the host (one ``add_(u, alpha=…)``). These tests
@@ -18,14 +18,15 @@ torch = pytest.importorskip("torch")
 from twin_helpers import counting_closure, forbid_host_reads, two_groups  # noqa: E402
 
 from sampy.torch import host_reads  # noqa: E402
-from sampy.torch.moments import OUT_MIN_NUMEL, split_large  # noqa: E402
+from sampy.torch.moments import split_large  # noqa: E402
 from sampy.torch.msam import MSAM, AdamWMSAM  # noqa: E402
 from sampy.torch.msam_schedule_free import AdamWMSAMScheduleFree, NotesAdamWMSAMScheduleFree  # noqa: E402
 from sampy.torch.schedule_free import ScheduleFreeAdamW  # noqa: E402
+from sampy.torch.storage import LARGE_TENSOR_NUMEL  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-WIDTH = 96  # 400 · 96 = 38400 weights in the first layer: above OUT_MIN_NUMEL
+WIDTH = 96  # 400 · 96 = 38400 weights in the first layer: above LARGE_TENSOR_NUMEL
 
 
 def _model(dtype=torch.float64, seed: int = 0) -> torch.nn.Module:
@@ -57,7 +58,7 @@ def _run(cls, kwargs, dtype=torch.float64, steps=12, groups=True):
 
 def test_the_model_takes_the_large_tensor_paths():
     weight = next(_model().parameters())
-    assert weight.numel() >= OUT_MIN_NUMEL
+    assert weight.numel() >= LARGE_TENSOR_NUMEL
     assert split_large([weight.detach().clone()], [weight]) == ([0], [])
     # a view into a shared buffer (a DDP bucket) is never written into
     bucket = torch.zeros(2 * weight.numel(), dtype=weight.dtype)

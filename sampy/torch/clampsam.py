@@ -25,9 +25,7 @@ from sampy.torch.closures import Params
 from sampy.torch.groups import Elementwise, flat, radii, unit
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
-
-_ONE_PASS_MIN_NUMEL = 1 << 15
-"""Tensors from this size (elements) are clipped by a ``clamp_`` call of their own."""
+from sampy.torch.storage import LARGE_TENSOR_NUMEL
 
 
 class ClampedAscent:
@@ -45,7 +43,7 @@ class ClampedAscent:
         # two _foreach kernels (one call per bound instead of one clamp_ call per tensor).
         small = []
         for x in flat(e):
-            if x.numel() >= _ONE_PASS_MIN_NUMEL:
+            if x.numel() >= LARGE_TENSOR_NUMEL:
                 x.clamp_(-self.tau, self.tau)
             else:
                 small.append(x)

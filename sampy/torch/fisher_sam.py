@@ -25,9 +25,7 @@ from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import flat, global_dot, radii, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
-
-_IN_PLACE_MIN_NUMEL = 1 << 15
-"""Tensors from this size (elements) get ``g/fisher`` written in place, one call each."""
+from sampy.torch.storage import LARGE_TENSOR_NUMEL
 
 
 class FisherAscent:
@@ -53,7 +51,7 @@ class FisherAscent:
         # small ones in one kernel call (new tensors: cheap, and fewer calls).
         small = []
         for i, (g, f) in enumerate(zip(gs, precond, strict=True)):
-            if f.numel() >= _IN_PLACE_MIN_NUMEL and type(f) is Tensor:
+            if f.numel() >= LARGE_TENSOR_NUMEL and type(f) is Tensor:
                 torch.div(g, f, out=f)
             else:
                 small.append(i)

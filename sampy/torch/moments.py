@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from sampy.torch.foreach_scalars import add_scalar_, scalar
-from sampy.torch.storage import owns_storage
+from sampy.torch.storage import LARGE_TENSOR_NUMEL, owns_storage
 
 
 def ema_of_squares_(
@@ -25,13 +25,6 @@ def ema_of_squares_(
     torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
 
 
-OUT_MIN_NUMEL = 1 << 15
-"""The smallest tensor (elements) whose intermediate result is written with ``out=`` into a
-tensor that is dead anyway (one pass, nothing allocated), rather than computed by one
-``torch._foreach_*`` call for all the small ones: below it the Python call per tensor costs
-more than the copy or the allocation it saves."""
-
-
 def split_large(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], list[int]]:
     """The indices of the tensors written with ``out=`` (large, plain, their destination a
     tensor of the same kind that is all of its storage: not a DDP bucket view, a flat
@@ -39,7 +32,7 @@ def split_large(sources: list[Tensor], dests: list[Tensor]) -> tuple[list[int], 
     large, small = [], []
     for i, (a, b) in enumerate(zip(sources, dests, strict=True)):
         if (
-            a.numel() >= OUT_MIN_NUMEL
+            a.numel() >= LARGE_TENSOR_NUMEL
             and type(a) in (Tensor, Parameter)
             and owns_storage(b)
             and a.dtype == b.dtype

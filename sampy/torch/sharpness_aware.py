@@ -66,7 +66,7 @@ from sampy.torch.closures import discard_gradients_on_entry
 from sampy.torch.dtensors import local_tensors
 from sampy.torch.host_reads import alpha_value
 from sampy.torch.perturbation import per_device
-from sampy.torch.storage import owns_storage
+from sampy.torch.storage import LARGE_TENSOR_NUMEL, owns_storage
 from sampy.torch.twin_optimizer import TwinOptimizer
 
 Groups = list[list[Tensor]]
@@ -664,7 +664,7 @@ class SharpnessAware(TwinOptimizer):
         self.base_optimizer.param_groups = self.param_groups
 
 
-SWAP_MIN_NUMEL = 1 << 15
+SWAP_MIN_NUMEL = LARGE_TENSOR_NUMEL
 """The smallest tensor (elements) whose ``w`` is swapped rather than copied: below it, pointing
 a parameter at other storage and back (two Python-level calls) costs more than the copies."""
 
