@@ -20,7 +20,6 @@ from sampy.torch.dtensors import is_dtensor, replicated
 from sampy.torch.foreach_scalars import cpu_dtype, scalar
 from sampy.torch.perturbation import (
     accumulation_dtype,
-    dual_direction,
     lp_norm,
     on_one_device,
     per_device,
@@ -330,10 +329,9 @@ def radii(ctx: RuleContext) -> list[float]:
 
 
 def unit(vs: Groups, rhos: list[float], eps: float, inplace: bool = False) -> Groups:
-    """``ρ v/(‖v‖ + eps)`` per group, the norm global over all groups."""
-    if not flat(vs):
-        return vs
-    return dual_direction(vs, 2.0, rhos, eps, inplace=inplace)
+    """``ρ v/(‖v‖ + eps)`` per group, the norm global over all groups: written into ``vs``
+    with ``inplace``, else new tensors (``unit_into``)."""
+    return unit_into(vs, rhos, eps, vs if inplace else None)
 
 
 class Buffers:
