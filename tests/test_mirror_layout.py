@@ -51,6 +51,7 @@ TORCH_ONLY_MODULES = {
     "foreach_scalars": "numbers as 0-dim tensors for torch's CPU foreach loops (no NumPy loop)",
     "functional": "a torch loss from a NumPy test function, for parity runs",
     "groups": "norms and inner products over parameter groups (NumPy: one array per point)",
+    "host_norms": "global norms of CPU tensors read as Python floats (NumPy: always floats)",
     "host_reads": "where a CPU step may read a value on the host (no device to wait for there)",
     "moments": "Adam's moment updates over tensor lists, shared by the built-in-Adam twins",
     "noise": "random draws from torch or NumPy generators, for parity with the references",

@@ -220,7 +220,7 @@ class _CheckpointRule(Elementwise):
         a buffer of this rule's, the views are kept for the next step (they cost a dozen small
         calls to make)."""
         shapes = [t.shape for t in like]
-        buffers = self.__dict__.setdefault("_buffers", {})
+        buffers = self.scratch_store()
         key = ("pieces", x.data_ptr(), x.dtype, dtype)
         found = buffers.get(key)
         if found is not None and found[0] is x and found[1] == shapes:

@@ -26,13 +26,13 @@ from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import (
     Buffers,
-    factor_for,
     flat,
     radii,
     regroup,
     sum_in_scratch,
     unit_into,
 )
+from sampy.torch.perturbation import per_device
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
@@ -103,7 +103,7 @@ class FriendlyAscent(Buffers):
         """``m ← λ m + (1 − λ) g`` in place, rounded as the reference rounds it (λ m first):
         near a minimum d = g − σ m is a difference of nearly equal vectors, and a rounding of
         m in another order sends a chaotic run elsewhere."""
-        torch._foreach_mul_(m, factor_for(self.lmbda, m))
+        torch._foreach_mul_(m, per_device(self.lmbda, m))
         torch._foreach_add_(m, g, alpha=1.0 - self.lmbda)
 
 

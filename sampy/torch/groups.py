@@ -9,15 +9,14 @@ pieces are brought to the first tensor's device before they are combined
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from sampy.torch import host_reads
 from sampy.torch.dtensors import is_dtensor, replicated
-from sampy.torch.foreach_scalars import cpu_dtype, scalar
+from sampy.torch.host_norms import FLAT_BELOW, host_norms, readable
+from sampy.torch.host_reads import on_host
 from sampy.torch.perturbation import (
     accumulation_dtype,
     lp_norm,
@@ -30,7 +29,6 @@ __all__ = [
     "Buffers",
     "Elementwise",
     "Scalar",
-    "factor_for",
     "flat",
     "global_dot",
     "global_norm",
@@ -48,11 +46,6 @@ __all__ = [
 Scalar = float | Tensor
 """A global number: a Python float where the tensors live on the CPU (read there at no cost),
 else a 0-dim tensor on the first tensor's device (never read by the host)."""
-
-FLAT_BELOW = 1 << 13
-"""Tensors with fewer elements than this are gathered into one buffer before a reduction: below
-it, a kernel call per tensor costs more than copying the tensor (a 20-layer MLP of 64 units has
-40 such tensors)."""
 
 
 def flat(groups: Groups) -> list[Tensor]:
@@ -93,12 +86,6 @@ def global_norm(a: list[Tensor]) -> Tensor:
     return lp_norm(a, 2)
 
 
-GATHER_FROM = {1: 8, 2: 2}
-"""How many small tensors of one list (of two) are worth gathering for a norm (a norm and an
-inner product): in ``_foreach_norm`` a small tensor costs little, a ``vdot`` of its own more
-than the gathering."""
-
-
 def norms_and_dot(
     a: list[Tensor], b: list[Tensor], buffers: Buffers | None = None
 ) -> tuple[Scalar, Scalar, Scalar]:
@@ -113,13 +100,14 @@ def norms_and_dot(
     """
     if not a:
         return 0.0, 0.0, 0.0
-    if not _on_host(a + b):
+    if readable(a + b):
+        (na, nb), ab = host_norms([a, b], _scratch(buffers))
+        return na, nb, ab
+    if not on_host(a + b):
         return global_norm(a), global_norm(b), global_dot(a, b)
-    if _host_dtype(a + b) is None:  # narrow or mixed dtypes: accumulated as the three do
-        values = torch.stack([global_norm(a), global_norm(b), global_dot(a, b)]).tolist()
-        return values[0], values[1], values[2]
-    (na, nb), ab = _host_norms([a, b], buffers)
-    return na, nb, ab
+    # narrow or mixed dtypes on the CPU: accumulated as the three do, read at once
+    values = torch.stack([global_norm(a), global_norm(b), global_dot(a, b)]).tolist()
+    return values[0], values[1], values[2]
 
 
 def norm_value(a: list[Tensor], buffers: Buffers | None = None) -> Scalar:
@@ -128,12 +116,12 @@ def norm_value(a: list[Tensor], buffers: Buffers | None = None) -> Scalar:
     ``norms_and_dot``), else a 0-dim tensor on the first tensor's device."""
     if not a:
         return 0.0
-    if not _on_host(a):
+    if readable(a):
+        (na,), _ = host_norms([a], _scratch(buffers))
+        return na
+    if not on_host(a):
         return global_norm(a)
-    if _host_dtype(a) is None:
-        return global_norm(a).item()
-    (na,), _ = _host_norms([a], buffers)
-    return na
+    return global_norm(a).item()
 
 
 def unit_into(
@@ -160,7 +148,7 @@ def unit_into(
         if not v:
             result.append([] if o is None else o)
             continue
-        factor = factor_for(r / (norm + eps), v)
+        factor = per_device(r / (norm + eps), v)
         if o is None:
             result.append(list(torch._foreach_mul(v, factor)))
         else:
@@ -168,94 +156,9 @@ def unit_into(
     return result
 
 
-def factor_for(x: Scalar, tensors: list[Tensor]) -> float | Tensor | list[Tensor]:
-    """A global number as the scalar argument of a ``torch._foreach_*`` call on ``tensors``.
-
-    On the CPU, a float becomes a 0-dim tensor of the tensors' dtype when they share float32 or
-    float64: the kernels take a tensor scalar as it is, while a Python number is wrapped into a
-    tensor for every tensor of the list (a 40-tensor model pays that more than the arithmetic);
-    the product rounds the same. A narrower or mixed list keeps the float (a float16 scalar
-    would lose digits). A 0-dim tensor is copied to each tensor's device where needed.
-    """
-    if not isinstance(x, Tensor):
-        return scalar(x, cpu_dtype(tensors))
-    return per_device(x, tensors)
-
-
-def _on_host(tensors: list[Tensor]) -> bool:
-    """Whether the tensors' values may be read on the host: plain CPU tensors (no DTensor),
-    and ``sampy.torch.host_reads`` allows it (the contract tests send the CPU down the device
-    path)."""
-    return host_reads.on_host(tensors)
-
-
-def _host_dtype(tensors: list[Tensor]) -> torch.dtype | None:
-    """The tensors' dtype when they all have float32 or all float64, else None."""
-    dtype = tensors[0].dtype if tensors else None
-    if dtype not in (torch.float32, torch.float64) or any(x.dtype != dtype for x in tensors):
-        return None
-    return dtype
-
-
-def _host_norms(lists: list[list[Tensor]], buffers: Buffers | None) -> tuple[list[float], float]:
-    """The norm of each list (one or two, aligned, of plain CPU tensors of one float dtype)
-    and, of two, their inner product, as Python floats (the pieces combined in float64).
-
-    A large tensor's pieces come from one ``_foreach_norm`` over all lists and one ``vdot``
-    per pair; the small ones are flattened into the rows of one scratch matrix, whose Gram
-    matrix is one ``mm``. The norms are ``hypot``s of the pieces: a single tensor's norm is
-    passed on as torch computed it.
-    """
-    k, first = len(lists), lists[0]
-    big, small = [], []
-    for i, x in enumerate(first):
-        (small if 0 < x.numel() < FLAT_BELOW and x.dim() else big).append(i)
-    if len(small) < GATHER_FROM[k]:
-        big, small = list(range(len(first))), []
-    pieces: list[list[float]] = [[] for _ in range(k)]
-    cross = 0.0
-    if big:
-        columns = [[xs[i] for i in big] for xs in lists]
-        norms = torch._foreach_norm([x for xs in columns for x in xs])
-        dots = []
-        if k == 2:
-            dots = [
-                torch.vdot(x.reshape(-1), y.reshape(-1))
-                for x, y in zip(columns[0], columns[1], strict=True)
-            ]
-        values = torch.stack([*norms, *dots]).tolist()
-        m = len(big)
-        for j in range(k):
-            pieces[j] = values[j * m : (j + 1) * m]
-        cross = sum(values[k * m :])
-    if small:
-        n = sum(first[i].numel() for i in small)
-        out, rows, columns_t = _gram_scratch(buffers, k, n, first[0].dtype)
-        _flatten_into([xs[i] for xs in lists for i in small], out)
-        gram = torch.mm(rows, columns_t).tolist()
-        for j in range(k):
-            pieces[j].append(math.sqrt(gram[j][j]))
-        if k == 2:
-            cross += gram[0][1]
-    return [math.hypot(*p) for p in pieces], cross
-
-
-def _gram_scratch(
-    buffers: Buffers | None, k: int, n: int, dtype: torch.dtype
-) -> tuple[Tensor, Tensor, Tensor]:
-    """A CPU scratch matrix of ``k`` rows of ``n``: as one row ``(1, kn)`` (to flatten into), as
-    its rows ``(k, n)`` and as their transpose ``(n, k)``; kept with the views from step to
-    step (a view costs a call, as the kernel of a small tensor does)."""
-    if buffers is None:
-        rows = torch.empty((k, n), dtype=dtype)
-        return rows.view(1, k * n), rows, rows.t()
-    found = buffers.__dict__.setdefault("_buffers", {})
-    key = ("gram", k, dtype)
-    views = found.get(key)
-    if views is None or views[1].shape[1] != n:
-        rows = torch.empty((k, n), dtype=dtype)
-        views = found[key] = (rows.view(1, k * n), rows, rows.t())
-    return views
+def _scratch(buffers: Buffers | None) -> dict[Any, Any] | None:
+    """Where ``host_norms`` keeps its scratch for a rule: beside the rule's own buffers."""
+    return None if buffers is None else buffers.scratch_store()
 
 
 def _scale_into(v: list[Tensor], factor: Any, out: list[Tensor]) -> list[Tensor]:
@@ -315,14 +218,6 @@ def _plain_cpu(tensors: list[Tensor]) -> bool:
     return all(type(t) is Tensor and t.is_cpu for t in tensors)
 
 
-def _flatten_into(tensors: list[Tensor], out: Tensor) -> None:
-    """The tensors flattened one after the other into ``out`` (shape ``(1, n)``), in one call."""
-    if hasattr(torch, "_chunk_cat"):  # torch >= 2.4: flattens and concatenates at once
-        torch._chunk_cat(tensors, 0, 1, out=out)
-    else:
-        torch.cat([t.reshape(-1) for t in tensors], out=out.view(-1))
-
-
 def radii(ctx: RuleContext) -> list[float]:
     """The per-group radius ρ."""
     return [group["rho"] for group in ctx.groups]
@@ -356,7 +251,7 @@ class Buffers:
 
     def buffers_like(self, name: str, tensors: list[Tensor]) -> list[Tensor]:
         """Scratch tensors shaped like ``tensors`` (uninitialised), kept for the next step."""
-        buffers = self.__dict__.setdefault("_buffers", {})
+        buffers = self.scratch_store()
         found = buffers.get(name)
         if (
             found is None
@@ -374,10 +269,14 @@ class Buffers:
                 del buffers[name]  # DTensors, accelerators: fresh ones each time
         return found
 
+    def scratch_store(self) -> dict[Any, Any]:
+        """The dict these buffers live in (``host_norms`` keeps its own there too)."""
+        return self.__dict__.setdefault("_buffers", {})
+
     def _scratch(self, name: str, shape: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
         if torch.device(device).type != "cpu":
             return torch.empty(shape, dtype=dtype, device=device)
-        buffers = self.__dict__.setdefault("_buffers", {})
+        buffers = self.scratch_store()
         key = (name, dtype, device)
         found = buffers.get(key)
         if found is None or found.shape != shape:

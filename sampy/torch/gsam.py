@@ -28,7 +28,7 @@ from torch import Tensor
 from sampy.optim import gsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import factor_for, flat, global_dot, global_norm, norms_and_dot
+from sampy.torch.groups import flat, global_dot, global_norm, norms_and_dot
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -70,7 +70,7 @@ class GSAMDescent:
         # two passes over h, which the direction replaces in p.grad, after the three reductions.
         cos = dot / (h_norm * g_norm + self.eps)
         scale = 1.0 + self.alpha * (cos * g_norm / (h_norm + self.eps))
-        torch._foreach_mul_(h, factor_for(scale, h))
+        torch._foreach_mul_(h, per_device(scale, h))
         torch._foreach_add_(h, gs, alpha=-self.alpha)
         return g_adv
 

@@ -37,10 +37,13 @@ def on_host(tensors: Iterable[Tensor]) -> bool:
     )
 
 
-def alpha_value(factor: Tensor, tensors: list[Tensor]) -> float | None:
-    """``factor`` (0-dim) as a Python number for an ``alpha`` over ``tensors``, where reading
-    it waits for no device and their dtype keeps it (``EXACT_ALPHA``); else None: keep the
-    factor on the device and multiply by it."""
+def alpha_value(factor: Tensor | float, tensors: list[Tensor]) -> float | None:
+    """``factor`` as a Python number for an ``alpha`` over ``tensors``: a number as it is (a
+    rule read it on the host already, from tensors of ``EXACT_ALPHA`` dtypes), a 0-dim tensor
+    read where that waits for no device and their dtype keeps it (``EXACT_ALPHA``); else None:
+    keep the factor on the device and multiply by it."""
+    if not isinstance(factor, Tensor):
+        return factor
     if on_host((factor, *tensors)) and all(t.dtype in EXACT_ALPHA for t in tensors):
         return factor.item()
     return None

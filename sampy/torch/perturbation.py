@@ -15,11 +15,14 @@ one keeps three significant digits.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from sampy.optim.perturbation import dual_norm_exponent
+from sampy.torch.foreach_scalars import cpu_dtype, scalar
+from sampy.torch.host_norms import host_norms, readable
 
 __all__ = [
     "accumulation_dtype",
@@ -48,10 +51,13 @@ def on_one_device(tensors: tuple[Tensor, ...] | list[Tensor]) -> list[Tensor]:
     return [t.to(device) for t in tensors]
 
 
-def per_device(factor: Tensor, tensors: list[Tensor]) -> Tensor | list[Tensor]:
+def per_device(factor: Tensor | float, tensors: list[Tensor]) -> Tensor | float | list[Tensor]:
     """``factor`` for a ``torch._foreach_*`` call on ``tensors``: itself when it shares their
     device, else one copy on each tensor's device (a 0-dim tensor on one GPU cannot scale a
-    tensor on another)."""
+    tensor on another); a number read on the host (``dual_factors``) as a 0-dim tensor of
+    their dtype (``foreach_scalars``)."""
+    if not isinstance(factor, Tensor):
+        return scalar(factor, cpu_dtype(tensors))
     device = factor.device
     if all(t.device == device for t in tensors):
         return factor
@@ -98,10 +104,23 @@ def lp_norm(us: list[Tensor], p: float) -> Tensor:
     return top * _global(_norms(scaled, p), p)
 
 
-def dual_factors(us: list[Tensor], radii: list[float], eps: float) -> list[Tensor]:
+def dual_factors(
+    us: list[Tensor], radii: list[float], eps: float, scratch: dict[Any, Any] | None = None
+) -> list[Tensor] | list[float]:
     """``radius / (‖u‖₂ + eps)`` for each radius, the norm over all of ``us``: the p = 2 dual
-    direction of a group is its ``u`` times its factor (0-dim tensors on the first tensor's
-    device)."""
+    direction of a group is its ``u`` times its factor.
+
+    Python floats where ``us`` may be read on the host (plain float32/float64 CPU tensors:
+    ``sampy.torch.host_norms``, whose scratch buffer ``scratch`` keeps), so that the factor
+    goes into a fused kernel as its ``alpha`` with no 0-dim tensor op on the way; else 0-dim
+    tensors on the first tensor's device, never read by the host.
+    """
+    if readable(us):
+        (norm,), _ = host_norms([us], scratch)
+        # radius · (1/(‖u‖ + eps)): how torch divides a number by a tensor, so that in float64
+        # the factor is the device path's (and davda54's) bit for bit.
+        inverse = 1.0 / (norm + eps)
+        return [r * inverse for r in radii]
     guarded = lp_norm(us, 2) + eps
     return [r / guarded for r in radii]
 
@@ -205,19 +224,21 @@ def norm_ball_factors(
     adaptive: list[bool],
     eta: list[float],
     eps: float = 1e-12,
-) -> list[Tensor]:
+    scratch: dict[Any, Any] | None = None,
+) -> list[Tensor] | list[float]:
     """SAM's and ASAM's p = 2 perturbation as ``ε = c_i u`` per group ``i``: the ``c_i``.
 
     ``u`` is written into the consumed ``grads``: ``g`` itself in a SAM group, ``T² g`` in an
     ASAM group (``T = |w| + η``), and ``c_i = ρ_i / (‖T g‖ + eps)``, the norm over all groups,
-    so that ``c_i u`` is ``norm_ball_perturbation``'s ε. The caller forms ``w + c_i u`` in
+    so that ``c_i u`` is ``norm_ball_perturbation``'s ε (Python floats on the CPU, as from
+    ``dual_factors``, whose scratch ``scratch`` keeps). The caller forms ``w + c_i u`` in
     one pass (``SharpnessAware.first_step``); ``ε`` itself is never written.
     """
     scales = _adaptive_scales(params, adaptive, eta)
     for gs, scale in zip(grads, scales, strict=True):
         if scale is not None:
             torch._foreach_mul_(gs, scale)  # T g, whose norm sets the radius
-    factors = dual_factors([u for gs in grads for u in gs], rhos, eps)
+    factors = dual_factors([u for gs in grads for u in gs], rhos, eps, scratch)
     for gs, scale in zip(grads, scales, strict=True):
         if scale is not None:
             torch._foreach_mul_(gs, scale)  # T (T g): ε = c T² g

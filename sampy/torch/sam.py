@@ -43,13 +43,17 @@ from torch import Tensor
 from sampy.optim.hyper import validate
 from sampy.optim.sam import NORM_BALL
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, radii
+from sampy.torch.groups import Buffers, flat, radii
 from sampy.torch.perturbation import dual_factors, norm_ball_factors, norm_ball_perturbation
 from sampy.torch.sharpness_aware import Groups, PerturbedGradient, RuleContext, SharpnessAware
 
 
-class NormBallAscent:
-    """SAM/ASAM/p-norm ascent: the first-order worst case in the (adaptive) p-norm ball."""
+class NormBallAscent(Buffers):
+    """SAM/ASAM/p-norm ascent: the first-order worst case in the (adaptive) p-norm ball.
+
+    On the CPU its global norm is read on the host (``sampy.torch.host_norms``), with the
+    small tensors gathered into a scratch buffer of this rule's (``Buffers``).
+    """
 
     # ε is the gradients (written in place only with inplace=True) or new tensors: the
     # template may write w + ε into the new ones (SharpnessAware._save_and_perturb).
@@ -63,7 +67,9 @@ class NormBallAscent:
         """The radius of every group (a schedule overrides it in the subclass)."""
         return radii(ctx)
 
-    def factors(self, ctx: RuleContext, grads: Groups, consumed: bool) -> list[Tensor] | None:
+    def factors(
+        self, ctx: RuleContext, grads: Groups, consumed: bool
+    ) -> list[Tensor] | list[float] | None:
         """The p = 2 ball's ``ε = c_i u`` in group ``i``: the factors ``c_i``, with ``u`` the
         gradients (``g``; where ``adaptive``, ``T² g`` written into them, so only when they
         are ``consumed``).
@@ -81,7 +87,7 @@ class NormBallAscent:
             return None
         rhos = self.rhos(ctx)  # after the checks: a schedule counts once per step
         if not adaptive:
-            return dual_factors(flat(grads), rhos, self.perturb_eps)
+            return dual_factors(flat(grads), rhos, self.perturb_eps, self.scratch_store())
         return norm_ball_factors(
             ctx.params,
             grads,
@@ -89,6 +95,7 @@ class NormBallAscent:
             [group.get("adaptive", False) for group in groups],
             [group.get("eta", 0.0) for group in groups],
             self.perturb_eps,
+            self.scratch_store(),
         )
 
     def __call__(self, ctx: RuleContext, grads: Groups, inplace: bool) -> Groups:

@@ -72,6 +72,10 @@ from sampy.torch.twin_optimizer import TwinOptimizer
 Groups = list[list[Tensor]]
 """Tensors per parameter group (the parameters with a gradient, in group order)."""
 
+Factor = Tensor | float
+"""A global factor of a rule's: a 0-dim tensor on the device, or a Python float where the
+rule read it on the host (the CPU, ``sampy.torch.host_reads``)."""
+
 SKIPPED = "skipped_steps"  # shared counter of the steps skip_nonfinite dropped
 NO_GRAD_AT_W = (
     "no parameter has a gradient at w (did the closure call backward()? do the optimizer's "
@@ -241,7 +245,7 @@ class SharpnessAware(TwinOptimizer):
         e: Groups,
         consumed: bool = False,
         fresh: bool = False,
-        factors: list[Tensor | None] | None = None,
+        factors: list[Factor | None] | None = None,
     ) -> None:
         """Save ``w`` and move to ``w + ε``, so that the restore is exact.
 
@@ -260,24 +264,26 @@ class SharpnessAware(TwinOptimizer):
         """
         flat = [p for ps in params for p in ps]
         eps = [x for es in e for x in es]
-        scale = (
-            None
-            if factors is None
-            else [c for c, ps in zip(factors, params, strict=True) for _ in ps]
-        )
+        scale = None
+        if factors is not None:
+            scale = [c for c, ps in zip(factors, params, strict=True) for _ in ps]
         new_sums = scale is not None and not consumed
         may_swap = consumed or fresh or new_sums
         swap = _swappable(flat, eps, consumed, fresh, new_sums) if may_swap else []
-        copied = [i for i in range(len(flat)) if i not in set(swap)] if swap else []
-        kept = [flat[i] for i in copied] if swap else flat
+        kept, xs, kept_scale = flat, eps, scale
+        if swap:
+            swapped = set(swap)
+            copied = [i for i in range(len(flat)) if i not in swapped]
+            kept, xs = [flat[i] for i in copied], [eps[i] for i in copied]
+            if scale is not None:
+                kept_scale = [scale[i] for i in copied]
         copies = self._saved_copies(kept) if kept else []
         if kept:
             torch._foreach_copy_(copies, self._local(kept))
-            xs = [eps[i] for i in copied] if swap else eps
-            if scale is None:
+            if kept_scale is None:
                 torch._foreach_add_(kept, xs)
             else:
-                _add_scaled(kept, xs, [scale[i] for i in copied] if swap else scale, consumed)
+                _add_scaled(kept, xs, kept_scale, consumed)
         saved = copies  # w of every parameter, aligned with flat
         if swap:
             saved = list(flat)
@@ -335,16 +341,14 @@ class SharpnessAware(TwinOptimizer):
         self.__dict__.pop("_swapped", None)  # the empty default: a copy or pickle carries none
         if need_clean is None:
             need_clean = self.descent.needs_clean_grad
-        pairs = [
-            [(p, self.state[p].pop(CLEAN_GRAD, None) if need_clean else None) for p in ps]
-            for ps in params
-        ]
-        # A parameter may lose its gradient in the second pass (a data-dependent graph).
+        if not need_clean:
+            # A parameter may lose its gradient in the second pass (a data-dependent graph).
+            params = [[p for p in ps if p.grad is not None] for ps in params]
+            return params, None, [[p.grad for p in ps] for ps in params]
+        pairs = [[(p, self.state[p].pop(CLEAN_GRAD, None)) for p in ps] for ps in params]
         pairs = [[(p, g) for p, g in ps if p.grad is not None] for ps in pairs]
         params = [[p for p, _ in ps] for ps in pairs]
         g_adv = [[p.grad for p in ps] for ps in params]
-        if not need_clean:
-            return params, None, g_adv
         return params, [[g for _, g in ps] for ps in pairs], g_adv
 
     @torch.no_grad()
@@ -447,10 +451,11 @@ class SharpnessAware(TwinOptimizer):
         params, g, g_adv = self._restore()
         if not any(params):
             raise RuntimeError(NO_GRAD_AT_W_ADV)
-        if self._skips(g_adv):
+        skip = self.skip_nonfinite
+        if skip and self._skips(g_adv):
             return
         d = self.descent(self._context(params), g, g_adv)
-        if self._skips(d):
+        if skip and self._skips(d):
             return
         self._set_grads(params, d)
         self._base_step()
@@ -490,7 +495,7 @@ class SharpnessAware(TwinOptimizer):
 
     def _ascent_factors(
         self, params: Groups, grads: Groups, consumed: bool
-    ) -> list[Tensor | None] | None:
+    ) -> list[Factor | None] | None:
         """Per group, ``c`` with ``ε = c u`` (``u`` the gradients, rewritten in place only
         where ``consumed``), where the ascent rule gives its ``ε`` that way (its ``factors``,
         e.g. ``sam.NormBallAscent`` for p = 2); else None. A group without gradients gets
@@ -505,7 +510,7 @@ class SharpnessAware(TwinOptimizer):
         )
         if found is None:
             return None
-        out: list[Tensor | None] = [None] * len(params)
+        out: list[Factor | None] = [None] * len(params)
         for i, c in zip(active, found, strict=True):
             out[i] = c
         return out
@@ -669,18 +674,19 @@ SWAP_MIN_NUMEL = LARGE_TENSOR_NUMEL
 a parameter at other storage and back (two Python-level calls) costs more than the copies."""
 
 
-def _by_factor(factors: list[Tensor]) -> list[tuple[Tensor, list[int]]]:
-    """The indices of the tensors per distinct factor (one per parameter group), in order."""
+def _by_factor(factors: list[Factor]) -> list[tuple[Factor, list[int]]]:
+    """The indices of the tensors per distinct factor (one per parameter group), in order:
+    a number by its value, a tensor by its identity."""
     first = factors[0]
     if all(c is first for c in factors):  # one group: the usual case, without a dict
         return [(first, list(range(len(factors))))]
-    buckets: dict[int, tuple[Tensor, list[int]]] = {}
+    buckets: dict[object, tuple[Factor, list[int]]] = {}
     for i, c in enumerate(factors):
-        buckets.setdefault(id(c), (c, []))[1].append(i)
+        buckets.setdefault(c if isinstance(c, float) else id(c), (c, []))[1].append(i)
     return list(buckets.values())
 
 
-def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor], consumed: bool) -> None:
+def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Factor], consumed: bool) -> None:
     """``w ← w + c x`` for every tensor, ``c`` its factor; ``x`` is overwritten only where
     ``consumed``."""
     for c, index in _by_factor(factors):
@@ -695,7 +701,7 @@ def _add_scaled(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor], consu
             torch._foreach_add_(w, torch._foreach_mul(x, per_device(c, x)))
 
 
-def _write_scaled_sum(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> None:
+def _write_scaled_sum(ws: list[Tensor], xs: list[Tensor], factors: list[Factor]) -> None:
     """``x ← w + c x`` for every tensor, in one pass each (the swap's CPU tensors only)."""
     for c, index in _by_factor(factors):
         value = alpha_value(c, [xs[i] for i in index])
@@ -721,7 +727,7 @@ def _gives_factors(rule: type) -> bool:
     return owner("factors") is owner("__call__")
 
 
-def _new_scaled_sums(ws: list[Tensor], xs: list[Tensor], factors: list[Tensor]) -> list[Tensor]:
+def _new_scaled_sums(ws: list[Tensor], xs: list[Tensor], factors: list[Factor]) -> list[Tensor]:
     """``w + c x`` for every tensor as a new tensor, in one pass each (the swap's CPU tensors
     when the descent keeps ``x``, the clean gradient)."""
     out = list(xs)

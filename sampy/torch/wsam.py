@@ -24,7 +24,7 @@ from torch import Tensor
 from sampy.optim import wsam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import factor_for, flat, global_norm, regroup
+from sampy.torch.groups import flat, global_norm, regroup
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import NO_GRAD_AT_W_ADV, Groups, RuleContext, SharpnessAware
@@ -66,7 +66,7 @@ class WeightedDescent:
             return g_adv
         # α g̃ + (1 − α) g in g̃: two passes and no temporary (the products were two new
         # tensors and their sum a third).
-        torch._foreach_mul_(h, factor_for(self.alpha, h))
+        torch._foreach_mul_(h, per_device(self.alpha, h))
         torch._foreach_add_(h, g_flat, alpha=1.0 - self.alpha)
         return g_adv
 
