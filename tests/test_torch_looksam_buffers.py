@@ -110,3 +110,45 @@ def test_sam_steps_write_into_the_old_g_v_storage():
     opt.step(record)
     weight = model[0].weight  # 40 960 entries: swapped, not copied (SWAP_MIN_NUMEL)
     assert seen[weight] == old[weight].data_ptr()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_reuse_steps_read_their_norms_on_the_host_only_on_the_cpu(dtype, monkeypatch):
+    """A reuse step's ``ψ ‖g‖/(‖g_v‖ + 1e-8)`` is read on the host on the CPU and fused into
+    one ``add_(g_v, alpha=…)``; kept on the device (the accelerator path, ``addcmul_``) the
+    run agrees to rounding, and no reuse step reads a value on the host."""
+    from sampy.torch import host_reads
+
+    x, y = _data()
+    x = x.to(dtype)
+    reads: dict[bool, list[str]] = {True: [], False: []}
+
+    def read(name: str, on_host: bool):
+        original = getattr(torch.Tensor, name)
+        return lambda t, *a: reads[on_host].append(name) or original(t, *a)
+
+    runs = []
+    for on_host in (True, False):
+        monkeypatch.setattr(host_reads, "READ_CPU_VALUES", on_host)
+        model = _model().to(dtype)
+        opt = LookSAM(model.parameters(), torch.optim.SGD, k=3, alpha=0.7, lr=0.1, momentum=0.9)
+        closure = _closure(model, opt, x, y)
+        for _ in range(7):
+            if opt.is_sam_step:
+                opt.step(closure)
+                continue
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            with monkeypatch.context() as patch:  # a reuse step: g is in p.grad already
+                for name in ("item", "tolist", "__float__", "__bool__"):
+                    patch.setattr(torch.Tensor, name, read(name, on_host))
+                opt.step(closure)
+        assert opt.shared["step"] == 7
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert reads[False] == []
+    # ‖g‖ in each of the 4 reuse steps, ‖g_v‖ in the first one after each of the 2 SAM steps
+    assert len(reads[True]) == 6
+    start = [p.detach() for p in _model().to(dtype).parameters()]
+    assert max(float((a - b).abs().max()) for a, b in zip(runs[0], start, strict=True)) > 1e-3
+    tolerance = 1e-12 if dtype is torch.float64 else 1e-5
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=tolerance)

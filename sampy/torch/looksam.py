@@ -40,7 +40,7 @@ from torch import Tensor
 from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
-from sampy.torch.groups import flat, global_dot, global_norm
+from sampy.torch.groups import Buffers, Scalar, flat, global_dot, norm_value
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -128,12 +128,17 @@ class LookSAM(SharpnessAware):
         """Average gradient evaluations per step: ``1 + 1/k``."""
         return 1.0 + 1.0 / self.k
 
-    _g_v_norm: tuple[tuple[int, ...], Tensor] | None = None
+    _g_v_norm: tuple[tuple[int, ...], Scalar] | None = None
     # Between two SAM steps: every parameter with a stored g_v (in group order), their g_v and
     # ‖g_v‖ + 1e-8 over all of them, so a reuse step does no per-parameter lookups.
-    _reuse: tuple[list[Tensor], list[Tensor], Tensor] | None = None
+    _reuse: tuple[list[Tensor], list[Tensor], Scalar] | None = None
 
-    def _reuse_buffers(self) -> tuple[list[Tensor], list[Tensor], Tensor] | None:
+    @property
+    def _norm_scratch(self) -> Buffers:
+        """Where the reuse steps' norms gather small tensors on the CPU (``norm_value``)."""
+        return self.__dict__.setdefault("_norm_buffers", Buffers())
+
+    def _reuse_buffers(self) -> tuple[list[Tensor], list[Tensor], Scalar] | None:
         """``(params, g_v, ‖g_v‖ + 1e-8)`` for the parameters that have a ``g_v``; None if none."""
         params = [
             p
@@ -146,11 +151,12 @@ class LookSAM(SharpnessAware):
         g_v = [self.state[p]["g_v"] for p in params]
         return params, g_v, self._norm_of_g_v(params, g_v) + 1e-8
 
-    def _norm_of_g_v(self, params: list[Tensor], g_v: list[Tensor]) -> Tensor:
-        """``‖g_v‖`` over ``params``, computed once per SAM step (``g_v`` changes only there)."""
+    def _norm_of_g_v(self, params: list[Tensor], g_v: list[Tensor]) -> Scalar:
+        """``‖g_v‖`` over ``params``, computed once per SAM step (``g_v`` changes only there): a
+        Python float on the CPU, else a 0-dim tensor (``norm_value``)."""
         key = tuple(id(p) for p in params)
         if self._g_v_norm is None or self._g_v_norm[0] != key:
-            self._g_v_norm = (key, global_norm(g_v))
+            self._g_v_norm = (key, norm_value(g_v, self._norm_scratch))
         return self._g_v_norm[1]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -248,9 +254,13 @@ class LookSAM(SharpnessAware):
             grads = [grads[i] for i in kept]
             denominator = self._norm_of_g_v(params, g_v) + 1e-8
         # (‖g‖/(‖g_v‖ + 1e-8))·ψ rounds as ψ·(…): the product is commutative
-        factor = per_device(torch.div(global_norm(grads), denominator).mul_(self.alpha), g_v)
-        factors = factor if isinstance(factor, list) else [factor] * len(g_v)
+        ratio = norm_value(grads, self._norm_scratch) / denominator * self.alpha
         # d = g + ψ (‖g‖/(‖g_v‖ + 1e-8)) g_v, written into p.grad: no model-sized temporary
+        if not isinstance(ratio, Tensor):  # read on the host (the CPU): one fused pass
+            torch._foreach_add_(grads, g_v, alpha=ratio)
+            return
+        factor = per_device(ratio, g_v)
+        factors = factor if isinstance(factor, list) else [factor] * len(g_v)
         torch._foreach_addcmul_(grads, g_v, factors)
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
