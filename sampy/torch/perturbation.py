@@ -3,8 +3,9 @@
 Same functions, same order of operations, but over a list of parameter tensors instead of one
 array per point: every norm is **global** over all tensors of all parameter groups (one number
 for the whole model), computed with ``torch._foreach_*`` kernels and no host synchronisation
-(no ``.item()``, no Python branching on tensor values; the template reads a factor on the CPU
-only, ``sampy.torch.host_reads``). On a model split over several devices
+(no ``.item()``, no Python branching on tensor values) on a device; on the CPU, where reading a
+value waits for nothing, ``dual_factors`` reads the p = 2 norm as a Python float
+(``sampy.torch.host_norms``) and the factors are numbers. On a model split over several devices
 (model parallelism) the per-tensor norms are brought to the first tensor's device before they
 are combined, and the global factors are copied to each tensor's device before they scale it.
 With parameter groups of several dtypes, norms accumulate in the widest of them and never in
