@@ -30,10 +30,10 @@ from twin_helpers import (  # noqa: E402
 
 from sampy import optim as ref  # noqa: E402
 from sampy.problems import make_logistic_problem  # noqa: E402
-from sampy.torch import SAM  # noqa: E402
+from sampy.torch import SAM, host_reads  # noqa: E402
 from sampy.torch.esam import ESAM  # noqa: E402
 from sampy.torch.functional import as_torch_example_losses  # noqa: E402
-from sampy.torch.masks import top_k_indices, top_k_mask  # noqa: E402
+from sampy.torch.masks import kth_largest, top_k_indices, top_k_mask  # noqa: E402
 from sampy.torch.ssam import SSAMD, SSAMF  # noqa: E402
 
 TWINS = (ESAM, SSAMF, SSAMD)
@@ -253,6 +253,58 @@ def test_linear_time_top_k_mask_equals_the_reference_stable_sort(dtype):
     for k in range(301):
         expected = ref.esam.top_k_mask(scores, k)
         assert top_k_mask(as_tensor, k).numpy().tolist() == expected.tolist(), k
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("ties", [True, False], ids=["ties", "distinct"])
+def test_kth_largest_on_the_host_is_the_device_paths(dtype, ties, monkeypatch):
+    """On the CPU the k-th largest comes from NumPy's partition, elsewhere from topk: the same
+    value, the sorted vector's, for every k tried (with ±inf among the scores)."""
+    gen = torch.Generator().manual_seed(3)
+    n = 40_000
+    if ties:
+        scores = torch.randint(0, 50, (n,), generator=gen).to(dtype)
+    else:
+        scores = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+    scores[:2] = torch.tensor([math.inf, -math.inf], dtype=dtype)
+    ordered = torch.sort(scores, descending=True).values
+    for k in (1, 2, 777, n // 2, n - 1, n):
+        host = kth_largest(scores, k)
+        monkeypatch.setattr(host_reads, "READ_CPU_VALUES", False)
+        device = kth_largest(scores, k)
+        monkeypatch.setattr(host_reads, "READ_CPU_VALUES", True)
+        assert host.dtype == dtype and host.dim() == 0
+        assert host.item() == device.item() == ordered[k - 1].item(), k
+
+
+@pytest.mark.parametrize("ties", [True, False], ids=["ties", "distinct"])
+def test_large_top_k_masks_are_the_reference_stable_sorts(ties):
+    """With and without ties at the k-th value (the host's shortcut keeps every tie only when
+    all of them fit), on a vector as long as a small model's parameters."""
+    gen = np.random.default_rng(11)
+    n = 50_000
+    scores = gen.integers(0, 200, n).astype(float) if ties else gen.standard_normal(n)
+    scores[gen.choice(n, 40, replace=False)] = math.nan
+    as_tensor = torch.tensor(scores)
+    for k in (1, 999, n // 3, n - 41, n - 1):
+        expected = ref.esam.top_k_mask(scores, k)
+        assert torch.equal(top_k_mask(as_tensor, k), torch.tensor(expected)), k
+
+
+def test_large_top_k_masks_when_the_sample_misleads_or_most_scores_tie():
+    """Every 61st entry (the CPU path's sample) far above the rest, so that the sample's
+    bracket misses and topk decides; and a masked score, four in five entries exactly 0."""
+    gen = np.random.default_rng(12)
+    n = 61 * 1000
+    periodic = gen.random(n)
+    periodic[::61] += 1000.0
+    masked = gen.random(n) * (gen.random(n) < 0.2)
+    for scores in (periodic, masked):
+        as_tensor = torch.tensor(scores, dtype=torch.float32)
+        for k in (5, 1000, n // 10, n // 2, n - 7):
+            expected = ref.esam.top_k_mask(as_tensor.numpy().astype(float), k)
+            assert torch.equal(top_k_mask(as_tensor, k), torch.tensor(expected)), k
+            assert kth_largest(as_tensor, k).item() == np.sort(as_tensor.numpy())[n - k], k
 
 
 @pytest.mark.parametrize(
