@@ -97,6 +97,7 @@ TORCH_ONLY_NAMES = {
     ("jsam", "functional_forward"): "a torch.func forward for per-example Jacobians",
     ("jsam", "PerExampleSAM"): "the torch base of LogitSAM/JSAM (NumPy: the oracle's examples)",
     ("looksam", "LookSAMDescent"): "LookSAM's SAM-step descent (NumPy: inline in LookSAM.step)",
+    ("masks", "kth_largest"): "the threshold of a top-k mask without a sort (NumPy sorts)",
     ("masks", "top_k_indices"): "indices for torch's index_select of the kept examples",
     ("msam", "move_along"): "w + s u in place, s a 0-dim tensor (read on the host on the CPU)",
     ("msam", "MomentumAscent"): "MSAM's ascent as a rule (NumPy: inline in MSAM.step)",

@@ -11,7 +11,7 @@ arithmetic on it: the small tensors are first flattened into one scratch buffer 
 steps in a dict the caller owns) whose Gram matrix gives all their pieces in one call.
 
 Every function here expects plain CPU tensors of one dtype, float32 or float64
-(``host_dtype``); the callers keep 0-dim tensors on the device for anything else.
+(``readable``); the callers keep 0-dim tensors on the device for anything else.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sampy.torch.host_reads import on_host
+from sampy.torch import host_reads
+from sampy.torch.foreach_scalars import cpu_dtype
 
-__all__ = ["FLAT_BELOW", "GATHER_FROM", "host_dtype", "host_norms", "readable"]
+__all__ = ["FLAT_BELOW", "GATHER_FROM", "host_norms", "readable"]
 
 FLAT_BELOW = 1 << 13
 """Tensors with fewer elements than this are gathered into one buffer before a reduction: below
@@ -37,18 +38,10 @@ inner product): in ``_foreach_norm`` a small tensor costs little, a ``vdot`` of 
 than the gathering."""
 
 
-def host_dtype(tensors: list[Tensor]) -> torch.dtype | None:
-    """The tensors' dtype when they all have float32 or all float64, else None."""
-    dtype = tensors[0].dtype if tensors else None
-    if dtype not in (torch.float32, torch.float64) or any(x.dtype != dtype for x in tensors):
-        return None
-    return dtype
-
-
 def readable(tensors: list[Tensor]) -> bool:
     """Whether ``host_norms`` may read these tensors: some, all plain CPU tensors (and
     ``host_reads`` allows reading them), of one dtype, float32 or float64."""
-    return bool(tensors) and on_host(tensors) and host_dtype(tensors) is not None
+    return bool(tensors) and host_reads.READ_CPU_VALUES and cpu_dtype(tensors) is not None
 
 
 def host_norms(
@@ -65,18 +58,19 @@ def host_norms(
     (one ``vector_norm`` of the pieces): the same float.
     """
     k, first = len(lists), lists[0]
-    big, small = [], []
-    for i, x in enumerate(first):
-        (small if 0 < x.numel() < FLAT_BELOW and x.dim() else big).append(i)
+    small = [i for i, x in enumerate(first) if 0 < x.numel() < FLAT_BELOW and x.dim()]
     if len(small) < GATHER_FROM[k]:
-        big, small = list(range(len(first))), []
+        small = []
+    if k == 1 and not small:  # combined as lp_norm does: its float, bit for bit
+        norms = torch._foreach_norm(first)
+        return [torch.linalg.vector_norm(torch.stack(norms)).item()], 0.0
+    gathered = set(small)
+    big = [i for i in range(len(first)) if i not in gathered]
     pieces: list[list[float]] = [[] for _ in range(k)]
     cross = 0.0
     if big:
         columns = [[xs[i] for i in big] for xs in lists]
         norms = torch._foreach_norm([x for xs in columns for x in xs])
-        if k == 1 and not small:  # combined as lp_norm does: its float, bit for bit
-            return [torch.linalg.vector_norm(torch.stack(norms)).item()], cross
         dots = []
         if k == 2:
             dots = [

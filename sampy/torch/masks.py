@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampy.torch.host_reads import on_host
+from sampy.torch.host_norms import readable
 
 # Below this many entries a float32 running count of 0/1 values is exact (2^24).
 _EXACT_FLOAT_COUNT = 1 << 24
@@ -49,11 +49,7 @@ def _in_numpy(scores: Tensor) -> bool:
     """Whether ``top_k_mask`` computes in NumPy: a large plain CPU tensor of float32/float64
     (NumPy's comparisons and counts are several times faster there than torch's boolean
     ones, and reading the values waits for nothing: ``sampy.torch.host_reads``)."""
-    return (
-        scores.numel() >= SAMPLE_FROM
-        and scores.dtype in (torch.float32, torch.float64)
-        and on_host([scores])
-    )
+    return scores.numel() >= SAMPLE_FROM and readable([scores])
 
 
 def _host_top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
