@@ -43,20 +43,24 @@ class FisherAscent:
         if not gs:
             return grads
         # fisher = 1 + (η g) g, in the reference's order, in new tensors, which then take
-        # F⁻¹g = g/fisher in place and are scaled in place: ε is these tensors (fresh).
-        precond = list(torch._foreach_mul(gs, self.fisher_eta))
-        torch._foreach_mul_(precond, gs)
-        torch._foreach_add_(precond, 1.0)
-        # g/fisher into the large tensors themselves (a new one costs page faults), the
-        # small ones in one kernel call (new tensors: cheap, and fewer calls).
+        # F⁻¹g = g/fisher in place and are scaled in place: ε is these tensors (fresh). A
+        # large tensor gets its own calls: fisher in one addcmul pass (1 + η·g·g, which may
+        # round once less than the three passes do), g/fisher written into it; the small ones
+        # share foreach calls (fewer calls, and new small tensors cost nothing).
+        precond = list(gs)
         small = []
-        for i, (g, f) in enumerate(zip(gs, precond, strict=True)):
-            if f.numel() >= LARGE_TENSOR_NUMEL and type(f) is Tensor:
+        for i, g in enumerate(gs):
+            if g.numel() >= LARGE_TENSOR_NUMEL and type(g) is Tensor:
+                one = torch.ones((), dtype=g.dtype, device=g.device)
+                f = precond[i] = torch.addcmul(one, g, g, value=self.fisher_eta)
                 torch.div(g, f, out=f)
             else:
                 small.append(i)
         if small:
-            quotients = torch._foreach_div([gs[i] for i in small], [precond[i] for i in small])
+            fisher = torch._foreach_mul([gs[i] for i in small], self.fisher_eta)
+            torch._foreach_mul_(fisher, [gs[i] for i in small])
+            torch._foreach_add_(fisher, 1.0)
+            quotients = torch._foreach_div([gs[i] for i in small], fisher)
             for i, q in zip(small, quotients, strict=True):
                 precond[i] = q
         length = torch.sqrt(_dot(gs, precond, small)) + self.eps
