@@ -56,7 +56,8 @@ def per_device(factor: Tensor | float, tensors: list[Tensor]) -> Tensor | float 
     """``factor`` for a ``torch._foreach_*`` call on ``tensors``: itself when it shares their
     device, else one copy on each tensor's device (a 0-dim tensor on one GPU cannot scale a
     tensor on another); a number read on the host (``dual_factors``) as a 0-dim tensor of
-    their dtype (``foreach_scalars``)."""
+    their dtype where they are CPU float32/float64 tensors, else as it is
+    (``foreach_scalars.scalar``)."""
     if not isinstance(factor, Tensor):
         return scalar(factor, cpu_dtype(tensors))
     device = factor.device
@@ -118,8 +119,9 @@ def dual_factors(
     """
     if readable(us):
         (norm,), _ = host_norms([us], scratch)
-        # radius · (1/(‖u‖ + eps)): how torch divides a number by a tensor, so that in float64
-        # the factor is the device path's (and davda54's) bit for bit.
+        # radius · (1/(‖u‖ + eps)): how torch divides a number by a tensor (the reciprocal,
+        # then the product), so that in float64 the device path's factor from the same norm
+        # (and davda54's) is this one, bit for bit.
         inverse = 1.0 / (norm + eps)
         return [r * inverse for r in radii]
     guarded = lp_norm(us, 2) + eps
