@@ -13,6 +13,14 @@ from sampy.torch.host_norms import readable
 # Below this many entries a float32 running count of 0/1 values is exact (2^24).
 _EXACT_FLOAT_COUNT = 1 << 24
 
+SAMPLE_FROM = 1 << 15
+"""From this many entries on, ``kth_largest`` on the CPU brackets the k-th largest value with a
+sample (below it one ``topk`` is as fast)."""
+
+SAMPLE_STRIDE = 61
+"""The sample is every 61st entry: a prime, so that no tensor shape lines it up with a period
+of the scores (a row of a weight matrix, a channel)."""
+
 
 def top_k_mask(scores: Tensor, k: int, dtype: torch.dtype = torch.bool) -> Tensor:
     """Mask of the ``k`` largest entries of a 1-D tensor (ties: lower index).
@@ -64,15 +72,6 @@ def _host_top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     if np.count_nonzero(tied) != missing:  # keep the first ties only
         tied &= np.cumsum(tied) <= missing
     return np.logical_or(above, tied, out=above)
-
-
-SAMPLE_FROM = 1 << 15
-"""From this many entries on, ``kth_largest`` on the CPU brackets the k-th largest value with a
-sample (below it one ``topk`` is as fast)."""
-
-SAMPLE_STRIDE = 61
-"""The sample is every 61st entry: a prime, so that no tensor shape lines it up with a period
-of the scores (a row of a weight matrix, a channel)."""
 
 
 def kth_largest(key: Tensor, k: int, bracket: bool = True) -> Tensor:
