@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sampy.torch import LookSAM  # noqa: E402
+from sampy.torch import LookSAM, host_reads  # noqa: E402
 
 
 def _model() -> torch.nn.Module:
@@ -117,8 +117,6 @@ def test_the_reuse_steps_read_their_norms_on_the_host_only_on_the_cpu(dtype, mon
     """A reuse step's ``ψ ‖g‖/(‖g_v‖ + 1e-8)`` is read on the host on the CPU and fused into
     one ``add_(g_v, alpha=…)``; kept on the device (the accelerator path, ``addcmul_``) the
     run agrees to rounding, and no reuse step reads a value on the host."""
-    from sampy.torch import host_reads
-
     x, y = _data()
     x = x.to(dtype)
     reads: dict[bool, list[str]] = {True: [], False: []}

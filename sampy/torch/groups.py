@@ -19,6 +19,7 @@ from sampy.torch.host_norms import FLAT_BELOW, host_norms, readable
 from sampy.torch.host_reads import on_host
 from sampy.torch.perturbation import (
     accumulation_dtype,
+    dual_factors,
     lp_norm,
     on_one_device,
     per_device,
@@ -136,19 +137,19 @@ def unit_into(
     ``out`` holds tensors shaped like ``vs`` that may be overwritten: ``vs`` itself, or dead
     ones such as consumed gradients (no model-sized temporary; on the CPU the small tensors
     get new ones, see ``_scale_into``); None gives new tensors. The returned tensors are each
-    ``out``'s tensor or a new one, never one of ``vs`` unless ``out`` is ``vs``. The norm is
-    ``norm_value``'s (a Python float on the CPU: no 0-dim tensor ops).
+    ``out``'s tensor or a new one, never one of ``vs`` unless ``out`` is ``vs``. The factors
+    are ``perturbation.dual_factors``' (Python floats on the CPU: no 0-dim tensor ops).
     """
     if not flat(vs):
         return vs
-    norm = norm_value(flat(vs), buffers)
+    factors = dual_factors(flat(vs), rhos, eps, _scratch(buffers))
     result: Groups = []
-    for i, (v, r) in enumerate(zip(vs, rhos, strict=True)):
+    for i, v in enumerate(vs):
         o = None if out is None else out[i]
         if not v:
             result.append([] if o is None else o)
             continue
-        factor = per_device(r / (norm + eps), v)
+        factor = per_device(factors[i], v)
         if o is None:
             result.append(list(torch._foreach_mul(v, factor)))
         else:
