@@ -41,6 +41,7 @@ from sampy.optim import looksam as reference
 from sampy.optim.hyper import validate
 from sampy.torch.base_optimizer import BaseOptimizer
 from sampy.torch.groups import Buffers, Scalar, flat, global_dot, norm_value
+from sampy.torch.host_reads import alpha_value
 from sampy.torch.perturbation import per_device
 from sampy.torch.sam import NormBallAscent
 from sampy.torch.sharpness_aware import Groups, RuleContext, SharpnessAware
@@ -69,7 +70,10 @@ class LookSAMDescent:
         if g_s:
             g_clean = flat(g)
             coef = projection_coefficient(g_s, g_clean)
-            if all(owns_storage(x) for x in g_clean):
+            value = alpha_value(coef, g_s)
+            if value is not None:  # read on the host (the CPU): one fused pass, new tensors
+                g_v = torch._foreach_add(g_s, g_clean, alpha=-value)
+            elif all(owns_storage(x) for x in g_clean):
                 # g_v is written into the stashed g, which the template hands over (a gradient
                 # already cleared, or a copy) and nothing reads after this: no model-sized
                 # temporary. g_s + (−c)·g rounds as g_s − c·g (negation is exact).
@@ -177,48 +181,32 @@ class LookSAM(SharpnessAware):
             if zero_grad:
                 self.zero_grad()
             return
-        grads = [p.grad for group in self.param_groups for p in group["params"]]
-        plain = all(g is None or owns_storage(g) for g in grads)
-        if not zero_grad or self.skip_nonfinite or not plain:
-            # the old g_v must survive a skipped step (the reuse steps after it read it)
+        if not zero_grad or self.skip_nonfinite:
             super().first_step(zero_grad)
             return
-        self._perturb_into_old_g_v()
-
-    def _perturb_into_old_g_v(self) -> None:
-        """``first_step(zero_grad=True)`` of a SAM step, with ``ε`` computed in the storage of
-        the ``g_v`` this step replaces (a copy of ``g``, scaled in place) and ``g`` kept by
-        reference: the template would otherwise allocate a model-sized ``ε``, because the descent
-        needs ``g`` intact. The old ``g_v`` is dropped from the state first: nothing reads it
-        again, since an abandoned step does not advance the counter (the next step is a SAM step,
-        which writes a new ``g_v``); with ``skip_nonfinite`` this path is not taken.
-        """
+        self._drop_g_v()
         params = self._params_to_perturb()
-        scratch = [[self._scratch_like(p) for p in ps] for ps in params]
-        torch._foreach_copy_(flat(scratch), [p.grad for ps in params for p in ps])
-        e = self._ascent(params, scratch, inplace=True)
+        # ε = c g as a tensor of its own, then w + ε: the floats of pytorch-optimizer's LookSAM
+        # (a fused w + c g rounds once less); w + ε is written into ε for the large CPU tensors
+        e = self._ascent(params, [[p.grad for p in ps] for ps in params], inplace=False)
         self._stash_clean_grads(params, zero_grad=True)
-        self._g_v_norm = None
-        self._reuse = None
-        # fresh: the scratch tensors are this step's own (no longer state), so w + ε may be
-        # written into them and the parameters pointed there for the pass at w + ε
-        self._save_and_perturb(params, e, consumed=True, fresh=True)
+        self._save_and_perturb(params, e, fresh=True)  # NormBallAscent: a new ε
         self._zero_grads(params)
 
-    def _scratch_like(self, p: Tensor) -> Tensor:
-        """The old ``g_v`` of ``p`` (taken out of the state) when it can hold ``p.grad``, else a
-        new tensor."""
-        old = self.state[p].pop("g_v", None)
-        grad = p.grad
-        if (
-            owns_storage(old)
-            and old.shape == grad.shape
-            and old.dtype == grad.dtype
-            and old.device == grad.device
-            and old.stride() == grad.stride()
-        ):
-            return old
-        return torch.empty_like(grad)
+    def _drop_g_v(self) -> None:
+        """Release the ``g_v`` a SAM step is about to replace, before the step allocates ``w + ε``
+        (which then takes its memory: no model-sized temporary on top of it). Nothing reads the
+        old ``g_v`` again: an abandoned step does not advance the counter, so the next step is a
+        SAM step, which writes a new one; a step that ``skip_nonfinite`` drops advances it, so
+        then the old ``g_v`` is kept for the reuse steps that follow.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state:
+                    state.pop("g_v", None)
+        self._g_v_norm = None
+        self._reuse = None
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
