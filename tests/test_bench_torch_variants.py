@@ -77,9 +77,10 @@ def test_rows_without_a_twin_are_reported_not_raised(problem):
     assert set(setup.runners) | set(setup.missing) | set(setup.failed) == names
     assert set(setup.runners) == {v.name for v in WITH_TWIN} - set(setup.failed)
     assert not setup.failed, setup.failed
-    # Every twin's base step is timed on its own; MSAM's plain SGD training step too.
-    assert {r.base for r in setup.runners.values()} == set(setup.bases)
-    assert (setup.sgd_msam is not None) == ("MSAM" in setup.runners)
+    # Every twin's base optimizer has its plain training step (the denominator's base step).
+    assert {r.base for r in setup.runners.values()} == set(setup.trains)
+    for base, plain in setup.trains.items():
+        assert plain.base == base and plain.meter.calls_per_step == 1
 
 
 def test_natural_bases():
@@ -107,8 +108,40 @@ def test_state_bytes_counts_buffers_once_and_not_the_parameters(problem):
     numel = sum(p.numel() for p in runner.model.parameters())
     # SAM's saved copy of w (reused, allocated once) + SGD's momentum buffer.
     assert tv.state_bytes(runner.opt, runner.model) == 2 * 4 * numel
-    base = tv.base_alone(problem, tv.WRAPPED_BASE)
+    base = tv.plain_training_step(problem, tv.WRAPPED_BASE)
+    base.steps(2)
     assert tv.state_bytes(base.opt, base.model) == 4 * numel
+
+
+def test_the_plain_training_step_is_one_gradient_and_one_base_step(problem):
+    """The denominator's base step is a plain step's time less ``fwd_bwd``: the plain step must
+    be exactly zero_grad + forward + backward + the base optimizer's step."""
+    plain = tv.plain_training_step(problem, tv.WRAPPED_BASE)
+    model = problem.copy()
+    opt = tv.WRAPPED_BASE.make(model.parameters())
+    for _ in range(3):
+        plain.steps(1)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(problem.x), problem.y).backward()
+        opt.step()
+    assert plain.meter.calls_per_step == 1
+    assert torch.equal(_flat(plain.model), _flat(model))
+    assert not torch.equal(_flat(model), _flat(problem.model))
+
+
+def test_expected_step_takes_the_base_step_from_the_plain_training_step():
+    """evals × fb + (plain step − fb): a plain step with one evaluation is its own denominator."""
+    base = tv.WRAPPED_BASE
+    per_step = {"fwd_bwd": [2.0], tv.train_key(base): [2.5], "SAM": [5.0]}
+    t = tv.Timings(per_step, {}, 1, 0.0)
+    meter = tv.Meter(8)
+    meter.steps, meter.calls, meter.forward, meter.backward = 2, 4, 32, 32
+    runner = tv.Runner("SAM", None, None, lambda: None, meter, base)
+    expected, counted, formula = tv.expected_step(runner, t)
+    assert expected == pytest.approx(2 * 2.0 + 0.5)
+    assert counted == "2 ∇" and formula == "2 fb"
+    meter.calls = 2  # one evaluation per step: the plain step itself
+    assert tv.expected_step(runner, t)[0] == pytest.approx(2.5)
 
 
 def test_batchnorm_running_statistics_see_only_the_first_pass():
