@@ -41,7 +41,9 @@ ImbSAM gets a fixed half/half ``tail`` mask, bSAM and m-SAM ``batch_size``, bSAM
 A row without a twin reads "no twin yet"; a twin that raises is reported in its row (a missed
 goal), never fatal.
 
-Extra rows: LookSAM (k = 10) step / SAM step (goal ≤ 0.60); MSAM step / one SGD training step
+Extra rows: the floor, a bare SAM step (``benchmarks.torch_step.bare_sam_step``: the norm,
+one fused pass, the base step, nothing else) against the same denominator as SAM's, and SAM's
+step against it; LookSAM (k = 10) step / SAM step (goal ≤ 0.60); MSAM step / one SGD training step
 with MSAM's hyperparameters (goal ≤ 1.05); and against pytorch-optimizer's class of the same
 algorithm (SAM, ASAM, GSAM, WSAM, FriendlySAM, LookSAM), same hyperparameters and base, each
 driven as its documentation says (goal < 1).
@@ -88,7 +90,7 @@ from benchmarks._common import (
     spread,
     usable_cores,
 )
-from benchmarks.torch_step import BATCH, MODELS, mlp
+from benchmarks.torch_step import BATCH, MODELS, bare_sam_step, mlp
 
 LR = 0.01
 MOMENTUM = 0.9
@@ -97,6 +99,7 @@ STEPS_PER_CALL = 10
 GOAL = 1.05
 GOAL_CONV = 1.03
 GOAL_LOOKSAM = 0.60
+FLOOR = "bare SAM step"  # the timings' key of ``bare_sam_training_step``
 GOAL_MSAM = 1.05
 PEERS = ("SAM", "ASAM", "GSAM", "WSAM", "FriendlySAM", "LookSAM")
 
@@ -487,6 +490,18 @@ def plain_training_step(problem: Problem, base: Base) -> Runner:
     return Runner(base.label, opt, model, step, meter, base)
 
 
+def bare_sam_training_step(problem: Problem) -> Runner:
+    """``benchmarks.torch_step.bare_sam_step`` around the wrapped twins' base: SAM's floor, the
+    least a SAM step costs in torch (no checks, groups, hooks or state), timed like the twins."""
+    model = problem.copy()
+    opt = WRAPPED_BASE.make(model.parameters())
+    meter = Meter(problem.n)
+    guard = BatchNormGuard(model, problem.has_batchnorm)
+    closure = mean_closure(model, opt, problem.x, problem.y, meter, guard)
+    body = _guarded(guard, lambda: bare_sam_step(model, opt, closure))
+    return Runner("bare SAM step", opt, model, body, meter, WRAPPED_BASE, declared=2.0)
+
+
 # --- pytorch-optimizer's classes of the same algorithms --------------------------------------
 
 
@@ -672,6 +687,7 @@ class Setup:
     failed: dict[str, str] = field(default_factory=dict)  # name → error
     # a plain training step (zero_grad + forward + backward + base step) per base optimizer
     trains: dict[Base, Runner] = field(default_factory=dict)
+    floor: Runner | None = None  # the bare SAM step, where SAM has a twin
 
 
 def prepare(problem: Problem, peers: bool = True) -> Setup:
@@ -703,6 +719,9 @@ def prepare(problem: Problem, peers: bool = True) -> Setup:
             plain = plain_training_step(problem, runner.base)
             plain.steps(STEPS_PER_CALL)
             setup.trains[runner.base] = plain
+    if "SAM" in setup.runners:
+        setup.floor = bare_sam_training_step(problem)
+        setup.floor.steps(STEPS_PER_CALL)
     return setup
 
 
@@ -748,6 +767,8 @@ def time_setup(problem: Problem, setup: Setup, quick: bool, cpu_time: bool = Fal
         parts["fwd"] = Candidate("fwd", _repeat(fwd), sync)
     for base, runner in setup.trains.items():
         parts[train_key(base)] = Candidate(base.label, runner.steps, sync)
+    if setup.floor is not None:
+        parts[FLOOR] = Candidate(FLOOR, setup.floor.steps, sync)
     for part in parts.values():  # warm-up (prepare() made one call of every twin and peer)
         part()
     candidates = dict(parts)
@@ -852,6 +873,15 @@ def bench_problem(
                 ratio <= goal,
             )
 
+    if setup.floor is not None and t.ok(FLOOR):
+        expected, counted, formula = expected_step(setup.floor, t)
+        table.add(
+            "floor: a bare SAM step (torch_step.bare_sam_step)",
+            cell(t.text(FLOOR), f"({counted})"),
+            f"{formula} + {setup.floor.base.short} = {ms(expected)}",
+            t.med[FLOOR] / expected,
+        )
+        extra("SAM step vs the bare SAM step", "SAM", FLOOR, "bare", GOAL)
     looksam = setup.runners.get("LookSAM")
     k = getattr(looksam.opt, "k", "?") if looksam else "?"
     extra(f"LookSAM (k={k}) step vs SAM step", "LookSAM", "SAM", "SAM", GOAL_LOOKSAM)

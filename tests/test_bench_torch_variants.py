@@ -113,6 +113,18 @@ def test_state_bytes_counts_buffers_once_and_not_the_parameters(problem):
     assert tv.state_bytes(base.opt, base.model) == 4 * numel
 
 
+def test_the_bare_sam_step_takes_sam_s_step(problem):
+    """The floor row is a floor only if it does SAM's work: the twin's weights, to rounding."""
+    sam = tv.build_runner(sampy.registry.variant("SAM"), problem)
+    floor = tv.bare_sam_training_step(problem)
+    start = _flat(sam.model).clone()
+    sam.steps(4)
+    floor.steps(4)
+    assert floor.meter.calls_per_step == 2
+    assert (_flat(sam.model) - start).abs().max() > 1e-4
+    torch.testing.assert_close(_flat(floor.model), _flat(sam.model), rtol=0, atol=1e-6)
+
+
 def test_the_plain_training_step_is_one_gradient_and_one_base_step(problem):
     """The denominator's base step is a plain step's time less ``fwd_bwd``: the plain step must
     be exactly zero_grad + forward + backward + the base optimizer's step."""

@@ -184,8 +184,8 @@ class LookSAM(SharpnessAware):
         if not zero_grad or self.skip_nonfinite:
             super().first_step(zero_grad)
             return
+        params = self._params_to_perturb()  # raises while perturbed, before anything changes
         self._drop_g_v()
-        params = self._params_to_perturb()
         # ε = c g as a tensor of its own, then w + ε: the floats of pytorch-optimizer's LookSAM
         # (a fused w + c g rounds once less); w + ε is written into ε for the large CPU tensors
         e = self._ascent(params, [[p.grad for p in ps] for ps in params], inplace=False)
