@@ -71,7 +71,9 @@ class LookSAMDescent:
             g_clean = flat(g)
             coef = projection_coefficient(g_s, g_clean)
             value = alpha_value(coef, g_s)
-            if value is not None:  # read on the host (the CPU): one fused pass, new tensors
+            if value is not None:
+                # c read on the host (the CPU): g_s + (−c)·g in one pass into new tensors, the
+                # product fused (the stashed g is freed after this step, so peak memory holds)
                 g_v = torch._foreach_add(g_s, g_clean, alpha=-value)
             elif all(owns_storage(x) for x in g_clean):
                 # g_v is written into the stashed g, which the template hands over (a gradient
